@@ -1,0 +1,29 @@
+"""The `ccore` command: `serve`/`ensemble` start servers; the rest are client shell commands.
+
+This module sits outside the four packages so that it may dispatch to both the server and the
+client, which never import each other.
+"""
+
+from __future__ import annotations
+
+import sys
+
+SERVER_COMMANDS = {"serve", "ensemble"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in SERVER_COMMANDS:
+        from server.cli import main as server_main
+
+        return server_main(args)
+    try:
+        from client.shell import main as client_main
+    except ImportError:
+        print("ccore: usage: ccore serve [options]  (client shell commands are not built yet)", file=sys.stderr)
+        return 2
+    return client_main(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Coordination recipes on the Trio client: locks, elections, barriers, leases, registries."""

@@ -1,0 +1,1 @@
+"""The Trio server: client port, sessions, request pipeline, storage, replication, `ccore serve`."""

@@ -1,0 +1,82 @@
+"""ZooKeeper path rules: validation, parent/name split, and the reserved /zookeeper subtree."""
+
+from __future__ import annotations
+
+ROOT = "/"
+ZOOKEEPER = "/zookeeper"
+QUOTA = "/zookeeper/quota"
+CONFIG = "/zookeeper/config"
+
+
+def _bad_char(ch: str) -> bool:
+    # The same ranges PathUtils.validatePath refuses: controls, C1 controls, surrogates and
+    # the private-use area, and the specials block.
+    c = ord(ch)
+    return (
+        0x0000 < c <= 0x001F
+        or 0x007F <= c <= 0x009F
+        or 0xD800 <= c <= 0xF8FF
+        or 0xFFF0 <= c <= 0xFFFF
+    )
+
+
+def path_error(path: object, sequential: bool = False) -> str | None:
+    """Why `path` is not a valid znode path, or None when it is.
+
+    A sequential create's path is checked with a digit appended, so `/a/` is a valid prefix.
+    """
+    if not isinstance(path, str):
+        return "path must be a string"
+    if sequential:
+        path = path + "1"
+    if not path:
+        return "path length must be > 0"
+    if path[0] != "/":
+        return "path must start with / character"
+    if len(path) == 1:
+        return None
+    if path[-1] == "/":
+        return "path must not end with / character"
+    if "\0" in path:
+        return "null character not allowed"
+    for name in path[1:].split("/"):
+        if not name:
+            return "empty node name specified"
+        if name in (".", ".."):
+            return "relative paths not allowed"
+    for ch in path:
+        if _bad_char(ch):
+            return f"invalid character \\u{ord(ch):04x}"
+    return None
+
+
+def is_valid(path: object, sequential: bool = False) -> bool:
+    return path_error(path, sequential) is None
+
+
+def split(path: str) -> tuple[str, str]:
+    """`/a/b` -> (`/a`, `b`); `/a` -> (`/`, `a`). The root has no parent."""
+    i = path.rindex("/")
+    return (path[:i] or ROOT, path[i + 1 :])
+
+
+def parent(path: str) -> str:
+    return split(path)[0]
+
+
+def join(parent_path: str, name: str) -> str:
+    return parent_path + name if parent_path == ROOT else parent_path + "/" + name
+
+
+def ancestors(path: str) -> list[str]:
+    """Every proper ancestor of `path`, nearest first, ending with the root."""
+    out = []
+    while path != ROOT:
+        path = parent(path)
+        out.append(path)
+    return out
+
+
+def is_reserved(path: str) -> bool:
+    """True for /zookeeper and everything below it (ZooKeeper's special paths)."""
+    return path == ZOOKEEPER or path.startswith(ZOOKEEPER + "/")
