@@ -13,7 +13,7 @@ a MultiHeader(type, done, err) before each op or result, then MultiHeader(-1, Tr
 from __future__ import annotations
 
 import struct
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, TypeVar
 
 import attrs
 
@@ -22,23 +22,73 @@ from .constants import OpCode
 from .jute import ProtocolError, Reader, Writer
 from .stat import Stat
 
-
-class Record(Protocol):
-    """What every record here provides."""
-
-    def write(self, w: Writer) -> None: ...
+_R = TypeVar("_R", bound="Record")
 
 
-def _tuple_field() -> tuple:  # type: ignore[type-arg]
-    # A converter so callers may pass lists; records stay hashable.
+class Record:
+    """Base of every record: `write` appends it to a Writer, `read` parses one from a Reader."""
+
+    __slots__ = ()
+
+    def write(self, w: Writer) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def read(cls: type[_R], r: Reader) -> _R:
+        raise NotImplementedError
+
+
+# How each jute field kind is written and read. A null ustring/vector reads as ""/().
+_KINDS = {
+    "int": ("write_int", "read_int"),
+    "long": ("write_long", "read_long"),
+    "bool": ("write_bool", "read_bool"),
+    "buffer": ("write_buffer", "read_buffer"),
+    "ustring": ("write_ustring", "read_string"),
+    "stat": ("write_stat", "read_stat"),
+    "acls": ("write_acl_vector", "read_acl_vector"),
+    "ustrings": ("write_string_vector", "read_string_vector"),
+}
+
+
+def _jute(*kinds: str) -> Any:
+    """Make a frozen attrs record whose `write`/`read` handle `kinds`, one per field in order.
+
+    The two methods are generated as straight-line code (as attrs generates `__init__`): this
+    is the per-request hot path, and a loop over field descriptors would cost a getattr and a
+    method lookup per field per record.
+    """
+
+    def wrap(cls: type) -> type:
+        cls = attrs.frozen(slots=True)(cls)
+        names = [f.name for f in attrs.fields(cls)]
+        if len(names) != len(kinds):
+            raise TypeError(f"{cls.__name__}: {len(names)} fields but {len(kinds)} jute kinds")
+        lines = ["def write(self, w):"]
+        lines += [f"    w.{_KINDS[k][0]}(self.{n})" for n, k in zip(names, kinds)] or ["    pass"]
+        args = ", ".join(f"r.{_KINDS[k][1]}()" for k in kinds)
+        lines += ["def read(cls, r):", f"    return cls({args})"]
+        ns: dict[str, Any] = {}
+        exec("\n".join(lines), {}, ns)  # noqa: S102 - source built from _KINDS only
+        ns["write"].__qualname__ = f"{cls.__qualname__}.write"
+        ns["read"].__qualname__ = f"{cls.__qualname__}.read"
+        cls.write = ns["write"]  # type: ignore[attr-defined]
+        cls.read = classmethod(ns["read"])  # type: ignore[attr-defined]
+        return cls
+
+    return wrap
+
+
+def _tuple_field() -> Any:
+    # Callers may pass lists; the record stores a tuple and stays hashable.
     return attrs.field(converter=tuple)
 
 
-# --- connection --------------------------------------------------------------------------------
+# --- connection ---------------------------------------------------------------------------------
 
 
 @attrs.frozen(slots=True)
-class ConnectRequest:
+class ConnectRequest(Record):
     protocol_version: int
     last_zxid_seen: int
     timeout: int
@@ -62,7 +112,7 @@ class ConnectRequest:
 
 
 @attrs.frozen(slots=True)
-class ConnectResponse:
+class ConnectResponse(Record):
     protocol_version: int
     timeout: int
     session_id: int
@@ -82,480 +132,50 @@ class ConnectResponse:
         return cls(*head, r.read_bool() if r.remaining else False)
 
 
-@attrs.frozen(slots=True)
-class RequestHeader:
+@_jute("int", "int")
+class RequestHeader(Record):
     xid: int
     type: int
 
-    def write(self, w: Writer) -> None:
-        w.write_int(self.xid)
-        w.write_int(self.type)
 
-    @classmethod
-    def read(cls, r: Reader) -> RequestHeader:
-        return cls(r.read_int(), r.read_int())
-
-
-@attrs.frozen(slots=True)
-class ReplyHeader:
+@_jute("int", "long", "int")
+class ReplyHeader(Record):
     xid: int
     zxid: int
     err: int
 
-    def write(self, w: Writer) -> None:
-        w.write_int(self.xid)
-        w.write_long(self.zxid)
-        w.write_int(self.err)
 
-    @classmethod
-    def read(cls, r: Reader) -> ReplyHeader:
-        return cls(r.read_int(), r.read_long(), r.read_int())
-
-
-@attrs.frozen(slots=True)
-class WatcherEvent:
+@_jute("int", "int", "ustring")
+class WatcherEvent(Record):
     type: int
     state: int
     path: str
 
-    def write(self, w: Writer) -> None:
-        w.write_int(self.type)
-        w.write_int(self.state)
-        w.write_ustring(self.path)
 
-    @classmethod
-    def read(cls, r: Reader) -> WatcherEvent:
-        return cls(r.read_int(), r.read_int(), r.read_string())
-
-
-@attrs.frozen(slots=True)
-class ErrorResponse:
+@_jute("int")
+class ErrorResponse(Record):
     """A bare error code: the body of a multi's error result, and of an addWatch reply."""
 
     err: int
 
-    def write(self, w: Writer) -> None:
-        w.write_int(self.err)
 
-    @classmethod
-    def read(cls, r: Reader) -> ErrorResponse:
-        return cls(r.read_int())
-
-
-# --- records whose only field is a path ---------------------------------------------------------
-
-
-class _PathOnly:
-    """Shared write/read for records of a single ustring (subclasses are attrs classes)."""
-
-    __slots__ = ()
-
-    def write(self, w: Writer) -> None:
-        w.write_ustring(self.path)  # type: ignore[attr-defined]
-
-    @classmethod
-    def read(cls, r: Reader):  # type: ignore[no-untyped-def]
-        return cls(r.read_string())  # type: ignore[call-arg]
-
-
-@attrs.frozen(slots=True)
-class GetACLRequest(_PathOnly):
-    path: str
-
-
-@attrs.frozen(slots=True)
-class SyncRequest(_PathOnly):
-    path: str
-
-
-@attrs.frozen(slots=True)
-class SyncResponse(_PathOnly):
-    path: str
-
-
-@attrs.frozen(slots=True)
-class DeleteContainerRequest(_PathOnly):
-    path: str
-
-
-@attrs.frozen(slots=True)
-class GetAllChildrenNumberRequest(_PathOnly):
-    path: str
-
-
-@attrs.frozen(slots=True)
-class CreateResponse(_PathOnly):
-    path: str
-
-
-@attrs.frozen(slots=True)
-class GetEphemeralsRequest:
-    prefix_path: str
-
-    def write(self, w: Writer) -> None:
-        w.write_ustring(self.prefix_path)
-
-    @classmethod
-    def read(cls, r: Reader) -> GetEphemeralsRequest:
-        return cls(r.read_string())
-
-
-# --- records of a path and a watch flag ---------------------------------------------------------
-
-
-class _PathWatch:
-    __slots__ = ()
-
-    def write(self, w: Writer) -> None:
-        w.write_ustring(self.path)  # type: ignore[attr-defined]
-        w.write_bool(self.watch)  # type: ignore[attr-defined]
-
-    @classmethod
-    def read(cls, r: Reader):  # type: ignore[no-untyped-def]
-        return cls(r.read_string(), r.read_bool())  # type: ignore[call-arg]
-
-
-@attrs.frozen(slots=True)
-class ExistsRequest(_PathWatch):
-    path: str
-    watch: bool
-
-
-@attrs.frozen(slots=True)
-class GetDataRequest(_PathWatch):
-    path: str
-    watch: bool
-
-
-@attrs.frozen(slots=True)
-class GetChildrenRequest(_PathWatch):
-    path: str
-    watch: bool
-
-
-@attrs.frozen(slots=True)
-class GetChildren2Request(_PathWatch):
-    path: str
-    watch: bool
-
-
-# --- records of a path and an int (version, mode or watcher type) -------------------------------
-
-
-@attrs.frozen(slots=True)
-class DeleteRequest:
-    path: str
-    version: int
-
-    def write(self, w: Writer) -> None:
-        w.write_ustring(self.path)
-        w.write_int(self.version)
-
-    @classmethod
-    def read(cls, r: Reader) -> DeleteRequest:
-        return cls(r.read_string(), r.read_int())
-
-
-@attrs.frozen(slots=True)
-class CheckVersionRequest:
-    path: str
-    version: int
-
-    def write(self, w: Writer) -> None:
-        w.write_ustring(self.path)
-        w.write_int(self.version)
-
-    @classmethod
-    def read(cls, r: Reader) -> CheckVersionRequest:
-        return cls(r.read_string(), r.read_int())
-
-
-@attrs.frozen(slots=True)
-class AddWatchRequest:
-    path: str
-    mode: int
-
-    def write(self, w: Writer) -> None:
-        w.write_ustring(self.path)
-        w.write_int(self.mode)
-
-    @classmethod
-    def read(cls, r: Reader) -> AddWatchRequest:
-        return cls(r.read_string(), r.read_int())
-
-
-@attrs.frozen(slots=True)
-class RemoveWatchesRequest:
-    path: str
+@_jute("int", "ustring", "buffer")
+class AuthPacket(Record):
     type: int
+    scheme: str
+    auth: bytes | None
 
-    def write(self, w: Writer) -> None:
-        w.write_ustring(self.path)
-        w.write_int(self.type)
 
-    @classmethod
-    def read(cls, r: Reader) -> RemoveWatchesRequest:
-        return cls(r.read_string(), r.read_int())
-
-
-@attrs.frozen(slots=True)
-class CheckWatchesRequest:
-    path: str
-    type: int
-
-    def write(self, w: Writer) -> None:
-        w.write_ustring(self.path)
-        w.write_int(self.type)
-
-    @classmethod
-    def read(cls, r: Reader) -> CheckWatchesRequest:
-        return cls(r.read_string(), r.read_int())
-
-
-# --- writes -------------------------------------------------------------------------------------
-
-
-@attrs.frozen(slots=True)
-class CreateRequest:
-    """create, create2 and createContainer all send this record."""
-
-    path: str
-    data: bytes | None
-    acl: tuple[ACL, ...] = _tuple_field()
-    flags: int = 0
-
-    def write(self, w: Writer) -> None:
-        w.write_ustring(self.path)
-        w.write_buffer(self.data)
-        w.write_acl_vector(self.acl)
-        w.write_int(self.flags)
-
-    @classmethod
-    def read(cls, r: Reader) -> CreateRequest:
-        return cls(r.read_string(), r.read_buffer(), r.read_acl_vector(), r.read_int())
-
-
-@attrs.frozen(slots=True)
-class CreateTTLRequest:
-    path: str
-    data: bytes | None
-    acl: tuple[ACL, ...] = _tuple_field()
-    flags: int = 0
-    ttl: int = 0
-
-    def write(self, w: Writer) -> None:
-        w.write_ustring(self.path)
-        w.write_buffer(self.data)
-        w.write_acl_vector(self.acl)
-        w.write_int(self.flags)
-        w.write_long(self.ttl)
-
-    @classmethod
-    def read(cls, r: Reader) -> CreateTTLRequest:
-        return cls(
-            r.read_string(), r.read_buffer(), r.read_acl_vector(), r.read_int(), r.read_long()
-        )
-
-
-@attrs.frozen(slots=True)
-class SetDataRequest:
-    path: str
-    data: bytes | None
-    version: int
-
-    def write(self, w: Writer) -> None:
-        w.write_ustring(self.path)
-        w.write_buffer(self.data)
-        w.write_int(self.version)
-
-    @classmethod
-    def read(cls, r: Reader) -> SetDataRequest:
-        return cls(r.read_string(), r.read_buffer(), r.read_int())
-
-
-@attrs.frozen(slots=True)
-class SetACLRequest:
-    path: str
-    acl: tuple[ACL, ...] = _tuple_field()
-    version: int = -1
-
-    def write(self, w: Writer) -> None:
-        w.write_ustring(self.path)
-        w.write_acl_vector(self.acl)
-        w.write_int(self.version)
-
-    @classmethod
-    def read(cls, r: Reader) -> SetACLRequest:
-        return cls(r.read_string(), r.read_acl_vector(), r.read_int())
-
-
-@attrs.frozen(slots=True)
-class ReconfigRequest:
-    """Decoded so the server can refuse it properly (ZooKeeper answers ReconfigDisabled)."""
-
-    joining_servers: str
-    leaving_servers: str
-    new_members: str
-    cur_config_id: int
-
-    def write(self, w: Writer) -> None:
-        w.write_ustring(self.joining_servers)
-        w.write_ustring(self.leaving_servers)
-        w.write_ustring(self.new_members)
-        w.write_long(self.cur_config_id)
-
-    @classmethod
-    def read(cls, r: Reader) -> ReconfigRequest:
-        return cls(r.read_string(), r.read_string(), r.read_string(), r.read_long())
-
-
-# --- responses carrying a Stat ------------------------------------------------------------------
-
-
-class _StatOnly:
-    __slots__ = ()
-
-    def write(self, w: Writer) -> None:
-        w.write_stat(self.stat)  # type: ignore[attr-defined]
-
-    @classmethod
-    def read(cls, r: Reader):  # type: ignore[no-untyped-def]
-        return cls(r.read_stat())  # type: ignore[call-arg]
-
-
-@attrs.frozen(slots=True)
-class ExistsResponse(_StatOnly):
-    stat: Stat
-
-
-@attrs.frozen(slots=True)
-class SetDataResponse(_StatOnly):
-    stat: Stat
-
-
-@attrs.frozen(slots=True)
-class SetACLResponse(_StatOnly):
-    stat: Stat
-
-
-@attrs.frozen(slots=True)
-class Create2Response:
-    path: str
-    stat: Stat
-
-    def write(self, w: Writer) -> None:
-        w.write_ustring(self.path)
-        w.write_stat(self.stat)
-
-    @classmethod
-    def read(cls, r: Reader) -> Create2Response:
-        return cls(r.read_string(), r.read_stat())
-
-
-@attrs.frozen(slots=True)
-class GetDataResponse:
-    data: bytes | None
-    stat: Stat
-
-    def write(self, w: Writer) -> None:
-        w.write_buffer(self.data)
-        w.write_stat(self.stat)
-
-    @classmethod
-    def read(cls, r: Reader) -> GetDataResponse:
-        return cls(r.read_buffer(), r.read_stat())
-
-
-@attrs.frozen(slots=True)
-class GetACLResponse:
-    acl: tuple[ACL, ...] = _tuple_field()
-    stat: Stat = attrs.field(kw_only=True)
-
-    def write(self, w: Writer) -> None:
-        w.write_acl_vector(self.acl)
-        w.write_stat(self.stat)
-
-    @classmethod
-    def read(cls, r: Reader) -> GetACLResponse:
-        acl = r.read_acl_vector()
-        return cls(acl, stat=r.read_stat())
-
-
-@attrs.frozen(slots=True)
-class GetChildrenResponse:
-    children: tuple[str, ...] = _tuple_field()
-
-    def write(self, w: Writer) -> None:
-        w.write_string_vector(self.children)
-
-    @classmethod
-    def read(cls, r: Reader) -> GetChildrenResponse:
-        return cls(r.read_string_vector())
-
-
-@attrs.frozen(slots=True)
-class GetChildren2Response:
-    children: tuple[str, ...] = _tuple_field()
-    stat: Stat = attrs.field(kw_only=True)
-
-    def write(self, w: Writer) -> None:
-        w.write_string_vector(self.children)
-        w.write_stat(self.stat)
-
-    @classmethod
-    def read(cls, r: Reader) -> GetChildren2Response:
-        children = r.read_string_vector()
-        return cls(children, stat=r.read_stat())
-
-
-@attrs.frozen(slots=True)
-class GetEphemeralsResponse:
-    ephemerals: tuple[str, ...] = _tuple_field()
-
-    def write(self, w: Writer) -> None:
-        w.write_string_vector(self.ephemerals)
-
-    @classmethod
-    def read(cls, r: Reader) -> GetEphemeralsResponse:
-        return cls(r.read_string_vector())
-
-
-@attrs.frozen(slots=True)
-class GetAllChildrenNumberResponse:
-    total_number: int
-
-    def write(self, w: Writer) -> None:
-        w.write_int(self.total_number)
-
-    @classmethod
-    def read(cls, r: Reader) -> GetAllChildrenNumberResponse:
-        return cls(r.read_int())
-
-
-# --- session-level requests --------------------------------------------------------------------
-
-
-@attrs.frozen(slots=True)
-class SetWatches:
+@_jute("long", "ustrings", "ustrings", "ustrings")
+class SetWatches(Record):
     relative_zxid: int
     data_watches: tuple[str, ...] = _tuple_field()
     exist_watches: tuple[str, ...] = _tuple_field()
     child_watches: tuple[str, ...] = _tuple_field()
 
-    def write(self, w: Writer) -> None:
-        w.write_long(self.relative_zxid)
-        w.write_string_vector(self.data_watches)
-        w.write_string_vector(self.exist_watches)
-        w.write_string_vector(self.child_watches)
 
-    @classmethod
-    def read(cls, r: Reader) -> SetWatches:
-        v = r.read_string_vector
-        return cls(r.read_long(), v(), v(), v())
-
-
-@attrs.frozen(slots=True)
-class SetWatches2:
+@_jute("long", "ustrings", "ustrings", "ustrings", "ustrings", "ustrings")
+class SetWatches2(Record):
     relative_zxid: int
     data_watches: tuple[str, ...] = _tuple_field()
     exist_watches: tuple[str, ...] = _tuple_field()
@@ -563,52 +183,15 @@ class SetWatches2:
     persistent_watches: tuple[str, ...] = _tuple_field()
     persistent_recursive_watches: tuple[str, ...] = _tuple_field()
 
-    def write(self, w: Writer) -> None:
-        w.write_long(self.relative_zxid)
-        w.write_string_vector(self.data_watches)
-        w.write_string_vector(self.exist_watches)
-        w.write_string_vector(self.child_watches)
-        w.write_string_vector(self.persistent_watches)
-        w.write_string_vector(self.persistent_recursive_watches)
 
-    @classmethod
-    def read(cls, r: Reader) -> SetWatches2:
-        v = r.read_string_vector
-        return cls(r.read_long(), v(), v(), v(), v(), v())
-
-
-@attrs.frozen(slots=True)
-class AuthPacket:
-    type: int
-    scheme: str
-    auth: bytes | None
-
-    def write(self, w: Writer) -> None:
-        w.write_int(self.type)
-        w.write_ustring(self.scheme)
-        w.write_buffer(self.auth)
-
-    @classmethod
-    def read(cls, r: Reader) -> AuthPacket:
-        return cls(r.read_int(), r.read_string(), r.read_buffer())
-
-
-@attrs.frozen(slots=True)
-class ClientInfo:
+@_jute("ustring", "ustring")
+class ClientInfo(Record):
     auth_scheme: str
     user: str
 
-    def write(self, w: Writer) -> None:
-        w.write_ustring(self.auth_scheme)
-        w.write_ustring(self.user)
-
-    @classmethod
-    def read(cls, r: Reader) -> ClientInfo:
-        return cls(r.read_string(), r.read_string())
-
 
 @attrs.frozen(slots=True)
-class WhoAmIResponse:
+class WhoAmIResponse(Record):
     client_info: tuple[ClientInfo, ...] = _tuple_field()
 
     def write(self, w: Writer) -> None:
@@ -622,15 +205,209 @@ class WhoAmIResponse:
         return cls(tuple([ClientInfo.read(r) for _ in range(n)]))
 
 
-# --- multi -------------------------------------------------------------------------------------
+# --- requests ------------------------------------------------------------------------------------
 
-# MultiHeader {int type; boolean done; int err}: packed in one go on the write side.
+
+@_jute("ustring", "buffer", "acls", "int")
+class CreateRequest(Record):
+    """create, create2 and createContainer all send this record."""
+
+    path: str
+    data: bytes | None
+    acl: tuple[ACL, ...] = _tuple_field()
+    flags: int = 0
+
+
+@_jute("ustring", "buffer", "acls", "int", "long")
+class CreateTTLRequest(Record):
+    path: str
+    data: bytes | None
+    acl: tuple[ACL, ...] = _tuple_field()
+    flags: int = 0
+    ttl: int = 0
+
+
+@_jute("ustring", "int")
+class DeleteRequest(Record):
+    path: str
+    version: int = -1
+
+
+@_jute("ustring")
+class DeleteContainerRequest(Record):
+    path: str
+
+
+@_jute("ustring", "bool")
+class ExistsRequest(Record):
+    path: str
+    watch: bool = False
+
+
+@_jute("ustring", "bool")
+class GetDataRequest(Record):
+    path: str
+    watch: bool = False
+
+
+@_jute("ustring", "buffer", "int")
+class SetDataRequest(Record):
+    path: str
+    data: bytes | None
+    version: int = -1
+
+
+@_jute("ustring")
+class GetACLRequest(Record):
+    path: str
+
+
+@_jute("ustring", "acls", "int")
+class SetACLRequest(Record):
+    path: str
+    acl: tuple[ACL, ...] = _tuple_field()
+    version: int = -1
+
+
+@_jute("ustring", "bool")
+class GetChildrenRequest(Record):
+    path: str
+    watch: bool = False
+
+
+@_jute("ustring", "bool")
+class GetChildren2Request(Record):
+    path: str
+    watch: bool = False
+
+
+@_jute("ustring")
+class SyncRequest(Record):
+    path: str
+
+
+@_jute("ustring", "int")
+class CheckVersionRequest(Record):
+    path: str
+    version: int
+
+
+@_jute("ustring", "int")
+class AddWatchRequest(Record):
+    path: str
+    mode: int
+
+
+@_jute("ustring", "int")
+class RemoveWatchesRequest(Record):
+    path: str
+    type: int
+
+
+@_jute("ustring", "int")
+class CheckWatchesRequest(Record):
+    path: str
+    type: int
+
+
+@_jute("ustring")
+class GetEphemeralsRequest(Record):
+    prefix_path: str
+
+
+@_jute("ustring")
+class GetAllChildrenNumberRequest(Record):
+    path: str
+
+
+@_jute("ustring", "ustring", "ustring", "long")
+class ReconfigRequest(Record):
+    """Decoded so the server can refuse it properly (ZooKeeper answers ReconfigDisabled)."""
+
+    joining_servers: str
+    leaving_servers: str
+    new_members: str
+    cur_config_id: int
+
+
+# --- responses -----------------------------------------------------------------------------------
+
+
+@_jute("ustring")
+class CreateResponse(Record):
+    path: str
+
+
+@_jute("ustring", "stat")
+class Create2Response(Record):
+    path: str
+    stat: Stat
+
+
+@_jute("stat")
+class ExistsResponse(Record):
+    stat: Stat
+
+
+@_jute("buffer", "stat")
+class GetDataResponse(Record):
+    data: bytes | None
+    stat: Stat
+
+
+@_jute("stat")
+class SetDataResponse(Record):
+    """Also the reply to a standalone check (FinalRequestProcessor answers it with this)."""
+
+    stat: Stat
+
+
+@_jute("acls", "stat")
+class GetACLResponse(Record):
+    acl: tuple[ACL, ...] = _tuple_field()
+    stat: Stat
+
+
+@_jute("stat")
+class SetACLResponse(Record):
+    stat: Stat
+
+
+@_jute("ustrings")
+class GetChildrenResponse(Record):
+    children: tuple[str, ...] = _tuple_field()
+
+
+@_jute("ustrings", "stat")
+class GetChildren2Response(Record):
+    children: tuple[str, ...] = _tuple_field()
+    stat: Stat
+
+
+@_jute("ustring")
+class SyncResponse(Record):
+    path: str
+
+
+@_jute("ustrings")
+class GetEphemeralsResponse(Record):
+    ephemerals: tuple[str, ...] = _tuple_field()
+
+
+@_jute("int")
+class GetAllChildrenNumberResponse(Record):
+    total_number: int
+
+
+# --- multi ---------------------------------------------------------------------------------------
+
+# MultiHeader {int type; boolean done; int err}, packed in one go on the write side.
 _MULTI_HEADER = struct.Struct(">i?i")
 _MULTI_DONE = _MULTI_HEADER.pack(-1, True, -1)
 
 # The request record each op inside a multi (or multiRead) carries, as MultiOperationRecord
 # reads them; any other type inside a multi is malformed.
-MULTI_OP_RECORDS: dict[int, type] = {
+MULTI_OP_RECORDS: dict[int, type[Record]] = {
     OpCode.create: CreateRequest,
     OpCode.create2: CreateRequest,
     OpCode.createContainer: CreateRequest,
@@ -644,7 +421,7 @@ MULTI_OP_RECORDS: dict[int, type] = {
 
 
 @attrs.frozen(slots=True)
-class MultiRequest:
+class MultiRequest(Record):
     """The ops of a multi or multiRead: (OpCode, request record) pairs, in order."""
 
     ops: tuple[tuple[int, Record], ...] = _tuple_field()
@@ -658,7 +435,7 @@ class MultiRequest:
     @classmethod
     def read(cls, r: Reader) -> MultiRequest:
         ops = []
-        while True:
+        while True:  # ends: every header consumes 9 bytes, and truncation raises
             op = r.read_int()
             done = r.read_bool()
             r.read_int()  # err: meaningless in a request
@@ -670,106 +447,62 @@ class MultiRequest:
             ops.append((OpCode(op), record_cls.read(r)))
 
 
-@attrs.frozen(slots=True)
-class CreateResult(_PathOnly):
+# Per-op results. `op` is the type their MultiHeader carries.
+
+
+@_jute("ustring")
+class CreateResult(Record):
     op: ClassVar[int] = OpCode.create
     path: str
 
 
-@attrs.frozen(slots=True)
-class Create2Result:
+@_jute("ustring", "stat")
+class Create2Result(Record):
     """ZooKeeper answers create2, createTTL and createContainer inside a multi with this."""
 
     op: ClassVar[int] = OpCode.create2
     path: str
     stat: Stat
 
-    def write(self, w: Writer) -> None:
-        w.write_ustring(self.path)
-        w.write_stat(self.stat)
 
-    @classmethod
-    def read(cls, r: Reader) -> Create2Result:
-        return cls(r.read_string(), r.read_stat())
-
-
-@attrs.frozen(slots=True)
-class DeleteResult:
+@_jute()
+class DeleteResult(Record):
     op: ClassVar[int] = OpCode.delete
 
-    def write(self, w: Writer) -> None:
-        pass
 
-    @classmethod
-    def read(cls, r: Reader) -> DeleteResult:
-        return _DELETE_RESULT
-
-
-@attrs.frozen(slots=True)
-class CheckResult:
+@_jute()
+class CheckResult(Record):
     op: ClassVar[int] = OpCode.check
 
-    def write(self, w: Writer) -> None:
-        pass
 
-    @classmethod
-    def read(cls, r: Reader) -> CheckResult:
-        return _CHECK_RESULT
-
-
-_DELETE_RESULT = DeleteResult()
-_CHECK_RESULT = CheckResult()
-
-
-@attrs.frozen(slots=True)
-class SetDataResult(_StatOnly):
+@_jute("stat")
+class SetDataResult(Record):
     op: ClassVar[int] = OpCode.setData
     stat: Stat
 
 
-@attrs.frozen(slots=True)
-class GetDataResult:
+@_jute("buffer", "stat")
+class GetDataResult(Record):
     op: ClassVar[int] = OpCode.getData
     data: bytes | None
     stat: Stat
 
-    def write(self, w: Writer) -> None:
-        w.write_buffer(self.data)
-        w.write_stat(self.stat)
 
-    @classmethod
-    def read(cls, r: Reader) -> GetDataResult:
-        return cls(r.read_buffer(), r.read_stat())
-
-
-@attrs.frozen(slots=True)
-class GetChildrenResult:
+@_jute("ustrings")
+class GetChildrenResult(Record):
     op: ClassVar[int] = OpCode.getChildren
     children: tuple[str, ...] = _tuple_field()
 
-    def write(self, w: Writer) -> None:
-        w.write_string_vector(self.children)
 
-    @classmethod
-    def read(cls, r: Reader) -> GetChildrenResult:
-        return cls(r.read_string_vector())
-
-
-@attrs.frozen(slots=True)
-class ErrorResult:
+@_jute("int")
+class ErrorResult(Record):
     """An op of a failed multi: in one, every op gets an ErrorResult (as DataTree builds them):
     the failing op its own code, ops before it 0 (rolled back), ops after it
-    RUNTIME_INCONSISTENCY. The reply header of a failed multi still says err 0."""
+    RUNTIME_INCONSISTENCY. The reply header of a failed multi still says err 0; in a multiRead
+    only the ops that failed get one."""
 
     op: ClassVar[int] = OpCode.error
     err: int
-
-    def write(self, w: Writer) -> None:
-        w.write_int(self.err)
-
-    @classmethod
-    def read(cls, r: Reader) -> ErrorResult:
-        return cls(r.read_int())
 
 
 OpResult = (
@@ -777,7 +510,7 @@ OpResult = (
     | GetDataResult | GetChildrenResult | ErrorResult
 )  # fmt: skip
 
-MULTI_RESULT_RECORDS: dict[int, type] = {
+MULTI_RESULT_RECORDS: dict[int, type[Record]] = {
     cls.op: cls
     for cls in (CreateResult, Create2Result, DeleteResult, CheckResult, SetDataResult,
                 GetDataResult, GetChildrenResult, ErrorResult)
@@ -785,7 +518,7 @@ MULTI_RESULT_RECORDS: dict[int, type] = {
 
 
 @attrs.frozen(slots=True)
-class MultiResponse:
+class MultiResponse(Record):
     """The per-op results of a multi or multiRead, in op order."""
 
     results: tuple[OpResult, ...] = _tuple_field()
@@ -804,7 +537,7 @@ class MultiResponse:
         while True:
             op = r.read_int()
             done = r.read_bool()
-            r.read_int()  # err: an error result's own body carries the code Java reads
+            r.read_int()  # err: Java takes an error result's code from its body, as we do
             if done:
                 return cls(tuple(results))
             result_cls = MULTI_RESULT_RECORDS.get(op)
