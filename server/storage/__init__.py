@@ -1,0 +1,41 @@
+"""Durable storage: the transaction log, snapshots, epoch files, and the data dir holding them.
+
+Plain blocking code that knows nothing of the tree or the record format: a transaction is
+`(zxid, payload bytes)` and a snapshot is `(zxid, payload bytes)`. The Trio server calls it
+through `trio.to_thread.run_sync`, one call at a time, batching appends before each `sync()`.
+"""
+
+from .datadir import DataDir, RecoveryPlan
+from .epochs import EpochFile
+from .errors import (
+    CorruptEpochError,
+    CorruptLogError,
+    CorruptSnapshotError,
+    DataDirAccessError,
+    DataDirLockedError,
+    LogFailedError,
+    MissingHistoryError,
+    PurgedHistoryError,
+    StorageError,
+)
+from .snapshots import SnapshotStore
+from .txnlog import DEFAULT_SEGMENT_BYTES, RecoveryInfo, TxnLog
+
+__all__ = [
+    "DEFAULT_SEGMENT_BYTES",
+    "CorruptEpochError",
+    "CorruptLogError",
+    "CorruptSnapshotError",
+    "DataDir",
+    "DataDirAccessError",
+    "DataDirLockedError",
+    "EpochFile",
+    "LogFailedError",
+    "MissingHistoryError",
+    "PurgedHistoryError",
+    "RecoveryInfo",
+    "RecoveryPlan",
+    "SnapshotStore",
+    "StorageError",
+    "TxnLog",
+]

@@ -1,0 +1,165 @@
+"""One server's data dir: layout, exclusive lock, start-up checks, recovery plan and retention.
+
+Layout::
+
+    data_dir/
+      LOCK              flock()ed while a server runs; holds its pid (for the error message)
+      log/log.<zxid>    transaction-log segments (see txnlog)
+      snap/snapshot.<zxid>
+      accepted_epoch    Zab epoch files (see epochs)
+      current_epoch
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+
+import attrs
+
+from ._fsutil import fsync_dir
+from .epochs import EpochFile
+from .errors import DataDirAccessError, DataDirLockedError, MissingHistoryError
+from .snapshots import SnapshotStore
+from .txnlog import DEFAULT_SEGMENT_BYTES, TxnLog
+
+log = logging.getLogger(__name__)
+
+LOCK_NAME = "LOCK"
+_PROBE_NAME = ".write-probe"
+
+
+@attrs.frozen
+class RecoveryPlan:
+    """How to rebuild state: load `snapshot` (if any), then apply `records` in order.
+
+    `snapshot_zxid` is 0 when there is no snapshot; then `records` is the whole log.
+    """
+
+    snapshot_zxid: int
+    snapshot: bytes | None
+    records: Iterator[tuple[int, bytes]]
+
+
+class DataDir:
+    """Opens (creating if needed) and locks a data dir, recovering its log; close() releases it."""
+
+    def __init__(self, path: Path, segment_bytes: int = DEFAULT_SEGMENT_BYTES) -> None:
+        self.path = Path(path)
+        self._lock_fd: int | None = None
+        self._prepare()
+        self._lock()
+        try:
+            self.log = TxnLog.recover(self.path / "log", segment_bytes)
+            self.snapshots = SnapshotStore(self.path / "snap")
+            self.accepted_epoch = EpochFile(self.path / "accepted_epoch")
+            self.current_epoch = EpochFile(self.path / "current_epoch")
+        except BaseException:
+            self._unlock()
+            raise
+
+    def _prepare(self) -> None:
+        """Create the layout and prove we can read and write it, with one-line errors."""
+        fix = "create it, or fix its owner/permissions, or choose another data_dir"
+        try:
+            created = not self.path.exists()
+            self.path.mkdir(parents=True, exist_ok=True)
+            for sub in ("log", "snap"):
+                if not (self.path / sub).is_dir():
+                    (self.path / sub).mkdir()
+                    created = True
+            if created:
+                fsync_dir(self.path)
+                fsync_dir(self.path.parent)
+        except OSError as exc:
+            raise DataDirAccessError(f"data dir {self.path} cannot be set up ({_reason(exc)}); {fix}") from None
+        if not os.access(self.path, os.R_OK | os.W_OK | os.X_OK):
+            raise DataDirAccessError(f"data dir {self.path} is not readable and writable by this user; {fix}")
+        for directory in (self.path, self.path / "log", self.path / "snap"):
+            probe = directory / _PROBE_NAME
+            try:  # os.access says yes to root even on a read-only mount: really write
+                fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                os.close(fd)
+                probe.unlink()
+                os.listdir(directory)
+            except OSError as exc:
+                raise DataDirAccessError(
+                    f"data dir {directory} is not readable and writable ({_reason(exc)}); {fix}"
+                ) from None
+
+    def _lock(self) -> None:
+        lock_path = self.path / LOCK_NAME
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            owner = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise DataDirLockedError(
+                    f"data dir {self.path} is in use by another server (pid {owner}, lock {lock_path}); "
+                    f"stop that server or give this one its own data_dir"
+                ) from None
+            raise DataDirAccessError(f"cannot lock {lock_path} ({_reason(exc)})") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._lock_fd = fd
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            fd, self._lock_fd = self._lock_fd, None
+            os.close(fd)  # closing the last descriptor releases the flock
+
+    def recover_plan(self) -> RecoveryPlan:
+        """The newest valid snapshot and the log records after it.
+
+        Raises MissingHistoryError if the log was purged past that snapshot (for instance
+        because the newer snapshot it was purged for turned out corrupt).
+        """
+        latest = self.snapshots.latest()
+        snap_zxid, payload = latest if latest is not None else (0, None)
+        if self.log.base_zxid > snap_zxid:
+            where = f"the newest valid snapshot is at zxid {snap_zxid:#x}" if latest else "there is no valid snapshot"
+            raise MissingHistoryError(
+                f"data dir {self.path}: the log only holds records after zxid {self.log.base_zxid:#x} but "
+                f"{where}; the history between is missing: resync this server (move the data dir aside)"
+            )
+        return RecoveryPlan(snap_zxid, payload, self.log.read_after(snap_zxid))
+
+    def purge(self, retain_count: int) -> int | None:
+        """Keep the newest `retain_count` valid snapshots and the log needed after the oldest.
+
+        Returns the zxid of the oldest snapshot kept, or None if fewer than `retain_count`
+        snapshots validate (then nothing is purged).
+        """
+        floor = self.snapshots.purge(retain_count)
+        if floor is not None:
+            self.log.purge(floor, keep_segments=1)
+        return floor
+
+    def close(self) -> None:
+        """Sync and close the log, then release the lock."""
+        try:
+            self.log.close()
+        finally:
+            self._unlock()
+
+    def __enter__(self) -> DataDir:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"DataDir({str(self.path)!r})"
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or exc.__class__.__name__

@@ -1,0 +1,425 @@
+"""The append-only transaction log: `(zxid, payload)` records in CRC-framed segment files.
+
+Blocking code, not thread-safe: the Trio driver calls it from one worker thread at a time
+(`trio.to_thread.run_sync`), batching many records per `append` + `sync` (group commit).
+The on-disk format is described in `_logformat`.
+
+Durability rules:
+- `append` only writes (page cache); nothing is durable until `sync` returns.
+- `sync` is one fdatasync of the active segment: earlier segments were fsynced when rolled.
+- A new segment's header is fsynced and the directory fsynced before records go into it.
+- `truncate_after` and `purge` fsync what they change before returning.
+- Any OSError while changing the log poisons it (`LogFailedError` afterwards): after a failed
+  fsync the page cache may have dropped the data, so retrying would lie. Restart and recover.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from types import TracebackType
+
+import attrs
+
+from . import _logformat as fmt
+from ._fsutil import datasync, fsync_dir, write_all
+from .errors import CorruptLogError, LogFailedError, PurgedHistoryError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
+_FIX = "restore this data dir from a backup, or move it aside and let the server resync from the leader"
+
+
+@attrs.define
+class _Segment:
+    path: Path
+    first_zxid: int
+    prev_zxid: int
+    last_zxid: int  # == prev_zxid while the segment holds no record yet
+    size: int
+
+
+@attrs.frozen
+class RecoveryInfo:
+    """What `TxnLog.open` found and repaired."""
+
+    segments: int
+    records: int
+    truncated_bytes: int = 0
+    torn_at: tuple[Path, int] | None = None
+    removed: tuple[Path, ...] = ()
+
+
+class TxnLog:
+    """Segmented append-only log; call `open()` (or `TxnLog.recover(...)`) before use."""
+
+    def __init__(self, directory: Path, segment_bytes: int = DEFAULT_SEGMENT_BYTES) -> None:
+        if segment_bytes <= fmt.SEGMENT_HEADER_SIZE:
+            raise ValueError(f"segment_bytes must exceed {fmt.SEGMENT_HEADER_SIZE}")
+        self.directory = Path(directory)
+        self.segment_bytes = segment_bytes
+        self.recovery: RecoveryInfo | None = None
+        self._segments: list[_Segment] = []
+        self._fd: int | None = None  # open on the last segment while it takes appends
+        self._dirty = False
+        self._tail_zxid = 0  # last_zxid when no segment exists
+        self._synced_zxid = 0
+        self._failed: BaseException | None = None
+        self._opened = False
+
+    @classmethod
+    def recover(cls, directory: Path, segment_bytes: int = DEFAULT_SEGMENT_BYTES) -> TxnLog:
+        """Open the log in `directory`, validating every record and repairing a torn tail."""
+        return cls(directory, segment_bytes).open()
+
+    # -- properties -------------------------------------------------------------------------
+
+    @property
+    def last_zxid(self) -> int:
+        """zxid of the last record appended (synced or not); 0 for an empty log."""
+        return self._segments[-1].last_zxid if self._segments else self._tail_zxid
+
+    @property
+    def last_synced_zxid(self) -> int:
+        """zxid of the last record known to be on stable storage: safe to acknowledge."""
+        return self._synced_zxid
+
+    @property
+    def base_zxid(self) -> int:
+        """The log holds every record after this zxid (older ones were purged); 0 if none."""
+        return self._segments[0].prev_zxid if self._segments else self._tail_zxid
+
+    @property
+    def segments(self) -> list[Path]:
+        return [seg.path for seg in self._segments]
+
+    # -- open and recover -------------------------------------------------------------------
+
+    def open(self) -> TxnLog:
+        """Scan and validate every segment, truncate a torn tail, and get ready to append.
+
+        Raises CorruptLogError for damage that is not a torn tail: a bad record with valid
+        records after it, a bad segment header, zxids out of order, or a gap between segments.
+        """
+        if self._opened:
+            raise RuntimeError("TxnLog.open() called twice")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        found = sorted(
+            (zxid, path)
+            for path in self.directory.iterdir()
+            if (zxid := fmt.parse_segment_name(path.name)) is not None
+        )
+        records = truncated = 0
+        torn_at: tuple[Path, int] | None = None
+        removed: list[Path] = []
+        for index, (name_zxid, path) in enumerate(found):
+            is_last = index == len(found) - 1
+            data = path.read_bytes()
+            prev = self._segments[-1] if self._segments else None
+            seg, count, torn_offset = self._scan_segment(path, name_zxid, data, prev, is_last)
+            records += count
+            if torn_offset is not None:
+                torn_at = (path, torn_offset)
+                truncated += len(data) - torn_offset
+            if seg is None:
+                path.unlink()
+                removed.append(path)
+                fsync_dir(self.directory)
+                continue
+            if torn_offset is not None:
+                os.truncate(path, torn_offset)
+            self._segments.append(seg)
+        if self._segments:
+            last = self._segments[-1]
+            self._fd = os.open(last.path, os.O_WRONLY | os.O_APPEND)
+            # What we recovered may sit only in the page cache (the process, not the machine,
+            # crashed): make it durable before anyone is told about last_zxid.
+            os.fsync(self._fd)
+            fsync_dir(self.directory)
+        self._synced_zxid = self.last_zxid
+        self._opened = True
+        self.recovery = RecoveryInfo(
+            segments=len(self._segments), records=records, truncated_bytes=truncated,
+            torn_at=torn_at, removed=tuple(removed),
+        )
+        log.info(
+            "txn log %s: %d segments, %d records, zxids (%#x, %#x]",
+            self.directory, len(self._segments), records, self.base_zxid, self.last_zxid,
+        )
+        return self
+
+    def _scan_segment(
+        self, path: Path, name_zxid: int, data: bytes, prev: _Segment | None, is_last: bool
+    ) -> tuple[_Segment | None, int, int | None]:
+        """Validate one segment: (segment or None if it is to be removed, records, torn offset)."""
+
+        def corrupt(offset: int, what: str) -> CorruptLogError:
+            return CorruptLogError(f"txn log {path} at offset {offset}: {what}; {_FIX}")
+
+        try:
+            first_zxid, prev_zxid = fmt.decode_segment_header(data)
+        except fmt.BadHeader as exc:
+            if is_last and fmt.find_valid_record(data, 0) is None:
+                log.warning("txn log %s: torn segment header (%s), removing the file", path, exc)
+                return None, 0, 0
+            raise corrupt(0, f"bad segment header ({exc})") from None
+        if first_zxid != name_zxid:
+            raise corrupt(0, f"header says first zxid {first_zxid:#x} but the name says {name_zxid:#x}")
+        if prev is not None and prev_zxid != prev.last_zxid:
+            raise corrupt(0, (
+                f"gap between segments: {prev.path.name} ends at zxid {prev.last_zxid:#x} "
+                f"but this segment follows zxid {prev_zxid:#x}"
+            ))
+        seg = _Segment(path, first_zxid, prev_zxid, prev_zxid, fmt.SEGMENT_HEADER_SIZE)
+        count = 0
+        offset = fmt.SEGMENT_HEADER_SIZE
+        while offset < len(data):
+            try:
+                frame = fmt.parse_record(data, offset)
+            except fmt.BadRecord as exc:
+                if not is_last:
+                    raise corrupt(offset, f"{exc} in a segment that is not the last") from None
+                later = fmt.find_valid_record(data, offset + 1)
+                if later is not None:
+                    raise corrupt(offset, f"{exc}, but valid records follow at offset {later}") from None
+                log.warning(
+                    "txn log %s: torn tail at offset %d after zxid %#x (%s); truncating %d bytes",
+                    path, offset, seg.last_zxid, exc, len(data) - offset,
+                )
+                return (seg if count else None), count, offset
+            if frame.zxid <= seg.last_zxid:
+                raise corrupt(offset, f"zxid {frame.zxid:#x} does not follow {seg.last_zxid:#x}")
+            if count == 0 and frame.zxid != first_zxid:
+                raise corrupt(offset, f"first record has zxid {frame.zxid:#x}, the name says {first_zxid:#x}")
+            seg.last_zxid = frame.zxid
+            seg.size = offset = frame.end
+            count += 1
+        if count == 0:
+            if not is_last:
+                raise corrupt(offset, "segment holds no records but is not the last")
+            log.warning("txn log %s: segment holds no records, removing the file", path)
+            return None, 0, None
+        return seg, count, None
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def append(self, records: Sequence[tuple[int, bytes]]) -> None:
+        """Write records (zxids strictly increasing, above last_zxid); durable after `sync()`."""
+        self._check_usable()
+        last = self.last_zxid
+        for zxid, payload in records:
+            if not isinstance(zxid, int) or not last < zxid <= fmt.MAX_ZXID:
+                raise ValueError(f"zxid {zxid!r} must be an integer above {last:#x}")
+            if len(payload) > fmt.MAX_PAYLOAD_BYTES:
+                raise ValueError(f"payload of zxid {zxid:#x} is {len(payload)} bytes, over the limit")
+            last = zxid
+        try:
+            buf = bytearray()
+            for zxid, payload in records:
+                if self._fd is None:
+                    self._start_segment(zxid)
+                buf += fmt.encode_record(zxid, payload)
+                seg = self._segments[-1]
+                seg.last_zxid = zxid
+                if seg.size + len(buf) >= self.segment_bytes:
+                    self._write(buf)
+                    buf.clear()
+                    self.roll()
+            self._write(buf)
+        except OSError as exc:
+            self._fail(exc)
+            raise
+
+    def _write(self, buf: bytearray) -> None:
+        if buf:
+            assert self._fd is not None
+            write_all(self._fd, buf)
+            self._segments[-1].size += len(buf)
+            self._dirty = True
+
+    def _start_segment(self, first_zxid: int) -> None:
+        path = self.directory / fmt.segment_name(first_zxid)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        self._fd = fd
+        prev = self.last_zxid
+        self._segments.append(_Segment(path, first_zxid, prev, prev, fmt.SEGMENT_HEADER_SIZE))
+        write_all(fd, fmt.encode_segment_header(first_zxid, prev))
+        os.fsync(fd)
+        fsync_dir(self.directory)
+
+    def sync(self) -> None:
+        """Make every appended record durable: one fdatasync for the whole batch."""
+        self._check_usable()
+        if self._dirty:
+            assert self._fd is not None
+            try:
+                datasync(self._fd)
+            except OSError as exc:
+                self._fail(exc)
+                raise
+            self._dirty = False
+        self._synced_zxid = self.last_zxid
+
+    def roll(self) -> None:
+        """Close the active segment (fsynced); the next append starts a new segment."""
+        self._check_usable()
+        if self._fd is None:
+            return
+        try:
+            if self._dirty:
+                datasync(self._fd)
+                self._dirty = False
+        except OSError as exc:
+            self._fail(exc)
+            raise
+        finally:
+            self._close_fd()
+        self._synced_zxid = self.last_zxid
+
+    def truncate_after(self, zxid: int) -> None:
+        """Drop every record with a zxid above `zxid`, durably (Zab TRUNC).
+
+        Raises PurgedHistoryError if `zxid` is older than the log's base: the records at and
+        below it are gone, so the caller needs a snapshot (SNAP), not a truncation.
+        """
+        self._check_usable()
+        if zxid >= self.last_zxid:
+            return
+        if zxid < self.base_zxid:
+            raise PurgedHistoryError(
+                f"txn log {self.directory}: cannot truncate to zxid {zxid:#x}, the log starts "
+                f"after {self.base_zxid:#x}; sync this server from a snapshot instead"
+            )
+        try:
+            self._close_fd()
+            tail = self.base_zxid
+            while self._segments and self._segments[-1].first_zxid > zxid:
+                seg = self._segments.pop()  # newest first: a crash leaves a valid prefix
+                tail = seg.prev_zxid
+                seg.path.unlink()
+            fsync_dir(self.directory)
+            if not self._segments:
+                self._tail_zxid = tail
+            else:
+                self._cut_last_segment(zxid)
+        except OSError as exc:
+            self._fail(exc)
+            raise
+        self._synced_zxid = self.last_zxid
+        log.info("txn log %s: truncated after zxid %#x", self.directory, zxid)
+
+    def _cut_last_segment(self, zxid: int) -> None:
+        seg = self._segments[-1]
+        data = seg.path.read_bytes()
+        offset, last = fmt.SEGMENT_HEADER_SIZE, seg.prev_zxid
+        while offset < seg.size:
+            frame = fmt.parse_record(data, offset)
+            if frame.zxid > zxid:
+                break
+            offset, last = frame.end, frame.zxid
+        fd = os.open(seg.path, os.O_WRONLY | os.O_APPEND)
+        self._fd = fd
+        os.ftruncate(fd, offset)
+        os.fsync(fd)
+        seg.size, seg.last_zxid = offset, last
+
+    def purge(self, upto_zxid: int, keep_segments: int = 1) -> list[Path]:
+        """Remove the oldest segments whose records are all <= upto_zxid; returns their paths.
+
+        Always keeps the newest `keep_segments` segments (and never fewer than one).
+        """
+        self._check_usable()
+        removable = 0
+        for seg in self._segments[: max(0, len(self._segments) - max(1, keep_segments))]:
+            if seg.last_zxid > upto_zxid:
+                break
+            removable += 1
+        removed = [seg.path for seg in self._segments[:removable]]
+        try:
+            for path in removed:  # oldest first: a crash leaves a contiguous suffix
+                path.unlink()
+            if removed:
+                fsync_dir(self.directory)
+        except OSError as exc:
+            self._fail(exc)
+            raise
+        del self._segments[:removable]
+        if removed:
+            log.info("txn log %s: purged %d segments up to zxid %#x", self.directory, len(removed), self.base_zxid)
+        return removed
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def read_after(self, zxid: int) -> Iterator[tuple[int, bytes]]:
+        """Records with a zxid above `zxid`, oldest first, across segments.
+
+        Reads what was appended before the call; do not truncate or purge while iterating.
+        Raises PurgedHistoryError at once if records after `zxid` were already purged.
+        """
+        self._check_open()
+        if zxid < self.base_zxid:
+            raise PurgedHistoryError(
+                f"txn log {self.directory}: records after zxid {zxid:#x} were purged "
+                f"(the log starts after {self.base_zxid:#x}); send a snapshot instead"
+            )
+        plan = [(seg.path, seg.size) for seg in self._segments if seg.last_zxid > zxid]
+        return self._read(plan, zxid)
+
+    @staticmethod
+    def _read(plan: list[tuple[Path, int]], after: int) -> Iterator[tuple[int, bytes]]:
+        for path, size in plan:
+            with open(path, "rb", buffering=1 << 20) as f:
+                f.seek(fmt.SEGMENT_HEADER_SIZE)
+                offset = fmt.SEGMENT_HEADER_SIZE
+                while offset < size:
+                    head = f.read(fmt.RECORD_HEADER_SIZE)
+                    length = int.from_bytes(head[8:12], "big") if len(head) == 20 else 0
+                    data = head + f.read(min(length, size - offset - len(head)))
+                    try:
+                        frame = fmt.parse_record(data, 0)
+                    except fmt.BadRecord as exc:
+                        raise CorruptLogError(
+                            f"txn log {path} at offset {offset}: {exc} while reading; {_FIX}"
+                        ) from None
+                    if frame.zxid > after:
+                        yield frame.zxid, data[fmt.RECORD_HEADER_SIZE :]
+                    offset += frame.end
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Sync what was appended (unless the log failed) and release the file handle."""
+        if self._fd is not None and self._failed is None and self._dirty:
+            self.sync()
+        self._close_fd()
+
+    def _close_fd(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+    def __enter__(self) -> TxnLog:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _check_open(self) -> None:
+        if not self._opened:
+            raise RuntimeError("TxnLog used before open()")
+
+    def _check_usable(self) -> None:
+        self._check_open()
+        if self._failed is not None:
+            raise LogFailedError(
+                f"txn log {self.directory} failed earlier ({self._failed}); restart the server to recover it"
+            )
+
+    def _fail(self, exc: BaseException) -> None:
+        log.error("txn log %s: I/O error, refusing further writes: %s", self.directory, exc)
+        self._failed = exc
