@@ -1,0 +1,76 @@
+"""`ccore serve`: start a server from flags or a zoo.cfg file, logging where it listens."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import trio
+
+from . import config as cfg
+from .storage import StorageError
+from .zkserver import ZKServer
+
+log = logging.getLogger("ccore")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ccore serve", description="Run a consistent-core server.")
+    p.add_argument("--config", type=Path, help="a zoo.cfg-style file (flags override its values)")
+    p.add_argument("--data-dir", type=Path, help="where the log and snapshots live (default ./ccore-data)")
+    p.add_argument("--client-port", type=int, help="client port (default 2181)")
+    p.add_argument("--client-address", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--tick-time", type=int, metavar="MS", help="tickTime in ms (default 2000)")
+    p.add_argument("--min-session-timeout", type=int, metavar="MS", help="default 2 x tickTime")
+    p.add_argument("--max-session-timeout", type=int, metavar="MS", help="default 20 x tickTime")
+    p.add_argument("--snap-count", type=int, help="transactions between snapshots (default 100000)")
+    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+    return p
+
+
+def build_config(ns: argparse.Namespace) -> cfg.ServerConfig:
+    config = cfg.load(ns.config) if ns.config else cfg.ServerConfig()
+    overrides = {
+        "data_dir": ns.data_dir,
+        "client_port": ns.client_port,
+        "client_port_address": ns.client_address,
+        "tick_time_ms": ns.tick_time,
+        "min_session_timeout_ms": ns.min_session_timeout,
+        "max_session_timeout_ms": ns.max_session_timeout,
+        "snap_count": ns.snap_count,
+    }
+    for key, value in overrides.items():
+        if value is not None:
+            setattr(config, key, value)
+    config.validate()
+    return config
+
+
+def serve(argv: list[str]) -> int:
+    ns = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, str(ns.log_level).upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        config = build_config(ns)
+        trio.run(ZKServer(config).run)
+    except (cfg.ConfigError, StorageError) as e:
+        print(f"ccore serve: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"ccore serve: cannot listen: {e.strerror or e}; is another server on that port? try --client-port", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        log.info("stopped")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    command, rest = argv[0], argv[1:]
+    if command == "serve":
+        return serve(rest)
+    print(f"ccore: '{command}' is not built yet (replication comes with the ensemble issue)", file=sys.stderr)
+    return 2

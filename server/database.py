@@ -1,0 +1,94 @@
+"""The server's replicated state on disk and in memory: the data tree, its log and snapshots.
+
+Blocking methods (`open`, `persist`, `write_snapshot`) are called from worker threads by the
+Trio side; `apply` runs on the Trio thread, so the tree is only ever touched there.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from znodes.codec import decode_snapshot, decode_txn, encode_snapshot, encode_txn
+from znodes.tree import DataTree
+from znodes.txn import Txn
+
+from .storage import DataDir
+
+log = logging.getLogger(__name__)
+
+
+class Database:
+    def __init__(self, data_dir: Path, snap_count: int = 100_000, snap_retain_count: int = 3) -> None:
+        self.path = Path(data_dir)
+        self.snap_count = snap_count
+        self.snap_retain_count = snap_retain_count
+        self.tree = DataTree()
+        self.dir: DataDir | None = None
+        self.txns_since_snapshot = 0
+        # persist() and write_snapshot() run in different worker threads; both touch the log.
+        self._log_lock = threading.Lock()
+
+    def open(self) -> DataTree:
+        """Lock the data dir and rebuild the tree: newest valid snapshot, then the log after it."""
+        self.dir = DataDir(self.path)
+        plan = self.dir.recover_plan()
+        tree = decode_snapshot(plan.snapshot) if plan.snapshot is not None else DataTree()
+        replayed = 0
+        for zxid, payload in plan.records:
+            txn = decode_txn(payload)
+            if txn.zxid != zxid:
+                raise ValueError(f"log record at zxid {zxid:#x} holds a transaction for zxid {txn.zxid:#x}")
+            tree.apply(txn)
+            replayed += 1
+        self.tree = tree
+        self.txns_since_snapshot = replayed
+        log.info(
+            "data dir %s: snapshot at zxid %#x, %d transactions replayed, last zxid %#x, %d nodes, %d sessions",
+            self.path,
+            plan.snapshot_zxid,
+            replayed,
+            tree.last_zxid,
+            len(tree.nodes),
+            len(tree.sessions),
+        )
+        return tree
+
+    @property
+    def last_zxid(self) -> int:
+        return self.tree.last_zxid
+
+    def encode(self, txns: Sequence[Txn]) -> list[tuple[int, bytes]]:
+        return [(t.zxid, encode_txn(t)) for t in txns]
+
+    def persist(self, records: Sequence[tuple[int, bytes]]) -> None:
+        """Append a batch and fsync it once (group commit). Blocking: run it in a thread."""
+        assert self.dir is not None
+        with self._log_lock:
+            self.dir.log.append(records)
+            self.dir.log.sync()
+
+    def snapshot_due(self, applied: int) -> bool:
+        self.txns_since_snapshot += applied
+        return self.txns_since_snapshot >= self.snap_count
+
+    def take_snapshot(self) -> tuple[int, bytes]:
+        """Encode the tree now (on the Trio thread, so it is consistent at one zxid)."""
+        self.txns_since_snapshot = 0
+        return self.tree.last_zxid, encode_snapshot(self.tree)
+
+    def write_snapshot(self, zxid: int, payload: bytes) -> None:
+        """Write, then purge past the retention count. Blocking: run it in a thread."""
+        assert self.dir is not None
+        self.dir.snapshots.write(zxid, payload)
+        with self._log_lock:
+            self.dir.log.roll()
+            self.dir.purge(self.snap_retain_count)
+        log.info("snapshot at zxid %#x written (%d bytes)", zxid, len(payload))
+
+    def close(self) -> None:
+        if self.dir is not None:
+            self.dir.close()
+            self.dir = None

@@ -1,0 +1,260 @@
+"""Client requests in, transactions and responses out: the per-opcode knowledge of the server.
+
+Writes become transaction ops (`to_op`) and their results become response records
+(`write_response`); reads are answered from the local tree (`Reads`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from znodes import paths
+from znodes import records as r
+from znodes.acl import Id
+from znodes.constants import AddWatchMode, EventType, OpCode, WatcherType
+from znodes.errors import BadArgumentsError, Code, NoWatcherError, ZKError
+from znodes.records import Record
+from znodes.tree import DataTree
+from znodes.txn import Check, CloseSession, Create, Delete, Multi, Op, Result, SetACL, SetData
+from znodes.watches import WatchManager
+
+WRITE_OPS = frozenset(
+    {
+        OpCode.create,
+        OpCode.create2,
+        OpCode.createContainer,
+        OpCode.createTTL,
+        OpCode.delete,
+        OpCode.setData,
+        OpCode.setACL,
+        OpCode.check,
+        OpCode.multi,
+        OpCode.closeSession,
+    }
+)
+CREATE2_STYLE = frozenset({OpCode.create2, OpCode.createContainer, OpCode.createTTL})
+
+
+def to_op(op_code: int, record: Any) -> Op:
+    """The transaction op for a write request."""
+    if op_code in (OpCode.create, OpCode.create2, OpCode.createContainer):
+        return Create(
+            record.path,
+            record.data,
+            tuple(record.acl),
+            record.flags,
+            container_request=op_code == OpCode.createContainer,
+        )
+    if op_code == OpCode.createTTL:
+        return Create(record.path, record.data, tuple(record.acl), record.flags, record.ttl, ttl_request=True)
+    if op_code == OpCode.delete:
+        return Delete(record.path, record.version)
+    if op_code == OpCode.setData:
+        return SetData(record.path, record.data, record.version)
+    if op_code == OpCode.setACL:
+        return SetACL(record.path, tuple(record.acl), record.version)
+    if op_code == OpCode.check:
+        return Check(record.path, record.version)
+    if op_code == OpCode.multi:
+        return Multi(tuple(to_op(sub_code, sub) for sub_code, sub in record.ops))
+    if op_code == OpCode.closeSession:
+        return CloseSession()
+    raise BadArgumentsError(None, f"opcode {op_code} is not a write")
+
+
+def _op_result(op_code: int, result: Result) -> Record:
+    if result.err:
+        return r.ErrorResult(result.err)
+    if op_code == OpCode.create:
+        return r.CreateResult(result.path)
+    if op_code in CREATE2_STYLE:
+        return r.Create2Result(result.path, result.stat)
+    if op_code == OpCode.delete:
+        return r.DeleteResult()
+    if op_code == OpCode.setData:
+        return r.SetDataResult(result.stat)
+    return r.CheckResult()
+
+
+def write_response(op_code: int, record: Any, result: Result) -> tuple[int, Record | None]:
+    """(error code, response record) for a committed write."""
+    if op_code == OpCode.multi:
+        subs = tuple(_op_result(sub_code, res) for (sub_code, _), res in zip(record.ops, result.results))
+        return 0, r.MultiResponse(subs)
+    if result.err:
+        return result.err, None
+    if op_code == OpCode.create:
+        return 0, r.CreateResponse(result.path)
+    if op_code in CREATE2_STYLE:
+        return 0, r.Create2Response(result.path, result.stat)
+    if op_code == OpCode.setData:
+        return 0, r.SetDataResponse(result.stat)
+    if op_code == OpCode.setACL:
+        return 0, r.SetACLResponse(result.stat)
+    return 0, None
+
+
+def _check_path(path: str) -> None:
+    if paths.path_error(path) is not None:
+        raise BadArgumentsError(path)
+
+
+class Reads:
+    """Answers every non-write request from the local tree and this server's watch table."""
+
+    def __init__(self, tree_getter: Callable[[], DataTree], watches: WatchManager) -> None:
+        self._tree = tree_getter
+        self.watches = watches
+        self._table: dict[int, Callable[[Any, Any, tuple[Id, ...], int], Record | None]] = {
+            OpCode.getData: self.get_data,
+            OpCode.exists: self.exists,
+            OpCode.getChildren: self.get_children,
+            OpCode.getChildren2: self.get_children2,
+            OpCode.getACL: self.get_acl,
+            OpCode.getEphemerals: self.get_ephemerals,
+            OpCode.getAllChildrenNumber: self.all_children_number,
+            OpCode.multiRead: self.multi_read,
+            OpCode.addWatch: self.add_watch,
+            OpCode.removeWatches: self.remove_watches,
+            OpCode.checkWatches: self.check_watches,
+            OpCode.sync: self.sync,
+            OpCode.ping: self.nothing,
+        }
+
+    def handles(self, op_code: int) -> bool:
+        return op_code in self._table
+
+    def answer(self, op_code: int, record: Any, watcher: Any, auth: tuple[Id, ...], session: int) -> tuple[int, Record | None]:
+        """(error code, response record); ZooKeeper errors become codes, nothing else is caught."""
+        try:
+            return 0, self._table[op_code](record, watcher, auth, session)
+        except ZKError as e:
+            return int(e.code), None
+
+    def nothing(self, record: Any, watcher: Any, auth: tuple[Id, ...], session: int) -> None:
+        return None
+
+    def sync(self, record: Any, watcher: Any, auth: tuple[Id, ...], session: int) -> Record:
+        # Standalone: every committed write is already applied here when the sync is answered.
+        return r.SyncResponse(record.path)
+
+    def get_data(self, record: Any, watcher: Any, auth: tuple[Id, ...], session: int) -> Record:
+        _check_path(record.path)
+        data, stat = self._tree().get_data(record.path, auth)
+        if record.watch:
+            self.watches.add_data_watch(record.path, watcher)
+        return r.GetDataResponse(data, stat)
+
+    def exists(self, record: Any, watcher: Any, auth: tuple[Id, ...], session: int) -> Record:
+        _check_path(record.path)
+        # An exists watch is set whether or not the node is there (it may be created).
+        if record.watch:
+            self.watches.add_data_watch(record.path, watcher)
+        stat = self._tree().exists(record.path)
+        if stat is None:
+            raise ZKError.from_code(Code.NO_NODE, record.path)
+        return r.ExistsResponse(stat)
+
+    def _children(self, record: Any, watcher: Any, auth: tuple[Id, ...]) -> tuple[list[str], Any]:
+        _check_path(record.path)
+        children, stat = self._tree().get_children(record.path, auth)
+        if record.watch:
+            self.watches.add_child_watch(record.path, watcher)
+        return children, stat
+
+    def get_children(self, record: Any, watcher: Any, auth: tuple[Id, ...], session: int) -> Record:
+        children, _ = self._children(record, watcher, auth)
+        return r.GetChildrenResponse(tuple(children))
+
+    def get_children2(self, record: Any, watcher: Any, auth: tuple[Id, ...], session: int) -> Record:
+        children, stat = self._children(record, watcher, auth)
+        return r.GetChildren2Response(tuple(children), stat)
+
+    def get_acl(self, record: Any, watcher: Any, auth: tuple[Id, ...], session: int) -> Record:
+        _check_path(record.path)
+        acl, stat = self._tree().get_acl(record.path, auth)
+        return r.GetACLResponse(tuple(acl), stat)
+
+    def get_ephemerals(self, record: Any, watcher: Any, auth: tuple[Id, ...], session: int) -> Record:
+        return r.GetEphemeralsResponse(tuple(self._tree().get_ephemerals(session, record.prefix_path)))
+
+    def all_children_number(self, record: Any, watcher: Any, auth: tuple[Id, ...], session: int) -> Record:
+        _check_path(record.path)
+        return r.GetAllChildrenNumberResponse(self._tree().all_children_number(record.path, auth))
+
+    def multi_read(self, record: Any, watcher: Any, auth: tuple[Id, ...], session: int) -> Record:
+        results: list[Record] = []
+        for sub_code, sub in record.ops:
+            try:
+                if sub_code == OpCode.getData:
+                    _check_path(sub.path)
+                    data, stat = self._tree().get_data(sub.path, auth)
+                    if sub.watch:
+                        self.watches.add_data_watch(sub.path, watcher)
+                    results.append(r.GetDataResult(data, stat))
+                elif sub_code == OpCode.getChildren:
+                    children, _ = self._children(sub, watcher, auth)
+                    results.append(r.GetChildrenResult(tuple(children)))
+                else:
+                    raise BadArgumentsError(getattr(sub, "path", None))
+            except ZKError as e:
+                results.append(r.ErrorResult(int(e.code)))
+        return r.MultiResponse(tuple(results))
+
+    def add_watch(self, record: Any, watcher: Any, auth: tuple[Id, ...], session: int) -> None:
+        _check_path(record.path)
+        if record.mode not in (AddWatchMode.PERSISTENT, AddWatchMode.PERSISTENT_RECURSIVE):
+            raise BadArgumentsError(record.path)
+        self.watches.add_persistent(record.path, watcher, record.mode == AddWatchMode.PERSISTENT_RECURSIVE)
+        return None
+
+    def _watcher_type(self, record: Any) -> WatcherType:
+        _check_path(record.path)
+        try:
+            return WatcherType(record.type)
+        except ValueError:
+            raise BadArgumentsError(record.path) from None
+
+    def remove_watches(self, record: Any, watcher: Any, auth: tuple[Id, ...], session: int) -> None:
+        if not self.watches.remove(record.path, watcher, self._watcher_type(record)):
+            raise NoWatcherError(record.path)
+        return None
+
+    def check_watches(self, record: Any, watcher: Any, auth: tuple[Id, ...], session: int) -> None:
+        if not self.watches.contains(record.path, watcher, self._watcher_type(record)):
+            raise NoWatcherError(record.path)
+        return None
+
+
+def restore_watches(tree: DataTree, watches: WatchManager, watcher: Any, record: Any) -> list[tuple[int, str]]:
+    """setWatches/setWatches2: register each watch, or return the event it missed since
+    `relative_zxid` (ZooKeeper's DataTree.setWatches)."""
+    missed: list[tuple[int, str]] = []
+    rel = record.relative_zxid
+    for path in record.data_watches:
+        node = tree.nodes.get(path)
+        if node is None:
+            missed.append((EventType.NODE_DELETED, path))
+        elif node.mzxid > rel:
+            missed.append((EventType.NODE_DATA_CHANGED, path))
+        else:
+            watches.add_data_watch(path, watcher)
+    for path in record.exist_watches:
+        if path in tree.nodes:
+            missed.append((EventType.NODE_CREATED, path))
+        else:
+            watches.add_data_watch(path, watcher)
+    for path in record.child_watches:
+        node = tree.nodes.get(path)
+        if node is None:
+            missed.append((EventType.NODE_DELETED, path))
+        elif node.pzxid > rel:
+            missed.append((EventType.NODE_CHILDREN_CHANGED, path))
+        else:
+            watches.add_child_watch(path, watcher)
+    for path in getattr(record, "persistent_watches", ()):
+        watches.add_persistent(path, watcher, recursive=False)
+    for path in getattr(record, "persistent_recursive_watches", ()):
+        watches.add_persistent(path, watcher, recursive=True)
+    return missed

@@ -1,0 +1,254 @@
+"""The standalone server: wires the tree, storage, sessions, watches and client connections.
+
+Writes from every connection meet in one queue; the commit loop takes whatever has gathered,
+stamps each with a zxid and the time, appends the batch to the log with one fsync (group
+commit), then applies the batch in order, firing watches before each reply.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import trio
+
+from znodes.acl import Id
+from znodes.tree import DataTree
+from znodes.txn import CloseSession, CreateSession, DeleteContainer, Op, Result, Txn
+from znodes.watches import WatchManager
+
+from .config import ServerConfig
+from .connection import Connection
+from .database import Database
+from .requests import Reads
+from .sessions import SessionTable
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 1000
+Callback = Callable[[Txn, Result], None]
+
+
+@attrs.define(slots=True)
+class _Write:
+    session: int
+    op: Op
+    auth: tuple[Id, ...]
+    on_done: Callback | None
+
+
+@attrs.define
+class ServerStats:
+    received: int = 0
+    latency_min_ms: float = math.inf
+    latency_max_ms: float = 0.0
+    latency_total_ms: float = 0.0
+    latency_count: int = 0
+    batches: int = 0
+    txns: int = 0
+
+    def record_latency(self, seconds: float) -> None:
+        ms = seconds * 1000.0
+        self.latency_min_ms = min(self.latency_min_ms, ms)
+        self.latency_max_ms = max(self.latency_max_ms, ms)
+        self.latency_total_ms += ms
+        self.latency_count += 1
+
+    def reset(self) -> None:
+        self.__init__()  # type: ignore[misc]
+
+
+class ZKServer:
+    def __init__(self, config: ServerConfig) -> None:
+        config.validate()
+        self.config = config
+        self.db = Database(config.data_dir, config.snap_count, config.snap_retain_count)
+        self.watches = WatchManager()
+        self.sessions = SessionTable()
+        self.reads = Reads(lambda: self.db.tree, self.watches)
+        self.stats = ServerStats()
+        self.connections: set[Connection] = set()
+        self._by_session: dict[int, Connection] = {}
+        self._closing: set[int] = set()
+        self._writes: list[_Write] = []
+        self._writes_ready = trio.Event()
+        self._sessions_changed = trio.Event()
+        self._reaping: set[str] = set()
+        self._next_session_id = ((int(time.time() * 1000) << 16) & ((1 << 56) - 1)) | (config.server_id << 56)
+        self._zxid = 0
+        self._snapshotting = False
+        self.port: int | None = None
+        self.started = trio.Event()
+
+    # -- state -----------------------------------------------------------------------------
+
+    @property
+    def tree(self) -> DataTree:
+        return self.db.tree
+
+    @property
+    def last_zxid(self) -> int:
+        return self.db.tree.last_zxid
+
+    @property
+    def outstanding(self) -> int:
+        return len(self._writes)
+
+    # -- running ---------------------------------------------------------------------------
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Open the data dir, listen on the client port and serve until cancelled."""
+        tree = await trio.to_thread.run_sync(self.db.open)
+        try:
+            self._zxid = tree.last_zxid
+            now = trio.current_time()
+            # Sessions that were live when we stopped get a fresh deadline to reconnect in.
+            for session_id, info in tree.sessions.items():
+                self.sessions.add(session_id, info.timeout_ms, now)
+            listeners = await trio.open_tcp_listeners(self.config.client_port, host=self.config.client_port_address)
+            self.port = listeners[0].socket.getsockname()[1]
+            log.info(
+                "serving ZooKeeper clients on %s:%d, data dir %s",
+                self.config.client_port_address,
+                self.port,
+                self.config.data_dir,
+            )
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self._commit_loop)
+                nursery.start_soon(self._expire_loop)
+                nursery.start_soon(self._reap_loop)
+                nursery.start_soon(trio.serve_listeners, self._serve_connection, listeners)
+                self.started.set()
+                task_status.started(self)
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(self.db.close)
+
+    async def _serve_connection(self, stream: trio.SocketStream) -> None:
+        conn = Connection(self, stream)
+        self.connections.add(conn)
+        await conn.run()
+
+    def connection_closed(self, conn: Connection) -> None:
+        self.connections.discard(conn)
+        self.watches.remove_watcher(conn)
+        if self._by_session.get(conn.session_id) is conn:
+            del self._by_session[conn.session_id]
+
+    # -- sessions --------------------------------------------------------------------------
+
+    async def create_session(self, timeout_ms: int) -> tuple[int, bytes]:
+        """Commit a new session; returns (id, password) once it is durable."""
+        while True:
+            self._next_session_id += 1
+            session_id = self._next_session_id
+            if session_id not in self.tree.sessions:
+                break
+        password = os.urandom(16)
+        done = trio.Event()
+        self.submit(session_id, CreateSession(timeout_ms, password), (), lambda txn, result: done.set())
+        await done.wait()
+        return session_id, password
+
+    def resume_session(self, session_id: int, password: bytes, timeout_ms: int, conn: Connection) -> bool:
+        info = self.tree.sessions.get(session_id)
+        if info is None or info.password != password or session_id in self._closing:
+            return False
+        if session_id not in self.sessions:
+            return False
+        old = self._by_session.get(session_id)
+        if old is not None and old is not conn:
+            log.info("session %#x moved to %s:%d; closing its old connection", session_id, *conn.peer)
+            old.abort()
+        self.sessions.add(session_id, timeout_ms, trio.current_time())
+        return True
+
+    def attach(self, session_id: int, conn: Connection) -> None:
+        self._by_session[session_id] = conn
+
+    def touch(self, session_id: int) -> None:
+        self.sessions.touch(session_id, trio.current_time())
+
+    def is_closing(self, session_id: int) -> bool:
+        return session_id in self._closing or session_id not in self.tree.sessions
+
+    async def _expire_loop(self) -> None:
+        while True:
+            for session_id in self.sessions.expired(trio.current_time()):
+                log.info("session %#x expired", session_id)
+                self._closing.add(session_id)
+                self.submit(session_id, CloseSession(), (), None)
+            deadline = self.sessions.next_deadline()
+            with trio.move_on_at(deadline if deadline is not None else math.inf):
+                await self._sessions_changed.wait()
+            self._sessions_changed = trio.Event()
+
+    async def _reap_loop(self) -> None:
+        """Delete empty containers and expired TTL nodes (ZooKeeper's ContainerManager)."""
+        interval = self.config.container_check_interval_ms / 1000.0
+        while True:
+            await trio.sleep(interval)
+            now_ms = int(time.time() * 1000)
+            for path in self.tree.due_for_deletion(now_ms):
+                if path not in self._reaping:
+                    self._reaping.add(path)
+                    self.submit(0, DeleteContainer(path), (), lambda txn, result, p=path: self._reaping.discard(p))
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def submit(self, session: int, op: Op, auth: tuple[Id, ...], on_done: Callback | None) -> None:
+        """Queue a write; `on_done(txn, result)` runs once it is durable and applied."""
+        self._writes.append(_Write(session, op, auth, on_done))
+        self._writes_ready.set()
+
+    async def _commit_loop(self) -> None:
+        while True:
+            if not self._writes:
+                self._writes_ready = trio.Event()
+                await self._writes_ready.wait()
+            batch = self._writes[:MAX_BATCH]
+            del self._writes[:MAX_BATCH]
+            now_ms = int(time.time() * 1000)
+            txns = []
+            for w in batch:
+                self._zxid += 1
+                txns.append(Txn(self._zxid, now_ms, w.session, w.op, w.auth))
+            records = self.db.encode(txns)
+            await trio.to_thread.run_sync(self.db.persist, records)
+            for w, txn in zip(batch, txns):
+                self._apply(txn, w.on_done)
+            self.stats.batches += 1
+            self.stats.txns += len(batch)
+            if self.db.snapshot_due(len(batch)) and not self._snapshotting:
+                self._nursery.start_soon(self._snapshot)
+
+    def _apply(self, txn: Txn, on_done: Callback | None) -> None:
+        result, triggers = self.db.tree.apply(txn)
+        op = txn.op
+        if isinstance(op, CreateSession):
+            self.sessions.add(txn.session, op.timeout_ms, trio.current_time())
+            self._sessions_changed.set()
+        for watcher, event_type, path in self.watches.fire(triggers):
+            watcher.send_event(txn.zxid, event_type, path)
+        if on_done is not None:
+            on_done(txn, result)
+        if isinstance(op, CloseSession):
+            self.sessions.remove(txn.session)
+            self._closing.discard(txn.session)
+            conn = self._by_session.pop(txn.session, None)
+            if conn is not None:
+                conn.close_after_flush()
+
+    async def _snapshot(self) -> None:
+        self._snapshotting = True
+        try:
+            zxid, payload = self.db.take_snapshot()
+            await trio.to_thread.run_sync(self.db.write_snapshot, zxid, payload)
+        finally:
+            self._snapshotting = False
