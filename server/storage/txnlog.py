@@ -65,7 +65,6 @@ class TxnLog:
         self._segments: list[_Segment] = []
         self._fd: int | None = None  # open on the last segment while it takes appends
         self._dirty = False
-        self._tail_zxid = 0  # last_zxid when no segment exists
         self._synced_zxid = 0
         self._failed: BaseException | None = None
         self._opened = False
@@ -80,7 +79,7 @@ class TxnLog:
     @property
     def last_zxid(self) -> int:
         """zxid of the last record appended (synced or not); 0 for an empty log."""
-        return self._segments[-1].last_zxid if self._segments else self._tail_zxid
+        return self._segments[-1].last_zxid if self._segments else 0
 
     @property
     def last_synced_zxid(self) -> int:
@@ -90,7 +89,7 @@ class TxnLog:
     @property
     def base_zxid(self) -> int:
         """The log holds every record after this zxid (older ones were purged); 0 if none."""
-        return self._segments[0].prev_zxid if self._segments else self._tail_zxid
+        return self._segments[0].prev_zxid if self._segments else 0
 
     @property
     def segments(self) -> list[Path]:
@@ -166,8 +165,8 @@ class TxnLog:
                 log.warning("txn log %s: torn segment header (%s), removing the file", path, exc)
                 return None, 0, 0
             raise corrupt(0, f"bad segment header ({exc})") from None
-        if first_zxid != name_zxid:
-            raise corrupt(0, f"header says first zxid {first_zxid:#x} but the name says {name_zxid:#x}")
+        if first_zxid != name_zxid or first_zxid <= prev_zxid:
+            raise corrupt(0, f"header says zxids ({prev_zxid:#x}, {first_zxid:#x}...) but the name says {name_zxid:#x}")
         if prev is not None and prev_zxid != prev.last_zxid:
             raise corrupt(0, (
                 f"gap between segments: {prev.path.name} ends at zxid {prev.last_zxid:#x} "
@@ -189,7 +188,7 @@ class TxnLog:
                     "txn log %s: torn tail at offset %d after zxid %#x (%s); truncating %d bytes",
                     path, offset, seg.last_zxid, exc, len(data) - offset,
                 )
-                return (seg if count else None), count, offset
+                return seg, count, offset
             if frame.zxid <= seg.last_zxid:
                 raise corrupt(offset, f"zxid {frame.zxid:#x} does not follow {seg.last_zxid:#x}")
             if count == 0 and frame.zxid != first_zxid:
@@ -197,11 +196,6 @@ class TxnLog:
             seg.last_zxid = frame.zxid
             seg.size = offset = frame.end
             count += 1
-        if count == 0:
-            if not is_last:
-                raise corrupt(offset, "segment holds no records but is not the last")
-            log.warning("txn log %s: segment holds no records, removing the file", path)
-            return None, 0, None
         return seg, count, None
 
     # -- writing ----------------------------------------------------------------------------
@@ -219,8 +213,8 @@ class TxnLog:
         try:
             buf = bytearray()
             for zxid, payload in records:
-                if self._fd is None:
-                    self._start_segment(zxid)
+                if self._fd is None or self._segments[-1].last_zxid == self._segments[-1].prev_zxid:
+                    self._activate_segment(zxid)
                 buf += fmt.encode_record(zxid, payload)
                 seg = self._segments[-1]
                 seg.last_zxid = zxid
@@ -240,15 +234,34 @@ class TxnLog:
             self._segments[-1].size += len(buf)
             self._dirty = True
 
-    def _start_segment(self, first_zxid: int) -> None:
+    def _activate_segment(self, first_zxid: int) -> None:
+        """Make the segment that takes record `first_zxid` the open, last one.
+
+        Reuses the last segment if it holds no record yet and is named `first_zxid`; otherwise
+        creates `log.<first_zxid>` (header fsynced, then the directory) and, if the last
+        segment was empty, removes it only afterwards, so the base zxid is always on disk.
+        """
+        last = self._segments[-1] if self._segments else None
+        empty = last if last is not None and last.last_zxid == last.prev_zxid else None
+        if empty is not None and empty.first_zxid == first_zxid:
+            if self._fd is None:
+                self._fd = os.open(empty.path, os.O_WRONLY | os.O_APPEND)
+            return
+        if self._fd is not None and empty is None:
+            return
+        self._close_fd()
         path = self.directory / fmt.segment_name(first_zxid)
+        prev = self.last_zxid
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
         self._fd = fd
-        prev = self.last_zxid
         self._segments.append(_Segment(path, first_zxid, prev, prev, fmt.SEGMENT_HEADER_SIZE))
         write_all(fd, fmt.encode_segment_header(first_zxid, prev))
         os.fsync(fd)
         fsync_dir(self.directory)
+        if empty is not None:
+            self._segments.remove(empty)
+            empty.path.unlink()
+            fsync_dir(self.directory)
 
     def sync(self) -> None:
         """Make every appended record durable: one fdatasync for the whole batch."""
@@ -295,16 +308,12 @@ class TxnLog:
             )
         try:
             self._close_fd()
-            tail = self.base_zxid
-            while self._segments and self._segments[-1].first_zxid > zxid:
-                seg = self._segments.pop()  # newest first: a crash leaves a valid prefix
-                tail = seg.prev_zxid
-                seg.path.unlink()
+            # Newest first, so a crash leaves a valid prefix; the oldest segment stays (perhaps
+            # emptied) so that the base zxid stays on disk.
+            while len(self._segments) > 1 and self._segments[-1].first_zxid > zxid:
+                self._segments.pop().path.unlink()
             fsync_dir(self.directory)
-            if not self._segments:
-                self._tail_zxid = tail
-            else:
-                self._cut_last_segment(zxid)
+            self._cut_last_segment(zxid)
         except OSError as exc:
             self._fail(exc)
             raise
