@@ -202,12 +202,12 @@ class Reads:
                 results.append(r.ErrorResult(int(e.code)))
         return r.MultiResponse(tuple(results))
 
-    def add_watch(self, record: Any, watcher: Any, auth: tuple[Id, ...], session: int) -> None:
+    def add_watch(self, record: Any, watcher: Any, auth: tuple[Id, ...], session: int) -> Record:
         _check_path(record.path)
         if record.mode not in (AddWatchMode.PERSISTENT, AddWatchMode.PERSISTENT_RECURSIVE):
             raise BadArgumentsError(record.path)
         self.watches.add_persistent(record.path, watcher, record.mode == AddWatchMode.PERSISTENT_RECURSIVE)
-        return None
+        return r.ErrorResponse(0)  # ZooKeeper answers addWatch with this body
 
     def _watcher_type(self, record: Any) -> WatcherType:
         _check_path(record.path)
