@@ -63,10 +63,13 @@ def to_op(op_code: int, record: Any) -> Op:
     raise BadArgumentsError(None, f"opcode {op_code} is not a write")
 
 
-def _op_result(op_code: int, result: Result) -> Record:
-    if result.err:
+def _op_result(op_code: int, result: Result, failed: bool) -> Record:
+    if failed:
+        # In a failed multi every op answers with an error: 0 (rolled back) before the
+        # failing op, its code at it, RUNTIME_INCONSISTENCY after.
         return r.ErrorResult(result.err)
-    if op_code == OpCode.create:
+    if op_code in (OpCode.create, OpCode.create2):
+        # ZooKeeper 3.8 answers create2 inside a multi like create: the path only.
         return r.CreateResult(result.path)
     if op_code in CREATE2_STYLE:
         return r.Create2Result(result.path, result.stat)
@@ -80,7 +83,8 @@ def _op_result(op_code: int, result: Result) -> Record:
 def write_response(op_code: int, record: Any, result: Result) -> tuple[int, Record | None]:
     """(error code, response record) for a committed write."""
     if op_code == OpCode.multi:
-        subs = tuple(_op_result(sub_code, res) for (sub_code, _), res in zip(record.ops, result.results))
+        failed = any(res.err for res in result.results)
+        subs = tuple(_op_result(sub_code, res, failed) for (sub_code, _), res in zip(record.ops, result.results))
         return 0, r.MultiResponse(subs)
     if result.err:
         return result.err, None
