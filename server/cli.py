@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -48,6 +49,17 @@ def build_config(ns: argparse.Namespace) -> cfg.ServerConfig:
     return config
 
 
+async def _serve_until_signalled(server: ZKServer) -> None:
+    """Run until SIGTERM or SIGINT, then stop cleanly (the data dir lock is released)."""
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(server.run)
+            async for signum in signals:
+                log.info("received %s; stopping", signal.Signals(signum).name)
+                nursery.cancel_scope.cancel()
+                break
+
+
 def serve(argv: list[str]) -> int:
     ns = _parser().parse_args(argv)
     logging.basicConfig(
@@ -56,7 +68,7 @@ def serve(argv: list[str]) -> int:
     )
     try:
         config = build_config(ns)
-        trio.run(ZKServer(config).run)
+        trio.run(_serve_until_signalled, ZKServer(config))
     except (cfg.ConfigError, StorageError) as e:
         print(f"ccore serve: {e}", file=sys.stderr)
         return 2
