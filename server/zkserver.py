@@ -132,6 +132,11 @@ class ZKServer:
 
     async def _serve_connection(self, stream: trio.SocketStream) -> None:
         conn = Connection(self, stream)
+        limit = self.config.max_client_cnxns
+        if limit and sum(1 for c in self.connections if c.peer[0] == conn.peer[0]) >= limit:
+            log.warning("too many connections from %s (max %d, maxClientCnxns); closing", conn.peer[0], limit)
+            await stream.aclose()
+            return
         self.connections.add(conn)
         await conn.run()
 

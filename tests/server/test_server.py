@@ -204,3 +204,34 @@ async def test_restart_recovers_tree_and_sessions(tmp_path) -> None:
         assert again.session_id == c.session_id
         assert "/eph" in server.tree.nodes
         nursery.cancel_scope.cancel()
+
+
+async def test_snapshots_are_taken_purged_and_recovered(tmp_path) -> None:
+    async with trio.open_nursery() as nursery:
+        server = await start_server(nursery, tmp_path, snap_count=10, snap_retain_count=2)
+        c = await RawClient.connect(server.port)
+        for i in range(45):
+            header, _ = await c.create(f"/s{i}", b"x")
+            assert header.err == 0
+        await wait_for(lambda: not server._snapshotting)
+        snaps = sorted((tmp_path / "data" / "snap").glob("snapshot.*"))
+        assert 1 <= len(snaps) <= 2  # retention keeps the newest two
+        zxid = server.last_zxid
+        nursery.cancel_scope.cancel()
+    async with trio.open_nursery() as nursery:
+        server = await start_server(nursery, tmp_path)
+        assert server.last_zxid == zxid
+        assert all(f"/s{i}" in server.tree.nodes for i in range(45))
+        nursery.cancel_scope.cancel()
+
+
+async def test_connections_per_client_address_are_limited(nursery, tmp_path) -> None:
+    server = await start_server(nursery, tmp_path, max_client_cnxns=2)
+    first = await RawClient.connect(server.port)
+    second = await RawClient.connect(server.port)
+    with pytest.raises(EOFError):
+        await RawClient.connect(server.port)
+    await first.aclose()
+    await wait_for(lambda: len(server.connections) == 1)
+    third = await RawClient.connect(server.port)
+    assert third.session_id and second.session_id
