@@ -94,17 +94,22 @@ class Node:
         self.children: set[str] = set()
 
     def stat(self) -> Stat:
+        """The Stat a client sees, translated as ZooKeeper's DataNode.copyStat does."""
+        children = len(self.children)
         return Stat(
             self.czxid,
             self.mzxid,
             self.ctime,
             self.mtime,
             self.version,
-            self.cversion,
+            # Stored cversion counts child creations (it names sequential nodes); clients see
+            # creations plus deletions: every create has a delete but for the children left.
+            self.cversion * 2 - children,
             self.aversion,
-            self.ephemeral_owner,
+            # Containers and TTL nodes borrow the owner field; clients see 0 for them.
+            self.ephemeral_owner if self.is_ephemeral else 0,
             len(self.data) if self.data is not None else 0,
-            len(self.children),
+            children,
             self.pzxid,
         )
 

@@ -56,7 +56,7 @@ def test_initial_tree_is_zookeepers() -> None:
     tree = DataTree()
     assert sorted(tree.nodes) == ["/", "/zookeeper", "/zookeeper/config", "/zookeeper/quota"]
     root = tree.nodes["/"].stat()
-    assert (root.numChildren, root.cversion, root.pzxid) == (1, 0, 0)
+    assert (root.numChildren, root.cversion, root.pzxid) == (1, -1, 0)  # ZooKeeper shows -1 too
     assert tree.nodes["/zookeeper/config"].acl == READ_ACL_UNSAFE
 
 
@@ -84,6 +84,7 @@ def test_sequential_names_come_from_parent_cversion_and_never_repeat() -> None:
     # Deletes move pzxid but not cversion, so numbers keep counting up.
     assert names == ["/q/n-0000000000", "/q/n-0000000001", "/q/n-0000000002"]
     assert a.tree.nodes["/q"].cversion == 3
+    assert a.tree.nodes["/q"].stat().cversion == 6  # clients count the deletions too
     assert a.tree.nodes["/q"].pzxid == a.zxid
 
 
@@ -190,14 +191,16 @@ def _nodes(tree: DataTree) -> dict:
 def test_containers_and_ttl_nodes() -> None:
     a = make()
     result, _ = a(create("/c", mode=CreateMode.CONTAINER, container_request=True))
-    assert result.stat.ephemeralOwner == CONTAINER_EPHEMERAL_OWNER
+    assert a.tree.nodes["/c"].ephemeral_owner == CONTAINER_EPHEMERAL_OWNER
+    assert result.stat.ephemeralOwner == 0  # clients see 0 for containers and TTL nodes
     assert a.tree.due_for_deletion(a.now) == []  # never had a child: kept
     a(create("/c/x"))
     a(Delete("/c/x"))
     assert a.tree.due_for_deletion(a.now) == ["/c"]
     assert a(DeleteContainer("/c"))[0].err == 0
     result, _ = a(create("/t", mode=CreateMode.PERSISTENT_WITH_TTL, ttl=500, ttl_request=True))
-    assert result.stat.ephemeralOwner == ttl_owner(500)
+    assert a.tree.nodes["/t"].ephemeral_owner == ttl_owner(500)
+    assert result.stat.ephemeralOwner == 0
     assert a(DeleteContainer("/t"))[0].err == Code.BAD_VERSION  # not expired yet
     a.now += 501
     assert a.tree.due_for_deletion(a.now) == ["/t"]
