@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from server.storage import TxnLog  # noqa: E402
+from server.storage import TxnLog
 
 
 def run(directory: Path, batch: int, size: int, seconds: float) -> tuple[float, float, float]:
@@ -45,7 +45,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=100)
     args = parser.parse_args()
     fs = os.statvfs(args.dir)
-    print(f"dir {args.dir.resolve()} (block size {fs.f_bsize}), payload {args.size} bytes, {args.seconds}s per run")
+    print(
+        f"dir {args.dir.resolve()} (block size {fs.f_bsize}), payload {args.size} bytes, {args.seconds}s per run"
+    )
     print(f"{'batch':>6} {'records/s':>12} {'syncs/s':>10} {'ms/batch':>9}")
     for batch in (int(b) for b in args.batches.split(",")):
         work = Path(tempfile.mkdtemp(prefix="storage-bench-", dir=args.dir))

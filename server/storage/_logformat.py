@@ -1,6 +1,6 @@
 """On-disk format of transaction-log segments: the segment header, record frames, and scanning.
 
-Pure functions over bytes (no file handles), so the recovery rules can be tested byte by byte.
+Functions over bytes (no file handles), so the recovery rules can be tested byte by byte.
 
 Segment file ``log.<first zxid, 16 lower-case hex digits>``::
 
@@ -23,11 +23,17 @@ Record frame (20-byte header + payload, big-endian)::
 
 from __future__ import annotations
 
+import logging
 import re
 import struct
 import zlib
+from pathlib import Path
 
 import attrs
+
+from .errors import CorruptLogError
+
+log = logging.getLogger(__name__)
 
 SEGMENT_MAGIC = b"CCORELOG"
 SEGMENT_VERSION = 1
@@ -39,6 +45,7 @@ _SEGMENT_HEADER = struct.Struct(">8sIQQI")
 _RECORD_HEADER = struct.Struct(">4sIIQ")
 SEGMENT_HEADER_SIZE = _SEGMENT_HEADER.size  # 32
 RECORD_HEADER_SIZE = _RECORD_HEADER.size  # 20
+FIX = "restore this data dir from a backup, or move it aside and let the server resync from the leader"
 _SEGMENT_NAME = re.compile(r"log\.([0-9a-f]{16})")
 
 
@@ -71,7 +78,9 @@ def decode_segment_header(data: bytes | memoryview) -> tuple[int, int]:
     if zlib.crc32(data[: SEGMENT_HEADER_SIZE - 4]) != crc:
         raise BadHeader("header CRC mismatch")
     if version != SEGMENT_VERSION:
-        raise BadHeader(f"unsupported segment version {version} (this build reads {SEGMENT_VERSION})")
+        raise BadHeader(
+            f"unsupported segment version {version} (this build reads {SEGMENT_VERSION})"
+        )
     return first, prev
 
 
@@ -129,3 +138,85 @@ def find_valid_record(data: bytes, start: int) -> int | None:
             continue
         return pos
     return None
+
+
+@attrs.frozen
+class ScanResult:
+    """A validated segment: its zxid range, where its valid records end, and any torn tail."""
+
+    first_zxid: int
+    prev_zxid: int
+    last_zxid: int  # == prev_zxid when it holds no record
+    end: int
+    records: int
+    torn_offset: int | None
+
+
+def scan_segment(
+    path: Path,
+    name_zxid: int,
+    data: bytes,
+    prev_path: Path | None,
+    prev_last_zxid: int | None,
+    is_last: bool,
+) -> ScanResult | None:
+    """Validate a whole segment; None means a torn header (a crash while creating the file).
+
+    In the last segment, a damaged record with no valid frame after it is a torn tail
+    (reported in `torn_offset`, to be truncated). Any other damage raises CorruptLogError:
+    a bad record followed by valid ones, damage in an older segment, zxids out of order, or
+    a segment that does not follow the one before it (a gap).
+    """
+
+    def corrupt(offset: int, what: str) -> CorruptLogError:
+        return CorruptLogError(f"txn log {path} at offset {offset}: {what}; {FIX}")
+
+    try:
+        first_zxid, prev_zxid = decode_segment_header(data)
+    except BadHeader as exc:
+        if is_last and find_valid_record(data, 0) is None:
+            log.warning("txn log %s: torn segment header (%s), removing the file", path, exc)
+            return None
+        raise corrupt(0, f"bad segment header ({exc})") from None
+    if first_zxid != name_zxid or first_zxid <= prev_zxid:
+        raise corrupt(
+            0,
+            f"header says zxids ({prev_zxid:#x}, {first_zxid:#x}...) but the name says {name_zxid:#x}",
+        )
+    if prev_last_zxid is not None and prev_zxid != prev_last_zxid:
+        raise corrupt(
+            0,
+            (
+                f"gap between segments: {prev_path.name if prev_path else '?'} ends at zxid {prev_last_zxid:#x} "
+                f"but this segment follows zxid {prev_zxid:#x}"
+            ),
+        )
+    last, count, offset = prev_zxid, 0, SEGMENT_HEADER_SIZE
+    while offset < len(data):
+        try:
+            frame = parse_record(data, offset)
+        except BadRecord as exc:
+            if not is_last:
+                raise corrupt(offset, f"{exc} in a segment that is not the last") from None
+            later = find_valid_record(data, offset + 1)
+            if later is not None:
+                raise corrupt(
+                    offset, f"{exc}, but valid records follow at offset {later}"
+                ) from None
+            log.warning(
+                "txn log %s: torn tail at offset %d after zxid %#x (%s); truncating %d bytes",
+                path,
+                offset,
+                last,
+                exc,
+                len(data) - offset,
+            )
+            return ScanResult(first_zxid, prev_zxid, last, offset, count, offset)
+        if frame.zxid <= last:
+            raise corrupt(offset, f"zxid {frame.zxid:#x} does not follow {last:#x}")
+        if count == 0 and frame.zxid != first_zxid:
+            raise corrupt(
+                offset, f"first record has zxid {frame.zxid:#x}, the name says {first_zxid:#x}"
+            )
+        last, offset, count = frame.zxid, frame.end, count + 1
+    return ScanResult(first_zxid, prev_zxid, last, offset, count, None)

@@ -54,7 +54,11 @@ class SnapshotStore:
         removed = False
         for path in self.directory.iterdir():
             if _TMP_NAME.fullmatch(path.name):
-                log.info("snapshots %s: removing %s left by an interrupted write", self.directory, path.name)
+                log.info(
+                    "snapshots %s: removing %s left by an interrupted write",
+                    self.directory,
+                    path.name,
+                )
                 path.unlink()
                 removed = True
         if removed:
@@ -100,7 +104,9 @@ class SnapshotStore:
         if header_zxid != zxid:
             raise corrupt(f"header says zxid {header_zxid:#x}, the name says {zxid:#x}")
         if HEADER_SIZE + length != len(data):
-            raise corrupt(f"header says {length} payload bytes, the file holds {len(data) - HEADER_SIZE}")
+            raise corrupt(
+                f"header says {length} payload bytes, the file holds {len(data) - HEADER_SIZE}"
+            )
         view = memoryview(data)
         if zlib.crc32(view[HEADER_SIZE:], zlib.crc32(view[: HEADER_SIZE - 4])) != crc:
             raise corrupt("CRC mismatch")
@@ -141,5 +147,7 @@ class SnapshotStore:
             path.unlink()
         if doomed:
             fsync_dir(self.directory)
-            log.info("snapshots %s: purged %d older than zxid %#x", self.directory, len(doomed), floor)
+            log.info(
+                "snapshots %s: purged %d older than zxid %#x", self.directory, len(doomed), floor
+            )
         return floor

@@ -20,6 +20,7 @@ import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 import attrs
 
@@ -30,7 +31,6 @@ from .errors import CorruptLogError, LogFailedError, PurgedHistoryError
 log = logging.getLogger(__name__)
 
 DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
-_FIX = "restore this data dir from a backup, or move it aside and let the server resync from the leader"
 
 
 @attrs.define
@@ -118,19 +118,28 @@ class TxnLog:
             is_last = index == len(found) - 1
             data = path.read_bytes()
             prev = self._segments[-1] if self._segments else None
-            seg, count, torn_offset = self._scan_segment(path, name_zxid, data, prev, is_last)
-            records += count
-            if torn_offset is not None:
-                torn_at = (path, torn_offset)
-                truncated += len(data) - torn_offset
-            if seg is None:
+            scan = fmt.scan_segment(
+                path,
+                name_zxid,
+                data,
+                prev.path if prev else None,
+                prev.last_zxid if prev else None,
+                is_last,
+            )
+            if scan is None:  # a torn header: the crash came while the segment was created
                 path.unlink()
                 removed.append(path)
                 fsync_dir(self.directory)
+                truncated += len(data)
                 continue
-            if torn_offset is not None:
-                os.truncate(path, torn_offset)
-            self._segments.append(seg)
+            records += scan.records
+            if scan.torn_offset is not None:
+                torn_at = (path, scan.torn_offset)
+                truncated += len(data) - scan.torn_offset
+                os.truncate(path, scan.torn_offset)
+            self._segments.append(
+                _Segment(path, scan.first_zxid, scan.prev_zxid, scan.last_zxid, scan.end)
+            )
         if self._segments:
             last = self._segments[-1]
             self._fd = os.open(last.path, os.O_WRONLY | os.O_APPEND)
@@ -141,62 +150,21 @@ class TxnLog:
         self._synced_zxid = self.last_zxid
         self._opened = True
         self.recovery = RecoveryInfo(
-            segments=len(self._segments), records=records, truncated_bytes=truncated,
-            torn_at=torn_at, removed=tuple(removed),
+            segments=len(self._segments),
+            records=records,
+            truncated_bytes=truncated,
+            torn_at=torn_at,
+            removed=tuple(removed),
         )
         log.info(
             "txn log %s: %d segments, %d records, zxids (%#x, %#x]",
-            self.directory, len(self._segments), records, self.base_zxid, self.last_zxid,
+            self.directory,
+            len(self._segments),
+            records,
+            self.base_zxid,
+            self.last_zxid,
         )
         return self
-
-    def _scan_segment(
-        self, path: Path, name_zxid: int, data: bytes, prev: _Segment | None, is_last: bool
-    ) -> tuple[_Segment | None, int, int | None]:
-        """Validate one segment: (segment or None if it is to be removed, records, torn offset)."""
-
-        def corrupt(offset: int, what: str) -> CorruptLogError:
-            return CorruptLogError(f"txn log {path} at offset {offset}: {what}; {_FIX}")
-
-        try:
-            first_zxid, prev_zxid = fmt.decode_segment_header(data)
-        except fmt.BadHeader as exc:
-            if is_last and fmt.find_valid_record(data, 0) is None:
-                log.warning("txn log %s: torn segment header (%s), removing the file", path, exc)
-                return None, 0, 0
-            raise corrupt(0, f"bad segment header ({exc})") from None
-        if first_zxid != name_zxid or first_zxid <= prev_zxid:
-            raise corrupt(0, f"header says zxids ({prev_zxid:#x}, {first_zxid:#x}...) but the name says {name_zxid:#x}")
-        if prev is not None and prev_zxid != prev.last_zxid:
-            raise corrupt(0, (
-                f"gap between segments: {prev.path.name} ends at zxid {prev.last_zxid:#x} "
-                f"but this segment follows zxid {prev_zxid:#x}"
-            ))
-        seg = _Segment(path, first_zxid, prev_zxid, prev_zxid, fmt.SEGMENT_HEADER_SIZE)
-        count = 0
-        offset = fmt.SEGMENT_HEADER_SIZE
-        while offset < len(data):
-            try:
-                frame = fmt.parse_record(data, offset)
-            except fmt.BadRecord as exc:
-                if not is_last:
-                    raise corrupt(offset, f"{exc} in a segment that is not the last") from None
-                later = fmt.find_valid_record(data, offset + 1)
-                if later is not None:
-                    raise corrupt(offset, f"{exc}, but valid records follow at offset {later}") from None
-                log.warning(
-                    "txn log %s: torn tail at offset %d after zxid %#x (%s); truncating %d bytes",
-                    path, offset, seg.last_zxid, exc, len(data) - offset,
-                )
-                return seg, count, offset
-            if frame.zxid <= seg.last_zxid:
-                raise corrupt(offset, f"zxid {frame.zxid:#x} does not follow {seg.last_zxid:#x}")
-            if count == 0 and frame.zxid != first_zxid:
-                raise corrupt(offset, f"first record has zxid {frame.zxid:#x}, the name says {first_zxid:#x}")
-            seg.last_zxid = frame.zxid
-            seg.size = offset = frame.end
-            count += 1
-        return seg, count, None
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -208,7 +176,9 @@ class TxnLog:
             if not isinstance(zxid, int) or not last < zxid <= fmt.MAX_ZXID:
                 raise ValueError(f"zxid {zxid!r} must be an integer above {last:#x}")
             if len(payload) > fmt.MAX_PAYLOAD_BYTES:
-                raise ValueError(f"payload of zxid {zxid:#x} is {len(payload)} bytes, over the limit")
+                raise ValueError(
+                    f"payload of zxid {zxid:#x} is {len(payload)} bytes, over the limit"
+                )
             last = zxid
         try:
             buf = bytearray()
@@ -314,7 +284,7 @@ class TxnLog:
                 self._segments.pop().path.unlink()
             fsync_dir(self.directory)
             self._cut_last_segment(zxid)
-        except OSError as exc:
+        except (OSError, CorruptLogError) as exc:
             self._fail(exc)
             raise
         self._synced_zxid = self.last_zxid
@@ -325,7 +295,12 @@ class TxnLog:
         data = seg.path.read_bytes()
         offset, last = fmt.SEGMENT_HEADER_SIZE, seg.prev_zxid
         while offset < seg.size:
-            frame = fmt.parse_record(data, offset)
+            try:
+                frame = fmt.parse_record(data, offset)
+            except fmt.BadRecord as exc:
+                raise CorruptLogError(
+                    f"txn log {seg.path} at offset {offset}: {exc} while truncating; {fmt.FIX}"
+                ) from None
             if frame.zxid > zxid:
                 break
             offset, last = frame.end, frame.zxid
@@ -357,7 +332,12 @@ class TxnLog:
             raise
         del self._segments[:removable]
         if removed:
-            log.info("txn log %s: purged %d segments up to zxid %#x", self.directory, len(removed), self.base_zxid)
+            log.info(
+                "txn log %s: purged %d segments up to zxid %#x",
+                self.directory,
+                len(removed),
+                self.base_zxid,
+            )
         return removed
 
     # -- reading ----------------------------------------------------------------------------
@@ -391,7 +371,7 @@ class TxnLog:
                         frame = fmt.parse_record(data, 0)
                     except fmt.BadRecord as exc:
                         raise CorruptLogError(
-                            f"txn log {path} at offset {offset}: {exc} while reading; {_FIX}"
+                            f"txn log {path} at offset {offset}: {exc} while reading; {fmt.FIX}"
                         ) from None
                     if frame.zxid > after:
                         yield frame.zxid, data[fmt.RECORD_HEADER_SIZE :]
@@ -410,11 +390,14 @@ class TxnLog:
             fd, self._fd = self._fd, None
             os.close(fd)
 
-    def __enter__(self) -> TxnLog:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.close()
 

@@ -90,7 +90,13 @@ def test_append_rejects_bad_zxids_and_writes_nothing(tmp_path: Path) -> None:
     with TxnLog.recover(tmp_path) as log:
         log.append(records(3))
         size = only_segment(tmp_path).stat().st_size
-        for bad in ([(3, b"x")], [(4, b"x"), (4, b"y")], [(5, b"x"), (4, b"y")], [(0, b"")], [(-1, b"")]):
+        for bad in (
+            [(3, b"x")],
+            [(4, b"x"), (4, b"y")],
+            [(5, b"x"), (4, b"y")],
+            [(0, b"")],
+            [(-1, b"")],
+        ):
             with pytest.raises(ValueError):
                 log.append(bad)
         with pytest.raises(ValueError):
@@ -127,7 +133,9 @@ def test_torn_tail_at_every_offset_of_last_record(tmp_path: Path) -> None:
         with TxnLog.recover(d) as log:
             assert log.last_zxid == 4
             assert log.recovery is not None
-            assert log.recovery.torn_at == ((d / "log.0000000000000001", start) if cut > start else None)
+            assert log.recovery.torn_at == (
+                (d / "log.0000000000000001", start) if cut > start else None
+            )
             assert log.recovery.truncated_bytes == cut - start
             log.append([(9, b"after")])
             log.sync()
@@ -149,7 +157,9 @@ def test_bad_byte_in_last_record_is_a_torn_tail(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("tail", [b"\x00" * 4096, b"\x00" * 3, bytes(range(256)) * 8])
-def test_zero_or_garbage_tail_is_truncated(tmp_path: Path, tail: bytes) -> None:
+def test_zero_or_garbage_tail_is_truncated(
+    tmp_path: Path, tail: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
     recs = records(3)
     write_log(tmp_path, recs)
     path = only_segment(tmp_path)
@@ -157,6 +167,7 @@ def test_zero_or_garbage_tail_is_truncated(tmp_path: Path, tail: bytes) -> None:
         f.write(tail)
     with TxnLog.recover(tmp_path) as log:
         assert log.recovery is not None and log.recovery.truncated_bytes == len(tail)
+    assert f"torn tail at offset {offsets(recs)[-1]} after zxid 0x3" in caplog.text
     assert path.stat().st_size == offsets(recs)[-1]
     assert read_all(tmp_path) == recs
 
@@ -184,7 +195,10 @@ def test_torn_new_segment(tmp_path: Path) -> None:
                 log.append([(next_zxid, b"new")])
             assert read_all(d) == recs + [(next_zxid, b"new")]
             if cut >= HDR:  # the empty segment was reused or replaced; else log.1 took the record
-                assert sorted(p.name for p in d.iterdir()) == ["log.0000000000000001", fmt.segment_name(next_zxid)]
+                assert sorted(p.name for p in d.iterdir()) == [
+                    "log.0000000000000001",
+                    fmt.segment_name(next_zxid),
+                ]
 
 
 def test_empty_segments_keep_the_base(tmp_path: Path) -> None:
@@ -207,7 +221,9 @@ def test_empty_segments_keep_the_base(tmp_path: Path) -> None:
 def test_empty_segment_before_a_full_one_is_valid(tmp_path: Path) -> None:
     """A crash while replacing an empty segment leaves both: the chain still holds."""
     (tmp_path / "log.0000000000000004").write_bytes(fmt.encode_segment_header(4, 3))
-    (tmp_path / "log.0000000000000009").write_bytes(fmt.encode_segment_header(9, 3) + fmt.encode_record(9, b"z"))
+    (tmp_path / "log.0000000000000009").write_bytes(
+        fmt.encode_segment_header(9, 3) + fmt.encode_record(9, b"z")
+    )
     with TxnLog.recover(tmp_path) as log:
         assert (log.base_zxid, list(log.read_after(3))) == (3, [(9, b"z")])
 
@@ -249,7 +265,7 @@ def test_bad_record_in_older_segment_raises(tmp_path: Path) -> None:
 
 def test_truncated_older_segment_raises(tmp_path: Path) -> None:
     write_log(tmp_path, records(40, size=20), segment_bytes=300)
-    victim = sorted(tmp_path.glob("log.*"))[0]
+    victim = min(tmp_path.glob("log.*"))
     os.truncate(victim, victim.stat().st_size - 3)
     with pytest.raises(CorruptLogError):
         TxnLog.recover(tmp_path, 300)
@@ -257,7 +273,7 @@ def test_truncated_older_segment_raises(tmp_path: Path) -> None:
 
 def test_bad_header_in_older_segment_raises(tmp_path: Path) -> None:
     write_log(tmp_path, records(40, size=20), segment_bytes=300)
-    victim = sorted(tmp_path.glob("log.*"))[0]
+    victim = min(tmp_path.glob("log.*"))
     data = bytearray(victim.read_bytes())
     data[3] ^= 0xFF
     victim.write_bytes(data)
@@ -277,7 +293,9 @@ def test_missing_middle_segment_is_a_gap(tmp_path: Path) -> None:
 
 def test_zxids_not_increasing_raise(tmp_path: Path) -> None:
     path = tmp_path / "log.0000000000000005"
-    path.write_bytes(fmt.encode_segment_header(5, 0) + fmt.encode_record(5, b"a") + fmt.encode_record(5, b"b"))
+    path.write_bytes(
+        fmt.encode_segment_header(5, 0) + fmt.encode_record(5, b"a") + fmt.encode_record(5, b"b")
+    )
     with pytest.raises(CorruptLogError) as info:
         TxnLog.recover(tmp_path)
     assert_one_line(info.value, str(path), "does not follow")

@@ -114,7 +114,9 @@ class TxnLogCrashMachine(RuleBasedStateMachine):
         self.log = TxnLog.recover(self.dir, SEGMENT_BYTES)
         recovered = list(self.log.read_after(self.log.base_zxid))
         survivors = [r for r in self.model if r[0] > self.log.base_zxid]
-        assert recovered == survivors[: len(recovered)], "recovered log is not a prefix of what was appended"
+        assert recovered == survivors[: len(recovered)], (
+            "recovered log is not a prefix of what was appended"
+        )
         lost = len(survivors) - len(recovered)
         assert len(self.model) - lost >= self.durable, "a synced record was lost"
         self.model = self.model[: len(self.model) - lost]

@@ -19,8 +19,8 @@ from server.storage import (
     MissingHistoryError,
     SnapshotStore,
     StorageError,
+    _fsutil,
 )
-from server.storage import _fsutil
 
 
 def one_line(exc: BaseException) -> str:
@@ -43,10 +43,15 @@ def test_snapshot_round_trip(tmp_path: Path) -> None:
     assert store.read(7) == b""
     store.write(7, b"again")  # rewriting the same zxid replaces it atomically
     assert store.read(7) == b"again"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["snapshot.0000000000000007", "snapshot.0000000100000005"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "snapshot.0000000000000007",
+        "snapshot.0000000100000005",
+    ]
 
 
-@pytest.mark.parametrize("damage", ["flip_payload", "flip_header", "truncate", "extend", "empty", "rename"])
+@pytest.mark.parametrize(
+    "damage", ["flip_payload", "flip_header", "truncate", "extend", "empty", "rename"]
+)
 def test_latest_falls_back_when_newest_is_corrupt(
     tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -103,7 +108,9 @@ def test_interrupted_snapshot_write_leaves_temp_that_is_ignored_then_cleaned(
     assert (tmp_path / "snapshot.0000000000000005").exists()
 
 
-def test_failed_snapshot_write_removes_temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_snapshot_write_removes_temp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = SnapshotStore(tmp_path)
 
     def full(fd: int) -> None:
@@ -149,7 +156,9 @@ def test_epoch_file(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == [tmp_path / "accepted_epoch"]
 
 
-@pytest.mark.parametrize("content", [b"", b"7", b"abc\n", b"-1\n", b"07\n", b"1 2\n", b"4294967296\n", b"\x00\x00"])
+@pytest.mark.parametrize(
+    "content", [b"", b"7", b"abc\n", b"-1\n", b"07\n", b"1 2\n", b"4294967296\n", b"\x00\x00"]
+)
 def test_garbage_epoch_file_raises(tmp_path: Path, content: bytes) -> None:
     (tmp_path / "current_epoch").write_bytes(content)
     with pytest.raises(CorruptEpochError) as info:
@@ -197,10 +206,14 @@ def test_data_dir_lock_across_processes(tmp_path: Path) -> None:
         "try:\n    DataDir(sys.argv[1])\nexcept DataDirLockedError as e:\n    print(e); sys.exit(3)\n"
     )
     with DataDir(tmp_path):
-        proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=False
+        )
     assert proc.returncode == 3, proc.stderr
     assert "in use by another server" in proc.stdout
-    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=False
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -239,7 +252,11 @@ def test_recover_plan(tmp_path: Path) -> None:
         assert (plan.snapshot_zxid, plan.snapshot, list(plan.records)) == (0, None, recs)
         dd.snapshots.write(12, b"state@12")
         plan = dd.recover_plan()
-        assert (plan.snapshot_zxid, plan.snapshot, list(plan.records)) == (12, b"state@12", recs[12:])
+        assert (plan.snapshot_zxid, plan.snapshot, list(plan.records)) == (
+            12,
+            b"state@12",
+            recs[12:],
+        )
         dd.snapshots.write(40, b"state@40")  # e.g. installed by SNAP beyond our log
         plan = dd.recover_plan()
         assert (plan.snapshot_zxid, list(plan.records)) == (40, [])
