@@ -27,16 +27,14 @@ from collections.abc import Callable, Iterator
 import pytest
 from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException, NoNodeError
-from kazoo.retry import KazooRetry
 
 from tests.compat import rawzk
+from tests.compat.helpers import close_kazoo, new_kazoo
 from tests.compat.servers import ZK_NOT_INSTALLED, ServerHandle, apache_installed, make_server
 
 log = logging.getLogger(__name__)
 
 SERVER_KINDS = ["apache", "ccore"]
-KAZOO_START_TIMEOUT_S = 15.0
-KAZOO_SESSION_TIMEOUT_S = 10.0
 
 # The shared Apache server checks containers and TTL nodes every second instead of every
 # minute, so the container/TTL tests finish quickly. (Our server has no such flag yet.)
@@ -114,23 +112,6 @@ def server_factory(tmp_path_factory, server_kind) -> Iterator[Callable[..., Serv
 @pytest.fixture
 def fresh_server(server_factory) -> ServerHandle:
     return server_factory()
-
-
-def new_kazoo(hosts: str, **kwargs) -> KazooClient:
-    kwargs.setdefault("timeout", KAZOO_SESSION_TIMEOUT_S)
-    # Retry connecting for a bounded time only, so a dead server fails the test instead of hanging.
-    kwargs.setdefault("connection_retry", KazooRetry(max_tries=-1, delay=0.1, max_delay=1.0, deadline=30.0))
-    kwargs.setdefault("command_retry", None)
-    client = KazooClient(hosts=hosts, **kwargs)
-    client.start(timeout=KAZOO_START_TIMEOUT_S)
-    return client
-
-
-def close_kazoo(client: KazooClient) -> None:
-    with contextlib.suppress(Exception):
-        client.stop()
-    with contextlib.suppress(Exception):
-        client.close()
 
 
 @pytest.fixture

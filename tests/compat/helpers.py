@@ -1,18 +1,24 @@
-"""Small shared helpers for the compatibility tests: bounded waiting, watch recorders."""
+"""Small shared helpers for the compatibility tests: bounded waiting, watch recorders,
+kazoo clients whose every wait is bounded."""
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from kazoo.client import KazooClient
 from kazoo.protocol.states import WatchedEvent
+from kazoo.retry import KazooRetry
 
 T = TypeVar("T")
 
 DEFAULT_WAIT_S = 10.0
+KAZOO_START_TIMEOUT_S = 15.0
+KAZOO_SESSION_TIMEOUT_S = 10.0
 
 
 def wait_until(predicate: Callable[[], T], timeout_s: float = DEFAULT_WAIT_S, interval_s: float = 0.05, what: str = "") -> T:
@@ -59,7 +65,18 @@ class WatchRecorder:
         raise AssertionError(f"unexpected watch event {event.type} {event.path} (all seen: {self.seen})")
 
 
-def settle(client, path: str = "/") -> None:
-    """A round trip through `client`: once `sync` returns, every event the server sent this
-    session before its reply has been read (events precede the reply on the wire)."""
-    client.sync(path)
+def new_kazoo(hosts: str, **kwargs) -> KazooClient:
+    kwargs.setdefault("timeout", KAZOO_SESSION_TIMEOUT_S)
+    # Retry connecting for a bounded time only, so a dead server fails the test instead of hanging.
+    kwargs.setdefault("connection_retry", KazooRetry(max_tries=-1, delay=0.1, max_delay=1.0, deadline=30.0))
+    kwargs.setdefault("command_retry", None)
+    client = KazooClient(hosts=hosts, **kwargs)
+    client.start(timeout=KAZOO_START_TIMEOUT_S)
+    return client
+
+
+def close_kazoo(client: KazooClient) -> None:
+    with contextlib.suppress(Exception):
+        client.stop()
+    with contextlib.suppress(Exception):
+        client.close()

@@ -525,16 +525,18 @@ class RawClient:
             except TimeoutError:
                 return
 
-    def drain_events(self, settle_s: float = 0.2) -> list[Event]:
-        """Every event that arrives within `settle_s` of the previous one (after a sync)."""
+    def drain_events(self, settle_s: float = 0.0) -> list[Event]:
+        """Every event sent before the reply to a `sync` (the server sends a session's events
+        ahead of any later reply), plus any arriving within `settle_s` after it."""
         self.sync("/")
         out = list(self.events)
         self.events.clear()
-        while True:
+        while settle_s > 0:
             event = self.wait_event(settle_s)
             if event is None:
-                return out
+                break
             out.append(event)
+        return out
 
     # -- operations ---------------------------------------------------------------------
 
@@ -728,10 +730,10 @@ class KPathRequest(NamedTuple):
         raise AssertionError(f"no decoder for op {self.op}")
 
 
-class KWhoAmI(NamedTuple):
-    @property
-    def type(self) -> int:
-        return Op.whoAmI
+class KWhoAmI:
+    """whoAmI through kazoo. (Not an empty NamedTuple: kazoo drops replies to falsy requests.)"""
+
+    type = Op.whoAmI
 
     def serialize(self) -> bytes:
         return b""

@@ -29,6 +29,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 FOUR_LETTER_TIMEOUT_S = 5.0
+NOT_SERVING = "This ZooKeeper instance is not currently serving requests"
 
 ZK_NOT_INSTALLED = "Apache ZooKeeper not installed: apt-get install -y zookeeper"
 ZK_JAR_DIRS = (Path("/usr/share/java"), Path("/usr/share/zookeeper"), Path("/usr/share/zookeeper/lib"))
@@ -78,7 +79,7 @@ def wait_for_imok(port: int, proc: subprocess.Popen, log_path: Path, timeout_s: 
             )
         try:
             answer = four_letter(port, "ruok", timeout_s=1.0)
-            if answer == "imok":
+            if answer == "imok" and serving(port):
                 return
             last_error = f"ruok answered {answer!r}"
         except OSError as exc:
@@ -88,6 +89,15 @@ def wait_for_imok(port: int, proc: subprocess.Popen, log_path: Path, timeout_s: 
         f"no imok from port {port} within {timeout_s}s (last: {last_error})\n"
         f"--- log tail ({log_path}) ---\n{tail(log_path)}"
     )
+
+
+def serving(port: int) -> bool:
+    """ZooKeeper answers `ruok` with `imok` a moment before it accepts sessions (it closes
+    them with "ZooKeeperServer not running"); `srvr` says so until then."""
+    try:
+        return NOT_SERVING not in four_letter(port, "srvr", timeout_s=1.0)
+    except OSError:
+        return True  # a server without srvr: imok is all we can go by
 
 
 def tail(path: Path, lines: int = 60) -> str:
