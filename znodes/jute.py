@@ -212,13 +212,22 @@ class Reader:
         return bytes(self._buf[pos : pos + n])
 
     def read_ustring(self) -> str | None:
-        n = self._length("ustring")
-        if n < 0:
-            return None
+        # The length check is inlined (not `_length`): paths make this the most-called read.
         pos = self._pos
-        self._pos = pos + n
         try:
-            return str(self._buf[pos : pos + n], "utf-8")
+            (n,) = _INT.unpack_from(self._buf, pos)
+        except struct.error:
+            raise self._short("ustring length", 4) from None
+        pos += 4
+        end = pos + n
+        if n < 0 or end > self._end:
+            if n == -1:
+                self._pos = pos
+                return None
+            self._length("ustring")  # raises, with the message
+        self._pos = end
+        try:
+            return str(self._buf[pos:end], "utf-8")
         except UnicodeDecodeError as e:
             raise ProtocolError(f"invalid UTF-8 in ustring at offset {pos}: {e.reason}") from None
 
