@@ -1,1 +1,47 @@
-"""The Trio-native ZooKeeper client, its blocking facade, and the `ccore` shell commands."""
+"""The Trio-native ZooKeeper client, its blocking facade, and the `ccore` shell commands.
+
+    from client import connect
+    async with connect("127.0.0.1:2181") as zk:
+        data, stat = await zk.get("/node")
+
+`client.blocking.connect(...)` gives the same operations to threaded code.
+"""
+
+from znodes.acl import ACL, CREATOR_ALL_ACL, OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, Id, make_digest_acl
+from znodes.constants import EventType, KeeperState, Perms
+from znodes.stat import Stat
+
+from .client import Client, connect
+from .errors import ClientClosedError, InvalidArgumentError, NoServerError
+from .protocol import WatchedEvent
+from .retry import Retry, retry
+from .transaction import GetChildren, GetData, Transaction
+from .watches import ClientState, StateStream, Watch, WatchStream
+
+__all__ = [
+    "ACL",
+    "CREATOR_ALL_ACL",
+    "Client",
+    "ClientClosedError",
+    "ClientState",
+    "EventType",
+    "GetChildren",
+    "GetData",
+    "Id",
+    "InvalidArgumentError",
+    "KeeperState",
+    "NoServerError",
+    "OPEN_ACL_UNSAFE",
+    "Perms",
+    "READ_ACL_UNSAFE",
+    "Retry",
+    "Stat",
+    "StateStream",
+    "Transaction",
+    "Watch",
+    "WatchStream",
+    "WatchedEvent",
+    "connect",
+    "make_digest_acl",
+    "retry",
+]

@@ -1,0 +1,430 @@
+"""The Trio-native ZooKeeper client: `connect(...)` and the `Client` operations.
+
+    async with connect("127.0.0.1:2181", session_timeout=10) as zk:
+        await zk.create("/app/config", b"v1", make_parents=True)
+        data, stat, watch = await zk.get("/app/config", watch=True)
+        event = await watch                      # one-shot watch: the next change
+        async with zk.watch("/app", recursive=True) as events:
+            async for event in events:           # persistent watch until the block ends
+                ...
+
+Paths are the caller's (chroot applied here); results are typed (`Stat`, `(data, stat)`,
+lists of child names); server errors are the znodes exceptions (`NoNodeError('/a')`, ...).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from typing import Any, Literal, TypeVar, overload
+
+import trio
+
+from znodes.acl import ACL, OPEN_ACL_UNSAFE
+from znodes.constants import MAX_BUFFER, TTL_MAX_MS, CreateMode, OpCode
+from znodes.errors import NodeExistsError, NoNodeError, NotEmptyError, ZKError
+from znodes.paths import ROOT, ZOOKEEPER, join, parent, path_error
+from znodes.records import (
+    ClientInfo,
+    Create2Response,
+    CreateRequest,
+    CreateTTLRequest,
+    DeleteRequest,
+    ErrorResult,
+    ExistsRequest,
+    GetACLRequest,
+    GetAllChildrenNumberRequest,
+    GetChildren2Request,
+    GetDataRequest,
+    GetEphemeralsRequest,
+    MultiRequest,
+    Record,
+    SetACLRequest,
+    SetDataRequest,
+    SyncRequest,
+)
+from znodes.stat import Stat
+
+from . import hosts as hosts_mod
+from .errors import InvalidArgumentError, invalid_path
+from .protocol import WatchKind
+from .retry import Retry
+from .session import Session
+from .transaction import GetChildren, GetData, Transaction, convert_result, raise_for_failure, read_request
+from .watches import ClientState, StateStream, Watch, WatchStream
+
+T = TypeVar("T")
+Data = bytes | bytearray | memoryview
+MAKE_PARENTS_TRIES = 5
+
+
+class Client:
+    """A connected ZooKeeper session; made by `connect`. Safe to use from many Trio tasks:
+    requests from all of them are pipelined on one connection, answered in the order sent."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self.chroot = session.chroot
+
+    # --- state ----------------------------------------------------------------------------
+
+    @property
+    def state(self) -> ClientState:
+        return self._session.state
+
+    def states(self) -> StateStream:
+        """A stream of every state entered from now on: `with zk.states() as s: async for ...`."""
+        return self._session.state_stream()
+
+    @property
+    def session_id(self) -> int:
+        return self._session.core.session_id
+
+    @property
+    def session_passwd(self) -> bytes:
+        return self._session.core.passwd
+
+    @property
+    def session_timeout(self) -> float:
+        """The session timeout the server granted, in seconds."""
+        return self._session.session_timeout_s
+
+    @property
+    def last_zxid(self) -> int:
+        """The highest zxid seen in a reply; a server that has seen less refuses this client."""
+        return self._session.core.last_zxid
+
+    @property
+    def server(self) -> str | None:
+        """`host:port` of the server currently (or last) connected to."""
+        return str(self._session.host) if self._session.host else None
+
+    @property
+    def server_read_only(self) -> bool:
+        return self._session.core.server_read_only
+
+    async def close(self) -> None:
+        """Close the session (its ephemerals go) and stop; idempotent."""
+        await self._session.close()
+
+    # --- paths and arguments --------------------------------------------------------------
+
+    def _path(self, path: str, sequential: bool = False) -> str:
+        why = path_error(path, sequential)
+        if why:
+            raise invalid_path(path, why)
+        if self.chroot is None:
+            return path
+        return self.chroot if path == ROOT else self.chroot + path
+
+    def _unroot(self, server_path: str) -> str:
+        return self._session.to_client_path(server_path)
+
+    @staticmethod
+    def _check_data(data: object) -> None:
+        if data is not None and not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"znode data must be bytes, not {type(data).__name__}")
+        if data is not None and len(data) > MAX_BUFFER:
+            raise InvalidArgumentError(None, f"data of {len(data)} bytes exceeds jute.maxbuffer ({MAX_BUFFER})")
+
+    def _create_request(
+        self, path: str, data: Data | None, acl: Sequence[ACL] | None,
+        ephemeral: bool, sequence: bool, container: bool, ttl: float | None,
+    ) -> tuple[int, Record]:  # fmt: skip
+        full = self._path(path, sequential=sequence)
+        self._check_data(data)
+        acl = tuple(acl) if acl is not None else OPEN_ACL_UNSAFE
+        if not acl:
+            raise InvalidArgumentError(path, "an ACL must grant something to someone")
+        value = bytes(data) if data is not None else None
+        if container:
+            if ephemeral or sequence or ttl is not None:
+                raise InvalidArgumentError(path, "a container cannot be ephemeral, sequential or have a TTL")
+            return OpCode.createContainer, CreateRequest(full, value, acl, int(CreateMode.CONTAINER))
+        if ttl is not None:
+            ttl_ms = int(ttl * 1000)
+            if ephemeral or not 0 < ttl_ms <= TTL_MAX_MS:
+                raise InvalidArgumentError(path, f"ttl must be in (0, {TTL_MAX_MS / 1000:g}] s on a persistent node")
+            mode = CreateMode.PERSISTENT_SEQUENTIAL_WITH_TTL if sequence else CreateMode.PERSISTENT_WITH_TTL
+            return OpCode.createTTL, CreateTTLRequest(full, value, acl, int(mode), ttl_ms)
+        mode = CreateMode(int(ephemeral) | (int(sequence) << 1))
+        return OpCode.create2, CreateRequest(full, value, acl, int(mode))
+
+    # --- node operations ------------------------------------------------------------------
+
+    @overload
+    async def create(self, path: str, data: Data | None = ..., *, acl: Sequence[ACL] | None = ..., ephemeral: bool = ..., sequence: bool = ..., container: bool = ..., ttl: float | None = ..., make_parents: bool = ..., include_stat: Literal[False] = ...) -> str: ...  # noqa: E501
+    @overload
+    async def create(self, path: str, data: Data | None = ..., *, acl: Sequence[ACL] | None = ..., ephemeral: bool = ..., sequence: bool = ..., container: bool = ..., ttl: float | None = ..., make_parents: bool = ..., include_stat: Literal[True]) -> tuple[str, Stat]: ...  # noqa: E501
+
+    async def create(
+        self,
+        path: str,
+        data: Data | None = b"",
+        *,
+        acl: Sequence[ACL] | None = None,
+        ephemeral: bool = False,
+        sequence: bool = False,
+        container: bool = False,
+        ttl: float | None = None,
+        make_parents: bool = False,
+        include_stat: bool = False,
+    ) -> str | tuple[str, Stat]:
+        """Create a node; returns its path (with the sequence number if `sequence`), and its
+        Stat if `include_stat`. `ttl` is in seconds (a persistent node deleted once it has had
+        no children and no change for that long; the server must enable TTL nodes).
+        `make_parents` creates missing ancestors as plain persistent nodes with `acl`."""
+        op, record = self._create_request(path, data, acl, ephemeral, sequence, container, ttl)
+        for attempt in range(MAKE_PARENTS_TRIES):
+            try:
+                resp = await self._session.call(op, record, path)
+                break
+            except NoNodeError:
+                if not make_parents or attempt == MAKE_PARENTS_TRIES - 1:
+                    raise
+                await self.ensure_path(parent(path), acl=acl)
+        assert isinstance(resp, Create2Response)
+        created = self._unroot(resp.path)
+        return (created, resp.stat) if include_stat else created
+
+    async def ensure_path(self, path: str, *, acl: Sequence[ACL] | None = None) -> None:
+        """Create `path` and any missing ancestors (empty persistent nodes); no error if present."""
+        self._path(path)
+        if path == ROOT or await self.exists(path) is not None:
+            return
+        prefix = ""
+        for name in path[1:].split("/"):
+            prefix += "/" + name
+            with contextlib.suppress(NodeExistsError):
+                await self.create(prefix, b"", acl=acl)
+
+    @overload
+    async def get(self, path: str, *, watch: Literal[False] = ...) -> tuple[bytes, Stat]: ...
+    @overload
+    async def get(self, path: str, *, watch: Literal[True]) -> tuple[bytes, Stat, Watch]: ...
+
+    async def get(self, path: str, *, watch: bool = False) -> tuple[bytes, Stat] | tuple[bytes, Stat, Watch]:
+        """`(data, stat)`; with `watch=True` also a one-shot Watch for the next change or
+        deletion. A null value reads as b""."""
+        full = self._path(path)
+        w = Watch(path, WatchKind.DATA, self._remover(full)) if watch else None
+        resp: Any = await self._session.call(
+            OpCode.getData, GetDataRequest(full, watch), path, (WatchKind.DATA, full, w) if w else None
+        )
+        data = resp.data or b""
+        return (data, resp.stat, w) if w is not None else (data, resp.stat)
+
+    @overload
+    async def exists(self, path: str, *, watch: Literal[False] = ...) -> Stat | None: ...
+    @overload
+    async def exists(self, path: str, *, watch: Literal[True]) -> tuple[Stat | None, Watch]: ...
+
+    async def exists(self, path: str, *, watch: bool = False) -> Stat | None | tuple[Stat | None, Watch]:
+        """The node's Stat or None; with `watch=True` also a Watch for its creation, change or
+        deletion."""
+        full = self._path(path)
+        w = Watch(path, WatchKind.DATA, self._remover(full)) if watch else None
+        try:
+            resp: Any = await self._session.call(
+                OpCode.exists, ExistsRequest(full, watch), path, (WatchKind.DATA, full, w) if w else None
+            )
+            stat = resp.stat
+        except NoNodeError:
+            stat = None
+        return (stat, w) if w is not None else stat
+
+    @overload
+    async def children(self, path: str, *, watch: Literal[False] = ..., include_stat: Literal[False] = ...) -> list[str]: ...  # noqa: E501
+    @overload
+    async def children(self, path: str, *, watch: Literal[False] = ..., include_stat: Literal[True]) -> tuple[list[str], Stat]: ...  # noqa: E501
+    @overload
+    async def children(self, path: str, *, watch: Literal[True], include_stat: Literal[False] = ...) -> tuple[list[str], Watch]: ...  # noqa: E501
+    @overload
+    async def children(self, path: str, *, watch: Literal[True], include_stat: Literal[True]) -> tuple[list[str], Stat, Watch]: ...  # noqa: E501
+
+    async def children(self, path: str, *, watch: bool = False, include_stat: bool = False) -> Any:
+        """Child names (unsorted, as the server keeps them); `include_stat` adds the parent's
+        Stat and `watch=True` a Watch for a change of the child list or the node's deletion."""
+        full = self._path(path)
+        w = Watch(path, WatchKind.CHILD, self._remover(full)) if watch else None
+        resp: Any = await self._session.call(
+            OpCode.getChildren2, GetChildren2Request(full, watch), path, (WatchKind.CHILD, full, w) if w else None
+        )
+        out: tuple[Any, ...] = (list(resp.children),)
+        if include_stat:
+            out += (resp.stat,)
+        if w is not None:
+            out += (w,)
+        return out[0] if len(out) == 1 else out
+
+    async def set(self, path: str, data: Data | None, *, version: int = -1) -> Stat:
+        """Replace the node's data (if its version is `version`, unless -1); the new Stat."""
+        self._check_data(data)
+        resp: Any = await self._session.call(
+            OpCode.setData, SetDataRequest(self._path(path), bytes(data) if data is not None else None, version), path
+        )
+        return resp.stat
+
+    async def delete(self, path: str, *, version: int = -1, recursive: bool = False) -> None:
+        """Delete the node (if its version is `version`); `recursive` deletes its subtree first
+        (not atomic: children made meanwhile are deleted too, a few times, then NotEmptyError)."""
+        full = self._path(path)
+        if not recursive:
+            await self._session.call(OpCode.delete, DeleteRequest(full, version), path)
+            return
+        for _ in range(MAKE_PARENTS_TRIES):
+            try:
+                children = await self.children(path)
+            except NoNodeError:
+                if version == -1:
+                    return
+                raise
+            async with trio.open_nursery() as nursery:  # siblings go in parallel (pipelined)
+                for child in children:
+                    child_path = join(path, child)
+                    if child_path != ZOOKEEPER:
+                        nursery.start_soon(self._delete_subtree, child_path)
+            if path == ROOT:
+                return
+            try:
+                await self._session.call(OpCode.delete, DeleteRequest(full, version), path)
+                return
+            except NotEmptyError:
+                continue  # a child appeared meanwhile
+            except NoNodeError:
+                if version == -1:
+                    return
+                raise
+        raise NotEmptyError(path)
+
+    async def _delete_subtree(self, path: str) -> None:
+        with contextlib.suppress(NoNodeError):
+            await self.delete(path, recursive=True)
+
+    async def get_acl(self, path: str) -> tuple[list[ACL], Stat]:
+        resp: Any = await self._session.call(OpCode.getACL, GetACLRequest(self._path(path)), path)
+        return list(resp.acl), resp.stat
+
+    async def set_acl(self, path: str, acl: Sequence[ACL], *, version: int = -1) -> Stat:
+        """Replace the node's ACL (if its ACL version is `version`); the new Stat."""
+        resp: Any = await self._session.call(OpCode.setACL, SetACLRequest(self._path(path), tuple(acl), version), path)
+        return resp.stat
+
+    async def sync(self, path: str = ROOT) -> None:
+        """Make the server catch up with the leader, so the next read sees every write
+        committed before this call."""
+        await self._session.call(OpCode.sync, SyncRequest(self._path(path)), path)
+
+    async def ephemerals(self, prefix: str = ROOT) -> list[str]:
+        """Paths of this session's ephemeral nodes under `prefix` (ZooKeeper 3.6+)."""
+        resp: Any = await self._session.call(OpCode.getEphemerals, GetEphemeralsRequest(self._path(prefix)), prefix)
+        return [self._unroot(p) for p in resp.ephemerals]
+
+    async def descendant_count(self, path: str) -> int:
+        """How many nodes are below `path` (getAllChildrenNumber, ZooKeeper 3.6+)."""
+        resp: Any = await self._session.call(
+            OpCode.getAllChildrenNumber, GetAllChildrenNumberRequest(self._path(path)), path
+        )
+        return resp.total_number
+
+    async def whoami(self) -> list[ClientInfo]:
+        """The identities this session has authenticated as (ZooKeeper 3.7+)."""
+        resp: Any = await self._session.call(OpCode.whoAmI, None)
+        return list(resp.client_info)
+
+    async def add_auth(self, scheme: str, credential: str | bytes) -> None:
+        """Authenticate (e.g. `("digest", "user:password")`); kept for every reconnection."""
+        cred = credential.encode("utf-8") if isinstance(credential, str) else bytes(credential)
+        await self._session.add_auth(scheme, cred)
+
+    # --- transactions ---------------------------------------------------------------------
+
+    def transaction(self) -> Transaction:
+        """A builder for an atomic multi: `await zk.transaction().create(..).set(..).commit()`."""
+        return Transaction(self)
+
+    async def _multi(self, ops: Sequence[tuple[int, Record]], paths: Sequence[str]) -> list[Any]:
+        if not ops:
+            return []
+        resp: Any = await self._session.call(OpCode.multi, MultiRequest(tuple(ops)), paths[0])
+        raise_for_failure(resp.results, paths)
+        return [convert_result(r, self._unroot) for r in resp.results]
+
+    async def multi_read(self, ops: Iterable[GetData | GetChildren]) -> list[Any]:
+        """Several reads in one request (ZooKeeper 3.6+); each result is `(data, stat)`, a
+        list of children, or the exception that op met (reads fail one by one)."""
+        ops = list(ops)
+        if not ops:
+            return []
+        records = tuple(read_request(op, self._path(op.path)) for op in ops)
+        resp: Any = await self._session.call(OpCode.multiRead, MultiRequest(records), ops[0].path)
+        out: list[Any] = []
+        for op, result in zip(ops, resp.results):
+            if isinstance(result, ErrorResult):
+                out.append(ZKError.from_code(result.err, op.path))
+            else:
+                out.append(convert_result(result, self._unroot))
+        return out
+
+    # --- watches --------------------------------------------------------------------------
+
+    def _remover(self, full: str) -> Callable[[Watch], Awaitable[None]]:
+        return lambda watch: self._session.remove_one_shot(watch, full)
+
+    def watch(self, path: str, *, recursive: bool = False, connection_events: bool = False) -> WatchStream:
+        """A persistent watch (every node below `path` too if `recursive`), open for the
+        duration of an `async with` block; iterate it for WatchedEvents (see WatchStream)."""
+        return WatchStream(self._session, path, self._path(path), recursive, connection_events)
+
+    # --- retrying -------------------------------------------------------------------------
+
+    async def retry(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """`await fn(*args, **kwargs)`, retried on connection loss with the default Retry
+        policy; only for idempotent operations (or ones whose effect you check)."""
+        return await Retry()(fn, *args, **kwargs)
+
+
+@contextlib.asynccontextmanager
+async def connect(
+    hosts: str,
+    *,
+    session_timeout: float = 10.0,
+    connect_timeout: float | None = None,
+    chroot: str | None = None,
+    auth: Iterable[tuple[str, str | bytes]] = (),
+    read_only: bool = False,
+    randomize_hosts: bool = True,
+    session: tuple[int, bytes] | None = None,
+) -> AsyncIterator[Client]:
+    """Connect to a ZooKeeper ensemble and yield a Client; close the session on exit.
+
+    `hosts` is ZooKeeper's connection string (`h1:2181,h2:2181/optional/chroot`); `chroot`
+    overrides its chroot. `session_timeout` (s) is asked of the server (which clamps it).
+    Raises NoServerError (a ConnectionLossError) if no server answers within
+    `connect_timeout` (default: the session timeout), AuthFailedError if `auth` is refused.
+    `session=(id, password)` resumes an existing session instead of creating one.
+    """
+    parsed = hosts_mod.parse(hosts)
+    root = hosts_mod.normalize_chroot(chroot) if chroot is not None else parsed.chroot
+    if not 0 < session_timeout < math.inf:
+        raise InvalidArgumentError(None, f"session_timeout must be a positive number of seconds, not {session_timeout!r}")
+    credentials = [(s, c.encode("utf-8") if isinstance(c, str) else bytes(c)) for s, c in auth]
+    sess = Session(
+        parsed.hosts,
+        session_timeout_s=session_timeout,
+        connect_timeout_s=connect_timeout if connect_timeout is not None else session_timeout,
+        read_only=read_only,
+        auth=credentials,
+        chroot=root,
+        randomize_hosts=randomize_hosts,
+        session=session,
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sess.run)
+        client = Client(sess)
+        try:
+            yield client
+        finally:
+            with trio.CancelScope(shield=True):
+                await sess.close()
