@@ -140,7 +140,7 @@ class Reader:
     record are allowed (ZooKeeper ignores them too); `remaining` tells a caller they exist.
     """
 
-    __slots__ = ("_buf", "_pos", "_end")
+    __slots__ = ("_buf", "_end", "_pos")
 
     def __init__(self, data: bytes | bytearray | memoryview, offset: int = 0) -> None:
         self._buf = data
@@ -156,9 +156,8 @@ class Reader:
         return self._end - self._pos
 
     def _short(self, what: str, need: int) -> ProtocolError:
-        return ProtocolError(
-            f"truncated {what} at offset {self._pos}: need {need} bytes, have {self._end - self._pos}"
-        )
+        have = self._end - self._pos
+        return ProtocolError(f"truncated {what} at offset {self._pos}: need {need}, have {have}")
 
     def _length(self, what: str) -> int:
         """A length prefix: -1 (null) or a count that fits in what is left."""

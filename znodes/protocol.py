@@ -14,7 +14,14 @@ from __future__ import annotations
 
 import struct
 
-from .constants import MAX_BUFFER, XID_AUTH, XID_PING, XID_SET_WATCHES, XID_WATCH_EVENT, OpCode
+from .constants import (
+    MAX_BUFFER,
+    XID_AUTH,
+    XID_PING,
+    XID_SET_WATCHES,
+    XID_WATCH_EVENT,
+    OpCode,
+)
 from .errors import Code
 from .jute import ProtocolError, Reader, Writer
 from .records import (
@@ -65,12 +72,12 @@ from .records import (
 )
 
 __all__ = [
+    "REQUEST_RECORDS",
+    "RESPONSE_RECORDS",
     "BadRequest",
     "FrameReader",
     "FrameTooLarge",
     "ProtocolError",
-    "REQUEST_RECORDS",
-    "RESPONSE_RECORDS",
     "UnknownOpcode",
     "decode_connect_request",
     "decode_connect_response",

@@ -2,9 +2,9 @@
 
 Every record has `write(w: Writer)` and a classmethod `read(r: Reader)` that encode and
 decode exactly the jute fields, in jute order. Attribute names are snake_case versions of the
-jute names (Stat keeps its camelCase). Sequences are tuples so records hash. Null ustrings and
-null vectors read as "" and () (see `Reader.read_string`); null buffers stay None, because a
-znode's data may really be null and clients can tell.
+jute names (Stat keeps its camelCase). Sequences are tuples so records hash (a converter
+accepts lists). Null ustrings and null vectors read as "" and () (see `Reader.read_string`);
+null buffers stay None, because a znode's data may really be null and clients can tell.
 
 Multi (`MultiRequest`/`MultiResponse`) follows MultiOperationRecord.java and MultiResponse.java:
 a MultiHeader(type, done, err) before each op or result, then MultiHeader(-1, True, -1).
@@ -13,7 +13,8 @@ a MultiHeader(type, done, err) before each op or result, then MultiHeader(-1, Tr
 from __future__ import annotations
 
 import struct
-from typing import Any, ClassVar, TypeVar
+from collections.abc import Iterable
+from typing import Any, ClassVar, Self, dataclass_transform
 
 import attrs
 
@@ -21,8 +22,6 @@ from .acl import ACL
 from .constants import OpCode
 from .jute import ProtocolError, Reader, Writer
 from .stat import Stat
-
-_R = TypeVar("_R", bound="Record")
 
 
 class Record:
@@ -34,7 +33,7 @@ class Record:
         raise NotImplementedError
 
     @classmethod
-    def read(cls: type[_R], r: Reader) -> _R:
+    def read(cls, r: Reader) -> Self:
         raise NotImplementedError
 
 
@@ -51,6 +50,8 @@ _KINDS = {
 }
 
 
+# dataclass_transform: type checkers see the generated __init__ as they do attrs.frozen's.
+@dataclass_transform(frozen_default=True, field_specifiers=(attrs.field,))
 def _jute(*kinds: str) -> Any:
     """Make a frozen attrs record whose `write`/`read` handle `kinds`, one per field in order.
 
@@ -79,9 +80,10 @@ def _jute(*kinds: str) -> Any:
     return wrap
 
 
-def _tuple_field() -> Any:
-    # Callers may pass lists; the record stores a tuple and stays hashable.
-    return attrs.field(converter=tuple)
+def _as_tuple(items: Iterable[Any]) -> tuple[Any, ...]:
+    # The converter of every sequence field: callers may pass lists, records keep tuples (and
+    # hash). A typed function rather than `tuple` itself, which mypy's attrs plugin cannot type.
+    return items if type(items) is tuple else tuple(items)
 
 
 # --- connection ---------------------------------------------------------------------------------
@@ -169,19 +171,19 @@ class AuthPacket(Record):
 @_jute("long", "ustrings", "ustrings", "ustrings")
 class SetWatches(Record):
     relative_zxid: int
-    data_watches: tuple[str, ...] = _tuple_field()
-    exist_watches: tuple[str, ...] = _tuple_field()
-    child_watches: tuple[str, ...] = _tuple_field()
+    data_watches: tuple[str, ...] = attrs.field(converter=_as_tuple)
+    exist_watches: tuple[str, ...] = attrs.field(converter=_as_tuple)
+    child_watches: tuple[str, ...] = attrs.field(converter=_as_tuple)
 
 
 @_jute("long", "ustrings", "ustrings", "ustrings", "ustrings", "ustrings")
 class SetWatches2(Record):
     relative_zxid: int
-    data_watches: tuple[str, ...] = _tuple_field()
-    exist_watches: tuple[str, ...] = _tuple_field()
-    child_watches: tuple[str, ...] = _tuple_field()
-    persistent_watches: tuple[str, ...] = _tuple_field()
-    persistent_recursive_watches: tuple[str, ...] = _tuple_field()
+    data_watches: tuple[str, ...] = attrs.field(converter=_as_tuple)
+    exist_watches: tuple[str, ...] = attrs.field(converter=_as_tuple)
+    child_watches: tuple[str, ...] = attrs.field(converter=_as_tuple)
+    persistent_watches: tuple[str, ...] = attrs.field(converter=_as_tuple)
+    persistent_recursive_watches: tuple[str, ...] = attrs.field(converter=_as_tuple)
 
 
 @_jute("ustring", "ustring")
@@ -192,7 +194,7 @@ class ClientInfo(Record):
 
 @attrs.frozen(slots=True)
 class WhoAmIResponse(Record):
-    client_info: tuple[ClientInfo, ...] = _tuple_field()
+    client_info: tuple[ClientInfo, ...] = attrs.field(converter=_as_tuple)
 
     def write(self, w: Writer) -> None:
         w.write_vector_len(len(self.client_info))
@@ -202,7 +204,7 @@ class WhoAmIResponse(Record):
     @classmethod
     def read(cls, r: Reader) -> WhoAmIResponse:
         n = r.read_vector_len() or 0
-        return cls(tuple([ClientInfo.read(r) for _ in range(n)]))
+        return cls([ClientInfo.read(r) for _ in range(n)])
 
 
 # --- requests ------------------------------------------------------------------------------------
@@ -214,7 +216,7 @@ class CreateRequest(Record):
 
     path: str
     data: bytes | None
-    acl: tuple[ACL, ...] = _tuple_field()
+    acl: tuple[ACL, ...] = attrs.field(converter=_as_tuple)
     flags: int = 0
 
 
@@ -222,7 +224,7 @@ class CreateRequest(Record):
 class CreateTTLRequest(Record):
     path: str
     data: bytes | None
-    acl: tuple[ACL, ...] = _tuple_field()
+    acl: tuple[ACL, ...] = attrs.field(converter=_as_tuple)
     flags: int = 0
     ttl: int = 0
 
@@ -265,7 +267,7 @@ class GetACLRequest(Record):
 @_jute("ustring", "acls", "int")
 class SetACLRequest(Record):
     path: str
-    acl: tuple[ACL, ...] = _tuple_field()
+    acl: tuple[ACL, ...] = attrs.field(converter=_as_tuple)
     version: int = -1
 
 
@@ -364,7 +366,7 @@ class SetDataResponse(Record):
 
 @_jute("acls", "stat")
 class GetACLResponse(Record):
-    acl: tuple[ACL, ...] = _tuple_field()
+    acl: tuple[ACL, ...] = attrs.field(converter=_as_tuple)
     stat: Stat
 
 
@@ -375,12 +377,12 @@ class SetACLResponse(Record):
 
 @_jute("ustrings")
 class GetChildrenResponse(Record):
-    children: tuple[str, ...] = _tuple_field()
+    children: tuple[str, ...] = attrs.field(converter=_as_tuple)
 
 
 @_jute("ustrings", "stat")
 class GetChildren2Response(Record):
-    children: tuple[str, ...] = _tuple_field()
+    children: tuple[str, ...] = attrs.field(converter=_as_tuple)
     stat: Stat
 
 
@@ -391,7 +393,7 @@ class SyncResponse(Record):
 
 @_jute("ustrings")
 class GetEphemeralsResponse(Record):
-    ephemerals: tuple[str, ...] = _tuple_field()
+    ephemerals: tuple[str, ...] = attrs.field(converter=_as_tuple)
 
 
 @_jute("int")
@@ -424,7 +426,7 @@ MULTI_OP_RECORDS: dict[int, type[Record]] = {
 class MultiRequest(Record):
     """The ops of a multi or multiRead: (OpCode, request record) pairs, in order."""
 
-    ops: tuple[tuple[int, Record], ...] = _tuple_field()
+    ops: tuple[tuple[int, Record], ...] = attrs.field(converter=_as_tuple)
 
     def write(self, w: Writer) -> None:
         for op, record in self.ops:
@@ -434,13 +436,13 @@ class MultiRequest(Record):
 
     @classmethod
     def read(cls, r: Reader) -> MultiRequest:
-        ops = []
+        ops: list[tuple[int, Record]] = []
         while True:  # ends: every header consumes 9 bytes, and truncation raises
             op = r.read_int()
             done = r.read_bool()
             r.read_int()  # err: meaningless in a request
             if done:
-                return cls(tuple(ops))
+                return cls(ops)
             record_cls = MULTI_OP_RECORDS.get(op)
             if record_cls is None:
                 raise ProtocolError(f"op type {op} is not allowed inside a multi")
@@ -491,7 +493,7 @@ class GetDataResult(Record):
 @_jute("ustrings")
 class GetChildrenResult(Record):
     op: ClassVar[int] = OpCode.getChildren
-    children: tuple[str, ...] = _tuple_field()
+    children: tuple[str, ...] = attrs.field(converter=_as_tuple)
 
 
 @_jute("int")
@@ -521,7 +523,7 @@ MULTI_RESULT_RECORDS: dict[int, type[Record]] = {
 class MultiResponse(Record):
     """The per-op results of a multi or multiRead, in op order."""
 
-    results: tuple[OpResult, ...] = _tuple_field()
+    results: tuple[OpResult, ...] = attrs.field(converter=_as_tuple)
 
     def write(self, w: Writer) -> None:
         for result in self.results:
@@ -533,13 +535,13 @@ class MultiResponse(Record):
 
     @classmethod
     def read(cls, r: Reader) -> MultiResponse:
-        results = []
+        results: list[Any] = []
         while True:
             op = r.read_int()
             done = r.read_bool()
             r.read_int()  # err: Java takes an error result's code from its body, as we do
             if done:
-                return cls(tuple(results))
+                return cls(results)
             result_cls = MULTI_RESULT_RECORDS.get(op)
             if result_cls is None:
                 raise ProtocolError(f"result type {op} is not valid inside a multi response")

@@ -34,9 +34,7 @@ KINDS = {
     "acls": (acls, Writer.write_acl_vector, Reader.read_acl_vector),
 }
 
-values = st.one_of(
-    [st.tuples(st.just(kind), strategy) for kind, (strategy, _, _) in KINDS.items()]
-)
+values = st.one_of([st.tuples(st.just(kind), strategy) for kind, (strategy, _, _) in KINDS.items()])
 
 
 def encode(items: list[tuple[str, object]]) -> bytes:
@@ -119,7 +117,7 @@ def test_stat_is_68_bytes_in_jute_order() -> None:
 def test_framed_writer_prefixes_length() -> None:
     w = Writer(framed=True)
     w.write_ustring("abc")
-    assert w.to_bytes() == bytes.fromhex("00000007" "00000003") + b"abc"
+    assert w.to_bytes() == bytes.fromhex("0000000700000003") + b"abc"
     assert len(Writer(framed=True)) == 4
     assert Writer(framed=True).to_bytes() == b"\x00\x00\x00\x00"
 
@@ -159,7 +157,7 @@ def test_any_nonzero_byte_is_true() -> None:
         (bytes.fromhex("7fffffff"), Reader.read_string_vector),  # count beyond the data
         (bytes.fromhex("fffffffe"), Reader.read_acl_vector),
         (bytes.fromhex("00000002") + bytes.fromhex("00000000"), Reader.read_string_vector),
-        (bytes.fromhex("00000001" "0000001f" "00000005") + b"wor", Reader.read_acl_vector),
+        (bytes.fromhex("000000010000001f00000005") + b"wor", Reader.read_acl_vector),
     ],
 )
 def test_malformed_input_raises_protocol_error(data: bytes, read: object) -> None:
@@ -187,7 +185,7 @@ def test_unencodable_values_raise_protocol_error(write: object, value: object) -
 
 
 def test_reader_offset_and_remaining() -> None:
-    data = bytes.fromhex("00000001" "00000002" "ff")
+    data = bytes.fromhex("0000000100000002ff")
     r = Reader(data, 4)
     assert r.offset == 4 and r.remaining == 5
     assert r.read_int() == 2
@@ -196,7 +194,7 @@ def test_reader_offset_and_remaining() -> None:
 
 def test_helpers() -> None:
     assert pack_int(-2) == bytes.fromhex("fffffffe")
-    assert read_int_at(bytes.fromhex("00" "00000010"), 1) == 16
+    assert read_int_at(bytes.fromhex("0000000010"), 1) == 16
     with pytest.raises(ProtocolError):
         read_int_at(b"\x00\x00", 0)
     with pytest.raises(ProtocolError):

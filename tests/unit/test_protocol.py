@@ -254,7 +254,9 @@ def test_request_round_trip(request: tuple[int, int, rec.Record | None]) -> None
 
 @settings(max_examples=60)
 @given(requests)
-def test_truncated_request_raises_protocol_error(request: tuple[int, int, rec.Record | None]) -> None:
+def test_truncated_request_raises_protocol_error(
+    request: tuple[int, int, rec.Record | None],
+) -> None:
     op, xid, body = request
     payload = unframe(encode_request(xid, op, body))
     for cut in range(len(payload)):
@@ -275,7 +277,9 @@ def test_reply_round_trip(reply: tuple[int, int, int, rec.Record | None]) -> Non
 
 @settings(max_examples=60)
 @given(replies)
-def test_truncated_reply_raises_protocol_error(reply: tuple[int, int, int, rec.Record | None]) -> None:
+def test_truncated_reply_raises_protocol_error(
+    reply: tuple[int, int, int, rec.Record | None],
+) -> None:
     op, xid, zxid, body = reply
     payload = unframe(encode_reply(xid, zxid, 0, body))
     for cut in range(len(payload)):
@@ -415,7 +419,10 @@ def test_golden_failed_multi() -> None:
 
 def test_golden_multi_request() -> None:
     body = rec.MultiRequest(
-        [(OpCode.create, rec.CreateRequest("/a", None, [], 0)), (OpCode.delete, rec.DeleteRequest("/b", 2))]
+        [
+            (OpCode.create, rec.CreateRequest("/a", None, [], 0)),
+            (OpCode.delete, rec.DeleteRequest("/b", 2)),
+        ]
     )
     expected = bytes.fromhex(
         "00000004" "0000000e"  # xid 4, multi
@@ -430,16 +437,19 @@ def test_golden_multi_request() -> None:
 
 
 def test_golden_watch_event() -> None:
-    assert encode_watch_event(5, 1, 3, "/a") == bytes.fromhex(
-        "0000001e" "ffffffff" "0000000000000005" "00000000" "00000001" "00000003" "00000002" "2f61"
-    )
+    expected = bytes.fromhex(
+        "0000001e"  # frame length 30
+        "ffffffff" "0000000000000005" "00000000"  # xid -1, zxid 5, err 0
+        "00000001" "00000003" "00000002" "2f61"  # NodeCreated, SyncConnected, "/a"
+    )  # fmt: skip
+    assert encode_watch_event(5, 1, 3, "/a") == expected
 
 
 # --- kazoo speaks the same protocol -----------------------------------------------------------
 
 kz = pytest.importorskip("kazoo.protocol.serialization")
-from kazoo import security as kz_security  # noqa: E402
-from kazoo.protocol.states import ZnodeStat  # noqa: E402
+from kazoo import security as kz_security
+from kazoo.protocol.states import ZnodeStat
 
 # kazoo writes "" as a null ustring, so its paths are never empty here; we read null as "".
 kz_texts = st.text(st.characters(codec="utf-8"), min_size=1, max_size=16)
@@ -457,13 +467,17 @@ def to_kazoo_acls(acl: list[ACL]) -> list[object]:
 
 
 @given(ints, longs, ints, longs, st.binary(max_size=16), bools)
-def test_kazoo_connect_request(pv: int, zxid: int, timeout: int, sid: int, pw: bytes, ro: bool) -> None:
+def test_kazoo_connect_request(
+    pv: int, zxid: int, timeout: int, sid: int, pw: bytes, ro: bool
+) -> None:
     raw = bytes(kz.Connect(pv, zxid, timeout, sid, pw, ro).serialize())
     assert decode_connect_request(raw) == rec.ConnectRequest(pv, zxid, timeout, sid, pw, ro)
 
 
 @given(ints, ints, longs, st.binary(max_size=16), bools)
-def test_kazoo_reads_our_connect_response(pv: int, timeout: int, sid: int, pw: bytes, ro: bool) -> None:
+def test_kazoo_reads_our_connect_response(
+    pv: int, timeout: int, sid: int, pw: bytes, ro: bool
+) -> None:
     raw = unframe(encode_connect_response(rec.ConnectResponse(pv, timeout, sid, pw, ro)))
     got, offset = kz.Connect.deserialize(raw, 0)
     assert (got.protocol_version, got.time_out, got.session_id, got.passwd, got.read_only) == (
@@ -473,7 +487,9 @@ def test_kazoo_reads_our_connect_response(pv: int, timeout: int, sid: int, pw: b
 
 
 @given(kz_texts, kz_datas, kz_acls, st.integers(0, 6), st.integers(1, 2**31 - 1))
-def test_kazoo_create_requests(path: str, data: bytes, acl: list[ACL], flags: int, xid: int) -> None:
+def test_kazoo_create_requests(
+    path: str, data: bytes, acl: list[ACL], flags: int, xid: int
+) -> None:
     for kz_cls, op in ((kz.Create, OpCode.create), (kz.Create2, OpCode.create2)):
         raw = kazoo_request(xid, kz_cls(path, data, to_kazoo_acls(acl), flags))
         assert decode_request(raw) == (
@@ -508,7 +524,9 @@ def test_kazoo_simple_requests(path: str, data: bytes, version: int, watch: bool
 
 def test_kazoo_empty_strings_arrive_as_null() -> None:
     # kazoo's CREATOR_ALL_ACL is auth:"" and it writes "" as a null ustring.
-    raw = kazoo_request(1, kz.Create("/a", b"", [kz_security.ACL(31, kz_security.Id("auth", ""))], 0))
+    raw = kazoo_request(
+        1, kz.Create("/a", b"", [kz_security.ACL(31, kz_security.Id("auth", ""))], 0)
+    )
     assert decode_request(raw)[1] == rec.CreateRequest("/a", b"", [ACL(31, Id("auth", ""))], 0)
 
 
