@@ -1,0 +1,224 @@
+"""Links between the servers of an ensemble: length-framed messages over TCP, one connection
+per direction.
+
+Each server dials every other server and sends on that connection only; it receives on the
+connections others dialled to it. So every directed link is one TCP stream (FIFO, as Zab
+needs), and a fault proxy can sit on any one direction. A connection opens with a hello
+naming the sender and a digest of the ensemble's membership: an unknown id or a different
+membership is refused with a log line. A broken outgoing link is redialled with backoff;
+messages sent while it is down are dropped (the protocol above notices through
+`on_disconnected` and its own timeouts, as it would with a real TCP reset).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import struct
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import cbor2
+import trio
+
+log = logging.getLogger(__name__)
+
+MAX_FRAME = 256 * 1024 * 1024  # a SNAP of a large tree travels in one frame
+_LEN = struct.Struct(">I")
+HELLO_MAGIC = "ccore-peer-1"
+
+
+def membership_digest(members: dict[int, tuple[str, int]]) -> str:
+    """Servers agree on who is in the ensemble before they talk."""
+    text = ";".join(f"{sid}={host}:{port}" for sid, (host, port) in sorted(members.items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class PeerFrameError(Exception):
+    """A peer sent a frame we cannot read: that connection is dropped, nothing else."""
+
+
+async def read_frames(stream: trio.abc.ReceiveStream, on_frame: Callable[[bytes], None]) -> None:
+    buf = bytearray()
+    while True:
+        while len(buf) >= 4:
+            (size,) = _LEN.unpack_from(buf, 0)
+            if size > MAX_FRAME:
+                raise PeerFrameError(f"frame of {size} bytes is over the {MAX_FRAME} limit")
+            if len(buf) < 4 + size:
+                break
+            payload = bytes(buf[4 : 4 + size])
+            del buf[: 4 + size]
+            on_frame(payload)
+        chunk = await stream.receive_some(1 << 20)
+        if not chunk:
+            return
+        buf += chunk
+
+
+def frame(payload: bytes) -> bytes:
+    return _LEN.pack(len(payload)) + payload
+
+
+@attrs.define(eq=False)
+class _Outgoing:
+    peer_id: int
+    queue: list[bytes] = attrs.Factory(list)
+    ready: trio.Event = attrs.Factory(trio.Event)
+    connected: bool = False
+    stream: trio.SocketStream | None = None
+
+
+class PeerNetwork:
+    """Owns the peer links of one server. `send` never blocks; received messages and link
+    changes are reported through the callbacks, on the Trio thread."""
+
+    def __init__(
+        self,
+        my_id: int,
+        members: dict[int, tuple[str, int]],
+        *,
+        encode: Callable[[Any], bytes],
+        decode: Callable[[bytes], Any],
+        on_message: Callable[[int, Any], None],
+        on_connected: Callable[[int], None] = lambda peer: None,
+        on_disconnected: Callable[[int], None] = lambda peer: None,
+        dial_address: Callable[[int], tuple[str, int]] | None = None,
+        backoff_s: tuple[float, float] = (0.05, 1.0),
+        rng: random.Random | None = None,
+    ) -> None:
+        self.my_id = my_id
+        self.members = dict(members)
+        self.digest = membership_digest(self.members)
+        self._encode = encode
+        self._decode = decode
+        self._on_message = on_message
+        self._on_connected = on_connected
+        self._on_disconnected = on_disconnected
+        # Where to dial a peer: its own address, or a fault proxy in front of it (tests).
+        self._dial_address = dial_address or (lambda peer: self.members[peer])
+        self._backoff = backoff_s
+        self._rng = rng or random.Random()
+        self._out = {peer: _Outgoing(peer) for peer in self.members if peer != my_id}
+        self.port: int | None = None
+
+    # -- sending -------------------------------------------------------------------------
+
+    def send(self, to: int, message: Any) -> None:
+        out = self._out.get(to)
+        if out is None or not out.connected:
+            return
+        out.queue.append(frame(self._encode(message)))
+        out.ready.set()
+
+    def is_connected(self, peer: int) -> bool:
+        out = self._out.get(peer)
+        return out is not None and out.connected
+
+    # -- running -------------------------------------------------------------------------
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        host, port = self.members[self.my_id]
+        listeners = await trio.open_tcp_listeners(port, host=host)
+        self.port = listeners[0].socket.getsockname()[1]
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(trio.serve_listeners, self._accept, listeners)
+            for out in self._out.values():
+                nursery.start_soon(self._dial_forever, out)
+            task_status.started(self.port)
+
+    async def _dial_forever(self, out: _Outgoing) -> None:
+        delay = self._backoff[0]
+        while True:
+            host, port = self._dial_address(out.peer_id)
+            try:
+                stream = await trio.open_tcp_stream(host, port)
+            except OSError:
+                await trio.sleep(delay * (0.5 + self._rng.random()))
+                delay = min(delay * 2, self._backoff[1])
+                continue
+            delay = self._backoff[0]
+            try:
+                hello = cbor2.dumps([HELLO_MAGIC, self.my_id, self.digest])
+                await stream.send_all(frame(hello))
+                out.stream, out.connected = stream, True
+                out.queue.clear()
+                self._on_connected(out.peer_id)
+                await self._pump(out, stream)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
+                log.debug("link %d->%d broke: %s", self.my_id, out.peer_id, e)
+            finally:
+                was = out.connected
+                out.connected, out.stream = False, None
+                out.queue.clear()
+                with trio.CancelScope(shield=True):
+                    await stream.aclose()
+                if was:
+                    self._on_disconnected(out.peer_id)
+            await trio.sleep(delay * (0.5 + self._rng.random()))
+
+    async def _pump(self, out: _Outgoing, stream: trio.SocketStream) -> None:
+        async with trio.open_nursery() as nursery:
+            # The far side never sends on this connection; reading tells us when it closes.
+            nursery.start_soon(self._watch_close, stream, nursery.cancel_scope)
+            while True:
+                if not out.queue:
+                    out.ready = trio.Event()
+                    await out.ready.wait()
+                    continue
+                data = b"".join(out.queue)
+                out.queue.clear()
+                await stream.send_all(data)
+
+    @staticmethod
+    async def _watch_close(stream: trio.SocketStream, scope: trio.CancelScope) -> None:
+        try:
+            while await stream.receive_some(4096):
+                pass
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass
+        scope.cancel()
+
+    async def _accept(self, stream: trio.SocketStream) -> None:
+        peer: int | None = None
+
+        def on_frame(payload: bytes) -> None:
+            nonlocal peer
+            if peer is None:
+                peer = self._check_hello(payload)
+                return
+            try:
+                message = self._decode(payload)
+            except Exception as e:  # a peer's bad bytes drop its link, never this server
+                raise PeerFrameError(f"undecodable frame from server {peer}: {e}") from e
+            self._on_message(peer, message)
+
+        try:
+            await read_frames(stream, on_frame)
+        except PeerFrameError as e:
+            log.warning("dropping peer connection: %s", e)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass
+        finally:
+            with trio.CancelScope(shield=True):
+                await stream.aclose()
+
+    def _check_hello(self, payload: bytes) -> int:
+        try:
+            magic, peer, digest = cbor2.loads(payload)
+        except Exception:
+            raise PeerFrameError("connection did not open with a peer hello") from None
+        if magic != HELLO_MAGIC:
+            raise PeerFrameError(f"unknown hello {magic!r}")
+        if peer not in self.members or peer == self.my_id:
+            raise PeerFrameError(f"server id {peer} is not a member of this ensemble (members: {sorted(self.members)})")
+        if digest != self.digest:
+            raise PeerFrameError(
+                f"server {peer} has a different ensemble configuration (digest {digest}, ours {self.digest}); "
+                "check the server.N lines on every server"
+            )
+        return int(peer)
+
+

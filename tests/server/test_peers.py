@@ -1,0 +1,93 @@
+"""Peer links: FIFO delivery per direction, reconnection, and refusal of strangers."""
+
+from __future__ import annotations
+
+import socket
+
+import cbor2
+import trio
+
+from server.peers import PeerNetwork, frame
+
+from .helpers import wait_for
+
+
+def free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def make_nets(members, inbox, links):
+    nets = {}
+    for sid in members:
+        nets[sid] = PeerNetwork(
+            sid,
+            members,
+            encode=cbor2.dumps,
+            decode=cbor2.loads,
+            on_message=lambda frm, msg, me=sid: inbox.append((frm, me, msg)),
+            on_connected=lambda peer, me=sid: links.add((me, peer)),
+            on_disconnected=lambda peer, me=sid: links.discard((me, peer)),
+        )
+    return nets
+
+
+async def test_messages_flow_in_order_between_all_pairs(nursery) -> None:
+    members = {i: ("127.0.0.1", p) for i, p in zip((1, 2, 3), free_ports(3))}
+    inbox: list = []
+    links: set = set()
+    nets = make_nets(members, inbox, links)
+    for net in nets.values():
+        await nursery.start(net.run)
+    await wait_for(lambda: len(links) == 6)
+    for i in range(100):
+        nets[1].send(2, ["m", i])
+        nets[3].send(1, ["n", i])
+    await wait_for(lambda: len(inbox) == 200)
+    assert [m[1] for f, to, m in inbox if (f, to) == (1, 2)] == list(range(100))
+    assert [m[1] for f, to, m in inbox if (f, to) == (3, 1)] == list(range(100))
+
+
+async def test_restarted_peer_is_redialled(nursery) -> None:
+    members = {i: ("127.0.0.1", p) for i, p in zip((1, 2), free_ports(2))}
+    inbox: list = []
+    links: set = set()
+    nets = make_nets(members, inbox, links)
+    await nursery.start(nets[1].run)
+    with trio.CancelScope() as scope2:
+        async with trio.open_nursery() as inner:
+            await inner.start(nets[2].run)
+            await wait_for(lambda: (1, 2) in links)
+            scope2.cancel()
+    await wait_for(lambda: (1, 2) not in links)
+    fresh = make_nets(members, inbox, links)[2]
+    await nursery.start(fresh.run)
+    await wait_for(lambda: (1, 2) in links)
+    nets[1].send(2, "again")
+    await wait_for(lambda: inbox and inbox[-1] == (1, 2, "again"))
+
+
+async def test_strangers_and_garbage_are_refused(nursery) -> None:
+    members = {i: ("127.0.0.1", p) for i, p in zip((1, 2), free_ports(2))}
+    inbox: list = []
+    nets = make_nets(members, inbox, set())
+    await nursery.start(nets[1].run)
+    port = members[1][1]
+
+    async def closed_after(payload: bytes) -> bool:
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        await stream.send_all(payload)
+        with trio.fail_after(2):
+            return await stream.receive_some(10) == b""
+
+    assert await closed_after(frame(cbor2.dumps(["ccore-peer-1", 9, nets[1].digest])))  # unknown id
+    assert await closed_after(frame(cbor2.dumps(["ccore-peer-1", 2, "0000"])))  # other config
+    assert await closed_after(frame(b"\xff\xfe not cbor"))
+    good = frame(cbor2.dumps(["ccore-peer-1", 2, nets[1].digest]))
+    assert await closed_after(good + frame(b"\xff\xff"))  # garbage after a good hello
+    assert inbox == []
