@@ -84,5 +84,9 @@ def main(argv: list[str]) -> int:
     command, rest = argv[0], argv[1:]
     if command == "serve":
         return serve(rest)
-    print(f"ccore: '{command}' is not built yet (replication comes with the ensemble issue)", file=sys.stderr)
+    if command == "ensemble":
+        from .ensemble import main as ensemble_main
+
+        return ensemble_main(rest)
+    print(f"ccore: unknown server command '{command}'", file=sys.stderr)
     return 2

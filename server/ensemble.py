@@ -1,0 +1,170 @@
+"""`ccore ensemble --nodes N`: a local ensemble of N server processes, in one command.
+
+Writes a zoo.cfg and myid per server under a base directory, starts `ccore serve --config`
+for each, waits until all answer `ruok`, prints the connection string, and stops them all on
+Ctrl-C (or SIGTERM). Existing directories are reused, so a second run finds the same data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+READY_TIMEOUT_S = 30.0
+
+
+def _free_ports(count: int) -> list[int]:
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def write_configs(base: Path, nodes: int, observers: int, first_client_port: int | None, tick_ms: int) -> list[Path]:
+    """One directory per server with zoo.cfg and myid; ports are kept if configs exist."""
+    existing = base / "server1" / "zoo.cfg"
+    if existing.exists():
+        return [base / f"server{i}" / "zoo.cfg" for i in range(1, nodes + observers + 1)]
+    total = nodes + observers
+    if first_client_port:
+        client_ports = [first_client_port + i for i in range(total)]
+        peer_ports = _free_ports(2 * total)
+    else:
+        ports = _free_ports(3 * total)
+        client_ports, peer_ports = ports[:total], ports[total:]
+    lines = []
+    for i in range(total):
+        role = ":observer" if i >= nodes else ""
+        lines.append(f"server.{i + 1}=127.0.0.1:{peer_ports[2 * i]}:{peer_ports[2 * i + 1]}{role}")
+    paths = []
+    for i in range(total):
+        d = base / f"server{i + 1}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "myid").write_text(f"{i + 1}\n")
+        cfg = d / "zoo.cfg"
+        cfg.write_text(
+            "\n".join(
+                [
+                    f"tickTime={tick_ms}",
+                    "initLimit=10",
+                    "syncLimit=5",
+                    f"dataDir={d}",
+                    f"clientPort={client_ports[i]}",
+                    "clientPortAddress=127.0.0.1",
+                    *lines,
+                ]
+            )
+            + "\n"
+        )
+        paths.append(cfg)
+    return paths
+
+
+def client_port(cfg: Path) -> int:
+    for line in cfg.read_text().splitlines():
+        if line.startswith("clientPort="):
+            return int(line.split("=", 1)[1])
+    raise ValueError(f"{cfg} has no clientPort")
+
+
+def _ruok(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+            s.sendall(b"ruok")
+            return s.recv(16) == b"imok"
+    except OSError:
+        return False
+
+
+def start(configs: list[Path], log_level: str = "INFO") -> list[subprocess.Popen]:
+    procs = []
+    for cfg in configs:
+        log = open(cfg.parent / "server.log", "ab")
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "ccore", "serve", "--config", str(cfg), "--log-level", log_level],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        )
+    return procs
+
+
+def wait_ready(configs: list[Path], procs: list[subprocess.Popen], timeout_s: float = READY_TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout_s
+    pending = {client_port(c): (c, p) for c, p in zip(configs, procs)}
+    while pending:
+        for port, (cfg, proc) in list(pending.items()):
+            if proc.poll() is not None:
+                raise RuntimeError(f"server in {cfg.parent} exited with {proc.returncode}; see {cfg.parent / 'server.log'}")
+            if _ruok(port):
+                del pending[port]
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"servers on ports {sorted(pending)} did not answer ruok within {timeout_s:.0f} s")
+        time.sleep(0.1)
+
+
+def stop(procs: list[subprocess.Popen]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    for p in procs:
+        try:
+            p.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="ccore ensemble", description="Run a local ensemble of servers.")
+    ap.add_argument("--nodes", type=int, default=3, help="voting servers (default 3)")
+    ap.add_argument("--observers", type=int, default=0, help="non-voting servers (default 0)")
+    ap.add_argument("--base-dir", type=Path, default=Path("ccore-ensemble"), help="default ./ccore-ensemble")
+    ap.add_argument("--client-port", type=int, help="client port of server 1; the others follow (default: free ports)")
+    ap.add_argument("--tick-time", type=int, default=2000, metavar="MS")
+    ap.add_argument("--log-level", default="INFO")
+    args = ap.parse_args(argv)
+    if args.nodes < 1:
+        print("ccore ensemble: --nodes must be at least 1", file=sys.stderr)
+        return 2
+    configs = write_configs(args.base_dir.resolve(), args.nodes, args.observers, args.client_port, args.tick_time)
+    print(f"starting {len(configs)} servers under {args.base_dir} ...", flush=True)
+    procs = start(configs, args.log_level)
+    try:
+        wait_ready(configs, procs)
+        hosts = ",".join(f"127.0.0.1:{client_port(c)}" for c in configs)
+        print(f"ensemble ready: {hosts}", flush=True)
+        print("logs: " + ", ".join(str(c.parent / "server.log") for c in configs), flush=True)
+        print("Ctrl-C stops every server", flush=True)
+        signal.signal(signal.SIGTERM, _interrupt)
+        while all(p.poll() is None for p in procs):
+            time.sleep(0.5)
+        dead = [str(c.parent) for c, p in zip(configs, procs) if p.poll() is not None]
+        print(f"ccore ensemble: server(s) {', '.join(dead)} exited; stopping the rest", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("stopping ...", flush=True)
+        return 0
+    except RuntimeError as e:
+        print(f"ccore ensemble: {e}", file=sys.stderr)
+        return 2
+    finally:
+        stop(procs)
