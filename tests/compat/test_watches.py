@@ -1,6 +1,7 @@
 """Watches: one-shot data/exists/child watches through kazoo, their event types and
 one-shot-ness; on the wire (raw client): one event per connection, event order, events before
-the reply; persistent and persistent-recursive watches (addWatch), removeWatches, checkWatches."""
+the reply; persistent and persistent-recursive watches (addWatch), removeWatches, checkWatches;
+events withheld from connections that may not READ the node."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import struct
 import pytest
 from kazoo.exceptions import NoNodeError, NoWatcherError
 from kazoo.protocol.states import EventType
+from kazoo.security import ACL, OPEN_ACL_UNSAFE, Id, Permissions, make_digest_acl_credential
 
 from tests.compat.helpers import WatchRecorder
 from tests.compat.rawzk import (
@@ -25,6 +27,7 @@ from tests.compat.rawzk import (
 
 CREATED, DELETED, CHANGED, CHILD = EventType.CREATED, EventType.DELETED, EventType.CHANGED, EventType.CHILD
 SYNC_CONNECTED = 3
+WORLD = Id("world", "anyone")
 
 
 def ev(type_: int, path: str) -> Event:
@@ -404,3 +407,56 @@ def test_watches_are_per_session(raw_factory, zk_root):
     writer.set(f"{zk_root}/x", b"1")
     assert a.drain_events() == [ev(E.NodeDataChanged, f"{zk_root}/x")]
     assert b.drain_events() == []
+
+
+# --- events are filtered by READ permission (ZOOKEEPER-4799 / CVE-2024-23944) -----------------
+
+
+def test_events_for_unreadable_nodes_are_not_delivered(raw_factory, zk_root):
+    """The reference server (Debian's 3.8.0 carries the ZOOKEEPER-4799 fix) checks, at
+    delivery, that the watching connection may READ the node the event is about (for
+    NodeChildrenChanged: the parent). Events it may not read are dropped, and a one-shot
+    watch is consumed all the same."""
+    writer, watcher = raw_factory(), raw_factory()
+    no_read = [ACL(Permissions.ALL & ~Permissions.READ, WORLD)]
+    watcher.add_watch(zk_root, AddWatchMode.PERSISTENT_RECURSIVE)
+    writer.create(f"{zk_root}/open")
+    writer.create(f"{zk_root}/hidden", acl=no_read)
+    writer.set(f"{zk_root}/hidden", b"x")
+    writer.create(f"{zk_root}/hidden/kid")  # the kid itself is readable
+    writer.delete(f"{zk_root}/hidden/kid")
+    writer.delete(f"{zk_root}/hidden")
+    assert watcher.drain_events() == [
+        ev(E.NodeCreated, f"{zk_root}/open"),
+        ev(E.NodeCreated, f"{zk_root}/hidden/kid"),
+        ev(E.NodeDeleted, f"{zk_root}/hidden/kid"),
+    ]
+
+
+def test_standard_watches_on_unreadable_nodes_are_silent_and_consumed(raw_factory, zk_root):
+    writer, watcher = raw_factory(), raw_factory()
+    no_read = [ACL(Permissions.ALL & ~Permissions.READ, WORLD)]
+    writer.create(f"{zk_root}/hidden", acl=no_read)
+    assert watcher.exists(f"{zk_root}/hidden", watch=True) is not None  # exists needs no READ
+    watcher.exists(f"{zk_root}/later", watch=True)
+    writer.set(f"{zk_root}/hidden", b"1")
+    writer.create(f"{zk_root}/later", acl=no_read)
+    assert watcher.drain_events() == []
+    # the watches were used up: opening the ACL later brings nothing
+    writer.set_acl(f"{zk_root}/hidden", OPEN_ACL_UNSAFE)
+    writer.set(f"{zk_root}/hidden", b"2")
+    assert watcher.drain_events() == []
+    # a child watch on a readable parent still sees an unreadable child come and go
+    watcher.get_children(zk_root, watch=True)
+    writer.delete(f"{zk_root}/later")
+    assert watcher.drain_events() == [ev(E.NodeChildrenChanged, zk_root)]
+
+
+def test_events_follow_the_watchers_authentication(raw_factory, zk_root):
+    writer, alice = raw_factory(), raw_factory()
+    alice.add_auth("digest", "alice:secret")
+    alice_only = [ACL(Permissions.ALL, Id("digest", make_digest_acl_credential("alice", "secret")))]
+    writer.create(f"{zk_root}/a", acl=[ACL(Permissions.ALL & ~Permissions.READ, WORLD)] + alice_only)
+    alice.exists(f"{zk_root}/a", watch=True)
+    writer.set(f"{zk_root}/a", b"x")
+    assert alice.drain_events() == [ev(E.NodeDataChanged, f"{zk_root}/a")]
