@@ -643,6 +643,7 @@ def run_side(handle: ServerHandle, admin: KazooClient, root: str, program: list)
     for index, op in enumerate(program):
         if isinstance(op, SORTED_EVENT_OPS):
             events[index].sort()
+    events[-1].sort()  # the worker's own close: its ephemerals go in hash-set order too
     return Transcript(
         results=[norm.value(r) for r in results],
         events=events,

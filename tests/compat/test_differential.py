@@ -88,7 +88,7 @@ def compare(left: Side, right: Side, program: list) -> None:
 
 
 @pytest.mark.slow
-def test_differential_apache_against_ccore(apache_side, other_side):
+def test_differential_ccore_matches_zookeeper(apache_side, other_side):
     @settings(max_examples=MAX_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(program=programs)
     def check(program):
