@@ -1,0 +1,259 @@
+"""`ccore ls|tree|get|stat|create|set|delete|watch|shell`: the client commands for people.
+
+Each command connects (`--server`, default 127.0.0.1:2181), does one thing, and prints its
+result on stdout; a failure is one line on stderr (`ccore get: no node: /x`) and exit status
+1, never a traceback. `ccore shell` runs the same commands at an interactive prompt on one
+session; `ccore watch PATH` prints events until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Callable, Sequence
+from typing import TextIO
+
+from znodes.errors import NoNodeError, ZKError
+from znodes.paths import join
+from znodes.stat import Stat
+
+from . import blocking
+from .blocking import BlockingClient
+
+DEFAULT_SERVER = "127.0.0.1:2181"
+PROMPT_COMMANDS = ("ls", "tree", "get", "stat", "create", "set", "delete", "watch")
+
+
+class _UsageError(Exception):
+    """argparse wanted to exit (bad arguments, or --help)."""
+
+    def __init__(self, status: int) -> None:
+        self.status = status
+
+
+class _Parser(argparse.ArgumentParser):
+    def exit(self, status: int = 0, message: str | None = None) -> None:  # type: ignore[override]
+        if message:
+            self._print_message(message, sys.stderr)
+        raise _UsageError(status)
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: `--server` may come before or after the command without the later default
+    # overwriting the earlier value.
+    common.add_argument("--server", default=argparse.SUPPRESS, help=f"host:port[,host:port...][/chroot] (default {DEFAULT_SERVER})")
+    common.add_argument("--timeout", type=float, default=argparse.SUPPRESS, help="connect timeout in seconds (default 5)")
+    p = _Parser(prog="ccore", description="consistent-core client commands", parents=[common])
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    c = sub.add_parser("ls", parents=[common], help="list a node's children")
+    c.add_argument("path")
+    c = sub.add_parser("tree", parents=[common], help="print a subtree")
+    c.add_argument("path", nargs="?", default="/")
+    c = sub.add_parser("get", parents=[common], help="print a node's data")
+    c.add_argument("path")
+    c.add_argument("-s", "--stat", action="store_true", help="print the stat too")
+    c = sub.add_parser("stat", parents=[common], help="print a node's stat")
+    c.add_argument("path")
+    c = sub.add_parser("create", parents=[common], help="create a node")
+    c.add_argument("path")
+    c.add_argument("data", nargs="?", default="")
+    c.add_argument("-e", "--ephemeral", action="store_true")
+    c.add_argument("-s", "--sequential", action="store_true")
+    c.add_argument("-c", "--container", action="store_true")
+    c.add_argument("-t", "--ttl", type=float, metavar="SECONDS")
+    c.add_argument("-p", "--parents", action="store_true", help="create missing parents")
+    c = sub.add_parser("set", parents=[common], help="set a node's data")
+    c.add_argument("path")
+    c.add_argument("data")
+    c.add_argument("-v", "--version", type=int, default=-1)
+    c = sub.add_parser("delete", parents=[common], help="delete a node")
+    c.add_argument("path")
+    c.add_argument("-r", "--recursive", action="store_true", help="delete its subtree too")
+    c.add_argument("-v", "--version", type=int, default=-1)
+    c = sub.add_parser("watch", parents=[common], help="print events on a node until Ctrl-C")
+    c.add_argument("path")
+    c.add_argument("-r", "--recursive", action="store_true", help="the whole subtree")
+    c.add_argument("-n", "--count", type=int, help="stop after this many events")
+    sub.add_parser("shell", parents=[common], help="interactive prompt")
+    return p
+
+
+# --- commands ------------------------------------------------------------------------------
+
+
+def format_stat(stat: Stat) -> str:
+    """A node's stat as zkCli prints it."""
+    rows = [
+        ("cZxid", hex(stat.czxid)), ("ctime", stat.ctime), ("mZxid", hex(stat.mzxid)),
+        ("mtime", stat.mtime), ("pZxid", hex(stat.pzxid)), ("cversion", stat.cversion),
+        ("dataVersion", stat.version), ("aclVersion", stat.aversion),
+        ("ephemeralOwner", hex(stat.ephemeralOwner)), ("dataLength", stat.dataLength),
+        ("numChildren", stat.numChildren),
+    ]  # fmt: skip
+    return "\n".join(f"{name} = {value}" for name, value in rows)
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", "backslashreplace")
+
+
+def cmd_ls(zk: BlockingClient, ns: argparse.Namespace, out: TextIO) -> int:
+    for name in sorted(zk.children(ns.path)):
+        print(name, file=out)
+    return 0
+
+
+def cmd_tree(zk: BlockingClient, ns: argparse.Namespace, out: TextIO) -> int:
+    print(ns.path, file=out)
+
+    def walk(path: str, depth: int) -> None:
+        for name in sorted(zk.children(path)):
+            print("  " * depth + name, file=out)
+            walk(join(path, name), depth + 1)
+
+    walk(ns.path, 1)
+    return 0
+
+
+def cmd_get(zk: BlockingClient, ns: argparse.Namespace, out: TextIO) -> int:
+    data, stat = zk.get(ns.path)
+    print(_text(data), file=out)
+    if ns.stat:
+        print(format_stat(stat), file=out)
+    return 0
+
+
+def cmd_stat(zk: BlockingClient, ns: argparse.Namespace, out: TextIO) -> int:
+    stat = zk.exists(ns.path)
+    if stat is None:
+        raise NoNodeError(ns.path)
+    print(format_stat(stat), file=out)
+    return 0
+
+
+def cmd_create(zk: BlockingClient, ns: argparse.Namespace, out: TextIO) -> int:
+    created = zk.create(
+        ns.path, ns.data.encode("utf-8"), ephemeral=ns.ephemeral, sequence=ns.sequential,
+        container=ns.container, ttl=ns.ttl, make_parents=ns.parents,
+    )  # fmt: skip
+    print(f"Created {created}", file=out)
+    return 0
+
+
+def cmd_set(zk: BlockingClient, ns: argparse.Namespace, out: TextIO) -> int:
+    zk.set(ns.path, ns.data.encode("utf-8"), version=ns.version)
+    return 0
+
+
+def cmd_delete(zk: BlockingClient, ns: argparse.Namespace, out: TextIO) -> int:
+    zk.delete(ns.path, version=ns.version, recursive=ns.recursive)
+    return 0
+
+
+def cmd_watch(zk: BlockingClient, ns: argparse.Namespace, out: TextIO) -> int:
+    seen = 0
+    with zk.watch(ns.path, recursive=ns.recursive, connection_events=True) as events:
+        print(f"watching {ns.path}{' and below' if ns.recursive else ''} (Ctrl-C to stop)", file=out, flush=True)
+        for event in events:
+            print(f"{event.type.name} {event.path}" if event.path else event.type.name, file=out, flush=True)
+            seen += 1
+            if ns.count is not None and seen >= ns.count:
+                break
+    return 0
+
+
+COMMANDS: dict[str, Callable[[BlockingClient, argparse.Namespace, TextIO], int]] = {
+    "ls": cmd_ls, "tree": cmd_tree, "get": cmd_get, "stat": cmd_stat, "create": cmd_create,
+    "set": cmd_set, "delete": cmd_delete, "watch": cmd_watch,
+}  # fmt: skip
+
+
+def _run(zk: BlockingClient, ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """One command; ZooKeeper errors become one line on `err`."""
+    try:
+        return COMMANDS[ns.command](zk, ns, out)
+    except ZKError as e:
+        print(f"ccore {ns.command}: {e}", file=err)
+        return 1
+    except (TypeError, ValueError) as e:
+        print(f"ccore {ns.command}: {e}", file=err)
+        return 1
+
+
+def shell(zk: BlockingClient, server: str, parser: argparse.ArgumentParser, inp: TextIO, out: TextIO, err: TextIO) -> int:
+    """The interactive prompt: the commands above (without `ccore`), `help`, `quit`."""
+    interactive = inp.isatty()
+    if interactive:
+        try:
+            import readline  # noqa: F401  (line editing and history for input())
+        except ImportError:
+            pass
+    status = 0
+    while True:
+        try:
+            if interactive:
+                line = input(f"ccore {server}> ")
+            else:
+                line = inp.readline()
+                if not line:
+                    break
+        except EOFError:
+            break
+        except KeyboardInterrupt:
+            print(file=out)
+            continue
+        try:
+            words = shlex.split(line)
+        except ValueError as e:
+            print(f"ccore: {e}", file=err)
+            continue
+        if not words:
+            continue
+        if words[0] in ("quit", "exit"):
+            break
+        if words[0] in ("help", "?"):
+            print("commands: " + ", ".join(PROMPT_COMMANDS) + ", quit  (`<command> -h` for its options)", file=out)
+            continue
+        if words[0] not in COMMANDS:
+            print(f"ccore: unknown command {words[0]!r} (try help)", file=err)
+            status = 1
+            continue
+        try:
+            ns = parser.parse_args(words)
+        except _UsageError:
+            continue
+        try:
+            status = _run(zk, ns, out, err)
+        except KeyboardInterrupt:
+            print(file=out)
+    return status
+
+
+def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    """Run one `ccore` client command; returns the exit status."""
+    out, err = stdout or sys.stdout, stderr or sys.stderr
+    parser = _parser()
+    try:
+        ns = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    except _UsageError as e:
+        return e.status
+    server = getattr(ns, "server", DEFAULT_SERVER)
+    timeout = getattr(ns, "timeout", 5.0)
+    try:
+        zk = blocking.connect(server, connect_timeout=timeout, session_timeout=max(timeout, 10.0))
+    except ZKError as e:
+        print(f"ccore: {e}", file=err)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    try:
+        if ns.command == "shell":
+            return shell(zk, server, parser, stdin or sys.stdin, out, err)
+        return _run(zk, ns, out, err)
+    except KeyboardInterrupt:
+        return 0 if ns.command == "watch" else 130
+    finally:
+        zk.close()
