@@ -30,7 +30,12 @@ from kazoo.exceptions import KazooException, NoNodeError
 
 from tests.compat import rawzk
 from tests.compat.helpers import close_kazoo, new_kazoo
-from tests.compat.servers import ZK_NOT_INSTALLED, ServerHandle, apache_installed, make_server
+from tests.compat.servers import (
+    ZK_NOT_INSTALLED,
+    ServerHandle,
+    apache_installed,
+    make_server,
+)
 
 log = logging.getLogger(__name__)
 

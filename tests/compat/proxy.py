@@ -15,6 +15,7 @@ import logging
 import selectors
 import socket
 import threading
+from typing import Self
 
 from tests.compat.servers import HOST
 
@@ -44,7 +45,7 @@ class TcpProxy:
         self._threads.append(thread)
         return self
 
-    def __enter__(self) -> TcpProxy:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc_info) -> None:

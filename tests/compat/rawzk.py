@@ -15,7 +15,7 @@ import socket
 import struct
 import time
 from collections import deque
-from typing import NamedTuple
+from typing import NamedTuple, Self
 
 from kazoo.exceptions import EXCEPTIONS, ConnectionLoss
 from kazoo.protocol.states import ZnodeStat
@@ -409,7 +409,7 @@ class RawClient:
         finally:
             self.close()
 
-    def __enter__(self) -> RawClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info) -> None:

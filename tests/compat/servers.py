@@ -189,7 +189,7 @@ class ServerHandle:
     def start(self, timeout_s: float = START_TIMEOUT_S) -> ServerHandle:
         assert not self.running, f"{self.kind} server on port {self.port} is already running"
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._log_file = open(self.log_path, "ab")
+        self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(
             self.argv,
             cwd=self.cwd,

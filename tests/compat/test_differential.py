@@ -16,7 +16,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from tests.compat.conftest import start_server
-from tests.compat.differential import describe_mismatch, new_example_root, programs, run_side
+from tests.compat.differential import (
+    describe_mismatch,
+    new_example_root,
+    programs,
+    run_side,
+)
 from tests.compat.helpers import close_kazoo, new_kazoo
 from tests.compat.servers import ServerHandle
 

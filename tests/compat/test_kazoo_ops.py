@@ -17,10 +17,18 @@ from kazoo.exceptions import (
     RuntimeInconsistency,
 )
 from kazoo.protocol.states import ZnodeStat
+from kazoo.security import OPEN_ACL_UNSAFE
 
 from tests.compat.helpers import wait_until
-from tests.compat.rawzk import CreateFlag, KCreate, KMulti, KPathRequest, Op, kazoo_call, multi_create
-from kazoo.security import OPEN_ACL_UNSAFE
+from tests.compat.rawzk import (
+    CreateFlag,
+    KCreate,
+    KMulti,
+    KPathRequest,
+    Op,
+    kazoo_call,
+    multi_create,
+)
 
 
 def test_create_get_roundtrip(kazoo_client, zk_root):

@@ -13,7 +13,8 @@ from kazoo.exceptions import ConnectionLoss, SessionExpiredError
 
 from tests.compat.helpers import close_kazoo, new_kazoo, wait_until
 from tests.compat.proxy import TcpProxy
-from tests.compat.rawzk import AddWatchMode, CreateFlag, Event, EventType as E, RawClient
+from tests.compat.rawzk import AddWatchMode, CreateFlag, Event, RawClient
+from tests.compat.rawzk import EventType as E
 
 SYNC_CONNECTED = 3
 FAST_TICK_MS = 500  # fresh servers for expiry tests: sessions of 1-10 s
@@ -200,6 +201,16 @@ def test_set_watches_delivers_changes_made_while_away(zk_handle, raw_factory, zk
         ev(E.NodeCreated, f"{zk_root}/unborn"),
         ev(E.NodeChildrenChanged, f"{zk_root}/quiet"),
     ]
+
+
+def test_set_watches_edge_cases(raw_factory, zk_root):
+    """An exists watch on a node that exists fires NodeCreated whatever its zxid, and a child
+    watch on a missing node fires NodeDeleted (DataTree.setWatches)."""
+    client = raw_factory()
+    client.create(f"{zk_root}/old")
+    client.sync("/")
+    client.set_watches(client.last_zxid, data=[f"{zk_root}/old"], exist=[f"{zk_root}/old"], child=[f"{zk_root}/missing"])
+    assert client.drain_events() == [ev(E.NodeCreated, f"{zk_root}/old"), ev(E.NodeDeleted, f"{zk_root}/missing")]
 
 
 def test_set_watches2_restores_persistent_watches(raw_factory, zk_root):

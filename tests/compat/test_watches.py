@@ -10,13 +10,18 @@ import struct
 import pytest
 from kazoo.exceptions import NoNodeError, NoWatcherError
 from kazoo.protocol.states import EventType
-from kazoo.security import ACL, OPEN_ACL_UNSAFE, Id, Permissions, make_digest_acl_credential
+from kazoo.security import (
+    ACL,
+    OPEN_ACL_UNSAFE,
+    Id,
+    Permissions,
+    make_digest_acl_credential,
+)
 
 from tests.compat.helpers import WatchRecorder
 from tests.compat.rawzk import (
     AddWatchMode,
     Event,
-    EventType as E,
     Op,
     WatcherType,
     multi_create,
@@ -24,6 +29,7 @@ from tests.compat.rawzk import (
     multi_set,
     set_data_body,
 )
+from tests.compat.rawzk import EventType as E
 
 CREATED, DELETED, CHANGED, CHILD = EventType.CREATED, EventType.DELETED, EventType.CHANGED, EventType.CHILD
 SYNC_CONNECTED = 3
