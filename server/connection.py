@@ -18,9 +18,10 @@ import trio
 
 from znodes import protocol
 from znodes import records as r
-from znodes.acl import Id, digest
-from znodes.constants import XID_AUTH, KeeperState, OpCode
-from znodes.errors import Code, ZKError
+from znodes import acl as acls
+from znodes.acl import ACL, Id, digest
+from znodes.constants import XID_AUTH, KeeperState, OpCode, Perms
+from znodes.errors import Code, NoAuthError, ZKError
 from znodes.jute import ProtocolError
 from znodes.txn import Result, Txn
 
@@ -83,7 +84,14 @@ class Connection:
             log.warning("session %#x: client is not reading its replies; closing the connection", self.session_id)
             self.abort()
 
-    def send_event(self, zxid: int, event_type: int, path: str) -> None:
+    def send_event(self, zxid: int, event_type: int, path: str, acl: tuple[ACL, ...] = ()) -> None:
+        """Deliver a watch event, unless this connection may not READ the node (ZooKeeper
+        filters events by the node's ACL, so a watch cannot leak what a read would not)."""
+        if acl:
+            try:
+                acls.check(path, acl, Perms.READ, self.auth)
+            except NoAuthError:
+                return
         self.send(protocol.encode_watch_event(zxid, event_type, KeeperState.SYNC_CONNECTED, path))
 
     def close_after_flush(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -66,6 +67,7 @@ def _mntr(server: ZKServer) -> str:
         ("zk_ephemerals_count", sum(len(v) for v in tree.ephemerals.values())),
         ("zk_approximate_data_size", data_size),
         ("zk_open_file_descriptor_count", open_fds),
+        ("zk_max_file_descriptor_count", resource.getrlimit(resource.RLIMIT_NOFILE)[0]),
         ("zk_global_sessions", len(tree.sessions)),
         ("zk_last_zxid", f"{server.last_zxid:#x}"),
         ("zk_commit_batches", server.stats.batches),

@@ -239,8 +239,8 @@ class ZKServer:
         if isinstance(op, CreateSession):
             self.sessions.add(txn.session, op.timeout_ms, trio.current_time())
             self._sessions_changed.set()
-        for watcher, event_type, path in self.watches.fire(triggers):
-            watcher.send_event(txn.zxid, event_type, path)
+        for watcher, event_type, path, acl in self.watches.fire(triggers):
+            watcher.send_event(txn.zxid, event_type, path, acl)
         if on_done is not None:
             on_done(txn, result)
         if isinstance(op, CloseSession):

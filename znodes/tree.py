@@ -329,8 +329,8 @@ class DataTree:
         parent.pzxid = txn.zxid
         node = Node(op.data, acl, txn.zxid, txn.time_ms, owner)
         self._link(path, parent, node, undo)
-        triggers.append((EventType.NODE_CREATED, path))
-        triggers.append((EventType.NODE_CHILDREN_CHANGED, parent_path))
+        triggers.append((EventType.NODE_CREATED, path, node.acl))
+        triggers.append((EventType.NODE_CHILDREN_CHANGED, parent_path, parent.acl))
         return Result(path=path, stat=node.stat())
 
     def _parent_for_delete(self, path: str) -> str:
@@ -349,8 +349,8 @@ class DataTree:
         if node.children:
             raise NotEmptyError(path)
         self._unlink(path, parent, node, txn.zxid, undo)
-        triggers.append((EventType.NODE_DELETED, path))
-        triggers.append((EventType.NODE_CHILDREN_CHANGED, parent_path))
+        triggers.append((EventType.NODE_DELETED, path, node.acl))
+        triggers.append((EventType.NODE_CHILDREN_CHANGED, parent_path, parent.acl))
         return Result()
 
     def _delete_container(self, txn: Txn, op: DeleteContainer, triggers: list[Trigger]) -> Result:
@@ -366,9 +366,10 @@ class DataTree:
                 raise BadVersionError(path)
         elif ttl is None or txn.time_ms - node.mtime <= ttl:
             raise BadVersionError(path)
-        self._unlink(path, self.node(parent_path), node, txn.zxid, None)
-        triggers.append((EventType.NODE_DELETED, path))
-        triggers.append((EventType.NODE_CHILDREN_CHANGED, parent_path))
+        parent = self.node(parent_path)
+        self._unlink(path, parent, node, txn.zxid, None)
+        triggers.append((EventType.NODE_DELETED, path, node.acl))
+        triggers.append((EventType.NODE_CHILDREN_CHANGED, parent_path, parent.acl))
         return Result()
 
     def _valid_node(self, path: str) -> Node:
@@ -385,7 +386,7 @@ class DataTree:
         node.version = version
         node.mtime = txn.time_ms
         node.mzxid = txn.zxid
-        triggers.append((EventType.NODE_DATA_CHANGED, op.path))
+        triggers.append((EventType.NODE_DATA_CHANGED, op.path, node.acl))
         return Result(stat=node.stat())
 
     def _set_acl(self, txn: Txn, op: SetACL, undo: Undo | None) -> Result:
@@ -428,9 +429,10 @@ class DataTree:
     def _close_session(self, txn: Txn, triggers: list[Trigger]) -> Result:
         for path in sorted(self.ephemerals.get(txn.session, ()), reverse=True):
             parent_path = paths.parent(path)
-            self._unlink(path, self.nodes[parent_path], self.nodes[path], txn.zxid, None)
-            triggers.append((EventType.NODE_DELETED, path))
-            triggers.append((EventType.NODE_CHILDREN_CHANGED, parent_path))
+            parent, node = self.nodes[parent_path], self.nodes[path]
+            self._unlink(path, parent, node, txn.zxid, None)
+            triggers.append((EventType.NODE_DELETED, path, node.acl))
+            triggers.append((EventType.NODE_CHILDREN_CHANGED, parent_path, parent.acl))
         self.sessions.pop(txn.session, None)
         self.ephemerals.pop(txn.session, None)
         return Result()

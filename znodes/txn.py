@@ -107,4 +107,5 @@ class Result:
     results: tuple["Result", ...] = ()
 
 
-Trigger = tuple[EventType, str]
+# A watch trigger: what happened, where, and the ACL that decides who may hear of it.
+Trigger = tuple[EventType, str, tuple[ACL, ...]]

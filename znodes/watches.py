@@ -18,7 +18,7 @@ PERSISTENT = 2
 RECURSIVE = 4
 
 Watcher = Hashable
-Event = tuple[EventType, str]
+Event = tuple[EventType, str, tuple]  # (type, path, the ACL that filters who hears it)
 
 
 class _Table:
@@ -157,10 +157,11 @@ class WatchManager:
 
     # -- firing -------------------------------------------------------------------------
 
-    def fire(self, triggers: Iterable[Event]) -> list[tuple[Watcher, EventType, str]]:
-        """Events to deliver, in order, for the triggers of one applied transaction."""
-        out: list[tuple[Watcher, EventType, str]] = []
-        for event_type, path in triggers:
+    def fire(self, triggers: Iterable[Event]) -> list[tuple[Watcher, EventType, str, tuple]]:
+        """Events to deliver, in order, for the triggers of one applied transaction, each with
+        the ACL of the node it concerns: ZooKeeper delivers it only to watchers that may READ."""
+        out: list[tuple[Watcher, EventType, str, tuple]] = []
+        for event_type, path, acl in triggers:
             if event_type == EventType.NODE_CHILDREN_CHANGED:
                 fired = self._child.trigger(path)
             elif event_type == EventType.NODE_DELETED:
@@ -169,7 +170,7 @@ class WatchManager:
                 fired |= self._child.trigger(path)
             else:
                 fired = self._data.trigger(path)
-            out.extend((w, event_type, path) for w in fired)
+            out.extend((w, event_type, path, acl) for w in fired)
         return out
 
     # -- statistics (four-letter words) ---------------------------------------------------

@@ -78,20 +78,20 @@ async def test_other_sessions_watches_and_persistent_recursive(nursery, tmp_path
 
 async def test_session_expires_at_its_deadline_and_takes_its_ephemerals(nursery, tmp_path) -> None:
     server = await start_server(nursery, tmp_path)
-    owner = await RawClient.connect(server.port, timeout_ms=500)
-    assert owner.timeout_ms == 500
+    owner = await RawClient.connect(server.port, timeout_ms=2000)
+    assert owner.timeout_ms == 2000
     header, _ = await owner.create("/lease", b"A", CreateMode.EPHEMERAL)
     assert header.err == 0
-    watcher = await RawClient.connect(server.port, timeout_ms=2000)
+    watcher = await RawClient.connect(server.port, timeout_ms=4000)
     await watcher.call(OpCode.exists, r.ExistsRequest("/lease", True))
     silent_since = trio.current_time()  # the owner sends nothing from here on
-    with trio.fail_after(3):
+    with trio.fail_after(5):
         while not watcher.events:
             await _ping(watcher)
     elapsed = trio.current_time() - silent_since
     assert watcher.events[0].type == EventType.NODE_DELETED
-    # No later than 10% after the negotiated timeout (plus a little for the fsync and delivery).
-    assert 0.5 <= elapsed <= 0.55 + 0.05, elapsed
+    # Not before the negotiated timeout, and no later than 10% after it.
+    assert 2.0 <= elapsed <= 2.2, elapsed
     assert "/lease" not in server.tree.nodes
     # The expired session cannot be resumed.
     again = await RawClient.connect(server.port, session_id=owner.session_id, passwd=owner.passwd)

@@ -70,7 +70,7 @@ def test_create_sets_stat_and_parent() -> None:
     assert (s.dataLength, s.numChildren, s.ephemeralOwner) == (3, 0, 0)
     root = a.tree.nodes["/"]
     assert root.cversion == 1 and root.pzxid == a.zxid
-    assert triggers == [(EventType.NODE_CREATED, "/a"), (EventType.NODE_CHILDREN_CHANGED, "/")]
+    assert [t[:2] for t in triggers] == [(EventType.NODE_CREATED, "/a"), (EventType.NODE_CHILDREN_CHANGED, "/")]
 
 
 def test_sequential_names_come_from_parent_cversion_and_never_repeat() -> None:
@@ -125,8 +125,8 @@ def test_ephemerals_belong_to_their_session_and_go_with_it() -> None:
     result, triggers = a(CloseSession())
     assert result.err == 0
     assert "/e" not in a.tree.nodes and "/p/e20000000000" not in a.tree.nodes
-    assert (EventType.NODE_DELETED, "/e") in triggers
-    assert (EventType.NODE_CHILDREN_CHANGED, "/p") in triggers
+    assert (EventType.NODE_DELETED, "/e", OPEN_ACL_UNSAFE) in triggers
+    assert (EventType.NODE_CHILDREN_CHANGED, "/p", OPEN_ACL_UNSAFE) in triggers
     assert SESSION not in a.tree.sessions and SESSION not in a.tree.ephemerals
 
 
@@ -140,7 +140,7 @@ def test_set_data_versions_and_wrap() -> None:
     a(create("/v"))
     result, triggers = a(SetData("/v", b"1", 0))
     assert result.stat.version == 1 and result.stat.mzxid == a.zxid
-    assert triggers == [(EventType.NODE_DATA_CHANGED, "/v")]
+    assert triggers == [(EventType.NODE_DATA_CHANGED, "/v", OPEN_ACL_UNSAFE)]
     assert a(SetData("/v", b"2", 0))[0].err == Code.BAD_VERSION
     a.tree.nodes["/v"].version = 2**31 - 1
     assert a(SetData("/v", b"3", -1))[0].stat.version == -(2**31)
@@ -181,7 +181,7 @@ def test_multi_is_all_or_nothing_with_zookeeper_results() -> None:
     result, triggers = a(Multi((create("/m/a"), create("/m/a/b"), Check("/m", 0), SetData("/m/a", b"v", 0))))
     assert [r.err for r in result.results] == [0, 0, 0, 0]
     assert result.results[0].path == "/m/a"
-    assert (EventType.NODE_CREATED, "/m/a/b") in triggers
+    assert (EventType.NODE_CREATED, "/m/a/b", OPEN_ACL_UNSAFE) in triggers
 
 
 def _nodes(tree: DataTree) -> dict:

@@ -1,0 +1,218 @@
+"""The Zab core's contract with its driver: Timing, ReadOnlyStorage, Ready, Status, errors.
+
+The driver (the Trio side, or the simulator) owns every effect: links, clocks, disks and the
+state machine. The core only reads storage through `ReadOnlyStorage` and asks for writes,
+sends and applies through `Ready`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from typing import Protocol
+
+import attrs
+
+from .messages import Message
+
+Entry = tuple[int, bytes]
+"""One transaction of the replicated history: (zxid, opaque payload)."""
+
+COUNTER_MASK = 0xFFFFFFFF
+
+
+def make_zxid(epoch: int, counter: int) -> int:
+    return (epoch << 32) | counter
+
+
+def epoch_of(zxid: int) -> int:
+    return zxid >> 32
+
+
+def counter_of(zxid: int) -> int:
+    return zxid & COUNTER_MASK
+
+
+def zx(zxid: int | None) -> str:
+    """A zxid as logs show it: epoch:counter in hex, like ZooKeeper's 0x<epoch><counter>."""
+    if zxid is None:
+        return "-"
+    return f"{epoch_of(zxid):x}:{counter_of(zxid):x}"
+
+
+class Role(str, enum.Enum):
+    LOOKING = "LOOKING"
+    FOLLOWING = "FOLLOWING"
+    LEADING = "LEADING"
+    OBSERVING = "OBSERVING"
+
+
+class NotLeader(Exception):
+    """`next_zxid`/`propose` on a peer that is not an established leader.
+
+    `leader_id` is who this peer believes leads (None while looking): forward writes there.
+    """
+
+    def __init__(self, message: str, leader_id: int | None) -> None:
+        super().__init__(message)
+        self.leader_id = leader_id
+
+
+class ZabSafetyError(AssertionError):
+    """The core found its own invariants broken (a bug or a corrupted disk): stop the server."""
+
+
+@attrs.frozen
+class Timing:
+    """Timeouts as in zoo.cfg: everything is a number of ticks of `tick_s` seconds.
+
+    - `init_limit`: ticks a leader may take to establish (discovery + sync) and a learner to
+      get from election to UPTODATE; also the learner's silence limit while syncing.
+    - `sync_limit`: ticks of silence after which a synced follower drops its leader, and a
+      leader stops counting a follower (it steps down when fewer than a quorum remain).
+    - `finalize_wait_s`: how long an election waits for a better vote once a quorum agrees.
+    - `election_resend_s`: how often a looking peer re-sends its vote.
+    - `ping_s`: how often the leader pings learners (ZooKeeper: tickTime / 2).
+    - `committed_window`: committed entries kept in memory for DIFF (ZooKeeper's committedLog).
+    - `max_apply_batch`: at most this many entries in one `Ready.committed`.
+    """
+
+    tick_s: float = 2.0
+    init_limit: int = 10
+    sync_limit: int = 5
+    finalize_wait_s: float = 0.2
+    election_resend_s: float | None = None  # default: tick_s
+    ping_s: float | None = None  # default: tick_s / 2
+    committed_window: int = 500
+    max_apply_batch: int = 10_000
+
+    @property
+    def init_timeout_s(self) -> float:
+        return self.tick_s * self.init_limit
+
+    @property
+    def sync_timeout_s(self) -> float:
+        return self.tick_s * self.sync_limit
+
+    @property
+    def resend_s(self) -> float:
+        return self.election_resend_s if self.election_resend_s is not None else self.tick_s
+
+    @property
+    def ping_interval_s(self) -> float:
+        return self.ping_s if self.ping_s is not None else self.tick_s / 2
+
+
+class ReadOnlyStorage(Protocol):
+    """What the core reads from the driver's storage. The core never writes: see `Ready`.
+
+    Called synchronously from `ZabPeer.__init__`, `step`, `tick` and `advance`. Epochs and
+    `last_zxid` are read only at construction (after a restart); the core tracks them after.
+    """
+
+    def accepted_epoch(self) -> int:
+        """The durable accepted epoch (0 if never written)."""
+        ...
+
+    def current_epoch(self) -> int:
+        """The durable current epoch (0 if never written)."""
+        ...
+
+    def last_zxid(self) -> int:
+        """zxid of the last durable log record; the snapshot's zxid if the log has none after it."""
+        ...
+
+    def first_zxid(self) -> int:
+        """The log holds every record after this zxid (older ones were purged or replaced by
+        an installed snapshot); 0 if it holds the whole history."""
+        ...
+
+    def applied_zxid(self) -> int:
+        """The zxid the driver's state machine is at when the core is constructed (the
+        snapshot it loaded; 0 for an empty tree). The driver must NOT replay its log: the
+        core hands every committed entry after this zxid to the driver in `Ready.committed`."""
+        ...
+
+    def entries_after(self, zxid: int) -> Iterable[Entry] | None:
+        """Durable log records with a zxid above `zxid`, oldest first; None if records after
+        `zxid` were purged (then a learner needs SNAP). Only asked for records the driver
+        has already persisted (the core keeps everything newer in memory)."""
+        ...
+
+    def snapshot(self) -> tuple[int, bytes]:
+        """A snapshot of the state machine now: (zxid it is at, bytes). Any zxid the driver
+        has applied will do; the core sends the entries after it. Used for SNAP sync."""
+        ...
+
+
+@attrs.frozen
+class SnapshotInstall:
+    zxid: int
+    data: bytes
+
+
+@attrs.frozen
+class Status:
+    """Where the peer stands, for the server and 4lw: repeated in every Ready."""
+
+    role: Role
+    leader_id: int | None
+    epoch: int  # the epoch being led or followed; the current epoch while looking
+    serving: bool  # established leader, or learner that got UPTODATE
+    last_zxid: int  # last zxid in the log (perhaps not yet durable)
+    last_committed_zxid: int
+    round: int  # election round (ZooKeeper's logical clock)
+
+
+@attrs.frozen
+class _Handoff:
+    """Core bookkeeping carried by a Ready so `advance` knows what became durable."""
+
+    log_generation: int
+    log_last: int
+    applied: int
+
+
+@attrs.frozen
+class Ready:
+    """What the driver must do, in this order. Then call `ZabPeer.advance(ready)`.
+
+    1. PERSIST, in field order, and finish before step 2:
+       a. `truncate_after`: drop every log record above this zxid, durably (Zab TRUNC).
+       b. `snapshot`: install crash-atomically together with `entries`: afterwards storage
+          holds this snapshot and a log that restarts after `snapshot.zxid` holding exactly
+          `entries`; a crash leaves either the old snapshot+log or the new ones, never a mix
+          (build it aside and rename). The driver also replaces its state machine by it.
+          Never set together with `truncate_after`.
+       c. `entries`: append (zxids strictly increase, above the log's last), then fsync once.
+       d. `accepted_epoch`, then `current_epoch`: write each durably, in this order, only
+          after (a-c) are durable. (ZOOKEEPER-4646/-4685: the synced history must be on disk
+          before the current epoch that vouches for it, and both before ACK of NEWLEADER;
+          the core emits that ACK only in a later Ready, after `advance` of this one.)
+    2. SEND `messages` (to_id, message) in order, each on its FIFO link to `to_id`; drop
+       those whose link is down. The core never puts in a Ready a message that depends on
+       the same Ready's persistence: acknowledgements come in the Ready after `advance`.
+    3. APPLY `committed` (zxid, payload) to the state machine in order. Every one is
+       committed by a quorum and durable here (persisted by an earlier Ready).
+    `status` is the peer's state after this Ready; `must_sync` tells whether step 1 has work.
+    """
+
+    truncate_after: int | None
+    snapshot: SnapshotInstall | None
+    entries: tuple[Entry, ...]
+    accepted_epoch: int | None
+    current_epoch: int | None
+    messages: tuple[tuple[int, Message], ...]
+    committed: tuple[Entry, ...]
+    status: Status
+    handoff: _Handoff = attrs.field(repr=False)
+
+    @property
+    def must_sync(self) -> bool:
+        return bool(
+            self.truncate_after is not None
+            or self.snapshot is not None
+            or self.entries
+            or self.accepted_epoch is not None
+            or self.current_epoch is not None
+        )

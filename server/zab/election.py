@@ -1,0 +1,177 @@
+"""The LOOKING role: FastLeaderElection-like voting (ZooKeeper's FastLeaderElection.java).
+
+A vote names a candidate and its history as (current epoch, last zxid); votes are ordered by
+(epoch, zxid, server id), the best wins. Each election has a round (ZooKeeper's logical
+clock): a vote from a later round restarts ours. Once a quorum of this round's votes equals
+ours, we wait `finalize_wait_s` for a better vote, then follow or lead the winner (at once
+if every voter has voted).
+
+Peers already FOLLOWING or LEADING answer a looking peer with the leader they follow; a
+looking peer joins that leader when the leader itself says LEADING and a quorum of voters
+name it. This is only how a late peer finds the leader: safety never rests on the election
+but on discovery (the leader's epoch quorum, and its refusal to lead a quorum member whose
+history is ahead of its own).
+
+Observers never vote: they only learn the leader from FOLLOWING/LEADING answers.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import attrs
+
+from .api import zx
+from .messages import Message, Notification, PeerState
+
+if TYPE_CHECKING:
+    from .core import ZabPeer
+
+log = logging.getLogger(__name__)
+
+
+@attrs.frozen(order=True)
+class Vote:
+    """Ordered as ZooKeeper's totalOrderPredicate: epoch, then zxid, then server id."""
+
+    peer_epoch: int
+    zxid: int
+    leader: int
+
+    @classmethod
+    def of(cls, n: Notification) -> Vote:
+        return cls(n.peer_epoch, n.zxid, n.leader)
+
+
+class Looking:
+    """One election: started when the peer enters LOOKING, dropped when it leaves."""
+
+    def __init__(self, peer: ZabPeer) -> None:
+        self.peer = peer
+        self.own = Vote(peer.durable_current_epoch, peer.log.last, peer.id)
+        self.vote = self.own
+        self.recv: dict[int, Vote] = {}  # this round's votes from looking voters, ours too
+        self.known: dict[int, tuple[int, PeerState]] = {}  # answers of non-looking voters
+        self.decide_at: float | None = None
+        self.next_send_at = peer.now + peer.timing.resend_s
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        p = self.peer
+        p.round += 1
+        if p.is_voter:
+            self.recv[p.id] = self.vote
+        log.info("peer %d: looking, round %d, own vote %s", p.id, p.round, self._show(self.vote))
+        self._broadcast()
+        self._check_quorum()
+
+    def on_connected(self, peer_id: int) -> None:
+        if peer_id in self.peer.voters:
+            self.peer.send(peer_id, self._notification())
+
+    def on_disconnected(self, peer_id: int) -> None:
+        pass
+
+    def after_advance(self) -> None:
+        pass
+
+    # -- step / tick ------------------------------------------------------------------------
+
+    def step(self, sender: int, message: Message) -> None:
+        if isinstance(message, Notification):
+            if message.state is PeerState.LOOKING:
+                self._on_looking(sender, message)
+            elif message.state in (PeerState.FOLLOWING, PeerState.LEADING):
+                self._on_settled(sender, message)
+        # Anything else is left over from a role we no longer have.
+
+    def tick(self) -> None:
+        p = self.peer
+        if self.decide_at is not None and p.now >= self.decide_at:
+            self.decide_at = None
+            if self._agreeing() >= p.quorum:
+                self._decide()
+                return
+        if p.now >= self.next_send_at:
+            self._broadcast()
+
+    # -- votes ------------------------------------------------------------------------------
+
+    def _on_looking(self, sender: int, n: Notification) -> None:
+        p = self.peer
+        if not p.is_voter or sender not in p.voters:
+            return  # observers' votes never count; they learn from settled voters
+        theirs = Vote.of(n)
+        if n.round > p.round:
+            p.round = n.round
+            self.recv.clear()
+            self._adopt(max(theirs, self.own))
+        elif n.round < p.round:
+            p.send(sender, self._notification())  # help it catch up with our round
+            return
+        elif theirs > self.vote:
+            self._adopt(theirs)
+        self.recv[sender] = theirs
+        self._check_quorum()
+
+    def _adopt(self, vote: Vote) -> None:
+        self.vote = vote
+        self.recv[self.peer.id] = vote
+        self.decide_at = None
+        self._broadcast()
+
+    def _agreeing(self) -> int:
+        return sum(1 for voter, v in self.recv.items() if v == self.vote and voter in self.peer.voters)
+
+    def _check_quorum(self) -> None:
+        p = self.peer
+        if self._agreeing() < p.quorum:
+            self.decide_at = None
+        elif len(self.recv) >= len(p.voters):
+            self._decide()  # nobody left who could change our mind
+        elif self.decide_at is None:
+            self.decide_at = p.now + p.timing.finalize_wait_s
+
+    def _decide(self) -> None:
+        p = self.peer
+        winner = self.vote.leader
+        log.info("peer %d: election round %d chose %s", p.id, p.round, self._show(self.vote))
+        if winner == p.id:
+            p.become_leader()
+        else:
+            p.become_learner(winner)
+
+    def _on_settled(self, sender: int, n: Notification) -> None:
+        """A FOLLOWING/LEADING answer: join its leader if that leader says so and a quorum agrees."""
+        p = self.peer
+        if sender not in p.voters:
+            return
+        self.known[sender] = (n.leader, n.state)
+        leader = n.leader
+        if leader == p.id or self.known.get(leader) != (leader, PeerState.LEADING):
+            return  # never lead on others' say-so; follow only a leader that says it leads
+        naming = sum(1 for voter, (named, _) in self.known.items() if named == leader and voter in p.voters)
+        if naming >= p.quorum:
+            p.round = max(p.round, n.round)
+            log.info("peer %d: joining leader %d announced by %d voters", p.id, leader, naming)
+            p.become_learner(leader)
+
+    # -- sending ----------------------------------------------------------------------------
+
+    def _notification(self) -> Notification:
+        v = self.vote
+        return Notification(v.leader, v.zxid, v.peer_epoch, self.peer.round, PeerState.LOOKING)
+
+    def _broadcast(self) -> None:
+        p = self.peer
+        n = self._notification()
+        for voter in sorted(p.voters):
+            if voter != p.id:
+                p.send(voter, n)
+        self.next_send_at = p.now + p.timing.resend_s
+
+    @staticmethod
+    def _show(v: Vote) -> str:
+        return f"(leader {v.leader}, epoch {v.peer_epoch}, zxid {zx(v.zxid)})"

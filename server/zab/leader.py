@@ -1,0 +1,372 @@
+"""The LEADING role: discovery, sync of each learner, then broadcast with group commit.
+
+Discovery: once a quorum of voters (this peer included) has sent FOLLOWERINFO, the new epoch
+is one above every accepted epoch heard; it is persisted as our accepted epoch before any
+LEADERINFO goes out. A quorum of fresh ACKEPOCHs (each from a voter whose history is not
+ahead of ours, else we give up leading) fixes the epoch: we persist it as our current epoch
+and sync every learner (see sync.py), each then getting every later proposal in order.
+
+Established: once a quorum of voters (us included, with our log and current epoch durable)
+acknowledged NEWLEADER, our whole initial history is committed (Zab commits it at that
+point; no NoOp is proposed) and learners get UPTODATE. From then on `propose` works.
+
+Commit: each voter's ack is cumulative (its log holds our history up to it, fsynced), so the
+commit point is the quorum-th highest ack, ours being our durable log end. One COMMIT
+carries the new point to followers; observers get one INFORM per newly committed entry.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from typing import TYPE_CHECKING
+
+import attrs
+
+from .api import COUNTER_MASK, NotLeader, epoch_of, counter_of, make_zxid, zx
+from .messages import (
+    Ack,
+    AckEpoch,
+    Commit,
+    FollowerInfo,
+    Inform,
+    LeaderInfo,
+    Message,
+    Notification,
+    ObserverInfo,
+    PeerState,
+    Ping,
+    Proposal,
+    UpToDate,
+)
+from .sync import plan_for, sync_stream
+
+if TYPE_CHECKING:
+    from .core import ZabPeer
+
+log = logging.getLogger(__name__)
+
+MAX_EPOCH = (1 << 32) - 1
+
+
+class Phase(enum.IntEnum):
+    INFO = 1  # FOLLOWERINFO in; LEADERINFO waits for our new epoch to be durable
+    EPOCH = 2  # LEADERINFO sent; waiting for ACKEPOCH
+    ACKED = 3  # ACKEPOCH in; sync waits for the epoch quorum (observers: establishment)
+    SYNCING = 4  # sync stream and NEWLEADER sent; gets proposals; waits for its ACK
+    SYNCED = 5  # UPTODATE sent
+
+
+@attrs.define
+class Learner:
+    """The leader's view of one connected learner (ZooKeeper's LearnerHandler)."""
+
+    id: int
+    observer: bool
+    accepted_epoch: int
+    last_heard: float
+    phase: Phase = Phase.INFO
+    current_epoch: int = 0
+    last_zxid: int = 0
+    fresh: bool = False
+    newleader_zxid: int = 0  # our history was sent up to here
+    newleader_acked: bool = False
+    acked: int = 0  # it holds our history up to here, fsynced (once newleader_acked)
+
+    @property
+    def forwarded(self) -> bool:
+        """Gets proposals/commits (voters) or informs (observers)."""
+        return self.phase >= Phase.SYNCING
+
+
+class Leading:
+    def __init__(self, peer: ZabPeer) -> None:
+        self.peer = peer
+        self.started_at = peer.now
+        self.learners: dict[int, Learner] = {}
+        self.epoch: int | None = None
+        self.epoch_durable = False
+        self.epoch_quorum = False
+        self.established = False
+        # Our history as it stood when we were elected: no learner may be ahead of it.
+        self.summary = (peer.durable_current_epoch, peer.log.last)
+        self.last_allocated = 0
+        self.next_ping_at = peer.now
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        log.info("peer %d: leading, history %s", self.peer.id, zx(self.peer.log.last))
+        self._maybe_choose_epoch()
+
+    def on_connected(self, peer_id: int) -> None:
+        pass  # learners introduce themselves with FOLLOWERINFO/OBSERVERINFO
+
+    def on_disconnected(self, peer_id: int) -> None:
+        self.learners.pop(peer_id, None)  # its next connection starts from discovery
+
+    def after_advance(self) -> None:
+        p = self.peer
+        if self.epoch is not None and not self.epoch_durable and p.durable_accepted_epoch >= self.epoch:
+            self.epoch_durable = True
+            for learner in self._sorted():
+                if learner.phase is Phase.INFO:
+                    self._send_leader_info(learner)
+            self._maybe_epoch_quorum()
+        self._maybe_establish()
+        self._recompute_commit()
+
+    # -- step -------------------------------------------------------------------------------
+
+    def step(self, sender: int, message: Message) -> None:
+        learner = self.learners.get(sender)
+        if learner is not None:
+            learner.last_heard = self.peer.now
+        if isinstance(message, (Ack, Ping)):
+            if isinstance(message, Ack) and learner is not None:
+                self._on_ack(learner, message)
+        elif isinstance(message, (FollowerInfo, ObserverInfo)):
+            self._on_info(sender, message)
+        elif isinstance(message, AckEpoch):
+            if learner is not None and learner.phase is Phase.EPOCH:
+                self._on_ack_epoch(learner, message)
+        elif isinstance(message, Notification):
+            if message.state is PeerState.LOOKING:
+                self.peer.answer_vote(sender)
+
+    def _on_info(self, sender: int, message: FollowerInfo | ObserverInfo) -> None:
+        p = self.peer
+        observer = sender in p.observers
+        if isinstance(message, ObserverInfo) != observer:
+            log.warning("peer %d: %d registered as %s, config disagrees", p.id, sender, type(message).__name__)
+            return
+        learner = self.learners.get(sender)
+        if learner is not None and learner.phase <= Phase.EPOCH:
+            # A resend during discovery: answer again, do not restart.
+            learner.accepted_epoch = message.accepted_epoch
+            if learner.phase is Phase.EPOCH:
+                self._send_leader_info(learner)
+            return
+        # New, or a learner that went back to discovery: a fresh session.
+        learner = Learner(sender, observer, message.accepted_epoch, p.now)
+        self.learners[sender] = learner
+        if self.epoch_durable:
+            self._send_leader_info(learner)
+        else:
+            self._maybe_choose_epoch()
+
+    def _send_leader_info(self, learner: Learner) -> None:
+        assert self.epoch is not None
+        self.peer.send(learner.id, LeaderInfo(self.epoch))
+        learner.phase = Phase.EPOCH
+
+    # -- discovery --------------------------------------------------------------------------
+
+    def _maybe_choose_epoch(self) -> None:
+        p = self.peer
+        if self.epoch is not None:
+            return
+        heard = 1 + sum(1 for learner in self.learners.values() if not learner.observer)
+        if heard < p.quorum:
+            return
+        highest = max([p.accepted_epoch] + [learner.accepted_epoch for learner in self.learners.values()])
+        if highest >= MAX_EPOCH:
+            p.become_looking("epochs exhausted")
+            return
+        self.epoch = highest + 1
+        log.info("peer %d: proposing epoch %d", p.id, self.epoch)
+        p.set_accepted_epoch(self.epoch)  # LEADERINFO goes out once this is durable
+
+    def _on_ack_epoch(self, learner: Learner, message: AckEpoch) -> None:
+        p = self.peer
+        learner.current_epoch = message.current_epoch
+        learner.last_zxid = message.last_zxid
+        learner.fresh = message.fresh
+        learner.phase = Phase.ACKED
+        if not self.epoch_quorum:
+            theirs = (message.current_epoch, message.last_zxid)
+            if message.fresh and not learner.observer and theirs > self.summary:
+                # ZooKeeper's "Follower is ahead of the leader": it may hold committed
+                # entries we lack. Give up; the next election will prefer it.
+                p.become_looking(
+                    f"learner {learner.id} is ahead: epoch {theirs[0]} zxid {zx(theirs[1])} "
+                    f"over epoch {self.summary[0]} zxid {zx(self.summary[1])}"
+                )
+                return
+            self._maybe_epoch_quorum()
+        else:
+            self._sync(learner)
+
+    def _maybe_epoch_quorum(self) -> None:
+        p = self.peer
+        if self.epoch_quorum or not self.epoch_durable:
+            return
+        acks = 1 + sum(
+            1
+            for learner in self.learners.values()
+            if not learner.observer and learner.phase is Phase.ACKED and learner.fresh
+        )
+        if acks < p.quorum:
+            return
+        assert self.epoch is not None
+        self.epoch_quorum = True
+        p.set_current_epoch(self.epoch)
+        for learner in self._sorted():
+            self._sync(learner)
+        self._maybe_establish()
+
+    # -- sync -------------------------------------------------------------------------------
+
+    def _sync(self, learner: Learner) -> None:
+        p = self.peer
+        if learner.phase is not Phase.ACKED or not self.epoch_quorum:
+            return
+        if learner.observer and not self.established:
+            return  # observers take committed history only
+        assert self.epoch is not None
+        upto = p.committed if learner.observer else p.log.last
+        plan = plan_for(p.log, learner.last_zxid, upto)
+        plan, messages = sync_stream(plan, p.log, p.storage.snapshot, upto, self.epoch)
+        log.info(
+            "peer %d: sync %d (last %s) by %s %s up to %s",
+            p.id, learner.id, zx(learner.last_zxid), plan.kind.value, zx(plan.zxid), zx(upto),
+        )
+        for message in messages:
+            p.send(learner.id, message)
+        learner.phase = Phase.SYNCING
+        learner.newleader_zxid = upto
+
+    def _on_ack(self, learner: Learner, message: Ack) -> None:
+        if epoch_of(message.zxid) != self.epoch or learner.phase < Phase.SYNCING:
+            return  # left over from an earlier session or epoch
+        if counter_of(message.zxid) == 0:
+            if learner.newleader_acked:
+                return
+            learner.newleader_acked = True
+            learner.acked = max(learner.acked, learner.newleader_zxid)
+            if self.established:
+                self._uptodate(learner)
+                self._recompute_commit()
+            else:
+                self._maybe_establish()
+            return
+        if learner.observer or not learner.newleader_acked:
+            return
+        if message.zxid > self.peer.log.last:
+            log.warning("peer %d: %d acked %s beyond our log", self.peer.id, learner.id, zx(message.zxid))
+            return
+        if message.zxid > learner.acked:
+            learner.acked = message.zxid
+            self._recompute_commit()
+
+    def _uptodate(self, learner: Learner) -> None:
+        self.peer.send(learner.id, UpToDate(self.peer.committed))
+        learner.phase = Phase.SYNCED
+
+    def _maybe_establish(self) -> None:
+        p = self.peer
+        if self.established or not self.epoch_quorum:
+            return
+        if p.durable_current_epoch != self.epoch or p.log.durable < p.log.last:
+            return  # our own NEWLEADER ack: history, then current epoch, on disk
+        acks = 1 + sum(1 for learner in self.learners.values() if not learner.observer and learner.newleader_acked)
+        if acks < p.quorum:
+            return
+        assert self.epoch is not None
+        self.established = True
+        self.last_allocated = max(p.log.last, make_zxid(self.epoch, 0))
+        log.info("peer %d: established epoch %d with %d voters", p.id, self.epoch, acks)
+        p.on_established(self.epoch)
+        self._recompute_commit()
+        for learner in self._sorted():
+            if learner.newleader_acked and learner.phase is Phase.SYNCING:
+                self._uptodate(learner)
+            elif learner.observer and learner.phase is Phase.ACKED:
+                self._sync(learner)
+
+    # -- broadcast --------------------------------------------------------------------------
+
+    def next_zxid(self) -> int:
+        self._check_established()
+        assert self.epoch is not None
+        if counter_of(self.last_allocated) == COUNTER_MASK:
+            # The counter would wrap into the next epoch: hand over to a new election.
+            self.peer.become_looking("zxid counter exhausted")
+            raise NotLeader("zxid counter exhausted; re-electing", None)
+        self.last_allocated += 1
+        return self.last_allocated
+
+    def propose(self, zxid: int, payload: bytes) -> None:
+        self._check_established()
+        p = self.peer
+        last = p.log.last
+        expected = last + 1 if epoch_of(last) == self.epoch else make_zxid(self.epoch or 0, 1)
+        if zxid != expected or zxid > self.last_allocated:
+            raise ValueError(f"propose {zx(zxid)}: expected {zx(expected)} (allocated up to {zx(self.last_allocated)})")
+        p.append(zxid, payload)
+        proposal = Proposal(zxid, payload)
+        for learner in self._sorted():
+            if learner.forwarded and not learner.observer:
+                p.send(learner.id, proposal)
+
+    def _check_established(self) -> None:
+        if not self.established:
+            raise NotLeader(f"peer {self.peer.id} is not yet established as leader", None)
+
+    def _recompute_commit(self) -> None:
+        p = self.peer
+        if not self.established:
+            return
+        acks = [p.log.durable]
+        acks += [learner.acked for learner in self.learners.values() if not learner.observer and learner.newleader_acked]
+        if len(acks) < p.quorum:
+            return
+        acks.sort(reverse=True)
+        commit = acks[p.quorum - 1]
+        previous = p.committed
+        if commit <= previous:
+            return
+        p.learn_commit(commit)
+        informs: list[Inform] | None = None
+        for learner in self._sorted():
+            if not learner.forwarded:
+                continue
+            if not learner.observer:
+                p.send(learner.id, Commit(commit))
+                continue
+            if informs is None:
+                entries = p.log.entries(previous, commit) or []
+                informs = [Inform(z, payload) for z, payload in entries]
+            for inform in informs:
+                p.send(learner.id, inform)
+
+    # -- tick -------------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        p = self.peer
+        if not self.established:
+            if p.now - self.started_at > p.timing.init_timeout_s:
+                p.become_looking(f"epoch not established within {p.timing.init_timeout_s}s")
+                return
+        else:
+            live = 1 + sum(
+                1
+                for learner in self.learners.values()
+                if not learner.observer
+                and learner.newleader_acked
+                and p.now - learner.last_heard <= p.timing.sync_timeout_s
+            )
+            if live < p.quorum:
+                p.become_looking(f"only {live} voters heard within {p.timing.sync_timeout_s}s")
+                return
+        if p.now >= self.next_ping_at:
+            for learner in self._sorted():
+                p.send(learner.id, Ping())
+            self.next_ping_at = p.now + p.timing.ping_interval_s
+
+    def _sorted(self) -> list[Learner]:
+        return [self.learners[k] for k in sorted(self.learners)]
+
+    @property
+    def forwarding_count(self) -> int:
+        return sum(1 for learner in self.learners.values() if learner.forwarded and not learner.observer)

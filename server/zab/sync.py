@@ -1,0 +1,91 @@
+"""How a leader brings a learner's history in line with its own: DIFF, TRUNC or SNAP.
+
+The rule, from the learner's last zxid `f` and the leader's history up to `upto`:
+
+- `f` below the leader's log base (its older history survives only in a snapshot) -> SNAP.
+- `f` is in the leader's history -> DIFF: send the entries after `f`.
+- otherwise let `p` be the leader's largest zxid <= f -> TRUNC to `p`, then the entries
+  after `p`.
+
+Why TRUNC to `p` is right even across epochs (ZooKeeper sends SNAP there instead): entries of
+epoch `e` exist only once epoch `e` was established, so the learner's history before its
+epoch-`e` entries is the initial history of e's leader, which a quorum acknowledged and every
+later leader's history starts with. Within one epoch the entries form one sequence
+(one leader per epoch), so any two histories share everything up to the last zxid both hold,
+and the leader's history holds nothing between its last entry <= f and f.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+
+import attrs
+
+from .api import Entry, ZabSafetyError, zx
+from .history import History
+from .messages import Diff, Message, NewLeader, Proposal, Snap, Trunc
+
+
+class SyncKind(str, enum.Enum):
+    DIFF = "DIFF"
+    TRUNC = "TRUNC"
+    SNAP = "SNAP"
+
+
+@attrs.frozen
+class SyncPlan:
+    kind: SyncKind
+    zxid: int | None = None  # DIFF: entries after it follow; TRUNC: cut after it
+
+
+def decide_sync(
+    peer_last: int, upto: int, base: int, floor: Callable[[int], int | None]
+) -> SyncPlan:
+    """Pure decision: `base` is the leader's log base, `floor(z)` its largest zxid <= z
+    (counting `base`, None below it), `upto` the end of what the learner must get."""
+    if peer_last < base:
+        return SyncPlan(SyncKind.SNAP)
+    p = floor(min(peer_last, upto))
+    if p is None:
+        return SyncPlan(SyncKind.SNAP)
+    if p == peer_last:
+        return SyncPlan(SyncKind.DIFF, peer_last)
+    return SyncPlan(SyncKind.TRUNC, p)
+
+
+def plan_for(history: History, peer_last: int, upto: int) -> SyncPlan:
+    return decide_sync(peer_last, upto, history.base, history.floor)
+
+
+def sync_stream(
+    plan: SyncPlan,
+    history: History,
+    snapshot: Callable[[], tuple[int, bytes]],
+    upto: int,
+    epoch: int,
+) -> tuple[SyncPlan, list[Message]]:
+    """The messages of one sync: the plan's opening message, the entries, NEWLEADER.
+
+    Falls back to SNAP when the log no longer holds the entries a DIFF or TRUNC needs
+    (purged meanwhile). Returns the plan actually used.
+    """
+    entries: list[Entry] | None = None
+    opening: Message
+    if plan.kind is not SyncKind.SNAP:
+        assert plan.zxid is not None
+        entries = history.entries(plan.zxid, upto)
+        opening = Diff(plan.zxid) if plan.kind is SyncKind.DIFF else Trunc(plan.zxid)
+    if entries is None:
+        plan = SyncPlan(SyncKind.SNAP)
+        snap_zxid, data = snapshot()
+        if snap_zxid > upto:
+            raise ZabSafetyError(f"snapshot at {zx(snap_zxid)} is beyond the sync point {zx(upto)}")
+        entries = history.entries(snap_zxid, upto)
+        if entries is None:
+            raise ZabSafetyError(f"no log after the snapshot at {zx(snap_zxid)} (base {zx(history.base)})")
+        opening = Snap(snap_zxid, data)
+    messages: list[Message] = [opening]
+    messages.extend(Proposal(z, p) for z, p in entries)
+    messages.append(NewLeader(epoch, upto))
+    return plan, messages
