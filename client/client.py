@@ -23,7 +23,7 @@ import trio
 
 from znodes.acl import ACL, OPEN_ACL_UNSAFE
 from znodes.constants import MAX_BUFFER, TTL_MAX_MS, CreateMode, OpCode
-from znodes.errors import NodeExistsError, NoNodeError, NotEmptyError, ZKError
+from znodes.errors import NoAuthError, NodeExistsError, NoNodeError, NotEmptyError, ZKError
 from znodes.paths import ROOT, ZOOKEEPER, join, parent, path_error
 from znodes.records import (
     ClientInfo,
@@ -280,6 +280,8 @@ class Client:
                 if version == -1:
                     return
                 raise
+            except NoAuthError:
+                children = []  # unreadable: deleting needs DELETE on the parent only
             async with trio.open_nursery() as nursery:  # siblings go in parallel (pipelined)
                 for child in children:
                     child_path = join(path, child)

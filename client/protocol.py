@@ -289,6 +289,10 @@ class ClientProtocol:
             {k: [p for p in table if p in wanted] for k, table in self._watches.items()}
         )
 
+    @property
+    def has_data_to_send(self) -> bool:
+        return bool(self._outbox)
+
     def data_to_send(self) -> bytes:
         """Everything queued for the wire since the last call (b"" when nothing is)."""
         if not self._outbox:

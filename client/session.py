@@ -237,6 +237,9 @@ class Session:
                 return self._drop(f"protocol error: {e}")
             for event in events:
                 self._dispatch(event)
+            if self.core.has_data_to_send:
+                # The handshake queues auth and setWatches packets: nobody else would send them.
+                self._wake_writer.set()
 
     async def _writer(self, stream: trio.SocketStream) -> None:
         while True:

@@ -1,0 +1,113 @@
+"""Fixtures for the client tests: our server and Apache ZooKeeper, side by side.
+
+    server_kind    session   "ccore" | "apache" (parametrizes every test using the fixtures below;
+                             Apache skips when not installed, fails with CCORE_REQUIRE_ZK=1)
+    zk_server      session   a shared running ServerHandle of that kind
+    hosts          function  its connection string
+    zk             function  a connected Client chrooted to a fresh node, removed afterwards
+    fresh_server   function  make(**options) -> a new started ServerHandle, killed at teardown
+    open_proxy     function  make(port) -> a started Trio TCP proxy that can cut or hold traffic
+
+Servers are real processes (`python -m ccore serve`, or Java) on 127.0.0.1, from
+tests/compat/servers.py; restarting one blocks, so tests do it in a worker thread.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+
+import pytest
+import trio
+
+from client import Client, connect
+from tests.client.proxy import Proxy
+from tests.compat.servers import ZK_NOT_INSTALLED, ServerHandle, apache_installed, make_server
+
+SERVER_KINDS = ["ccore", "apache"]
+# Container and TTL checks every 200 ms on the shared Apache server, so those tests are quick.
+APACHE_PROPERTIES = {"znode.container.checkIntervalMs": "200"}
+
+
+def require(kind: str) -> None:
+    if kind != "apache" or apache_installed():
+        return
+    if os.environ.get("CCORE_REQUIRE_ZK") == "1":
+        pytest.fail(f"{ZK_NOT_INSTALLED} (CCORE_REQUIRE_ZK=1)", pytrace=False)
+    pytest.skip(ZK_NOT_INSTALLED)
+
+
+def start(kind: str, base_dir, **options) -> ServerHandle:
+    require(kind)
+    if kind == "apache":
+        options.setdefault("system_properties", APACHE_PROPERTIES)
+    return make_server(kind, base_dir, **options).start()
+
+
+@pytest.fixture(scope="session", params=SERVER_KINDS)
+def server_kind(request) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def _shared_servers(tmp_path_factory) -> Iterator[dict[str, ServerHandle]]:
+    servers: dict[str, ServerHandle] = {}
+    try:
+        yield servers
+    finally:
+        for handle in servers.values():
+            handle.kill()
+
+
+@pytest.fixture(scope="session")
+def zk_server(server_kind, _shared_servers, tmp_path_factory) -> ServerHandle:
+    if server_kind not in _shared_servers:
+        _shared_servers[server_kind] = start(server_kind, tmp_path_factory.mktemp(f"shared-{server_kind}"), tick_time_ms=500)
+    return _shared_servers[server_kind]
+
+
+@pytest.fixture
+def hosts(zk_server) -> str:
+    return zk_server.connect_string
+
+
+@pytest.fixture
+async def zk(hosts) -> AsyncIterator[Client]:
+    """A client chrooted to a fresh node, so tests on a shared server do not meet."""
+    root = f"/client-test-{uuid.uuid4().hex[:12]}"
+    async with connect(hosts) as admin:
+        await admin.create(root)
+        try:
+            async with connect(hosts, chroot=root) as client:
+                yield client
+        finally:
+            with trio.move_on_after(10):
+                await admin.delete(root, recursive=True)
+
+
+@pytest.fixture
+def fresh_server(server_kind, tmp_path_factory) -> Iterator[Callable[..., ServerHandle]]:
+    started: list[ServerHandle] = []
+
+    def make(kind: str | None = None, **options) -> ServerHandle:
+        kind = kind or server_kind
+        handle = start(kind, tmp_path_factory.mktemp(f"fresh-{kind}"), **options)
+        started.append(handle)
+        return handle
+
+    try:
+        yield make
+    finally:
+        for handle in started:
+            handle.kill()
+
+
+@pytest.fixture
+async def open_proxy(nursery) -> Callable[[int], Awaitable[Proxy]]:
+    async def make(port: int) -> Proxy:
+        proxy = Proxy(port)
+        await nursery.start(proxy.run)
+        return proxy
+
+    return make
