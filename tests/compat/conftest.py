@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -29,13 +28,8 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException, NoNodeError
 
 from tests.compat import rawzk
-from tests.compat.helpers import close_kazoo, new_kazoo
-from tests.compat.servers import (
-    ZK_NOT_INSTALLED,
-    ServerHandle,
-    apache_installed,
-    make_server,
-)
+from tests.compat.helpers import close_kazoo, new_kazoo, start_server
+from tests.compat.servers import ServerHandle
 
 log = logging.getLogger(__name__)
 
@@ -44,21 +38,6 @@ SERVER_KINDS = ["apache", "ccore"]
 # The shared Apache server checks containers and TTL nodes every second instead of every
 # minute, so the container/TTL tests finish quickly. (Our server has no such flag yet.)
 SHARED_APACHE_PROPERTIES = {"znode.container.checkIntervalMs": "1000"}
-
-
-def require_apache() -> None:
-    if apache_installed():
-        return
-    if os.environ.get("CCORE_REQUIRE_ZK") == "1":
-        pytest.fail(f"{ZK_NOT_INSTALLED} (CCORE_REQUIRE_ZK=1)", pytrace=False)
-    pytest.skip(ZK_NOT_INSTALLED)
-
-
-def start_server(kind: str, base_dir, **options) -> ServerHandle:
-    if kind == "apache":
-        require_apache()
-    handle = make_server(kind, base_dir, **options)
-    return handle.start()
 
 
 @pytest.fixture(scope="session")

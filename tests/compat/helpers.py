@@ -1,18 +1,28 @@
-"""Small shared helpers for the compatibility tests: bounded waiting, watch recorders,
-kazoo clients whose every wait is bounded."""
+"""Small shared helpers for the compatibility tests: starting servers (skipping when Apache
+ZooKeeper is missing), bounded waiting, watch recorders, kazoo clients whose every wait is
+bounded."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
+import pytest
 from kazoo.client import KazooClient
 from kazoo.protocol.states import WatchedEvent
 from kazoo.retry import KazooRetry
+
+from tests.compat.servers import (
+    ZK_NOT_INSTALLED,
+    ServerHandle,
+    apache_installed,
+    make_server,
+)
 
 T = TypeVar("T")
 
@@ -80,3 +90,20 @@ def close_kazoo(client: KazooClient) -> None:
         client.stop()
     with contextlib.suppress(Exception):
         client.close()
+
+
+def require_apache() -> None:
+    """Skip (or, with CCORE_REQUIRE_ZK=1, fail) when Apache ZooKeeper is not installed."""
+    if apache_installed():
+        return
+    if os.environ.get("CCORE_REQUIRE_ZK") == "1":
+        pytest.fail(f"{ZK_NOT_INSTALLED} (CCORE_REQUIRE_ZK=1)", pytrace=False)
+    pytest.skip(ZK_NOT_INSTALLED)
+
+
+def start_server(kind: str, base_dir, **options) -> ServerHandle:
+    """Start a server of `kind` under `base_dir` (see servers.make_server for the options)."""
+    if kind == "apache":
+        require_apache()
+    handle = make_server(kind, base_dir, **options)
+    return handle.start()

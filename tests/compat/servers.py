@@ -116,7 +116,7 @@ def zookeeper_jar() -> Path | None:
     """The Debian ZooKeeper server jar, or None when the package is missing."""
     override = os.environ.get("CCORE_ZK_JAR")
     if override:
-        return Path(override)
+        return Path(override) if Path(override).is_file() else None
     for directory in ZK_JAR_DIRS:
         jar = directory / "zookeeper.jar"
         if jar.is_file():

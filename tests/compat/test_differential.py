@@ -15,14 +15,13 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from tests.compat.conftest import start_server
 from tests.compat.differential import (
     describe_mismatch,
     new_example_root,
     programs,
     run_side,
 )
-from tests.compat.helpers import close_kazoo, new_kazoo
+from tests.compat.helpers import close_kazoo, new_kazoo, start_server
 from tests.compat.servers import ServerHandle
 
 # Apache must never reap a container or TTL node on its own timer during an example.
