@@ -1,0 +1,100 @@
+"""The blocking facade: the same operations from plain threads, many at once."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import pytest
+
+from client import ClientClosedError, ClientState, EventType, blocking
+from znodes.errors import NodeExistsError, NoNodeError, OperationTimeoutError
+
+THREADS = 8
+PER_THREAD = 50
+
+
+@pytest.fixture
+def bzk(hosts):
+    root = f"/blocking-{uuid.uuid4().hex[:12]}"
+    with blocking.connect(hosts) as admin:
+        admin.create(root)
+        with blocking.connect(hosts, chroot=root) as client:
+            yield client
+        admin.delete(root, recursive=True)
+
+
+def test_operations(bzk):
+    assert bzk.create("/a", b"1") == "/a"
+    data, stat = bzk.get("/a")
+    assert data == b"1" and stat.version == 0
+    assert bzk.set("/a", b"2").version == 1
+    assert bzk.exists("/nope") is None
+    with pytest.raises(NoNodeError):
+        bzk.get("/nope")
+    with pytest.raises(NodeExistsError):
+        bzk.create("/a")
+    results = bzk.transaction().create("/a/b").set("/a", b"3").commit()
+    assert results[0] == "/a/b"
+    assert bzk.children("/a") == ["b"]
+    bzk.delete("/a", recursive=True)
+    assert bzk.state is ClientState.CONNECTED and bzk.session_id
+
+
+def test_many_threads_at_once(bzk):
+    errors: list[BaseException] = []
+
+    def worker(t: int) -> None:
+        try:
+            for i in range(PER_THREAD):
+                path = bzk.create(f"/t{t}-", str(i).encode(), sequence=True)
+                assert bzk.get(path)[0] == str(i).encode()
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(THREADS)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(60)
+    assert not errors, errors
+    assert len(bzk.children("/")) == THREADS * PER_THREAD
+
+
+def test_watches_from_threads(bzk):
+    bzk.create("/w")
+    _, _, watch = bzk.get("/w", watch=True)
+    with pytest.raises(TimeoutError):
+        watch.wait(timeout=0.1)
+    threading.Timer(0.1, bzk.set, args=("/w", b"x")).start()
+    event = watch.wait(timeout=5)
+    assert (event.type, event.path) == (EventType.NODE_DATA_CHANGED, "/w")
+    with bzk.watch("/w", recursive=True) as events:
+        bzk.create("/w/c")
+        bzk.set("/w/c", b"y")
+        got = [events.get(timeout=5) for _ in range(2)]
+        assert [(e.type, e.path) for e in got] == [
+            (EventType.NODE_CREATED, "/w/c"),
+            (EventType.NODE_DATA_CHANGED, "/w/c"),
+        ]
+        with pytest.raises(TimeoutError):
+            events.get(timeout=0.1)
+
+
+def test_request_timeout_and_close(hosts):
+    zk = blocking.connect(hosts, request_timeout=5)
+    assert zk.exists("/") is not None
+    with pytest.raises(OperationTimeoutError):
+        zk._run(lambda: __import__("trio").sleep(1), timeout=0.05)
+    zk.close()
+    assert zk.state is ClientState.CLOSED
+    with pytest.raises(ClientClosedError):
+        zk.get("/")
+    zk.close()  # idempotent
+
+
+def test_connect_failure_is_raised_in_the_caller(hosts):
+    from client import NoServerError
+
+    with pytest.raises(NoServerError):
+        blocking.connect("127.0.0.1:1", connect_timeout=0.5)
