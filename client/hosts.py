@@ -57,10 +57,10 @@ def _parse_host(item: str, text: str) -> HostPort:
 
 
 def normalize_chroot(chroot: str | None) -> str | None:
-    """A validated chroot without trailing slash; None for no chroot (or "/")."""
+    """A validated chroot; None for no chroot (or "/"). Like ZooKeeper's ConnectStringParser,
+    a trailing slash is an error except for the lone "/"."""
     if chroot is None or chroot in ("", "/"):
         return None
-    chroot = chroot.rstrip("/") if len(chroot) > 1 else chroot
     why = path_error(chroot)
     if why:
         raise InvalidArgumentError(chroot, f"invalid chroot ({why})")
