@@ -317,8 +317,8 @@ def _search(
                             collect.add(state)
                         entry = nxt[0]
                         tick += 1
-                        if tick & 0x3FFF == 0:
-                            budget.spend(0x4000)
+                        if tick & 0x3FF == 0:
+                            budget.spend(0x400)
                         continue
                 entry = nxt[entry]
                 continue
@@ -345,6 +345,9 @@ def _search(
                     if collect is not None and known_left == 0:
                         collect.add(state)
                     known_pass, entry = True, nxt[0]
+                    tick += 1
+                    if tick & 0x3FF == 0:
+                        budget.spend(0x400)
                     continue
             pos += 1
             continue
