@@ -71,7 +71,7 @@ class ZabPeer:
         observers: frozenset[int],
         storage: ReadOnlyStorage,
         rng: random.Random,
-        timing: Timing = Timing(),
+        timing: Timing | None = None,
         now: float = 0.0,
     ) -> None:
         if server_id not in voters | observers:
@@ -86,10 +86,12 @@ class ZabPeer:
         self.quorum = len(self.voters) // 2 + 1
         self.storage = storage
         self.rng = rng  # reserved for randomised timeouts; the protocol itself needs none
-        self.timing = timing
+        self.timing = timing = timing if timing is not None else Timing()
         self.now = now
         self.round = 0
         self.connected: set[int] = set()
+        # The highest epoch a learner told us it had promised; our next epoch goes above it.
+        self.epoch_floor = 0
 
         self.accepted_epoch = self.durable_accepted_epoch = storage.accepted_epoch()
         self.current_epoch = self.durable_current_epoch = storage.current_epoch()
@@ -298,8 +300,7 @@ class ZabPeer:
         self.committed = max(self.committed, zxid)
 
     def learn_commit(self, zxid: int) -> None:
-        if zxid > self.committed:
-            self.committed = zxid
+        self.committed = max(self.committed, zxid)
 
     def on_established(self, epoch: int) -> None:
         self.epoch = epoch

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import enum
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .api import COUNTER_MASK, NotLeader, epoch_of, counter_of, make_zxid, zx
+from .api import COUNTER_MASK, NotLeader, counter_of, epoch_of, make_zxid, zx
 from .messages import (
     Ack,
     AckEpoch,
@@ -121,24 +122,29 @@ class Leading:
     def step(self, sender: int, message: Message) -> None:
         learner = self.learners.get(sender)
         if learner is not None:
-            learner.last_heard = self.peer.now
-        if isinstance(message, (Ack, Ping)):
-            if isinstance(message, Ack) and learner is not None:
-                self._on_ack(learner, message)
-        elif isinstance(message, (FollowerInfo, ObserverInfo)):
+            learner.last_heard = self.peer.now  # any message is a heartbeat
+        if isinstance(message, (FollowerInfo, ObserverInfo)):
             self._on_info(sender, message)
-        elif isinstance(message, AckEpoch):
-            if learner is not None and learner.phase is Phase.EPOCH:
-                self._on_ack_epoch(learner, message)
         elif isinstance(message, Notification):
             if message.state is PeerState.LOOKING:
                 self.peer.answer_vote(sender)
+        elif learner is not None:
+            handler = _HANDLERS.get(type(message))
+            if handler is not None:
+                handler(self, learner, message)
 
     def _on_info(self, sender: int, message: FollowerInfo | ObserverInfo) -> None:
         p = self.peer
         observer = sender in p.observers
         if isinstance(message, ObserverInfo) != observer:
             log.warning("peer %d: %d registered as %s, config disagrees", p.id, sender, type(message).__name__)
+            return
+        if self.epoch is not None and message.accepted_epoch > self.epoch:
+            # It promised a later epoch to another would-be leader, so it must refuse ours
+            # (ZooKeeper leaves it out until the next election; we hold that election now,
+            # and its epoch will be above the promise).
+            p.epoch_floor = max(p.epoch_floor, message.accepted_epoch)
+            p.become_looking(f"{sender} accepted epoch {message.accepted_epoch}, above ours {self.epoch}")
             return
         learner = self.learners.get(sender)
         if learner is not None and learner.phase <= Phase.EPOCH:
@@ -169,7 +175,7 @@ class Leading:
         heard = 1 + sum(1 for learner in self.learners.values() if not learner.observer)
         if heard < p.quorum:
             return
-        highest = max([p.accepted_epoch] + [learner.accepted_epoch for learner in self.learners.values()])
+        highest = max([p.accepted_epoch, p.epoch_floor] + [learner.accepted_epoch for learner in self.learners.values()])
         if highest >= MAX_EPOCH:
             p.become_looking("epochs exhausted")
             return
@@ -370,3 +376,19 @@ class Leading:
     @property
     def forwarding_count(self) -> int:
         return sum(1 for learner in self.learners.values() if learner.forwarded and not learner.observer)
+
+
+def _on_ping(leading: Leading, learner: Learner, message: Ping) -> None:
+    pass  # its arrival already refreshed last_heard
+
+
+def _on_ack_epoch(leading: Leading, learner: Learner, message: AckEpoch) -> None:
+    if learner.phase is Phase.EPOCH:
+        leading._on_ack_epoch(learner, message)
+
+
+_HANDLERS: dict[type, Callable[[Leading, Learner, Any], None]] = {
+    Ack: Leading._on_ack,
+    AckEpoch: _on_ack_epoch,
+    Ping: _on_ping,
+}

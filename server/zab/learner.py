@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import enum
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from .api import Entry, ZabSafetyError, epoch_of, make_zxid, zx
 from .messages import (
@@ -100,11 +101,11 @@ class Learning:
         if self.phase is Phase.EPOCH_WRITE and p.durable_accepted_epoch >= self.epoch:
             p.send(self.leader, AckEpoch(p.durable_current_epoch, p.log.last, self.fresh))
             self.phase = Phase.SYNC
-        if self.phase is Phase.ACK_WRITE:
-            if p.durable_current_epoch == self.epoch and p.log.durable >= self.newleader_zxid:
-                p.send(self.leader, Ack(make_zxid(self.epoch, 0)))
-                self.acked = self.newleader_zxid
-                self.phase = Phase.WAIT_UPTODATE
+        written = p.durable_current_epoch == self.epoch and p.log.durable >= self.newleader_zxid
+        if self.phase is Phase.ACK_WRITE and written:
+            p.send(self.leader, Ack(make_zxid(self.epoch, 0)))
+            self.acked = self.newleader_zxid
+            self.phase = Phase.WAIT_UPTODATE
         if self.phase >= Phase.WAIT_UPTODATE and not self.observer and p.log.durable > self.acked:
             self.acked = p.log.durable
             p.send(self.leader, Ack(self.acked))
@@ -238,7 +239,7 @@ class Learning:
             self._send_info()
 
 
-_HANDLERS = {
+_HANDLERS: dict[type, Callable[[Learning, Any], None]] = {
     LeaderInfo: Learning._on_leader_info,
     Diff: Learning._on_opening,
     Trunc: Learning._on_opening,

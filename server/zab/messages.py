@@ -16,7 +16,7 @@ Phases (Zab 1.0, as in ZooKeeper):
 from __future__ import annotations
 
 import enum
-from typing import Any, Union
+from typing import Any
 
 import attrs
 import cbor2
@@ -168,23 +168,23 @@ class Ping:
     """Heartbeat, leader -> learner and back; any message also counts as one."""
 
 
-Message = Union[
-    Notification,
-    FollowerInfo,
-    ObserverInfo,
-    LeaderInfo,
-    AckEpoch,
-    Diff,
-    Trunc,
-    Snap,
-    NewLeader,
-    UpToDate,
-    Proposal,
-    Ack,
-    Commit,
-    Inform,
-    Ping,
-]
+Message = (
+    Notification
+    | FollowerInfo
+    | ObserverInfo
+    | LeaderInfo
+    | AckEpoch
+    | Diff
+    | Trunc
+    | Snap
+    | NewLeader
+    | UpToDate
+    | Proposal
+    | Ack
+    | Commit
+    | Inform
+    | Ping
+)
 
 # Wire tags: never renumber, only append.
 _CLASSES: tuple[type, ...] = (
@@ -250,7 +250,7 @@ def decode_message(frame: bytes) -> Message:
     """Parse one frame; raises MessageDecodeError for anything but a valid message."""
     try:
         doc = cbor2.loads(frame)
-    except Exception as exc:  # cbor2 raises several types for truncated or bad input
+    except Exception as exc:  # noqa: BLE001 - cbor2 raises many types for bad input
         raise MessageDecodeError(f"not CBOR: {exc}") from None
     if not isinstance(doc, list) or not doc or type(doc[0]) is not int:
         raise MessageDecodeError(f"not a message array: {repr(doc)[:40]}")

@@ -1,0 +1,1 @@
+"""Deterministic simulation of Zab ensembles: `python -m tests.sim --help`."""

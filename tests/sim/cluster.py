@@ -1,0 +1,382 @@
+"""The simulated ensemble: an event loop, one driver per peer, seeded faults and clients.
+
+`Node` plays the Trio driver's part for one `ZabPeer`, following the Ready contract to the
+letter: persist (on a `SimDisk` that takes simulated time to fsync, during which the peer
+keeps receiving messages), then send, then apply to a real `DataTree`, then advance.
+`Sim` owns time, the network, the faults and the clients; everything random comes from one
+`random.Random(seed)`, so a seed replays exactly.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections import Counter, deque
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from server.zab import Ready, Role, Timing, ZabPeer
+from server.zab.api import NotLeader, zx
+from server.zab.messages import Ack, AckEpoch, Message
+from znodes.codec import decode_snapshot, decode_txn, encode_snapshot
+from znodes.tree import DataTree
+
+from .checker import Checker, InvariantError, digest
+from .disk import SimDisk
+from .network import Network
+from .workload import Workload
+
+
+@attrs.define
+class SimConfig:
+    voters: int = 3
+    observers: int = 0
+    chaos_s: float = 3.0  # faults happen during this much simulated time
+    liveness_s: float = 15.0  # then, healed, the ensemble must converge within this
+    timing: Timing = attrs.Factory(
+        lambda: Timing(tick_s=0.05, init_limit=10, sync_limit=5, finalize_wait_s=0.01, committed_window=50)
+    )
+    tick_every_s: float = 0.0125
+    latency_min_s: float = 0.0005
+    latency_max_s: float = 0.004
+    stall_probability: float = 0.002
+    stall_max_s: float = 0.15
+    notice_max_s: float = 0.05
+    reconnect_max_s: float = 0.05
+    fsync_min_s: float = 0.0005
+    fsync_max_s: float = 0.004
+    crash_rate: float = 0.8  # per simulated second
+    restart_max_s: float = 0.8
+    partition_rate: float = 0.6
+    partition_max_s: float = 0.8
+    link_break_rate: float = 1.5
+    crash_in_ready_probability: float = 0.002
+    client_rate: float = 120.0  # write attempts per simulated second
+    snap_every: int = 40  # applied entries between a node's snapshots
+    purge_probability: float = 0.7
+
+    @classmethod
+    def random(cls, rng: random.Random) -> SimConfig:
+        """A configuration drawn from the seed: sizes and fault rates vary run to run."""
+        return cls(
+            voters=rng.choice((3, 3, 5)),
+            observers=rng.choice((0, 0, 1, 2)),
+            crash_rate=rng.choice((0.0, 0.5, 1.0, 2.0, 4.0)),
+            partition_rate=rng.choice((0.0, 0.5, 1.0)),
+            link_break_rate=rng.choice((0.0, 1.0, 3.0)),
+            stall_probability=rng.choice((0.0, 0.002, 0.01)),
+            crash_in_ready_probability=rng.choice((0.0, 0.002, 0.01, 0.03)),
+            snap_every=rng.choice((10, 40, 200)),
+            fsync_max_s=rng.choice((0.001, 0.004, 0.02, 0.05)),
+            restart_max_s=rng.choice((0.1, 0.8)),
+        )
+
+
+class SimStorage:
+    """ReadOnlyStorage over a node's SimDisk and its tree (the driver's side of the contract)."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    def accepted_epoch(self) -> int:
+        return self.node.disk.accepted_epoch
+
+    def current_epoch(self) -> int:
+        return self.node.disk.current_epoch
+
+    def last_zxid(self) -> int:
+        return self.node.disk.last_zxid
+
+    def first_zxid(self) -> int:
+        return self.node.disk.base
+
+    def applied_zxid(self) -> int:
+        return self.node.tree.last_zxid
+
+    def entries_after(self, zxid: int) -> list[tuple[int, bytes]] | None:
+        return self.node.disk.entries_after(zxid)
+
+    def snapshot(self) -> tuple[int, bytes]:
+        tree = self.node.tree
+        return tree.last_zxid, encode_snapshot(tree)
+
+
+class Node:
+    """One server: its disk survives crashes, everything else is rebuilt on restart."""
+
+    def __init__(self, sim: Sim, node_id: int) -> None:
+        self.sim = sim
+        self.id = node_id
+        self.disk = SimDisk()
+        self.alive = False
+        self.incarnation = 0
+        self.peer: ZabPeer | None = None
+        self.tree = DataTree()
+        self.position = 0  # entries of the committed history applied to self.tree
+        self.proposed: dict[int, bytes] = {}
+        self.in_flight: Ready | None = None
+        self.since_snapshot = 0
+        self.last_status: Any = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        sim = self.sim
+        self.alive = True
+        self.incarnation += 1
+        snap = self.disk.snapshot
+        self.tree = decode_snapshot(snap[1]) if snap is not None else DataTree()
+        self.position = sim.checker.position_after(self.tree.last_zxid)
+        self.peer = ZabPeer(
+            self.id, sim.voters, sim.observers, SimStorage(self),
+            random.Random(sim.rng.getrandbits(64)), sim.cfg.timing, now=sim.now,
+        )
+        self.proposed = {}
+        self.in_flight = None
+        self.last_status = None
+        sim.trace_event("start", f"{self.id} starts: epochs {self.disk.accepted_epoch}/{self.disk.current_epoch} "
+                        f"log ({zx(self.disk.base)}, {zx(self.disk.last_zxid)}] tree {zx(self.tree.last_zxid)}")
+        sim.at(sim.now + sim.rng.uniform(0, sim.cfg.tick_every_s), self._tick, self.incarnation)
+        sim.net.node_up(self.id)
+        self.pump()
+
+    def crash(self, why: str) -> None:
+        if not self.alive:
+            return
+        kept = self.disk.crash(self.sim.rng)
+        self.alive = False
+        self.peer = None
+        self.in_flight = None
+        self.sim.trace_event("crash", f"{self.id} crashes ({why}); {kept} unsynced records survive")
+        self.sim.net.node_down(self.id)
+
+    # -- inputs -----------------------------------------------------------------------------
+
+    def receive(self, sender: int, message: Message) -> None:
+        if self.alive and self.peer is not None:
+            self.sim.trace_msg(sender, self.id, message)
+            self.peer.step(sender, message)
+            self.pump()
+
+    def connected(self, other: int) -> None:
+        if self.alive and self.peer is not None:
+            self.peer.peer_connected(other)
+            self.pump()
+
+    def disconnected(self, other: int) -> None:
+        if self.alive and self.peer is not None:
+            self.peer.peer_disconnected(other)
+            self.pump()
+
+    def _tick(self, incarnation: int) -> None:
+        if incarnation != self.incarnation or not self.alive or self.peer is None:
+            return
+        self.peer.tick(self.sim.now)
+        self.pump()
+        jitter = self.sim.rng.uniform(0.8, 1.2)
+        self.sim.at(self.sim.now + self.sim.cfg.tick_every_s * jitter, self._tick, incarnation)
+
+    # -- the driver loop --------------------------------------------------------------------
+
+    def pump(self) -> None:
+        while self.alive and self.peer is not None and self.in_flight is None and self.peer.has_ready():
+            ready = self.peer.ready()
+            self.in_flight = ready
+            self._status(ready)
+            self._persist(ready)
+            if ready.must_sync:
+                cfg = self.sim.cfg
+                done = self.sim.now + self.sim.rng.uniform(cfg.fsync_min_s, cfg.fsync_max_s)
+                self.sim.at(done, self._finish, ready, self.incarnation)
+                return
+            self._finish(ready, self.incarnation)
+
+    def _status(self, ready: Ready) -> None:
+        status = ready.status
+        established = status.role is Role.LEADING and status.serving
+        if established and self.sim.checker.established(self.id, status.epoch):
+            self.sim.stats["epochs established"] += 1
+        if self.last_status is None or (status.role, status.leader_id, status.epoch, status.serving) != (
+            self.last_status.role, self.last_status.leader_id, self.last_status.epoch, self.last_status.serving
+        ):
+            self.sim.trace_event(
+                "role", f"{self.id} {status.role.value} leader={status.leader_id} epoch={status.epoch} "
+                f"serving={status.serving} last={zx(status.last_zxid)} committed={zx(status.last_committed_zxid)}"
+            )
+        self.last_status = status
+
+    def _persist(self, ready: Ready) -> None:
+        """Step 1 up to the fsync: truncate or install (durable at once), append (volatile)."""
+        disk = self.disk
+        if ready.truncate_after is not None:
+            disk.truncate_after(ready.truncate_after)
+            self.sim.trace_event("truncate", f"{self.id} truncates after {zx(ready.truncate_after)}")
+        if ready.snapshot is not None:
+            disk.install(ready.snapshot.zxid, ready.snapshot.data, ready.entries)
+            self.tree = decode_snapshot(ready.snapshot.data)
+            self.position = self.sim.checker.position_after(ready.snapshot.zxid)
+            self.sim.checker.tree_at(self.id, self.tree.last_zxid, digest(ready.snapshot.data))
+            self.sim.trace_event("install", f"{self.id} installs snapshot at {zx(ready.snapshot.zxid)}")
+        else:
+            disk.append(ready.entries)
+
+    def _maybe_crash(self, stage: str, ready: Ready) -> bool:
+        sim = self.sim
+        if sim.faults and ready.must_sync and sim.rng.random() < sim.cfg.crash_in_ready_probability:
+            self.crash(f"in the middle of a Ready, {stage}")
+            sim.at(sim.now + sim.rng.uniform(0.01, sim.cfg.restart_max_s), self.restart)
+            return True
+        return False
+
+    def restart(self) -> None:
+        if not self.alive:
+            self.start()
+
+    def _finish(self, ready: Ready, incarnation: int) -> None:
+        """The fsync completed: epochs, then send, then apply, then advance."""
+        if incarnation != self.incarnation or not self.alive:
+            return
+        if self._maybe_crash("before fsync", ready):
+            return
+        self.disk.sync()
+        if self._maybe_crash("after fsync", ready):
+            return
+        self.disk.write_epochs(ready.accepted_epoch, ready.current_epoch)
+        if self._maybe_crash("after the epochs", ready):
+            return
+        for to, message in ready.messages:
+            self._check_outgoing(message)
+            self.sim.net.send(self.id, to, message)
+        self._apply(ready)
+        assert self.peer is not None
+        self.peer.advance(ready)
+        self.in_flight = None
+        self._maybe_snapshot()
+        self.pump()
+
+    def _check_outgoing(self, message: Message) -> None:
+        if isinstance(message, Ack):
+            self.sim.checker.ack_sent(self.id, message.zxid, self.disk)
+        elif isinstance(message, AckEpoch) and self.peer is not None:
+            self.sim.checker.ack_epoch_sent(self.id, self.peer.accepted_epoch, self.disk.accepted_epoch)
+
+    def _apply(self, ready: Ready) -> None:
+        checker = self.sim.checker
+        for zxid, payload in ready.committed:
+            if not self.disk.holds_durably(zxid):
+                raise InvariantError(f"server {self.id} applies {zx(zxid)} that is not durable here")
+            txn = decode_txn(payload)
+            if txn.zxid != zxid:
+                raise InvariantError(f"entry {zx(zxid)} carries a transaction for {zx(txn.zxid)}")
+            self.tree.apply(txn)
+            checker.applied(self.id, self.position, zxid, payload)
+            self.position += 1
+            if self.proposed.pop(zxid, None) is not None:
+                checker.acknowledged(self.id, zxid, payload)
+        if ready.committed:
+            self.since_snapshot += len(ready.committed)
+            self.sim.trace_event("apply", f"{self.id} applied up to {zx(self.tree.last_zxid)} "
+                                 f"({len(ready.committed)} entries)")
+            if self.sim.rng.random() < 0.25:
+                checker.tree_at(self.id, self.tree.last_zxid, digest(encode_snapshot(self.tree)))
+
+    def _maybe_snapshot(self) -> None:
+        if self.since_snapshot < self.sim.cfg.snap_every:
+            return
+        self.since_snapshot = 0
+        data = encode_snapshot(self.tree)
+        purge = self.sim.rng.random() < self.sim.cfg.purge_probability
+        self.disk.write_snapshot(self.tree.last_zxid, data, purge)
+        self.sim.trace_event("snapshot", f"{self.id} snapshot at {zx(self.tree.last_zxid)} purge={purge}")
+
+    # -- clients ----------------------------------------------------------------------------
+
+    def write(self, count: int) -> int:
+        """A client writes through this server if it leads; returns how many were proposed."""
+        peer = self.peer
+        if not self.alive or peer is None:
+            return 0
+        done = 0
+        for _ in range(count):
+            try:
+                zxid = peer.next_zxid()
+            except NotLeader:
+                break
+            payload = self.sim.workload.payload(zxid, int(self.sim.now * 1000))
+            peer.propose(zxid, payload)
+            self.proposed[zxid] = payload
+            done += 1
+        if done:
+            self.sim.trace_event("write", f"client proposes {done} at {self.id}, up to {zx(peer.last_zxid)}")
+            self.pump()
+        return done
+
+
+class Sim:
+    def __init__(self, seed: int, cfg: SimConfig | None = None, trace_len: int = 300) -> None:
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.cfg = cfg if cfg is not None else SimConfig.random(self.rng)
+        n = self.cfg.voters + self.cfg.observers
+        self.voters = frozenset(range(1, self.cfg.voters + 1))
+        self.observers = frozenset(range(self.cfg.voters + 1, n + 1))
+        self.nodes = {i: Node(self, i) for i in range(1, n + 1)}
+        self.net = Network(self)
+        self.checker = Checker()
+        self.workload = Workload(random.Random(self.rng.getrandbits(64)))
+        self.now = 0.0
+        self.events = 0
+        self._queue: list[tuple[float, int, Callable[..., None], tuple[Any, ...]]] = []
+        self._seq = 0
+        self.trace: deque[tuple[float, str, Any]] = deque(maxlen=trace_len)
+        self.verbose = False
+        self.faults = True  # cleared when the chaos phase ends
+        self.stats: Counter[str] = Counter()
+
+    # -- events -----------------------------------------------------------------------------
+
+    def at(self, when: float, fn: Callable[..., None], *args: Any) -> None:
+        self._seq += 1
+        heapq.heappush(self._queue, (when, self._seq, fn, args))
+
+    def run_until(self, end: float, done: Callable[[], bool] | None = None) -> bool:
+        """Process events up to time `end`; stop early (returning True) once `done()` holds."""
+        queue = self._queue
+        while queue and queue[0][0] <= end:
+            when, _, fn, args = heapq.heappop(queue)
+            self.now = when
+            self.events += 1
+            fn(*args)
+            if done is not None and done():
+                return True
+        self.now = max(self.now, end)
+        return done is not None and done()
+
+    # -- tracing ----------------------------------------------------------------------------
+
+    def trace_event(self, kind: str, text: str) -> None:
+        self.stats[kind] += 1
+        self.trace.append((self.now, kind, text))
+        if self.verbose:
+            print(f"{self.now:9.4f} {kind:8} {text}")
+
+    def trace_msg(self, sender: int, to: int, message: Message) -> None:
+        self.trace.append((self.now, "msg", (sender, to, message)))
+        if self.verbose:
+            print(f"{self.now:9.4f} msg      {sender}->{to} {_show(message)}")
+
+    def format_trace(self) -> str:
+        lines = []
+        for when, kind, what in self.trace:
+            if kind == "msg":
+                sender, to, message = what
+                what = f"{sender}->{to} {_show(message)}"
+            lines.append(f"{when:9.4f} {kind:8} {what}")
+        return "\n".join(lines)
+
+
+def _show(message: Message) -> str:
+    text = repr(message)
+    return text if len(text) <= 120 else text[:117] + "..."

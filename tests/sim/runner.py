@@ -1,0 +1,204 @@
+"""One simulated run per seed: chaos, then heal and require convergence (liveness).
+
+Phase 1 (`chaos_s`): clients write through whoever leads while peers crash (mid-Ready too),
+restart, get partitioned and lose connections. Phase 2: every fault stops, every peer is
+restarted and reconnected; within `liveness_s` one leader must be established, a new write
+must commit, and every replica must apply the same complete history. Invariants are checked
+after every event throughout (checker.py).
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+
+import attrs
+
+from .checker import InvariantError
+from .cluster import Sim, SimConfig
+
+
+@attrs.frozen
+class RunResult:
+    seed: int
+    ok: bool
+    events: int
+    sim_s: float
+    committed: int
+    acked: int
+    elapsed_s: float
+    config: SimConfig
+    error: str = ""
+    trace: str = ""
+
+    def report(self) -> str:
+        c = self.config
+        head = (
+            f"seed {self.seed} FAILED after {self.events} events, t={self.sim_s:.3f}s "
+            f"({c.voters} voters, {c.observers} observers): {self.error}"
+        )
+        replay = f"replay: python -m tests.sim --seed {self.seed} --trace"
+        return f"{head}\n{replay}\n--- last events ---\n{self.trace}\n--- {replay}"
+
+
+class Faults:
+    """Schedules random faults during the chaos phase."""
+
+    def __init__(self, sim: Sim, until: float) -> None:
+        self.sim = sim
+        self.until = until
+        cfg = sim.cfg
+        for rate, fn in (
+            (cfg.crash_rate, self.crash),
+            (cfg.partition_rate, self.partition),
+            (cfg.link_break_rate, self.break_link),
+        ):
+            if rate > 0:
+                self._next(rate, fn)
+
+    def _next(self, rate: float, fn) -> None:  # type: ignore[no-untyped-def]
+        when = self.sim.now + self.sim.rng.expovariate(rate)
+        if when < self.until:
+            self.sim.at(when, self._fire, rate, fn)
+
+    def _fire(self, rate: float, fn) -> None:  # type: ignore[no-untyped-def]
+        fn()
+        self._next(rate, fn)
+
+    def crash(self) -> None:
+        """Crash one server (often the leader), or several at once (a power cut)."""
+        sim = self.sim
+        alive = [n for n in sim.nodes.values() if n.alive]
+        if not alive:
+            return
+        r = sim.rng.random()
+        if r < 0.3:
+            victims = [n for n in alive if n.peer is not None and n.peer.is_leader] or [sim.rng.choice(alive)]
+            why = "fault: the leader"
+        elif r < 0.45:
+            victims = sim.rng.sample(alive, sim.rng.randint(1, len(alive)))
+            why = "fault: power cut"
+        else:
+            victims = [sim.rng.choice(alive)]
+            why = "fault"
+        for node in victims:
+            node.crash(why)
+            sim.at(sim.now + sim.rng.uniform(0.01, sim.cfg.restart_max_s), self._restart, node.id)
+
+    def _restart(self, node_id: int) -> None:
+        self.sim.nodes[node_id].restart()
+
+    def partition(self) -> None:
+        sim = self.sim
+        ids = sorted(sim.nodes)
+        sim.rng.shuffle(ids)
+        cut = sim.rng.randint(1, len(ids) - 1)
+        groups = [sorted(ids[:cut]), sorted(ids[cut:])]
+        sim.trace_event("fault", f"partition {groups}")
+        sim.net.partition(groups)
+        sim.at(sim.now + sim.rng.uniform(0.05, sim.cfg.partition_max_s), self._heal)
+
+    def _heal(self) -> None:
+        self.sim.trace_event("fault", "partition healed")
+        self.sim.net.heal()
+
+    def break_link(self) -> None:
+        sim = self.sim
+        a, b = sim.rng.choice(sorted(sim.net.links))
+        sim.net.break_link(a, b, "fault")
+
+
+class Clients:
+    """Write attempts at random times through random servers (only leaders take them)."""
+
+    def __init__(self, sim: Sim) -> None:
+        self.sim = sim
+        self.running = True
+        self.proposed = 0
+        self._schedule()
+
+    def _schedule(self) -> None:
+        sim = self.sim
+        sim.at(sim.now + sim.rng.expovariate(sim.cfg.client_rate), self._write)
+
+    def _write(self) -> None:
+        if not self.running:
+            return
+        sim = self.sim
+        node = sim.nodes[sim.rng.choice(sorted(sim.nodes))]
+        self.proposed += node.write(sim.rng.choice((1, 1, 1, 2, 5)))
+        self._schedule()
+
+
+def run_seed(seed: int, cfg: SimConfig | None = None, verbose: bool = False) -> RunResult:
+    started = time.perf_counter()
+    sim = Sim(seed, cfg)
+    sim.verbose = verbose
+    error = ""
+    try:
+        _run(sim)
+    except Exception as exc:  # noqa: BLE001 - any exception is a failed run: report it with the seed
+        error = f"{type(exc).__name__}: {exc}"
+        if not isinstance(exc, InvariantError):
+            error += "\n" + traceback.format_exc(limit=8)
+    return RunResult(
+        seed=seed,
+        ok=not error,
+        events=sim.events,
+        sim_s=sim.now,
+        committed=len(sim.checker.truth),
+        acked=len(sim.checker.acked),
+        elapsed_s=time.perf_counter() - started,
+        config=sim.cfg,
+        error=error,
+        trace=sim.format_trace() if error else "",
+    )
+
+
+def _run(sim: Sim) -> None:
+    cfg = sim.cfg
+    for node in sim.nodes.values():
+        node.start()
+    Faults(sim, until=cfg.chaos_s)
+    clients = Clients(sim)
+    sim.run_until(cfg.chaos_s)
+
+    # Phase 2: heal everything; the ensemble must recover and converge.
+    sim.trace_event("phase", "faults stop; healing")
+    sim.faults = False
+    sim.net.heal()
+    for node in sim.nodes.values():
+        if not node.alive:
+            node.start()
+    healed_at = sim.now
+    deadline = healed_at + cfg.liveness_s
+    acked_before = len(sim.checker.acked)
+    if not sim.run_until(deadline, lambda: len(sim.checker.acked) > acked_before):
+        raise InvariantError(f"no write committed within {cfg.liveness_s}s after healing ({_roles(sim)})")
+    clients.running = False
+    if not sim.run_until(deadline, lambda: _converged(sim)):
+        raise InvariantError(f"replicas did not converge within {cfg.liveness_s}s after healing ({_roles(sim)})")
+    sim.trace_event("phase", f"converged {sim.now - healed_at:.3f}s after healing")
+    sim.checker.final({n.id: n.position for n in sim.nodes.values()})
+
+
+def _converged(sim: Sim) -> bool:
+    leaders = [n for n in sim.nodes.values() if n.peer is not None and n.peer.is_leader]
+    if len(leaders) != 1:
+        return False
+    leader = leaders[0].peer
+    assert leader is not None
+    if leader.last_committed_zxid != leader.last_zxid:
+        return False
+    end = len(sim.checker.truth)
+    for node in sim.nodes.values():
+        peer = node.peer
+        if peer is None or not peer.serving or peer.leader_id != leader.id or node.position != end:
+            return False
+        if node.in_flight is not None:
+            return False
+    return True
+
+
+def _roles(sim: Sim) -> str:
+    return "; ".join(repr(n.peer) if n.peer is not None else f"{n.id} down" for n in sim.nodes.values())
