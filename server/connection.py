@@ -20,7 +20,7 @@ from znodes import protocol
 from znodes import records as r
 from znodes import acl as acls
 from znodes.acl import ACL, Id, digest
-from znodes.constants import XID_AUTH, KeeperState, OpCode, Perms
+from znodes.constants import XID_AUTH, XID_PING, KeeperState, OpCode, Perms
 from znodes.errors import Code, NoAuthError, ZKError
 from znodes.jute import ProtocolError
 from znodes.txn import Result, Txn
@@ -92,7 +92,8 @@ class Connection:
                 acls.check(path, acl, Perms.READ, self.auth)
             except NoAuthError:
                 return
-        self.send(protocol.encode_watch_event(zxid, event_type, KeeperState.SYNC_CONNECTED, path))
+        # ZooKeeper 3.8 sends -1 as the event's zxid (3.9 sends the transaction's).
+        self.send(protocol.encode_watch_event(-1, event_type, KeeperState.SYNC_CONNECTED, path))
 
     def close_after_flush(self) -> None:
         """Send what is queued, then close (after a closeSession or a fatal request)."""
@@ -215,6 +216,8 @@ class Connection:
         except protocol.BadRequest as e:
             log.info("session %#x: %s", self.session_id, e)
             self._queue(_Pending(e.xid, e.op, None, False, protocol.encode_reply(e.xid, server.last_zxid, e.code)))
+            if isinstance(e, protocol.UnknownOpcode):
+                self.close_after_flush()  # ZooKeeper answers, then drops the connection
             return
         except ProtocolError as e:
             log.warning("session %#x: malformed request (%s); closing the connection", self.session_id, e)
@@ -276,6 +279,8 @@ class Connection:
         if p.op == OpCode.whoAmI:
             infos = tuple(r.ClientInfo(i.scheme, i.id.split(":", 1)[0]) for i in self.auth)
             return protocol.encode_reply(p.xid, zxid, 0, r.WhoAmIResponse(infos))
+        if p.op == OpCode.ping:
+            return protocol.encode_reply(XID_PING, zxid, 0)  # whatever xid the ping had
         if not server.reads.handles(p.op):
             return protocol.encode_reply(p.xid, zxid, Code.UNIMPLEMENTED)
         err, body = server.reads.answer(p.op, p.record, self, self.auth, self.session_id)

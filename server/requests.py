@@ -100,6 +100,8 @@ def write_response(op_code: int, record: Any, result: Result) -> tuple[int, Reco
 
 
 def _check_path(path: str) -> None:
+    """For requests that validate their path (addWatch, removeWatches...). Plain reads do not:
+    ZooKeeper looks a malformed path up and finds nothing (NoNode)."""
     if paths.path_error(path) is not None:
         raise BadArgumentsError(path)
 
@@ -144,14 +146,14 @@ class Reads:
         return r.SyncResponse(record.path)
 
     def get_data(self, record: Any, watcher: Any, auth: tuple[Id, ...], session: int) -> Record:
-        _check_path(record.path)
         data, stat = self._tree().get_data(record.path, auth)
         if record.watch:
             self.watches.add_data_watch(record.path, watcher)
         return r.GetDataResponse(data, stat)
 
     def exists(self, record: Any, watcher: Any, auth: tuple[Id, ...], session: int) -> Record:
-        _check_path(record.path)
+        if "\0" in record.path:
+            raise BadArgumentsError(record.path)  # the one read ZooKeeper validates
         # An exists watch is set whether or not the node is there (it may be created).
         if record.watch:
             self.watches.add_data_watch(record.path, watcher)
@@ -161,7 +163,6 @@ class Reads:
         return r.ExistsResponse(stat)
 
     def _children(self, record: Any, watcher: Any, auth: tuple[Id, ...]) -> tuple[list[str], Any]:
-        _check_path(record.path)
         children, stat = self._tree().get_children(record.path, auth)
         if record.watch:
             self.watches.add_child_watch(record.path, watcher)
@@ -176,7 +177,6 @@ class Reads:
         return r.GetChildren2Response(tuple(children), stat)
 
     def get_acl(self, record: Any, watcher: Any, auth: tuple[Id, ...], session: int) -> Record:
-        _check_path(record.path)
         acl, stat = self._tree().get_acl(record.path, auth)
         return r.GetACLResponse(tuple(acl), stat)
 
@@ -184,7 +184,6 @@ class Reads:
         return r.GetEphemeralsResponse(tuple(self._tree().get_ephemerals(session, record.prefix_path)))
 
     def all_children_number(self, record: Any, watcher: Any, auth: tuple[Id, ...], session: int) -> Record:
-        _check_path(record.path)
         return r.GetAllChildrenNumberResponse(self._tree().all_children_number(record.path, auth))
 
     def multi_read(self, record: Any, watcher: Any, auth: tuple[Id, ...], session: int) -> Record:
@@ -192,7 +191,6 @@ class Reads:
         for sub_code, sub in record.ops:
             try:
                 if sub_code == OpCode.getData:
-                    _check_path(sub.path)
                     data, stat = self._tree().get_data(sub.path, auth)
                     if sub.watch:
                         self.watches.add_data_watch(sub.path, watcher)

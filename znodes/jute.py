@@ -225,10 +225,9 @@ class Reader:
                 return None
             self._length("ustring")  # raises, with the message
         self._pos = end
-        try:
-            return str(self._buf[pos:end], "utf-8")
-        except UnicodeDecodeError as e:
-            raise ProtocolError(f"invalid UTF-8 in ustring at offset {pos}: {e.reason}") from None
+        # Java decodes malformed UTF-8 to U+FFFD rather than failing, and ZooKeeper then
+        # judges the string (a path with U+FFFD is invalid): do the same.
+        return str(self._buf[pos:end], "utf-8", "replace")
 
     def read_string(self) -> str:
         """A ustring where null means empty.

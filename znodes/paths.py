@@ -13,7 +13,9 @@ def _bad_char(ch: str) -> bool:
     # the private-use area, and the specials block.
     c = ord(ch)
     return (
-        0x0000 < c <= 0x001F
+        # Java holds characters beyond the BMP as surrogate pairs, which ZooKeeper refuses.
+        c > 0xFFFF
+        or 0x0000 < c <= 0x001F
         or 0x007F <= c <= 0x009F
         or 0xD800 <= c <= 0xF8FF
         or 0xFFF0 <= c <= 0xFFFF

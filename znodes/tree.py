@@ -290,8 +290,9 @@ class DataTree:
             mode = CreateMode(op.mode)
         except ValueError:
             raise BadArgumentsError(path) from None
-        if op.container_request and mode is not CreateMode.CONTAINER:
-            raise BadArgumentsError(path)
+        if op.container_request:
+            # The createContainer opcode makes a container whatever the flags (ZooKeeper 3.8).
+            mode = CreateMode.CONTAINER
         ttl = op.ttl if op.ttl_request else -1
         if mode.is_ttl:
             if not 0 < ttl <= TTL_MAX_MS:

@@ -138,13 +138,11 @@ async def test_client_ahead_of_server_is_refused(nursery, tmp_path) -> None:
 async def test_bad_input_gets_zookeepers_answers(nursery, tmp_path) -> None:
     server = await start_server(nursery, tmp_path)
     c = await RawClient.connect(server.port)
+    # Reads look a malformed path up and find nothing; writes refuse it.
     header, _ = await c.call(OpCode.getData, r.GetDataRequest("bad/path", False))
+    assert header.err == Code.NO_NODE
+    header, _ = await c.call(OpCode.setData, r.SetDataRequest("/bad/", b"", -1))
     assert header.err == Code.BAD_ARGUMENTS
-    # An unknown opcode is answered UNIMPLEMENTED and the connection carries on.
-    await c.stream.send_all(struct.pack(">iii", 8, 99, 999))
-    c.ops[99] = OpCode.ping
-    header, _ = await c.reply()
-    assert (header.xid, header.err) == (99, Code.UNIMPLEMENTED)
     # A truncated body is a marshalling error for that request only.
     await c.stream.send_all(struct.pack(">iiii", 12, 100, OpCode.getData, 50))
     c.ops[100] = OpCode.getData
@@ -160,6 +158,14 @@ async def test_bad_input_gets_zookeepers_answers(nursery, tmp_path) -> None:
     other = await RawClient.connect(server.port)
     header, body = await other.call(OpCode.exists, r.ExistsRequest("/still-fine", False))
     assert header.err == 0
+    # An unknown opcode is answered UNIMPLEMENTED, then the connection is closed.
+    await other.stream.send_all(struct.pack(">iii", 8, 99, 999))
+    other.ops[99] = OpCode.ping
+    header, _ = await other.reply()
+    assert (header.xid, header.err) == (99, Code.UNIMPLEMENTED)
+    with pytest.raises(EOFError):
+        with trio.fail_after(2):
+            await other.reply()
 
 
 async def test_garbage_handshake_is_dropped(nursery, tmp_path) -> None:

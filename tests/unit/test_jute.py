@@ -151,9 +151,6 @@ def test_any_nonzero_byte_is_true() -> None:
         (bytes.fromhex("80000000"), Reader.read_ustring),  # most negative int
         (bytes.fromhex("00000005") + b"abcd", Reader.read_buffer),  # past the end
         (bytes.fromhex("7fffffff"), Reader.read_ustring),  # huge: no allocation, just refused
-        (bytes.fromhex("00000002") + b"\xc3\x28", Reader.read_ustring),  # invalid UTF-8
-        (bytes.fromhex("00000001") + b"\xed", Reader.read_string),  # truncated sequence
-        (bytes.fromhex("00000003") + b"\xed\xa0\x80", Reader.read_ustring),  # UTF-8 surrogate
         (bytes.fromhex("7fffffff"), Reader.read_string_vector),  # count beyond the data
         (bytes.fromhex("fffffffe"), Reader.read_acl_vector),
         (bytes.fromhex("00000002") + bytes.fromhex("00000000"), Reader.read_string_vector),
@@ -199,3 +196,10 @@ def test_helpers() -> None:
         read_int_at(b"\x00\x00", 0)
     with pytest.raises(ProtocolError):
         pack_int(2**31)
+
+
+def test_invalid_utf8_decodes_to_replacement_characters_as_java_does() -> None:
+    # ZooKeeper then refuses such a path (U+FFFD is outside the valid path characters).
+    assert Reader(bytes.fromhex("00000002") + b"\xc3\x28").read_ustring() == "\ufffd("
+    assert Reader(bytes.fromhex("00000001") + b"\xed").read_string() == "\ufffd"  # truncated
+    assert "\ufffd" in Reader(bytes.fromhex("00000003") + b"\xed\xa0\x80").read_ustring()  # surrogate
