@@ -336,7 +336,7 @@ def test_expired_server_side_closes_connection_and_kazoo_sees_lost(server_factor
 @pytest.mark.parametrize("how", ["kill", "term"])
 def test_data_and_session_survive_restart(server_factory, how):
     server = server_factory()
-    client = new_kazoo(server.connect_string, timeout=30.0)
+    client = new_kazoo(server.connect_string)
     try:
         client.create("/persist/a", b"payload", makepath=True)
         client.create("/persist/s-", sequence=True)
@@ -348,11 +348,14 @@ def test_data_and_session_survive_restart(server_factory, how):
         client.add_listener(states.append)
         server.restart(how)
         # kazoo may not have noticed the restart yet: wait for it to lose and regain the server
-        wait_until(
-            lambda: KazooState.SUSPENDED in states and states[-1] == KazooState.CONNECTED and client.connected,
-            30,
-            what=f"kazoo reconnected after restart (states {states})",
-        )
+        try:
+            wait_until(
+                lambda: KazooState.SUSPENDED in states and states[-1] == KazooState.CONNECTED and client.connected,
+                45,
+                what="kazoo reconnected after restart",
+            )
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; kazoo states {states}\n--- server log ---\n{server.log_tail(40)}") from None
         assert client.client_id[0] == session_id
         assert client.get("/persist/a") == before
         assert sorted(client.get_children("/persist")) == ["a", "e", "s-0000000001"]
