@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
+from znodes.constants import EventType
 from znodes.errors import NoNodeError, ZKError
 from znodes.paths import join
 from znodes.stat import Stat
@@ -158,7 +159,9 @@ def cmd_watch(zk: BlockingClient, ns: argparse.Namespace, out: TextIO) -> int:
     with zk.watch(ns.path, recursive=ns.recursive, connection_events=True) as events:
         print(f"watching {ns.path}{' and below' if ns.recursive else ''} (Ctrl-C to stop)", file=out, flush=True)
         for event in events:
-            print(f"{event.type.name} {event.path}" if event.path else event.type.name, file=out, flush=True)
+            # NONE events report the connection (DISCONNECTED, SYNC_CONNECTED), not the node.
+            text = event.state.name if event.type is EventType.NONE else f"{event.type.name} {event.path}"
+            print(text, file=out, flush=True)
             seen += 1
             if ns.count is not None and seen >= ns.count:
                 break

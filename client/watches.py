@@ -176,6 +176,12 @@ class WatchStream(_Mailbox[WatchedEvent]):
     def _deliver(self, event: WatchedEvent) -> None:
         self._put(event)
 
+    async def receive(self) -> WatchedEvent:
+        if not self._open and not self._ended and self._error is None:
+            # Without the block nothing would remove the server's watch: refuse plainly.
+            raise RuntimeError(f"open {self!r} first: `async with client.watch(...) as events:`")
+        return await super().receive()
+
     def _connection_event(self, event: WatchedEvent) -> None:
         if self.connection_events:
             self._put(event)

@@ -186,3 +186,9 @@ async def test_close_ends_watches(hosts):
     assert zk.state is ClientState.CLOSED
     with pytest.raises(ClientClosedError):
         await zk.get("/")
+
+
+async def test_a_stream_must_be_opened_first(zk):
+    with pytest.raises(RuntimeError, match="async with"):
+        async for _ in zk.watch("/unopened"):
+            pass
