@@ -92,6 +92,7 @@ async def test_silent_network_is_detected_by_the_read_timeout(zk_server, open_pr
         await zk.create("/after-hold", ephemeral=True)
 
 
+@pytest.mark.slow
 async def test_idle_session_is_kept_alive_by_pings(zk_server):
     async with connect(zk_server.connect_string, session_timeout=1.5) as zk:
         await zk.create("/idle", ephemeral=True)
