@@ -12,6 +12,7 @@ Each returns a `Verdict`: ok, or the violations found (each a sentence naming wh
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Hashable, Iterable, Sequence
 from typing import Any
 
@@ -60,8 +61,9 @@ def check_zxid_order(history: History | Sequence[Operation], *, reads: Iterable[
         floor, floor_op, k = -1, None, 0
         for op in sorted(ops, key=lambda o: o.call_ns):
             while k < len(returned) and (returned[k].return_ns or 0) < op.call_ns:
-                if returned[k].zxid is not None and returned[k].zxid > floor:
-                    floor, floor_op = returned[k].zxid, returned[k]
+                z = returned[k].zxid
+                if z is not None and z > floor:
+                    floor, floor_op = z, returned[k]
                 k += 1
             if op.f in read_fs:
                 checked += 1
@@ -172,7 +174,7 @@ def check_watches(changes: Iterable[Change], watchers: Iterable[WatchLog]) -> Ve
 def _match_watch(log: WatchLog, expected: list[Change], seen_anywhere: set[int]) -> list[str]:
     out: list[str] = []
     zxids = [e.zxid for e in log.events if e.zxid is not None]
-    if any(b <= a for a, b in zip(zxids, zxids[1:])):
+    if any(b <= a for a, b in itertools.pairwise(zxids)):
         out.append(f"watcher {log.watcher!r}: events not in strictly increasing zxid order: {[hex(z) for z in zxids]}")
     k = 0
     for event in log.events:

@@ -243,12 +243,13 @@ def _search(
     unknown_call = [ops[i].call_ns for i in unknown]
     # Entries of known ops: call and return, sorted by time, calls before returns at a tie
     # (touching intervals count as concurrent).
-    entries = [(ops[i].call_ns, 0, i) for i in known] + [(ops[i].return_ns, 1, i) for i in known]
+    entries: list[tuple[float, int, int]] = [(ops[i].call_ns, 0, i) for i in known]
+    entries += [(ops[i].return_ns or 0, 1, i) for i in known]
     entries.sort(key=lambda e: (e[0], e[1], e[2]))
     size = len(entries)
     END = -1
     nxt = list(range(1, size + 1)) + [END]  # node 0 is the head; nodes 1..size the entries
-    prv = [0] + list(range(0, size))
+    prv = [0, *range(size)]
     is_call = [False] * (size + 1)
     op_of = [0] * (size + 1)
     time_of: list[float] = [0] * (size + 1)

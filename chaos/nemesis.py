@@ -13,6 +13,7 @@ The real ensemble harness (3-5 `ccore` processes, peer links through a `FleetThr
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import struct
@@ -458,11 +459,12 @@ class NemesisRunner:
             if self._wait_until(t0, step.at_s):
                 break
             nemesis = NEMESES[step.nemesis]()
-            started = self._act(t0, index, step, "start", lambda: nemesis.start(self.ens, random.Random(step.seed)))
+            rng = random.Random(step.seed)
+            started = self._act(t0, index, step, "start", functools.partial(nemesis.start, self.ens, rng))
             # Heal even when starting failed half-way (some links cut, one server killed...).
             if started:
                 self._wait_until(t0, step.at_s + step.duration_s)
-            self._act(t0, index, step, "stop", lambda: nemesis.stop(self.ens))
+            self._act(t0, index, step, "stop", functools.partial(nemesis.stop, self.ens))
         return self.log
 
     def _wait_until(self, t0: float, at_s: float) -> bool:

@@ -14,7 +14,7 @@ Spec = tuple[Any, str, Any, Any, int, int | None, str]
 def build(*specs: tuple) -> History:
     """``build((1, "write", 1, 1, 0, 10), (2, "read", None, (1, 1), 11, 20))``: times are
     integers; status defaults to ok, or to a never-completed op when the return is None."""
-    timed: list[tuple[int, int, Event]] = []
+    timed: list[tuple[int, int, int, Event]] = []
     for n, spec in enumerate(specs):
         p, f, inp, out, call, ret, *rest = spec
         status = rest[0] if rest else ("ok" if ret is not None else "info")
@@ -32,7 +32,7 @@ def simulate_register(
     """A linearizable history: each op gets a random interval and a linearization point in it,
     and is applied to a real register in linearization-point order. Some writes/cas end
     unknown (info) and took effect or not at random; some ops fail (no effect)."""
-    planned = []
+    planned: list[dict[str, Any]] = []
     counter = 0
     for p in range(processes):
         t = rng.randint(0, 20)
@@ -44,8 +44,9 @@ def simulate_register(
             counter += 1
             planned.append({"p": p, "f": f, "call": call, "ret": ret, "point": point, "n": counter})
             t = ret
-    value, version = None, 0
-    specs = []
+    value: Any = None
+    version = 0
+    specs: list[tuple[Any, ...]] = []
     for op in sorted(planned, key=lambda o: o["point"]):
         f, outcome = op["f"], rng.random()
         status = "ok"
@@ -54,6 +55,8 @@ def simulate_register(
         elif outcome > 1 - fail_rate:
             status = "fail"
         applies = status == "ok" or (status == "info" and rng.random() < 0.5)
+        inp: Any
+        out: Any
         if f == "read":
             inp, out = None, (value, version)
         elif f == "write":

@@ -3,6 +3,7 @@ ephemeral expiry bound; each with histories that pass and histories that fail.""
 
 from __future__ import annotations
 
+import itertools
 import random
 
 from hypothesis import given, settings
@@ -65,7 +66,7 @@ def test_zxid_order_allows_overlapping_ops_of_one_client_in_either_order() -> No
 def test_zxid_order_hypothesis(zxids: list[int], seed: int) -> None:
     """Sequential reads of one client: ok iff the zxids never decrease."""
     h = _zxid_history(*(("c", "read", z, 2 * i, 2 * i + 1) for i, z in enumerate(zxids)))
-    monotone = all(b >= a for a, b in zip(zxids, zxids[1:]))
+    monotone = all(b >= a for a, b in itertools.pairwise(zxids))
     assert check_zxid_order(h).ok == monotone
 
 

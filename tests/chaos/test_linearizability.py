@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chaos.history import History, HistoryError
-from chaos.linearizability import CasRegister, check
+from chaos.linearizability import check
 from tests.chaos.builders import build, simulate_register
 
 W, R, C = "write", "read", "cas"

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import random
 import resource
-import threading
 import struct
+import threading
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +15,7 @@ import pytest
 
 from chaos.nemesis import (
     NEMESES,
+    Applied,
     Ensemble,
     Kill,
     NemesisRunner,
@@ -183,7 +184,7 @@ def test_runner_plays_the_schedule_in_time_and_ends_healed(ens: FakeEnsemble) ->
         1.0,
         (Step(0.0, 0.1, "halves", 1), Step(0.2, 0.1, "kill-one", 2), Step(0.4, 0.1, "pause-one", 3)),
     )
-    seen = []
+    seen: list[Applied] = []
     runner = NemesisRunner(ens, schedule, on_event=seen.append)
     log = runner.run()
     assert [(a.nemesis, a.action) for a in log] == [
