@@ -20,6 +20,7 @@ from kazoo.retry import KazooRetry
 from tests.compat.servers import (
     ZK_NOT_INSTALLED,
     ServerHandle,
+    ServerStartError,
     apache_installed,
     make_server,
 )
@@ -101,9 +102,18 @@ def require_apache() -> None:
     pytest.skip(ZK_NOT_INSTALLED)
 
 
-def start_server(kind: str, base_dir, **options) -> ServerHandle:
-    """Start a server of `kind` under `base_dir` (see servers.make_server for the options)."""
+def start_server(kind: str, base_dir, attempts: int = 3, **options) -> ServerHandle:
+    """Start a server of `kind` under `base_dir` (see servers.make_server for the options).
+    A server that dies at once is retried on a fresh port: the free port we picked may have
+    been taken in between."""
     if kind == "apache":
         require_apache()
-    handle = make_server(kind, base_dir, **options)
-    return handle.start()
+    for attempt in range(attempts):
+        handle = make_server(kind, base_dir, **options)
+        try:
+            return handle.start()
+        except ServerStartError as exc:
+            exited_early = "exited with status" in str(exc)
+            if attempt == attempts - 1 or "port" in options or not exited_early:
+                raise
+    raise AssertionError("unreachable")

@@ -91,6 +91,16 @@ def wait_for_imok(port: int, proc: subprocess.Popen, log_path: Path, timeout_s: 
     )
 
 
+def _die_with_parent(argv: list[str]) -> list[str]:
+    """Ask Linux to SIGKILL the server when the pytest process goes (setpriv --pdeathsig), so
+    no server outlives a killed test run where the kernel honours it; otherwise the fixtures'
+    teardown is all there is."""
+    setpriv = shutil.which("setpriv")
+    if setpriv and sys.platform.startswith("linux"):
+        return [setpriv, "--pdeathsig", "KILL", "--", *argv]
+    return argv
+
+
 def serving(port: int) -> bool:
     """ZooKeeper answers `ruok` with `imok` a moment before it accepts sessions (it closes
     them with "ZooKeeperServer not running"); `srvr` says so until then."""
@@ -191,7 +201,7 @@ class ServerHandle:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(
-            self.argv,
+            _die_with_parent(self.argv),
             cwd=self.cwd,
             env=dict(self.env) if self.env is not None else None,
             stdin=subprocess.DEVNULL,
