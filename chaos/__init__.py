@@ -9,5 +9,6 @@ Modules:
 - `nemesis`: the `Ensemble` interface and seeded fault schedules acting through it;
 - `disk`: full-disk faults (RLIMIT_FSIZE on a live process, or a shrunken tmpfs);
 - `standalone`: a single `ccore serve` process behind the `Ensemble` interface;
+- `workload`: the kazoo compare-and-set register workload (rotating keys) feeding a `History`;
 - `__main__`: `python -m chaos --minutes N --seed S`.
 """
