@@ -273,21 +273,27 @@ class DiskFull:
     min_servers: int = 1
     needs_proxies: bool = False
     _limit: FsizeLimit | None = None
+    _sid: int | None = None
 
     def start(self, ens: Ensemble, rng: random.Random) -> dict[str, Any]:
         sid = rng.choice(sorted(ens.servers))
         pid = ens.pid(sid)
         if pid is None:
             raise NemesisError(f"server {sid} has no process to limit")
-        self._limit = FsizeLimit(pid)
+        self._limit, self._sid = FsizeLimit(pid), sid
         self._limit.fill(0)
         return {"server": sid, "pid": pid, "how": "RLIMIT_FSIZE=0 (writes that grow a file fail with EFBIG)"}
 
     def stop(self, ens: Ensemble) -> dict[str, Any]:
-        limit, self._limit = self._limit, None
+        limit, sid, self._limit, self._sid = self._limit, self._sid, None, None
         if limit is not None:
             limit.heal()
-        return {}
+        # A server may stop itself on a full disk (ZooKeeper does on a failed log write);
+        # that is availability, not safety: start it again and say so in the report.
+        if sid is not None and ens.pid(sid) is None:
+            ens.start(sid)
+            return {"server_had_exited": True, "restarted": sid}
+        return {"server_had_exited": False}
 
 
 def _need_proxies(ens: Ensemble) -> LinkFaults:

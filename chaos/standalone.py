@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -70,11 +71,13 @@ class ServerProcess:
         if self.running():
             raise ServerStartError(f"server on port {self.client_port} is already running")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log_file:
-            self.proc = subprocess.Popen(
-                self.argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-                cwd=_repo_root(), start_new_session=True,
-            )  # fmt: skip
+        # Through a pipe, copied to the file by us: a full-disk fault (RLIMIT_FSIZE on the
+        # server) must not silence the server's own last words.
+        self.proc = subprocess.Popen(
+            self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            cwd=_repo_root(), start_new_session=True,
+        )  # fmt: skip
+        threading.Thread(target=_copy_log, args=(self.proc, self.log_path), name="chaos-server-log", daemon=True).start()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -114,6 +117,16 @@ class ServerProcess:
         if self.proc is None or self.proc.poll() is not None:
             raise ProcessLookupError(f"server on port {self.client_port} is not running")
         os.kill(self.proc.pid, signum)
+
+
+def _copy_log(proc: subprocess.Popen[bytes], path: Path) -> None:
+    """Copy the server's output to `path` until it exits (EOF ends the loop)."""
+    assert proc.stdout is not None
+    with open(path, "ab") as out, proc.stdout:
+        for line in proc.stdout:
+            out.write(line)
+            out.flush()
+        out.write(f"--- server pid {proc.pid} exited with {proc.wait()} ---\n".encode())
 
 
 def _repo_root() -> Path:
