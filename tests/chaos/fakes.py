@@ -101,7 +101,9 @@ class FakeEnsemble:
         return path
 
     def pid(self, sid: int) -> int | None:
-        """A real (sleeping) process per server, so RLIMIT_FSIZE can be set on it."""
+        """A real (sleeping) process per running server, so RLIMIT_FSIZE can be set on it."""
+        if sid not in self.up:
+            return None
         if sid not in self._procs:
             self._procs[sid] = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
         return self._procs[sid].pid

@@ -154,9 +154,16 @@ def test_disk_full_limits_the_server_process_and_heals(ens: FakeEnsemble) -> Non
     detail = nem.start(ens, random.Random(0))
     soft, hard = resource.prlimit(detail["pid"], resource.RLIMIT_FSIZE)
     assert soft == 0 and soft != hard
-    nem.stop(ens)
+    assert nem.stop(ens) == {"server_had_exited": False}
     soft, hard = resource.prlimit(detail["pid"], resource.RLIMIT_FSIZE)
     assert soft == hard
+
+
+def test_disk_full_restarts_a_server_that_stopped_itself(ens: FakeEnsemble) -> None:
+    nem = NEMESES["disk-full"]()
+    sid = nem.start(ens, random.Random(0))["server"]
+    ens.up.discard(sid)  # as `ccore serve` exits on a failed log write
+    assert nem.stop(ens) == {"server_had_exited": True, "restarted": sid} and sid in ens.up
 
 
 def test_schedule_replays_from_its_seed_and_round_trips() -> None:
