@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import signal
 import sys
@@ -73,7 +74,10 @@ def serve(argv: list[str]) -> int:
         print(f"ccore serve: {e}", file=sys.stderr)
         return 2
     except OSError as e:
-        print(f"ccore serve: cannot listen: {e.strerror or e}; is another server on that port? try --client-port", file=sys.stderr)
+        if e.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES) and e.filename is None:
+            print(f"ccore serve: cannot listen: {e.strerror or e}; is another server on that port? try --client-port", file=sys.stderr)
+        else:
+            print(f"ccore serve: stopped by an I/O error: {e}; check the disk and the data dir", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         log.info("stopped")
