@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -131,7 +130,7 @@ class Leading:
         elif learner is not None:
             handler = _HANDLERS.get(type(message))
             if handler is not None:
-                handler(self, learner, message)
+                getattr(self, handler)(learner, message)
 
     def _on_info(self, sender: int, message: FollowerInfo | ObserverInfo) -> None:
         p = self.peer
@@ -183,8 +182,13 @@ class Leading:
         log.info("peer %d: proposing epoch %d", p.id, self.epoch)
         p.set_accepted_epoch(self.epoch)  # LEADERINFO goes out once this is durable
 
+    def _on_ping(self, learner: Learner, message: Ping) -> None:
+        pass  # its arrival already refreshed last_heard
+
     def _on_ack_epoch(self, learner: Learner, message: AckEpoch) -> None:
         p = self.peer
+        if learner.phase is not Phase.EPOCH:
+            return
         learner.current_epoch = message.current_epoch
         learner.last_zxid = message.last_zxid
         learner.fresh = message.fresh
@@ -378,17 +382,10 @@ class Leading:
         return sum(1 for learner in self.learners.values() if learner.forwarded and not learner.observer)
 
 
-def _on_ping(leading: Leading, learner: Learner, message: Ping) -> None:
-    pass  # its arrival already refreshed last_heard
 
-
-def _on_ack_epoch(leading: Leading, learner: Learner, message: AckEpoch) -> None:
-    if learner.phase is Phase.EPOCH:
-        leading._on_ack_epoch(learner, message)
-
-
-_HANDLERS: dict[type, Callable[[Leading, Learner, Any], None]] = {
-    Ack: Leading._on_ack,
-    AckEpoch: _on_ack_epoch,
-    Ping: _on_ping,
+# Handlers by name, so a test can patch a method on the class.
+_HANDLERS: dict[type, str] = {
+    Ack: "_on_ack",
+    AckEpoch: "_on_ack_epoch",
+    Ping: "_on_ping",
 }

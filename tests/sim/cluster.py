@@ -19,7 +19,18 @@ import attrs
 
 from server.zab import Ready, Role, Timing, ZabPeer
 from server.zab.api import NotLeader, zx
-from server.zab.messages import Ack, AckEpoch, Message
+from server.zab.messages import (
+    Ack,
+    AckEpoch,
+    Diff,
+    FollowerInfo,
+    LeaderInfo,
+    Message,
+    NewLeader,
+    Snap,
+    Trunc,
+    UpToDate,
+)
 from znodes.codec import decode_snapshot, decode_txn, encode_snapshot
 from znodes.tree import DataTree
 
@@ -27,6 +38,8 @@ from .checker import Checker, InvariantError, digest
 from .disk import SimDisk
 from .network import Network
 from .workload import Workload
+
+PHASE_MESSAGES = (FollowerInfo, LeaderInfo, AckEpoch, Diff, Trunc, Snap, NewLeader, UpToDate)
 
 
 @attrs.define
@@ -53,6 +66,10 @@ class SimConfig:
     partition_max_s: float = 0.8
     link_break_rate: float = 1.5
     crash_in_ready_probability: float = 0.002
+    crash_on_phase_message: float = 0.0  # chance to crash at each discovery/sync message
+    slow_node_latency_s: float = 0.0  # extra latency on every link of one server (a laggard)
+    send_during_fsync: bool = False  # the driver sends a Ready's messages before its fsync ends
+    driver_bug: str = ""  # a deliberately wrong driver, to show the checker catches it
     client_rate: float = 120.0  # write attempts per simulated second
     snap_every: int = 40  # applied entries between a node's snapshots
     purge_probability: float = 0.7
@@ -68,6 +85,9 @@ class SimConfig:
             link_break_rate=rng.choice((0.0, 1.0, 3.0)),
             stall_probability=rng.choice((0.0, 0.002, 0.01)),
             crash_in_ready_probability=rng.choice((0.0, 0.002, 0.01, 0.03)),
+            crash_on_phase_message=rng.choice((0.0, 0.0, 0.02, 0.1)),
+            slow_node_latency_s=rng.choice((0.0, 0.0, 0.02, 0.1)),
+            send_during_fsync=rng.random() < 0.5,
             snap_every=rng.choice((10, 40, 200)),
             fsync_max_s=rng.choice((0.001, 0.004, 0.02, 0.05)),
             restart_max_s=rng.choice((0.1, 0.8)),
@@ -119,6 +139,9 @@ class Node:
         self.in_flight: Ready | None = None
         self.since_snapshot = 0
         self.last_status: Any = None
+        # Scripted scenarios: crash on receiving one of these, or when this says so mid-Ready.
+        self.crash_on_receive: tuple[type, ...] = ()
+        self.crash_in_ready: Callable[[Ready, str], bool] | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -155,10 +178,26 @@ class Node:
     # -- inputs -----------------------------------------------------------------------------
 
     def receive(self, sender: int, message: Message) -> None:
-        if self.alive and self.peer is not None:
-            self.sim.trace_msg(sender, self.id, message)
-            self.peer.step(sender, message)
-            self.pump()
+        if not self.alive or self.peer is None:
+            return
+        sim = self.sim
+        sim.trace_msg(sender, self.id, message)
+        if isinstance(message, self.crash_on_receive):
+            self.crash_on_receive = ()
+            self.crash(f"scripted, on receiving {type(message).__name__}")
+            return
+        # Protocol-aware faults: crashing right at a phase boundary finds ordering bugs
+        # (what was written before the crash?) far more often than crashes at random times.
+        at_boundary = isinstance(message, PHASE_MESSAGES) and sim.faults
+        if at_boundary and sim.rng.random() < sim.cfg.crash_on_phase_message:
+            self.crash(f"on receiving {type(message).__name__}, before handling it")
+            sim.at(sim.now + sim.rng.uniform(0.01, sim.cfg.restart_max_s), self.restart)
+            return
+        self.peer.step(sender, message)
+        self.pump()
+        if at_boundary and sim.rng.random() < sim.cfg.crash_on_phase_message:
+            self.crash(f"after handling {type(message).__name__}")
+            sim.at(sim.now + sim.rng.uniform(0.01, sim.cfg.restart_max_s), self.restart)
 
     def connected(self, other: int) -> None:
         if self.alive and self.peer is not None:
@@ -186,6 +225,8 @@ class Node:
             self.in_flight = ready
             self._status(ready)
             self._persist(ready)
+            if self.sim.cfg.send_during_fsync:
+                self._send(ready)  # allowed: no message depends on its own Ready's writes
             if ready.must_sync:
                 cfg = self.sim.cfg
                 done = self.sim.now + self.sim.rng.uniform(cfg.fsync_min_s, cfg.fsync_max_s)
@@ -224,6 +265,10 @@ class Node:
 
     def _maybe_crash(self, stage: str, ready: Ready) -> bool:
         sim = self.sim
+        if self.crash_in_ready is not None and self.crash_in_ready(ready, stage):
+            self.crash_in_ready = None
+            self.crash(f"scripted, in the middle of a Ready, {stage}")
+            return True
         if sim.faults and ready.must_sync and sim.rng.random() < sim.cfg.crash_in_ready_probability:
             self.crash(f"in the middle of a Ready, {stage}")
             sim.at(sim.now + sim.rng.uniform(0.01, sim.cfg.restart_max_s), self.restart)
@@ -238,6 +283,9 @@ class Node:
         """The fsync completed: epochs, then send, then apply, then advance."""
         if incarnation != self.incarnation or not self.alive:
             return
+        bug = self.sim.cfg.driver_bug
+        if bug == "epochs before fsync":  # what ZOOKEEPER-4646 amounted to
+            self.disk.write_epochs(ready.accepted_epoch, ready.current_epoch)
         if self._maybe_crash("before fsync", ready):
             return
         self.disk.sync()
@@ -246,15 +294,19 @@ class Node:
         self.disk.write_epochs(ready.accepted_epoch, ready.current_epoch)
         if self._maybe_crash("after the epochs", ready):
             return
-        for to, message in ready.messages:
-            self._check_outgoing(message)
-            self.sim.net.send(self.id, to, message)
+        if not self.sim.cfg.send_during_fsync:
+            self._send(ready)
         self._apply(ready)
         assert self.peer is not None
         self.peer.advance(ready)
         self.in_flight = None
         self._maybe_snapshot()
         self.pump()
+
+    def _send(self, ready: Ready) -> None:
+        for to, message in ready.messages:
+            self._check_outgoing(message)
+            self.sim.net.send(self.id, to, message)
 
     def _check_outgoing(self, message: Message) -> None:
         if isinstance(message, Ack):
@@ -315,14 +367,20 @@ class Node:
 
 
 class Sim:
-    def __init__(self, seed: int, cfg: SimConfig | None = None, trace_len: int = 300) -> None:
+    def __init__(
+        self, seed: int, cfg: SimConfig | None = None, trace_len: int = 300, **overrides: Any
+    ) -> None:
+        """`cfg` fixes the configuration; otherwise it is drawn from the seed, then `overrides`."""
         self.seed = seed
         self.rng = random.Random(seed)
         self.cfg = cfg if cfg is not None else SimConfig.random(self.rng)
+        if overrides:
+            self.cfg = attrs.evolve(self.cfg, **overrides)
         n = self.cfg.voters + self.cfg.observers
         self.voters = frozenset(range(1, self.cfg.voters + 1))
         self.observers = frozenset(range(self.cfg.voters + 1, n + 1))
         self.nodes = {i: Node(self, i) for i in range(1, n + 1)}
+        self.slow_node = self.rng.randint(1, n) if self.cfg.slow_node_latency_s else None
         self.net = Network(self)
         self.checker = Checker()
         self.workload = Workload(random.Random(self.rng.getrandbits(64)))

@@ -55,6 +55,8 @@ class Network:
         cfg = self.sim.cfg
         rng = self.sim.rng
         latency = rng.uniform(cfg.latency_min_s, cfg.latency_max_s)
+        if self.sim.slow_node in (sender, to):
+            latency += rng.uniform(0, cfg.slow_node_latency_s)
         if rng.random() < cfg.stall_probability:
             latency += rng.uniform(0, cfg.stall_max_s)
         arrival = max(self.sim.now + latency, link.tail.get(sender, 0.0))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 import traceback
+from typing import Any
 
 import attrs
 
@@ -130,9 +131,9 @@ class Clients:
         self._schedule()
 
 
-def run_seed(seed: int, cfg: SimConfig | None = None, verbose: bool = False) -> RunResult:
+def run_seed(seed: int, cfg: SimConfig | None = None, verbose: bool = False, **overrides: Any) -> RunResult:
     started = time.perf_counter()
-    sim = Sim(seed, cfg)
+    sim = Sim(seed, cfg, **overrides)
     sim.verbose = verbose
     error = ""
     try:

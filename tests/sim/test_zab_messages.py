@@ -1,0 +1,103 @@
+"""Peer messages: every type round-trips through CBOR; malformed frames raise one error."""
+
+from __future__ import annotations
+
+import attrs
+import cbor2
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from server.zab import messages as m
+from server.zab.messages import (
+    MessageDecodeError,
+    PeerState,
+    decode_message,
+    encode_message,
+)
+
+ZXIDS = st.integers(min_value=0, max_value=(1 << 64) - 1)
+EPOCHS = st.integers(min_value=0, max_value=(1 << 32) - 1)
+
+STRATEGIES = {
+    m.Notification: st.builds(m.Notification, st.integers(1, 255), ZXIDS, EPOCHS, st.integers(0, 1 << 40),
+                              st.sampled_from(PeerState)),
+    m.FollowerInfo: st.builds(m.FollowerInfo, EPOCHS),
+    m.ObserverInfo: st.builds(m.ObserverInfo, EPOCHS),
+    m.LeaderInfo: st.builds(m.LeaderInfo, EPOCHS),
+    m.AckEpoch: st.builds(m.AckEpoch, EPOCHS, ZXIDS, st.booleans()),
+    m.Diff: st.builds(m.Diff, ZXIDS),
+    m.Trunc: st.builds(m.Trunc, ZXIDS),
+    m.Snap: st.builds(m.Snap, ZXIDS, st.binary()),
+    m.NewLeader: st.builds(m.NewLeader, EPOCHS, ZXIDS),
+    m.UpToDate: st.builds(m.UpToDate, ZXIDS),
+    m.Proposal: st.builds(m.Proposal, ZXIDS, st.binary()),
+    m.Ack: st.builds(m.Ack, ZXIDS),
+    m.Commit: st.builds(m.Commit, ZXIDS),
+    m.Inform: st.builds(m.Inform, ZXIDS, st.binary()),
+    m.Ping: st.builds(m.Ping),
+}
+
+
+def test_every_message_type_has_a_strategy() -> None:
+    assert set(STRATEGIES) == set(m._CLASSES)
+
+
+@given(st.one_of(*STRATEGIES.values()))
+def test_round_trip(message: m.Message) -> None:
+    assert decode_message(encode_message(message)) == message
+
+
+def test_encoding_is_a_compact_array() -> None:
+    frame = encode_message(m.Proposal(0x100000001, b"txn"))
+    assert cbor2.loads(frame) == [m._CLASSES.index(m.Proposal), 0x100000001, b"txn"]
+    note = cbor2.loads(encode_message(m.Notification(1, 2, 3, 4, PeerState.LEADING)))
+    assert note[-1] == "LEADING"
+
+
+@pytest.mark.parametrize(
+    "frame, why",
+    [
+        (b"", "not CBOR"),
+        (b"\xff\xff", "not CBOR"),
+        (cbor2.dumps({"a": 1}), "not a message array"),
+        (cbor2.dumps([]), "not a message array"),
+        (cbor2.dumps(["Ack", 1]), "not a message array"),
+        (cbor2.dumps([99, 1]), "unknown message tag"),
+        (cbor2.dumps([-1, 1]), "unknown message tag"),
+        (cbor2.dumps([m._CLASSES.index(m.Ack)]), "0 fields, expected 1"),
+        (cbor2.dumps([m._CLASSES.index(m.Ack), 1, 2]), "2 fields, expected 1"),
+        (cbor2.dumps([m._CLASSES.index(m.Ack), "1"]), "expected int"),
+        (cbor2.dumps([m._CLASSES.index(m.Ack), True]), "expected int"),
+        (cbor2.dumps([m._CLASSES.index(m.Ack), 1.0]), "expected int"),
+        (cbor2.dumps([m._CLASSES.index(m.Ack), 1 << 70]), "out of range"),
+        (cbor2.dumps([m._CLASSES.index(m.Proposal), 1, "text"]), "expected bytes"),
+        (cbor2.dumps([m._CLASSES.index(m.AckEpoch), 1, 2, 1]), "expected bool"),
+        (cbor2.dumps([m._CLASSES.index(m.Notification), 1, 2, 3, 4, "BOSSING"]), "unknown state"),
+        (cbor2.dumps([m._CLASSES.index(m.Notification), 1, 2, 3, 4, 0]), "expected a state name"),
+    ],
+)
+def test_malformed_frames_raise_one_error(frame: bytes, why: str) -> None:
+    with pytest.raises(MessageDecodeError, match=why):
+        decode_message(frame)
+
+
+@given(st.binary(max_size=64))
+def test_random_bytes_never_raise_anything_else(frame: bytes) -> None:
+    try:
+        decode_message(frame)
+    except MessageDecodeError:
+        pass
+
+
+@given(st.one_of(*STRATEGIES.values()), st.data())
+def test_truncated_frames_are_refused(message: m.Message, data: st.DataObject) -> None:
+    frame = encode_message(message)
+    cut = data.draw(st.integers(0, len(frame) - 1))
+    with pytest.raises(MessageDecodeError):
+        decode_message(frame[:cut])
+
+
+def test_messages_are_frozen() -> None:
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        m.Ack(1).zxid = 2  # type: ignore[misc]
