@@ -1,0 +1,103 @@
+"""Fixtures for the recipe tests: every test runs against our server and Apache ZooKeeper.
+
+The servers and the TCP proxy are the client tests' fixtures (tests/client/conftest.py),
+imported here rather than copied:
+
+    server_kind, zk_server, hosts, fresh_server, open_proxy    see tests/client/conftest.py
+    root         function  a fresh node that the test's clients are chrooted to
+    connect_zk   function  connect_zk(session_timeout=4, via=None) -> client.connect(...) chrooted
+                           to `root`, to `via` (a proxy's connect string) if given
+    zk           function  a connected client from connect_zk()
+    spy          function  Spy(zk): a client stand-in that counts requests and injects faults
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+import trio
+
+from client import Client, connect
+from tests.client.conftest import (  # noqa: F401 - fixtures reused, not copied
+    _shared_servers,
+    fresh_server,
+    hosts,
+    open_proxy,
+    server_kind,
+    zk_server,
+)
+
+DEFAULT_SESSION_TIMEOUT_S = 4.0
+
+
+@pytest.fixture
+async def root(hosts: str) -> AsyncIterator[str]:
+    path = f"/recipes-test-{uuid.uuid4().hex[:12]}"
+    async with connect(hosts) as admin:
+        await admin.create(path)
+        try:
+            yield path
+        finally:
+            with trio.move_on_after(10):
+                await admin.delete(path, recursive=True)
+
+
+@pytest.fixture
+def connect_zk(hosts: str, root: str) -> Callable[..., Any]:
+    def make(session_timeout: float = DEFAULT_SESSION_TIMEOUT_S, via: str | None = None, **options: Any) -> Any:
+        return connect(via or hosts, chroot=root, session_timeout=session_timeout, **options)
+
+    return make
+
+
+@pytest.fixture
+async def zk(connect_zk: Callable[..., Any]) -> AsyncIterator[Client]:
+    async with connect_zk() as client:
+        yield client
+
+
+class Spy:
+    """Stands in for a Client: forwards everything, counts calls by method name, and can
+    make the next `create` lose its reply (applied on the server, ConnectionLossError here)
+    or apply twice (a duplicate node, as a create retried after a lost reply would make)."""
+
+    def __init__(self, zk: Client) -> None:
+        self._zk = zk
+        self.calls: dict[str, int] = {}
+        self.lose_create_replies = 0
+        self.duplicate_creates = 0
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self._zk, name)
+        if not callable(target) or name in ("states", "transaction", "watch"):
+            return target
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            self.calls[name] = self.calls.get(name, 0) + 1
+            result = await target(*args, **kwargs)
+            if name == "create" and self.duplicate_creates:
+                self.duplicate_creates -= 1
+                await target(*args, **kwargs)
+            if name == "create" and self.lose_create_replies:
+                self.lose_create_replies -= 1
+                from znodes.errors import ConnectionLossError
+
+                raise ConnectionLossError(args[0] if args else None, "reply lost (injected)")
+            return result
+
+        return call
+
+    def reset(self) -> None:
+        self.calls.clear()
+
+    @property
+    def total(self) -> int:
+        return sum(self.calls.values())
+
+
+@pytest.fixture
+def spy() -> type[Spy]:
+    return Spy

@@ -1,0 +1,205 @@
+"""Lock: fairness, fencing tokens, no herd, no orphaned nodes, and a body that stops in time."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from recipes import Lock, LostError
+
+LOCK = "/locks/db"
+
+
+async def nodes(zk, path: str = LOCK) -> list[str]:
+    try:
+        return sorted(await zk.children(path))
+    except Exception:  # noqa: BLE001 - NoNode: no nodes
+        return []
+
+
+async def test_acquire_release_and_tokens(zk):
+    lock = Lock(zk, LOCK, b"me")
+    tokens = []
+    for _ in range(3):
+        async with lock as token:
+            assert lock.is_acquired and lock.token == token
+            assert await lock.contenders() == [b"me"]
+            (name,) = await nodes(zk)
+            assert name.startswith("_c_") and "-lock-" in name
+            stat = await zk.exists(f"{LOCK}/{name}")
+            assert token == stat.czxid and stat.ephemeralOwner == zk.session_id
+            tokens.append(token)
+        assert not lock.is_acquired
+        assert await nodes(zk) == []
+    assert tokens == sorted(set(tokens))
+
+
+async def test_exclusive_and_fair_in_arrival_order(connect_zk):
+    order: list[int] = []
+    spans: list[tuple[float, float, int]] = []
+    async with connect_zk() as a, connect_zk() as b, connect_zk() as c:
+        holder = Lock(a, LOCK, b"0")
+        await holder.acquire()
+        async with trio.open_nursery() as nursery:
+
+            async def contend(i: int, zk) -> None:
+                async with Lock(zk, LOCK, str(i).encode()) as token:
+                    start = trio.current_time()
+                    order.append(i)
+                    await trio.sleep(0.05)
+                    spans.append((start, trio.current_time(), token))
+
+            for i, zk in enumerate((b, c, a), start=1):
+                nursery.start_soon(contend, i, zk)
+                with trio.fail_after(5):  # queue them in this order
+                    while len(await Lock(a, LOCK).contenders()) < i + 1:
+                        await trio.sleep(0.01)
+            assert await holder.contenders() == [b"0", b"1", b"2", b"3"]
+            await holder.release()
+    assert order == [1, 2, 3]
+    spans.sort()
+    for (s1, e1, t1), (s2, e2, t2) in zip(spans, spans[1:]):
+        assert e1 <= s2 and t1 < t2
+
+
+async def test_release_wakes_only_the_next_contender(zk, connect_zk, spy):
+    """No herd: when the holder lets go, only its successor sends anything."""
+    async with connect_zk() as other:
+        holder = Lock(zk, LOCK)
+        await holder.acquire()
+        spies = [spy(other) for _ in range(4)]
+        async with trio.open_nursery() as nursery:
+            for s in spies:
+                nursery.start_soon(Lock(s, LOCK).acquire)
+                with trio.fail_after(5):
+                    while len(await holder.contenders()) < spies.index(s) + 2:
+                        await trio.sleep(0.01)
+            await trio.sleep(0.2)
+            for s in spies:
+                s.reset()
+            await holder.release()
+            with trio.fail_after(5):
+                while not spies[0].total or spies[0].calls.get("children", 0) < 1:
+                    await trio.sleep(0.01)
+            await trio.sleep(0.3)
+            assert [s.total for s in spies[1:]] == [0, 0, 0]
+            nursery.cancel_scope.cancel()
+    assert await nodes(zk) == []  # cancelled waiters removed their nodes
+
+
+async def test_timeout_leaves_no_node(zk, connect_zk):
+    async with connect_zk() as other:
+        async with Lock(zk, LOCK):
+            before = await nodes(zk)
+            with pytest.raises(trio.TooSlowError):
+                await Lock(other, LOCK).acquire(timeout=0.3)
+            with pytest.raises(trio.TooSlowError):
+                async with Lock(other, LOCK, timeout=0.2):
+                    pytest.fail("acquired a held lock")
+            assert await nodes(zk) == before
+
+
+async def test_cancelled_at_any_point_leaves_no_node(zk, connect_zk):
+    """Cancel contenders at every moment of acquire -- mid-create included (the reply is then
+    abandoned though the node may be made): nothing of theirs may stay in the queue."""
+    async with connect_zk() as other:
+        async with Lock(zk, LOCK) as _:
+            holder_nodes = await nodes(zk)
+            for i in range(40):
+                with trio.move_on_after(i * 0.0005):
+                    await Lock(other, LOCK).acquire()
+            assert await nodes(zk) == holder_nodes
+        assert await nodes(zk) == []
+
+
+async def test_lost_create_reply_is_found_again(zk, spy):
+    await zk.ensure_path(LOCK)
+    s = spy(zk)
+    s.lose_create_replies = 1
+    lock = Lock(s, LOCK)
+    async with lock as token:
+        (name,) = await nodes(zk)
+        assert (await zk.exists(f"{LOCK}/{name}")).czxid == token
+        assert s.calls["create"] == 1  # found again by its GUID, not created twice
+    assert await nodes(zk) == []
+
+
+async def test_duplicate_node_from_a_retried_create_is_deleted(zk, connect_zk, spy):
+    """A create applied twice (reply lost, retried, first one applied late) would leave a
+    node of ours that blocks the queue for the life of our session; the GUID finds it."""
+    s = spy(zk)
+    s.duplicate_creates = 1
+    async with Lock(s, LOCK):
+        assert len(await nodes(zk)) == 1
+    assert await nodes(zk) == []
+    async with connect_zk() as other:
+        with trio.fail_after(5):
+            async with Lock(other, LOCK):
+                pass
+
+
+async def test_body_cancelled_when_node_deleted(zk, connect_zk):
+    async with connect_zk() as admin:
+        with trio.fail_after(zk.session_timeout + 3):
+            with pytest.raises(LostError, match="deleted"):
+                async with Lock(zk, LOCK) as _:
+                    (name,) = await nodes(zk)
+                    await admin.delete(f"{LOCK}/{name}")
+                    await trio.sleep_forever()
+
+
+async def test_cancel_on_suspend(zk_server, connect_zk, open_proxy):
+    proxy = await open_proxy(zk_server.port)
+    async with connect_zk(via=proxy.connect_string) as zk, trio.open_nursery() as nursery:
+
+        async def restore_soon() -> None:
+            await trio.sleep(0.5)
+            proxy.restore()
+
+        with trio.fail_after(5):
+            with pytest.raises(LostError, match="suspended"):
+                async with Lock(zk, LOCK, cancel_on_suspend=True):
+                    proxy.cut()
+                    nursery.start_soon(restore_soon)
+                    await trio.sleep_forever()
+        with trio.fail_after(10):  # the session lives on: the release removed the node
+            while await nodes(zk):
+                await trio.sleep(0.05)
+
+
+@pytest.mark.slow
+async def test_partitioned_holder_stops_before_the_next_holder_starts(zk_server, connect_zk, open_proxy):
+    """The heart of it (Curator-465, kazoo #565): a holder cut off from the server hears
+    nothing, yet its body must be cancelled before its session can expire and the lock pass
+    to the next contender; and the next token is higher."""
+    proxy = await open_proxy(zk_server.port)
+    events: dict[str, float] = {}
+    async with connect_zk(session_timeout=2.0, via=proxy.connect_string) as cut_off, connect_zk() as rival:
+        timeout = cut_off.session_timeout
+        with trio.fail_after(4 * timeout + 10):
+            async with trio.open_nursery() as nursery:
+
+                async def old_holder() -> None:
+                    with pytest.raises(LostError, match="no answer"):
+                        async with Lock(cut_off, LOCK) as token:
+                            events["old_token"] = token
+                            proxy.hold()  # silence: no error, no close, nothing
+                            events["silenced"] = trio.current_time()
+                            try:
+                                await trio.sleep_forever()
+                            finally:
+                                events["old_stopped"] = trio.current_time()
+
+                async def new_holder() -> None:
+                    while "silenced" not in events:
+                        await trio.sleep(0.01)
+                    async with Lock(rival, LOCK) as token:
+                        events["new_started"] = trio.current_time()
+                        events["new_token"] = token
+
+                nursery.start_soon(old_holder)
+                nursery.start_soon(new_holder)
+        proxy.restore()
+    assert events["old_stopped"] < events["new_started"]
+    assert events["old_stopped"] - events["silenced"] <= timeout  # before the earliest expiry
+    assert events["new_token"] > events["old_token"]
