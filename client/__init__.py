@@ -7,7 +7,14 @@
 `client.blocking.connect(...)` gives the same operations to threaded code.
 """
 
-from znodes.acl import ACL, CREATOR_ALL_ACL, OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, Id, make_digest_acl
+from znodes.acl import (
+    ACL,
+    CREATOR_ALL_ACL,
+    OPEN_ACL_UNSAFE,
+    READ_ACL_UNSAFE,
+    Id,
+    make_digest_acl,
+)
 from znodes.constants import EventType, KeeperState, Perms
 from znodes.stat import Stat
 
@@ -21,6 +28,8 @@ from .watches import ClientState, StateStream, Watch, WatchStream
 __all__ = [
     "ACL",
     "CREATOR_ALL_ACL",
+    "OPEN_ACL_UNSAFE",
+    "READ_ACL_UNSAFE",
     "Client",
     "ClientClosedError",
     "ClientState",
@@ -31,9 +40,7 @@ __all__ = [
     "InvalidArgumentError",
     "KeeperState",
     "NoServerError",
-    "OPEN_ACL_UNSAFE",
     "Perms",
-    "READ_ACL_UNSAFE",
     "Retry",
     "Stat",
     "StateStream",

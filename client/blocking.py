@@ -22,13 +22,14 @@ import math
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import trio
 
 from znodes.errors import OperationTimeoutError
 
-from .client import Client, connect as aconnect
+from .client import Client
+from .client import connect as aconnect
 from .errors import ClientClosedError
 from .retry import RETRYABLE
 from .transaction import Transaction
@@ -116,7 +117,7 @@ class BlockingClient:
                 pass
         self._thread.join(CLOSE_JOIN_TIMEOUT_S)
 
-    def __enter__(self) -> BlockingClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -24,7 +24,13 @@ import trio
 
 from znodes.acl import ACL, OPEN_ACL_UNSAFE
 from znodes.constants import MAX_BUFFER, TTL_MAX_MS, CreateMode, OpCode
-from znodes.errors import NoAuthError, NodeExistsError, NoNodeError, NotEmptyError, ZKError
+from znodes.errors import (
+    NoAuthError,
+    NodeExistsError,
+    NoNodeError,
+    NotEmptyError,
+    ZKError,
+)
 from znodes.paths import ROOT, ZOOKEEPER, join, parent, path_error
 from znodes.records import (
     ClientInfo,
@@ -52,7 +58,14 @@ from .errors import InvalidArgumentError, invalid_path
 from .protocol import WatchKind
 from .retry import Retry
 from .session import Session
-from .transaction import GetChildren, GetData, Transaction, convert_result, raise_for_failure, read_request
+from .transaction import (
+    GetChildren,
+    GetData,
+    Transaction,
+    convert_result,
+    raise_for_failure,
+    read_request,
+)
 from .watches import ClientState, StateStream, Watch, WatchStream
 
 T = TypeVar("T")
@@ -160,9 +173,9 @@ class Client:
     # --- node operations ------------------------------------------------------------------
 
     @overload
-    async def create(self, path: str, data: Data | None = ..., *, acl: Sequence[ACL] | None = ..., ephemeral: bool = ..., sequence: bool = ..., container: bool = ..., ttl: float | None = ..., make_parents: bool = ..., include_stat: Literal[False] = ...) -> str: ...  # noqa: E501
+    async def create(self, path: str, data: Data | None = ..., *, acl: Sequence[ACL] | None = ..., ephemeral: bool = ..., sequence: bool = ..., container: bool = ..., ttl: float | None = ..., make_parents: bool = ..., include_stat: Literal[False] = ...) -> str: ...
     @overload
-    async def create(self, path: str, data: Data | None = ..., *, acl: Sequence[ACL] | None = ..., ephemeral: bool = ..., sequence: bool = ..., container: bool = ..., ttl: float | None = ..., make_parents: bool = ..., include_stat: Literal[True]) -> tuple[str, Stat]: ...  # noqa: E501
+    async def create(self, path: str, data: Data | None = ..., *, acl: Sequence[ACL] | None = ..., ephemeral: bool = ..., sequence: bool = ..., container: bool = ..., ttl: float | None = ..., make_parents: bool = ..., include_stat: Literal[True]) -> tuple[str, Stat]: ...
 
     async def create(
         self,
@@ -241,13 +254,13 @@ class Client:
         return (stat, w) if w is not None else stat
 
     @overload
-    async def children(self, path: str, *, watch: Literal[False] = ..., include_stat: Literal[False] = ...) -> list[str]: ...  # noqa: E501
+    async def children(self, path: str, *, watch: Literal[False] = ..., include_stat: Literal[False] = ...) -> list[str]: ...
     @overload
-    async def children(self, path: str, *, watch: Literal[False] = ..., include_stat: Literal[True]) -> tuple[list[str], Stat]: ...  # noqa: E501
+    async def children(self, path: str, *, watch: Literal[False] = ..., include_stat: Literal[True]) -> tuple[list[str], Stat]: ...
     @overload
-    async def children(self, path: str, *, watch: Literal[True], include_stat: Literal[False] = ...) -> tuple[list[str], Watch]: ...  # noqa: E501
+    async def children(self, path: str, *, watch: Literal[True], include_stat: Literal[False] = ...) -> tuple[list[str], Watch]: ...
     @overload
-    async def children(self, path: str, *, watch: Literal[True], include_stat: Literal[True]) -> tuple[list[str], Stat, Watch]: ...  # noqa: E501
+    async def children(self, path: str, *, watch: Literal[True], include_stat: Literal[True]) -> tuple[list[str], Stat, Watch]: ...
 
     async def children(self, path: str, *, watch: bool = False, include_stat: bool = False) -> Any:
         """Child names (unsorted, as the server keeps them); `include_stat` adds the parent's

@@ -54,7 +54,7 @@ REMOVE_WATCH_TIMEOUT_S = 2.0
 class _Call:
     """One request's rendezvous between the caller's task and the reader task."""
 
-    __slots__ = ("done", "path", "err", "zxid", "record", "error")
+    __slots__ = ("done", "err", "error", "path", "record", "zxid")
 
     def __init__(self, path: str | None) -> None:
         self.done = trio.Event()
@@ -160,6 +160,8 @@ class Session:
                     budget = min(budget, left)
                 reason, was_connected, expired = await self._serve_connection(host, budget)
                 errors[str(host)] = reason
+                if not was_connected:
+                    log.debug("attempt on %s failed: %s", host, reason)
                 if expired:
                     continue  # the same server, at once, for a new session
                 index += 1
@@ -376,7 +378,10 @@ class Session:
     async def remove_one_shot(self, watch: Watch, server_path: str) -> None:
         """Take a one-shot watch off (and off the server when no other Watch shares it)."""
         kinds = (p.WatchKind.DATA, p.WatchKind.EXIST) if watch.kind is not p.WatchKind.CHILD else (p.WatchKind.CHILD,)
-        last = all([self.core.remove_watcher(k, server_path, watch) for k in kinds])
+        # Remove from every table it may be in (exists() watches move to EXIST), then ask
+        # whether any watcher of those kinds is left on the path.
+        removed = [self.core.remove_watcher(k, server_path, watch) for k in kinds]
+        last = removed[-1]
         wtype = WatcherType.CHILDREN if watch.kind is p.WatchKind.CHILD else WatcherType.DATA
         watch._deliver(p.WatchedEvent(REMOVED_EVENT[watch.kind], KeeperState.SYNC_CONNECTED, watch.path))
         if last and self.state is ClientState.CONNECTED:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import collections
 import enum
 from collections.abc import Awaitable, Callable, Generator
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
 import trio
 
@@ -51,7 +51,7 @@ class Watch:
     takes it off the server; waiting on a removed watch returns a *_WATCH_REMOVED event.
     """
 
-    __slots__ = ("path", "kind", "_done", "_event", "_error", "_remover")
+    __slots__ = ("_done", "_error", "_event", "_remover", "kind", "path")
 
     def __init__(self, path: str, kind: WatchKind, remover: Callable[[Watch], Awaitable[None]]) -> None:
         self.path = path
@@ -186,7 +186,7 @@ class WatchStream(_Mailbox[WatchedEvent]):
         if self.connection_events:
             self._put(event)
 
-    async def __aenter__(self) -> WatchStream:
+    async def __aenter__(self) -> Self:
         if self._open:
             raise RuntimeError(f"{self!r} is already open")
         await self._session.add_persistent_watch(self)
@@ -207,7 +207,7 @@ class StateStream(_Mailbox[ClientState]):
         self._register = register
         self._unregister = unregister
 
-    def __enter__(self) -> StateStream:
+    def __enter__(self) -> Self:
         self._register(self)
         return self
 
@@ -215,7 +215,7 @@ class StateStream(_Mailbox[ClientState]):
         self._unregister(self)
         self._end()
 
-    async def __aenter__(self) -> StateStream:
+    async def __aenter__(self) -> Self:
         return self.__enter__()
 
     async def __aexit__(self, *exc_info: object) -> None:

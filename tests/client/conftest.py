@@ -23,7 +23,12 @@ import trio
 
 from client import Client, connect
 from tests.client.proxy import Proxy
-from tests.compat.servers import ZK_NOT_INSTALLED, ServerHandle, apache_installed, make_server
+from tests.compat.servers import (
+    ZK_NOT_INSTALLED,
+    ServerHandle,
+    apache_installed,
+    make_server,
+)
 
 SERVER_KINDS = ["ccore", "apache"]
 # Container and TTL checks every 200 ms on the shared Apache server, so those tests are quick.

@@ -49,7 +49,7 @@ def test_many_threads_at_once(bzk):
             for i in range(PER_THREAD):
                 path = bzk.create(f"/t{t}-", str(i).encode(), sequence=True)
                 assert bzk.get(path)[0] == str(i).encode()
-        except BaseException as e:  # reported below
+        except BaseException as e:  # noqa: BLE001 - reported by the main thread below
             errors.append(e)
 
     threads = [threading.Thread(target=worker, args=(t,)) for t in range(THREADS)]

@@ -181,7 +181,7 @@ async def test_chroot(hosts, zk):
     async with connect(hosts + root) as via_string:
         assert await via_string.children("/") == ["inside"]
         assert await via_string.create("/s-", sequence=True) == "/s-0000000001"
-        data, stat, watch = await via_string.get("/inside", watch=True)
+        *_, watch = await via_string.get("/inside", watch=True)
         await zk.set("/inside", b"2")
         with trio.fail_after(5):
             assert (await watch).path == "/inside"

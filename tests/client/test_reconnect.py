@@ -23,29 +23,49 @@ async def next_event(source, timeout_s: float = 10.0):
 
 
 @pytest.mark.slow
-async def test_server_restart_keeps_session_and_watches(fresh_server):
+async def test_server_restart_keeps_session_and_watches(fresh_server, server_kind, open_proxy):
     server = fresh_server()
-    async with connect(server.connect_string, session_timeout=10) as zk, connect(server.connect_string) as other:
-        await zk.create("/w", b"0")
-        await zk.create("/eph", ephemeral=True)
-        session_id = zk.session_id
-        _, _, data_watch = await zk.get("/w", watch=True)
-        _, child_watch = await zk.children("/w", watch=True)
-        async with zk.watch("/w", connection_events=True) as events:
-            with zk.states() as states:
-                await trio.to_thread.run_sync(server.restart)
-                await expect_states(states, [SUSPENDED, CONNECTED])
-            assert zk.session_id == session_id
-            assert await next_event(events) == (EventType.NONE, "/w")  # DISCONNECTED
-            ev = await events.receive()
-            assert (ev.type, ev.state) == (EventType.NONE, KeeperState.SYNC_CONNECTED)
-            assert (await other.exists("/eph")).ephemeralOwner == session_id
-            await other.set("/w", b"1")
-            await other.create("/w/c")
-            assert await next_event(data_watch) == (EventType.NODE_DATA_CHANGED, "/w")
-            assert await next_event(child_watch) == (EventType.NODE_CHILDREN_CHANGED, "/w")
-            assert await next_event(events) == (EventType.NODE_DATA_CHANGED, "/w")
-            assert await next_event(events) == (EventType.NODE_CHILDREN_CHANGED, "/w")
+    # Apache 3.8.0 mishandles a connection that arrives while it is starting ("ZooKeeperServer
+    # not running", then a NullPointerException that leaks the connection and, about ten
+    # seconds later, stops the server accepting clients). So Apache's clients reach it through
+    # a proxy that refuses connections until the restarted server answers ruok; ours is
+    # restarted with the clients hammering it.
+    proxy = await open_proxy(server.port) if server_kind == "apache" else None
+    hosts = proxy.connect_string if proxy else server.connect_string
+
+    def restart() -> None:
+        if proxy is not None:
+            trio.from_thread.run_sync(proxy.cut)
+        server.restart()
+        if proxy is not None:
+            trio.from_thread.run_sync(proxy.restore)
+
+    with trio.fail_after(60):
+        async with connect(hosts, session_timeout=10) as zk, connect(hosts) as other:
+            await restart_under_the_client(restart, zk, other)
+
+
+async def restart_under_the_client(restart, zk, other) -> None:
+    await zk.create("/w", b"0")
+    await zk.create("/eph", ephemeral=True)
+    session_id = zk.session_id
+    _, _, data_watch = await zk.get("/w", watch=True)
+    _, child_watch = await zk.children("/w", watch=True)
+    async with zk.watch("/w", connection_events=True) as events:
+        with zk.states() as states:
+            await trio.to_thread.run_sync(restart)
+            await expect_states(states, [SUSPENDED, CONNECTED])
+        assert zk.session_id == session_id
+        assert await next_event(events) == (EventType.NONE, "/w")  # DISCONNECTED
+        ev = await events.receive()
+        assert (ev.type, ev.state) == (EventType.NONE, KeeperState.SYNC_CONNECTED)
+        assert (await other.exists("/eph")).ephemeralOwner == session_id
+        await other.set("/w", b"1")
+        await other.create("/w/c")
+        assert await next_event(data_watch) == (EventType.NODE_DATA_CHANGED, "/w")
+        assert await next_event(child_watch) == (EventType.NODE_CHILDREN_CHANGED, "/w")
+        assert await next_event(events) == (EventType.NODE_DATA_CHANGED, "/w")
+        assert await next_event(events) == (EventType.NODE_CHILDREN_CHANGED, "/w")
 
 
 async def test_changes_made_while_disconnected_are_delivered(zk_server, open_proxy):
@@ -103,17 +123,22 @@ async def test_idle_session_is_kept_alive_by_pings(zk_server):
 
 
 @pytest.mark.slow
-async def test_never_connects_to_a_server_that_has_seen_less(fresh_server, open_proxy):
+async def test_never_connects_to_a_server_that_has_seen_less(fresh_server, server_kind, open_proxy):
     ahead = fresh_server()
     behind = fresh_server()
     behind_proxy = await open_proxy(behind.port)  # counts the client's attempts on it
-    hosts = f"{ahead.connect_string},{behind_proxy.connect_string}"
+    # Apache is gated while it starts (see test_server_restart_keeps_session_and_watches).
+    ahead_proxy = await open_proxy(ahead.port) if server_kind == "apache" else None
+    ahead_hosts = ahead_proxy.connect_string if ahead_proxy else ahead.connect_string
+    hosts = f"{ahead_hosts},{behind_proxy.connect_string}"
     async with connect(hosts, randomize_hosts=False, session_timeout=10) as zk:
         for i in range(20):
             await zk.create(f"/n{i}")
-        assert zk.server == ahead.connect_string
+        assert zk.server == ahead_hosts
         session_id = zk.session_id
         with zk.states() as states:
+            if ahead_proxy:
+                ahead_proxy.cut()
             await trio.to_thread.run_sync(ahead.kill)
             await expect_states(states, [SUSPENDED])
             with trio.fail_after(10):
@@ -122,8 +147,10 @@ async def test_never_connects_to_a_server_that_has_seen_less(fresh_server, open_
             # `behind` was tried and refused us (it has not seen our zxid): still suspended.
             assert zk.state is SUSPENDED and states.pending() == 0
             await trio.to_thread.run_sync(ahead.start)
+            if ahead_proxy:
+                ahead_proxy.restore()
             await expect_states(states, [CONNECTED])
-        assert zk.server == ahead.connect_string and zk.session_id == session_id
+        assert zk.server == ahead_hosts and zk.session_id == session_id
         assert len(await zk.children("/")) >= 20
 
 

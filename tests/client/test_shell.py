@@ -65,7 +65,7 @@ def test_errors_are_one_line(sh, hosts):
 
 def test_interactive_shell(sh):
     script = "create /i one\nget /i\nls /\nget /missing\nbogus\nhelp\nquit\n"
-    status, out, err = sh("shell", stdin=script)
+    _, out, err = sh("shell", stdin=script)
     assert out.splitlines()[:3] == ["Created /i", "one", "i"]
     assert "no node: /missing" in err and "unknown command 'bogus'" in err
     assert "commands:" in out
@@ -90,7 +90,7 @@ def test_process_and_ctrl_c(hosts):
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     done = subprocess.run(
         [sys.executable, "-m", "ccore", "ls", "/", "--server", hosts],
-        capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=30,
+        capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=30, check=False,
     )  # fmt: skip
     assert done.returncode == 0 and "zookeeper" in done.stdout.split()
     proc = subprocess.Popen(
@@ -100,7 +100,7 @@ def test_process_and_ctrl_c(hosts):
     try:
         assert proc.stdout.readline().startswith("watching /")
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=15)
+        _, err = proc.communicate(timeout=15)
     finally:
         proc.kill()
     assert proc.returncode == 0 and "Traceback" not in err

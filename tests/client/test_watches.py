@@ -157,9 +157,8 @@ async def test_leaving_a_persistent_watch_keeps_one_shot_watches(zk):
     await zk.create("/k")
     _, _, data_watch = await zk.get("/k", watch=True)
     _, child_watch = await zk.children("/k", watch=True)
-    async with zk.watch("/k", recursive=True):
-        async with zk.watch("/k"):
-            pass
+    async with zk.watch("/k", recursive=True), zk.watch("/k"):
+        pass
     await zk.set("/k", b"1")
     assert await next_event(data_watch) == (EventType.NODE_DATA_CHANGED, "/k")
     await zk.create("/k/c")
