@@ -16,22 +16,26 @@ import errno
 import fcntl
 import logging
 import os
-from collections.abc import Iterator
+import shutil
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 import attrs
 
-from ._fsutil import fsync_dir
+from ._fsutil import atomic_write, fsync_dir
 from .epochs import EpochFile
 from .errors import DataDirAccessError, DataDirLockedError, MissingHistoryError
-from .snapshots import SnapshotStore
+from .snapshots import SnapshotStore, snapshot_name
 from .txnlog import DEFAULT_SEGMENT_BYTES, TxnLog
 
 log = logging.getLogger(__name__)
 
 LOCK_NAME = "LOCK"
+_INSTALL_MARKER = "INSTALL"
+_INSTALL_PREFIX = "log.install."
+_NEW_SNAPSHOT_FLAG = "NEW_SNAPSHOT"
 _PROBE_NAME = ".write-probe"
 
 
@@ -55,7 +59,9 @@ class DataDir:
         self._lock_fd: int | None = None
         self._prepare()
         self._lock()
+        self.segment_bytes = segment_bytes
         try:
+            self._finish_install()
             self.log = TxnLog.recover(self.path / "log", segment_bytes)
             self.snapshots = SnapshotStore(self.path / "snap")
             self.accepted_epoch = EpochFile(self.path / "accepted_epoch")
@@ -139,6 +145,62 @@ class DataDir:
                 f"{where}; the history between is missing: resync this server (move the data dir aside)"
             )
         return RecoveryPlan(snap_zxid, payload, self.log.read_after(snap_zxid))
+
+    # -- Zab SNAP: replace snapshot and log together, crash-atomically ----------------------
+
+    def install_snapshot(self, zxid: int, payload: bytes, entries: Sequence[tuple[int, bytes]]) -> None:
+        """Make the data dir hold snapshot `zxid` and a log holding exactly `entries` after it.
+
+        A crash leaves either the old snapshot and log or the new ones, never a mix: the new log
+        is built aside in `log.install.<zxid>/`, the snapshot written, and only then the
+        INSTALL marker (the commit point); the directory swap after it is redone at start.
+        """
+        staging = self.path / f"{_INSTALL_PREFIX}{zxid:016x}"
+        if staging.exists():
+            shutil.rmtree(staging)
+        staging.mkdir()
+        fsync_dir(self.path)
+        if zxid not in self.snapshots.list():
+            (staging / _NEW_SNAPSHOT_FLAG).touch()  # undo it if the install never commits
+        new_log = TxnLog(staging, self.segment_bytes).open()
+        new_log.start_at(zxid)
+        new_log.append(entries)
+        new_log.sync()
+        new_log.close()
+        fsync_dir(staging)
+        self.snapshots.write(zxid, payload)
+        atomic_write(self.path / _INSTALL_MARKER, [f"{zxid:016x}\n".encode()])
+        self.log.close()
+        self._finish_install()
+        self.log = TxnLog.recover(self.path / "log", self.segment_bytes)
+
+    def _finish_install(self) -> None:
+        """Roll a committed install forward; roll an uncommitted one back."""
+        marker = self.path / _INSTALL_MARKER
+        if marker.exists():
+            zxid = int(marker.read_text().strip(), 16)
+            staging = self.path / f"{_INSTALL_PREFIX}{zxid:016x}"
+            if staging.exists():
+                live, old = self.path / "log", self.path / "log.old"
+                if old.exists():
+                    shutil.rmtree(old)
+                if live.exists():
+                    live.rename(old)
+                staging.rename(live)
+                (live / _NEW_SNAPSHOT_FLAG).unlink(missing_ok=True)
+                fsync_dir(self.path)
+                shutil.rmtree(old, ignore_errors=True)
+            marker.unlink()
+            fsync_dir(self.path)
+            log.info("data dir %s: installed the snapshot at zxid %#x with its log", self.path, zxid)
+        for staging in self.path.glob(f"{_INSTALL_PREFIX}*"):
+            zxid = int(staging.name[len(_INSTALL_PREFIX) :], 16)
+            if (staging / _NEW_SNAPSHOT_FLAG).exists():
+                (self.path / "snap" / snapshot_name(zxid)).unlink(missing_ok=True)
+            shutil.rmtree(staging)
+            fsync_dir(self.path)
+            log.warning("data dir %s: dropped an unfinished snapshot install at zxid %#x", self.path, zxid)
+        shutil.rmtree(self.path / "log.old", ignore_errors=True)
 
     def purge(self, retain_count: int) -> int | None:
         """Keep the newest `retain_count` valid snapshots and the log needed after the oldest.

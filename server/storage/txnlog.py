@@ -233,6 +233,22 @@ class TxnLog:
             empty.path.unlink()
             fsync_dir(self.directory)
 
+    def start_at(self, base_zxid: int) -> None:
+        """Make an empty log begin after `base_zxid` (the snapshot a Zab SNAP installs): it
+        then holds every record after it, and the first record appended must be above it."""
+        self._check_usable()
+        if self._segments:
+            raise ValueError(f"log {self.directory} is not empty; start_at({base_zxid:#x}) needs an empty log")
+        first = base_zxid + 1
+        path = self.directory / fmt.segment_name(first)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        self._fd = fd
+        self._segments.append(_Segment(path, first, base_zxid, base_zxid, fmt.SEGMENT_HEADER_SIZE))
+        write_all(fd, fmt.encode_segment_header(first, base_zxid))
+        os.fsync(fd)
+        fsync_dir(self.directory)
+        self._synced_zxid = base_zxid
+
     def sync(self) -> None:
         """Make every appended record durable: one fdatasync for the whole batch."""
         self._check_usable()
