@@ -5,9 +5,12 @@ Each server dials every other server and sends on that connection only; it recei
 connections others dialled to it. So every directed link is one TCP stream (FIFO, as Zab
 needs), and a fault proxy can sit on any one direction. A connection opens with a hello
 naming the sender and a digest of the ensemble's membership: an unknown id or a different
-membership is refused with a log line. A broken outgoing link is redialled with backoff;
-messages sent while it is down are dropped (the protocol above notices through
-`on_disconnected` and its own timeouts, as it would with a real TCP reset).
+membership is refused with a log line. A broken outgoing link is redialled with backoff.
+
+The protocol above sees one link per peer, up when both directions are: `on_connected` when
+the second comes up, `on_disconnected` when either breaks or the peer's incoming connection
+is replaced (so nothing from a new connection is delivered before the break is reported).
+Messages sent while the link is down are dropped, as a TCP reset would lose them.
 """
 
 from __future__ import annotations
@@ -102,20 +105,31 @@ class PeerNetwork:
         self._backoff = backoff_s
         self._rng = rng or random.Random()
         self._out = {peer: _Outgoing(peer) for peer in self.members if peer != my_id}
+        self._incoming: dict[int, object] = {}  # peer -> token of its live incoming connection
+        self._up: set[int] = set()
         self.port: int | None = None
 
     # -- sending -------------------------------------------------------------------------
 
     def send(self, to: int, message: Any) -> None:
-        out = self._out.get(to)
-        if out is None or not out.connected:
+        if to not in self._up:
             return
+        out = self._out[to]
         out.queue.append(frame(self._encode(message)))
         out.ready.set()
 
     def is_connected(self, peer: int) -> bool:
-        out = self._out.get(peer)
-        return out is not None and out.connected
+        return peer in self._up
+
+    def _update(self, peer: int) -> None:
+        """Report the link to `peer` going up or down, from the state of both directions."""
+        up = self._out[peer].connected and peer in self._incoming
+        if up and peer not in self._up:
+            self._up.add(peer)
+            self._on_connected(peer)
+        elif not up and peer in self._up:
+            self._up.discard(peer)
+            self._on_disconnected(peer)
 
     # -- running -------------------------------------------------------------------------
 
@@ -145,18 +159,16 @@ class PeerNetwork:
                 await stream.send_all(frame(hello))
                 out.stream, out.connected = stream, True
                 out.queue.clear()
-                self._on_connected(out.peer_id)
+                self._update(out.peer_id)
                 await self._pump(out, stream)
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
                 log.debug("link %d->%d broke: %s", self.my_id, out.peer_id, e)
             finally:
-                was = out.connected
                 out.connected, out.stream = False, None
                 out.queue.clear()
+                self._update(out.peer_id)
                 with trio.CancelScope(shield=True):
                     await stream.aclose()
-                if was:
-                    self._on_disconnected(out.peer_id)
             await trio.sleep(delay * (0.5 + self._rng.random()))
 
     async def _pump(self, out: _Outgoing, stream: trio.SocketStream) -> None:
@@ -183,17 +195,26 @@ class PeerNetwork:
 
     async def _accept(self, stream: trio.SocketStream) -> None:
         peer: int | None = None
+        token = object()
 
         def on_frame(payload: bytes) -> None:
             nonlocal peer
             if peer is None:
                 peer = self._check_hello(payload)
+                if peer in self._incoming:
+                    # A new connection replaces the old: report the break before its frames.
+                    del self._incoming[peer]
+                    self._update(peer)
+                self._incoming[peer] = token
+                self._update(peer)
                 return
             try:
                 message = self._decode(payload)
             except Exception as e:  # a peer's bad bytes drop its link, never this server
                 raise PeerFrameError(f"undecodable frame from server {peer}: {e}") from e
-            self._on_message(peer, message)
+            if self._incoming.get(peer) is token and peer in self._up:
+                self._on_message(peer, message)
+            # else: a stale connection, or the link is down: its frames are lost
 
         try:
             await read_frames(stream, on_frame)
@@ -202,6 +223,9 @@ class PeerNetwork:
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             pass
         finally:
+            if peer is not None and self._incoming.get(peer) is token:
+                del self._incoming[peer]
+                self._update(peer)
             with trio.CancelScope(shield=True):
                 await stream.aclose()
 
