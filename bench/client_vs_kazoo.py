@@ -25,8 +25,8 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from client import connect  # noqa: E402
-from tests.compat.servers import apache_installed, make_server  # noqa: E402
+from client import connect
+from tests.compat.servers import apache_installed, make_server
 
 
 async def ours_run(hosts: str, ops: int, in_flight: int, value: bytes) -> tuple[float, float]:
