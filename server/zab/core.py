@@ -329,9 +329,10 @@ class ZabPeer:
     def become_leader(self) -> None:
         self._become(Role.LEADING, Leading(self), self.id)
 
-    def become_learner(self, leader: int) -> None:
+    def become_learner(self, leader: int, leader_round: int) -> None:
+        """Follow (or observe) `leader`, whose election round was `leader_round`."""
         role = Role.FOLLOWING if self.is_voter else Role.OBSERVING
-        self._become(role, Learning(self, leader), leader)
+        self._become(role, Learning(self, leader, leader_round), leader)
 
     def __repr__(self) -> str:
         return (

@@ -54,6 +54,7 @@ class Looking:
         self.recv: dict[int, Vote] = {}  # this round's votes from looking voters, ours too
         self.known: dict[int, tuple[int, PeerState]] = {}  # answers of non-looking voters
         self.decide_at: float | None = None
+        self.leader_round = 0  # the round in the last LEADING answer heard
         self.next_send_at = peer.now + peer.timing.resend_s
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -141,7 +142,7 @@ class Looking:
         if winner == p.id:
             p.become_leader()
         else:
-            p.become_learner(winner)
+            p.become_learner(winner, p.round)
 
     def _on_settled(self, sender: int, n: Notification) -> None:
         """A FOLLOWING/LEADING answer: join its leader if that leader says so and a quorum agrees."""
@@ -150,13 +151,23 @@ class Looking:
             return
         self.known[sender] = (n.leader, n.state)
         leader = n.leader
-        if leader == p.id or self.known.get(leader) != (leader, PeerState.LEADING):
-            return  # never lead on others' say-so; follow only a leader that says it leads
+        if sender == leader:
+            self.leader_round = n.round
+        if leader == p.id:
+            # Voters that decided for us in this very round, before their votes reached us
+            # (ZooKeeper's checkLeader accepts that too).
+            if n.round == p.round and n.state is PeerState.FOLLOWING and p.is_voter:
+                self.recv[sender] = self.own
+                if self.vote == self.own:
+                    self._check_quorum()
+            return
+        if self.known.get(leader) != (leader, PeerState.LEADING):
+            return  # follow only a leader that says it leads
         naming = sum(1 for voter, (named, _) in self.known.items() if named == leader and voter in p.voters)
         if naming >= p.quorum:
             p.round = max(p.round, n.round)
             log.info("peer %d: joining leader %d announced by %d voters", p.id, leader, naming)
-            p.become_learner(leader)
+            p.become_learner(leader, n.round if sender == leader else self.leader_round)
 
     # -- sending ----------------------------------------------------------------------------
 

@@ -60,9 +60,12 @@ class ProtocolError(Exception):
 
 
 class Learning:
-    def __init__(self, peer: ZabPeer, leader: int) -> None:
+    def __init__(self, peer: ZabPeer, leader: int, leader_round: int) -> None:
         self.peer = peer
         self.leader = leader
+        # A LOOKING vote from the leader in a later round means it gave up leading; one
+        # from this round or before was sent before it knew it won, and means nothing.
+        self.leader_round = leader_round
         self.observer = not peer.is_voter
         self.phase = Phase.DISCOVERY
         self.last_heard = peer.now
@@ -117,13 +120,19 @@ class Learning:
             if isinstance(message, Notification) and message.state is PeerState.LOOKING:
                 p.answer_vote(sender)
             return
-        self.last_heard = p.now
         if isinstance(message, Notification):
-            if message.state is PeerState.LOOKING:
-                # Our leader gave up leading: no need to wait for a timeout.
+            # Votes say nothing about the leader leading: they do not count as heartbeats.
+            if message.state is not PeerState.LOOKING:
+                return
+            if message.round > self.leader_round or message.leader != self.leader:
+                # Our leader gave up leading, or votes for another: no need to wait for a timeout.
                 p.become_looking(f"leader {self.leader} is looking")
                 p.step(sender, message)
+            else:
+                # It is still counting votes of the round we decided in; ours never reached it.
+                p.answer_vote(sender)
             return
+        self.last_heard = p.now
         handler = _HANDLERS.get(type(message))
         if handler is None:
             return

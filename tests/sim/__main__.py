@@ -35,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
         result = run_seed(args.seed, verbose=args.trace)
         if result.ok:
             print(f"seed {result.seed} ok: {result.events} events, t={result.sim_s:.2f}s, "
-                  f"{result.committed} committed, {result.acked} acked, {result.elapsed_s:.2f}s")
+                  f"{result.committed} committed, {result.acked} acked, recovered in "
+                  f"{result.recovery_s:.2f}s, ran {result.elapsed_s:.2f}s")
             return 0
         print(result.report())
         return 1
@@ -44,13 +45,15 @@ def main(argv: list[str] | None = None) -> int:
     seeds = range(args.start, args.start + args.seeds)
     started = time.monotonic()
     done = failed = events = 0
+    slowest = (0.0, -1)  # (recovery seconds, seed)
     last_report = started
     failures: list[RunResult] = []
 
     def account(result: RunResult) -> bool:
-        nonlocal done, failed, events, last_report
+        nonlocal done, failed, events, last_report, slowest
         done += 1
         events += result.events
+        slowest = max(slowest, (result.recovery_s, result.seed))
         if not result.ok:
             failed += 1
             failures.append(result)
@@ -59,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         if now - last_report >= 5 or done == len(seeds):
             rate = done / (now - started)
             print(f"{done}/{len(seeds)} seeds, {failed} failed, {rate:.1f} seeds/s, "
-                  f"{events / (now - started):.0f} events/s", flush=True)
+                  f"{events / (now - started):.0f} events/s, slowest recovery {slowest[0]:.2f}s "
+                  f"(seed {slowest[1]})", flush=True)
             last_report = now
         stop = (deadline is not None and now >= deadline) or (failed and not args.keep_going)
         return bool(stop)

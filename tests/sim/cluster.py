@@ -47,7 +47,7 @@ class SimConfig:
     voters: int = 3
     observers: int = 0
     chaos_s: float = 3.0  # faults happen during this much simulated time
-    liveness_s: float = 15.0  # then, healed, the ensemble must converge within this
+    liveness_s: float = 6.0  # then, healed, the ensemble must converge within this (12 initLimits)
     timing: Timing = attrs.Factory(
         lambda: Timing(tick_s=0.05, init_limit=10, sync_limit=5, finalize_wait_s=0.01, committed_window=50)
     )

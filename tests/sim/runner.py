@@ -29,6 +29,7 @@ class RunResult:
     acked: int
     elapsed_s: float
     config: SimConfig
+    recovery_s: float = 0.0  # simulated time from healing to convergence
     error: str = ""
     trace: str = ""
 
@@ -136,8 +137,9 @@ def run_seed(seed: int, cfg: SimConfig | None = None, verbose: bool = False, **o
     sim = Sim(seed, cfg, **overrides)
     sim.verbose = verbose
     error = ""
+    recovery_s = 0.0
     try:
-        _run(sim)
+        recovery_s = _run(sim)
     except Exception as exc:  # noqa: BLE001 - any exception is a failed run: report it with the seed
         error = f"{type(exc).__name__}: {exc}"
         if not isinstance(exc, InvariantError):
@@ -151,12 +153,14 @@ def run_seed(seed: int, cfg: SimConfig | None = None, verbose: bool = False, **o
         acked=len(sim.checker.acked),
         elapsed_s=time.perf_counter() - started,
         config=sim.cfg,
+        recovery_s=recovery_s,
         error=error,
         trace=sim.format_trace() if error else "",
     )
 
 
-def _run(sim: Sim) -> None:
+def _run(sim: Sim) -> float:
+    """Both phases; returns how long recovery took after healing (simulated seconds)."""
     cfg = sim.cfg
     for node in sim.nodes.values():
         node.start()
@@ -181,6 +185,7 @@ def _run(sim: Sim) -> None:
         raise InvariantError(f"replicas did not converge within {cfg.liveness_s}s after healing ({_roles(sim)})")
     sim.trace_event("phase", f"converged {sim.now - healed_at:.3f}s after healing")
     sim.checker.final({n.id: n.position for n in sim.nodes.values()})
+    return sim.now - healed_at
 
 
 def _converged(sim: Sim) -> bool:

@@ -29,7 +29,7 @@ def follower(storage: MemoryStorage | None = None) -> tuple[ZabPeer, MemoryStora
     storage = storage or MemoryStorage()
     peer = ZabPeer(1, frozenset({1, 2, 3}), frozenset(), storage, random.Random(0), Timing(tick_s=1.0))
     peer.peer_connected(2)
-    peer.become_learner(2)
+    peer.become_learner(2, 1)
     return peer, storage
 
 
