@@ -40,6 +40,12 @@ class ServerConfig:
     init_limit: int = 10
     sync_limit: int = 5
     peers: dict[int, PeerAddress] = attrs.Factory(dict)
+    # Where to dial a peer instead of its own address (a fault proxy in tests): `dial.N=host:port`.
+    dial_overrides: dict[int, tuple[str, int]] = attrs.Factory(dict)
+
+    @property
+    def replicated(self) -> bool:
+        return bool(self.peers)
 
     @property
     def min_session_timeout(self) -> int:
@@ -114,13 +120,26 @@ def load(path: Path) -> ServerConfig:
             config.data_dir = Path(value)
         elif key == "clientPortAddress":
             config.client_port_address = value
+        elif key.startswith("dial."):
+            host, _, port = value.rpartition(":")
+            config.dial_overrides[int(key.split(".", 1)[1])] = (host, int(port))
         elif key.startswith("server."):
             try:
                 sid = int(key.split(".", 1)[1])
             except ValueError:
                 raise ConfigError(f"{path}:{lineno}: bad server id in {key!r}") from None
             config.peers[sid] = parse_peer(sid, value)
-    myid = config.data_dir / "myid"
-    if config.peers and myid.exists():
-        config.server_id = int(myid.read_text().strip())
+    if config.peers:
+        myid = config.data_dir / "myid"
+        try:
+            config.server_id = int(myid.read_text().strip())
+        except (OSError, ValueError):
+            raise ConfigError(f"{path} lists server.N lines but {myid} holds no server id; write the id there") from None
+        if config.server_id not in config.peers:
+            raise ConfigError(f"{myid} says server {config.server_id}, which no server.N line in {path} names")
+        entry = config.peers[config.server_id]
+        if entry.client_address:
+            host, _, port = entry.client_address.rpartition(":")
+            config.client_port = int(port)
+            config.client_port_address = host or config.client_port_address
     return config

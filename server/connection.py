@@ -175,6 +175,11 @@ class Connection:
 
     async def _handshake(self, payload: bytes) -> bool:
         server = self.server
+        if not server.serving:
+            # Between leaders there is nothing consistent to serve: the client tries another
+            # server (ZooKeeper closes such connections the same way).
+            log.info("not serving yet (%s); closing the connection from %s:%d", server.mode, *self.peer)
+            return False
         try:
             req = protocol.decode_connect_request(payload)
         except ProtocolError as e:
@@ -227,7 +232,8 @@ class Connection:
         if op == OpCode.auth:
             self._auth(record)
             return
-        pending = _Pending(header.xid, op, record, op in WRITE_OPS, started=time.monotonic())
+        is_write = op in WRITE_OPS or (op == OpCode.sync and server.replicator is not None)
+        pending = _Pending(header.xid, op, record, is_write, started=time.monotonic())
         if server.is_closing(self.session_id) and op != OpCode.closeSession:
             pending.reply = protocol.encode_reply(header.xid, server.last_zxid, Code.SESSION_EXPIRED)
             self._queue(pending)

@@ -28,16 +28,22 @@ class Database:
         self.tree = DataTree()
         self.dir: DataDir | None = None
         self.txns_since_snapshot = 0
+        self.snapshot_zxid = 0
         # persist() and write_snapshot() run in different worker threads; both touch the log.
-        self._log_lock = threading.Lock()
+        self.log_lock = threading.Lock()
 
-    def open(self) -> DataTree:
-        """Lock the data dir and rebuild the tree: newest valid snapshot, then the log after it."""
+    def open(self, replay: bool = True) -> DataTree:
+        """Lock the data dir and rebuild the tree: newest valid snapshot, then the log after it.
+
+        A replicated server passes replay=False: its log may hold transactions that were never
+        committed, and the Zab core hands back the committed ones once it knows which they are.
+        """
         self.dir = DataDir(self.path)
         plan = self.dir.recover_plan()
         tree = decode_snapshot(plan.snapshot) if plan.snapshot is not None else DataTree()
+        self.snapshot_zxid = plan.snapshot_zxid
         replayed = 0
-        for zxid, payload in plan.records:
+        for zxid, payload in plan.records if replay else ():
             txn = decode_txn(payload)
             if txn.zxid != zxid:
                 raise ValueError(f"log record at zxid {zxid:#x} holds a transaction for zxid {txn.zxid:#x}")
@@ -66,7 +72,7 @@ class Database:
     def persist(self, records: Sequence[tuple[int, bytes]]) -> None:
         """Append a batch and fsync it once (group commit). Blocking: run it in a thread."""
         assert self.dir is not None
-        with self._log_lock:
+        with self.log_lock:
             self.dir.log.append(records)
             self.dir.log.sync()
 
@@ -83,7 +89,7 @@ class Database:
         """Write, then purge past the retention count. Blocking: run it in a thread."""
         assert self.dir is not None
         self.dir.snapshots.write(zxid, payload)
-        with self._log_lock:
+        with self.log_lock:
             self.dir.log.roll()
             self.dir.purge(self.snap_retain_count)
         log.info("snapshot at zxid %#x written (%d bytes)", zxid, len(payload))

@@ -78,13 +78,22 @@ def client_port(cfg: Path) -> int:
     raise ValueError(f"{cfg} has no clientPort")
 
 
-def _ruok(port: int) -> bool:
+def mode(port: int) -> str | None:
+    """The server's `Mode:` from srvr (leader, follower, observer, standalone), or None while
+    it is down or not serving."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-            s.sendall(b"ruok")
-            return s.recv(16) == b"imok"
+            s.sendall(b"srvr")
+            s.settimeout(1.0)
+            data = b""
+            while chunk := s.recv(4096):
+                data += chunk
     except OSError:
-        return False
+        return None
+    for line in data.decode(errors="replace").splitlines():
+        if line.startswith("Mode: "):
+            return line[6:].strip()
+    return None
 
 
 def start(configs: list[Path], log_level: str = "INFO") -> list[subprocess.Popen]:
@@ -110,10 +119,10 @@ def wait_ready(configs: list[Path], procs: list[subprocess.Popen], timeout_s: fl
         for port, (cfg, proc) in list(pending.items()):
             if proc.poll() is not None:
                 raise RuntimeError(f"server in {cfg.parent} exited with {proc.returncode}; see {cfg.parent / 'server.log'}")
-            if _ruok(port):
+            if mode(port) is not None:
                 del pending[port]
         if time.monotonic() > deadline:
-            raise RuntimeError(f"servers on ports {sorted(pending)} did not answer ruok within {timeout_s:.0f} s")
+            raise RuntimeError(f"servers on ports {sorted(pending)} were not serving within {timeout_s:.0f} s")
         time.sleep(0.1)
 
 
@@ -155,11 +164,14 @@ def main(argv: list[str]) -> int:
         print("logs: " + ", ".join(str(c.parent / "server.log") for c in configs), flush=True)
         print("Ctrl-C stops every server", flush=True)
         signal.signal(signal.SIGTERM, _interrupt)
-        while all(p.poll() is None for p in procs):
+        reported: set[int] = set()
+        while True:
+            # A server that dies (or is killed to try a failover) is reported; the rest go on.
+            for i, (cfg, proc) in enumerate(zip(configs, procs)):
+                if proc.poll() is not None and i not in reported:
+                    reported.add(i)
+                    print(f"server {i + 1} exited with status {proc.returncode}; see {cfg.parent / 'server.log'}", flush=True)
             time.sleep(0.5)
-        dead = [str(c.parent) for c, p in zip(configs, procs) if p.poll() is not None]
-        print(f"ccore ensemble: server(s) {', '.join(dead)} exited; stopping the rest", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("stopping ...", flush=True)
         return 0

@@ -128,9 +128,14 @@ def _dump(server: ZKServer) -> str:
     return "\n".join(lines) + "\n"
 
 
+NOT_SERVING = "This ZooKeeper instance is not currently serving requests\n"
+
+
 def answer(server: ZKServer, word: str) -> str:
     if word == "ruok":
         return "imok"
+    if not server.serving and word in ("srvr", "stat", "cons", "wchs", "wchc", "wchp", "dump", "mntr"):
+        return NOT_SERVING
     if word == "srvr":
         return _srvr(server, with_clients=False)
     if word == "stat":

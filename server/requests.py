@@ -16,7 +16,7 @@ from znodes.constants import AddWatchMode, EventType, OpCode, WatcherType
 from znodes.errors import BadArgumentsError, Code, NoWatcherError, ZKError
 from znodes.records import Record
 from znodes.tree import DataTree
-from znodes.txn import Check, CloseSession, Create, Delete, Multi, Op, Result, SetACL, SetData
+from znodes.txn import Check, CloseSession, Create, Delete, Multi, NoOp, Op, Result, SetACL, SetData
 from znodes.watches import WatchManager
 
 WRITE_OPS = frozenset(
@@ -60,6 +60,10 @@ def to_op(op_code: int, record: Any) -> Op:
         return Multi(tuple(to_op(sub_code, sub) for sub_code, sub in record.ops))
     if op_code == OpCode.closeSession:
         return CloseSession()
+    if op_code == OpCode.sync:
+        # In an ensemble a sync is a no-op write through the leader: once it is applied here,
+        # this server has every write committed before the sync (a quorum round trip).
+        return NoOp()
     raise BadArgumentsError(None, f"opcode {op_code} is not a write")
 
 
@@ -96,6 +100,8 @@ def write_response(op_code: int, record: Any, result: Result) -> tuple[int, Reco
         return 0, r.SetDataResponse(result.stat)
     if op_code == OpCode.setACL:
         return 0, r.SetACLResponse(result.stat)
+    if op_code == OpCode.sync:
+        return 0, r.SyncResponse(record.path)
     return 0, None
 
 

@@ -25,6 +25,7 @@ from znodes.watches import WatchManager
 from .config import ServerConfig
 from .connection import Connection
 from .database import Database
+from .replication import Replicator
 from .requests import Reads
 from .sessions import SessionTable
 
@@ -84,6 +85,7 @@ class ZKServer:
         self._snapshotting = False
         self.port: int | None = None
         self.started = trio.Event()
+        self.replicator = Replicator(self, config) if config.replicated else None
 
     # -- state -----------------------------------------------------------------------------
 
@@ -99,11 +101,27 @@ class ZKServer:
     def outstanding(self) -> int:
         return len(self._writes)
 
+    @property
+    def serving(self) -> bool:
+        return self.replicator is None or self.replicator.serving
+
+    @property
+    def mode(self) -> str:
+        return "standalone" if self.replicator is None else self.replicator.mode
+
+    @property
+    def owns_sessions(self) -> bool:
+        """Whether this server expires sessions: the standalone server, or the leader."""
+        return self.replicator is None or self.replicator.is_leader
+
+    def extra_metrics(self) -> list[tuple[str, Any]]:
+        return [] if self.replicator is None else self.replicator.metrics()
+
     # -- running ---------------------------------------------------------------------------
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Open the data dir, listen on the client port and serve until cancelled."""
-        tree = await trio.to_thread.run_sync(self.db.open)
+        tree = await trio.to_thread.run_sync(self.db.open, self.replicator is None)
         try:
             self._zxid = tree.last_zxid
             now = trio.current_time()
@@ -120,7 +138,10 @@ class ZKServer:
             )
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                nursery.start_soon(self._commit_loop)
+                if self.replicator is None:
+                    nursery.start_soon(self._commit_loop)
+                else:
+                    await nursery.start(self.replicator.run)
                 nursery.start_soon(self._expire_loop)
                 nursery.start_soon(self._reap_loop)
                 nursery.start_soon(trio.serve_listeners, self._serve_connection, listeners)
@@ -179,17 +200,26 @@ class ZKServer:
 
     def touch(self, session_id: int) -> None:
         self.sessions.touch(session_id, trio.current_time())
+        if self.replicator is not None:
+            self.replicator.touched(session_id)
+
+    def touch_from_peer(self, session_id: int) -> None:
+        """A follower heard from one of its clients' sessions (relayed to the leader)."""
+        self.sessions.touch(session_id, trio.current_time())
 
     def is_closing(self, session_id: int) -> bool:
         return session_id in self._closing or session_id not in self.tree.sessions
 
     async def _expire_loop(self) -> None:
         while True:
-            for session_id in self.sessions.expired(trio.current_time()):
-                log.info("session %#x expired", session_id)
-                self._closing.add(session_id)
-                self.submit(session_id, CloseSession(), (), None)
-            deadline = self.sessions.next_deadline()
+            if self.owns_sessions:
+                for session_id in self.sessions.expired(trio.current_time()):
+                    log.info("session %#x expired", session_id)
+                    self._closing.add(session_id)
+                    self.submit(session_id, CloseSession(), (), None)
+                deadline = self.sessions.next_deadline()
+            else:
+                deadline = trio.current_time() + self.config.tick_time_ms / 1000.0
             with trio.move_on_at(deadline if deadline is not None else math.inf):
                 await self._sessions_changed.wait()
             self._sessions_changed = trio.Event()
@@ -199,6 +229,8 @@ class ZKServer:
         interval = self.config.container_check_interval_ms / 1000.0
         while True:
             await trio.sleep(interval)
+            if not self.owns_sessions:
+                continue
             now_ms = int(time.time() * 1000)
             for path in self.tree.due_for_deletion(now_ms):
                 if path not in self._reaping:
@@ -208,7 +240,10 @@ class ZKServer:
     # -- writes ----------------------------------------------------------------------------
 
     def submit(self, session: int, op: Op, auth: tuple[Id, ...], on_done: Callback | None) -> None:
-        """Queue a write; `on_done(txn, result)` runs once it is durable and applied."""
+        """Queue a write; `on_done(txn, result)` runs once it is committed and applied here."""
+        if self.replicator is not None:
+            self.replicator.submit(session, op, auth, on_done)
+            return
         self._writes.append(_Write(session, op, auth, on_done))
         self._writes_ready.set()
 
@@ -249,6 +284,39 @@ class ZKServer:
             conn = self._by_session.pop(txn.session, None)
             if conn is not None:
                 conn.close_after_flush()
+
+    # -- replication hooks (called by the Replicator) -------------------------------------
+
+    def apply_committed(self, txn: Txn, on_done: Callback | None) -> None:
+        self._apply(txn, on_done)
+        self.stats.txns += 1
+        if self.db.snapshot_due(1) and not self._snapshotting:
+            self._nursery.start_soon(self._snapshot)
+
+    def replace_tree(self, tree: DataTree, zxid: int) -> None:
+        """A SNAP sync installed the leader's tree (we are not serving meanwhile)."""
+        self.db.tree = tree
+        self.db.snapshot_zxid = zxid
+        self.sessions = SessionTable()
+        now = trio.current_time()
+        for session_id, info in tree.sessions.items():
+            self.sessions.add(session_id, info.timeout_ms, now)
+
+    def stop_serving(self) -> None:
+        """Leadership changed: drop every client connection (they reconnect elsewhere)."""
+        self._closing.clear()
+        for conn in list(self.connections):
+            conn.abort()
+
+    def became_leader(self) -> None:
+        """A new leader gives every session a fresh deadline and starts expiring them."""
+        now = trio.current_time()
+        for session_id, info in self.tree.sessions.items():
+            if session_id in self.sessions:
+                self.sessions.touch(session_id, now)
+            else:
+                self.sessions.add(session_id, info.timeout_ms, now)
+        self._sessions_changed.set()
 
     async def _snapshot(self) -> None:
         self._snapshotting = True

@@ -95,6 +95,10 @@ class Txn:
     session: int
     op: Op
     auth: tuple[Id, ...] = ()
+    # Which server's client asked for it, and that server's request number: so the server
+    # holding the connection finds the request to answer. Never read by `apply`.
+    origin: int = 0
+    request_id: int = 0
 
 
 @attrs.frozen(slots=True)

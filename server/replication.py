@@ -1,0 +1,334 @@
+"""The Trio driver of the Zab core: peer links, timers, persistence, forwarding, sessions.
+
+It carries out each `Ready` of `server.zab.ZabPeer` as its contract says: send its messages
+(the core never puts an acknowledgement in the Ready whose persistence it depends on, so
+sending while the fsync runs is safe), persist (in a worker thread, one fsync per Ready),
+then apply the committed transactions through the server. Writes from clients of a follower
+travel to the leader as `ForwardWrite` frames on the same FIFO link as the Zab messages;
+session touches follow every half tick as `Touch` frames.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+import cbor2
+import trio
+
+from znodes.acl import Id
+from znodes.codec import decode_snapshot, decode_txn, decode_value, encode_snapshot, encode_txn, encode_value
+from znodes.txn import Op, Result, Txn
+
+from .config import ServerConfig
+from .peers import PeerNetwork
+from .storage import PurgedHistoryError
+from .zab import NotLeader, Ready, Role, Status, Timing, ZabPeer, decode_message, encode_message
+
+if TYPE_CHECKING:
+    from .database import Database
+    from .zkserver import ZKServer
+
+log = logging.getLogger(__name__)
+
+Callback = Callable[[Txn, Result], None]
+
+# Peer frames: one byte of kind, then the body.
+_ZAB, _FORWARD, _TOUCH = b"Z", b"W", b"T"
+
+
+def _encode_frame(message: Any) -> bytes:
+    if isinstance(message, tuple) and message and message[0] in (_FORWARD, _TOUCH):
+        return message[0] + cbor2.dumps(list(message[1:]))
+    return _ZAB + encode_message(message)
+
+
+def _decode_frame(payload: bytes) -> Any:
+    kind, body = payload[:1], payload[1:]
+    if kind == _ZAB:
+        return decode_message(body)
+    if kind in (_FORWARD, _TOUCH):
+        return (kind, *cbor2.loads(body))
+    raise ValueError(f"unknown peer frame kind {kind!r}")
+
+
+class ZabStorage:
+    """The core's read-only view of this server's data dir and tree."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def accepted_epoch(self) -> int:
+        assert self.db.dir is not None
+        return self.db.dir.accepted_epoch.read()
+
+    def current_epoch(self) -> int:
+        assert self.db.dir is not None
+        return self.db.dir.current_epoch.read()
+
+    def last_zxid(self) -> int:
+        assert self.db.dir is not None
+        return max(self.db.dir.log.last_zxid, self.db.snapshot_zxid)
+
+    def first_zxid(self) -> int:
+        assert self.db.dir is not None
+        return self.db.dir.log.base_zxid
+
+    def applied_zxid(self) -> int:
+        return self.db.snapshot_zxid
+
+    def entries_after(self, zxid: int) -> Iterable[tuple[int, bytes]] | None:
+        assert self.db.dir is not None
+        with self.db.log_lock:
+            try:
+                return list(self.db.dir.log.read_after(zxid))
+            except PurgedHistoryError:
+                return None
+
+    def snapshot(self) -> tuple[int, bytes]:
+        return self.db.tree.last_zxid, encode_snapshot(self.db.tree)
+
+
+class Replicator:
+    def __init__(self, server: ZKServer, config: ServerConfig) -> None:
+        self.server = server
+        self.config = config
+        self.my_id = config.server_id
+        self.voters = frozenset(sid for sid, p in config.peers.items() if not p.observer)
+        self.observers = frozenset(sid for sid, p in config.peers.items() if p.observer)
+        members = {sid: (p.host, p.quorum_port) for sid, p in config.peers.items()}
+        overrides = config.dial_overrides
+        self.net = PeerNetwork(
+            self.my_id,
+            members,
+            encode=_encode_frame,
+            decode=_decode_frame,
+            on_message=self._on_message,
+            on_connected=self._on_connected,
+            on_disconnected=self._on_disconnected,
+            dial_address=lambda peer: overrides.get(peer, members[peer]),
+        )
+        tick_s = config.tick_time_ms / 1000.0
+        self.timing = Timing(
+            tick_s=tick_s,
+            init_limit=config.init_limit,
+            sync_limit=config.sync_limit,
+            finalize_wait_s=min(0.2, tick_s),
+        )
+        self.peer: ZabPeer | None = None
+        self.status: Status | None = None
+        self._pending: dict[int, Callback | None] = {}
+        self._to_propose: list[tuple[int, int, int, Op, tuple[Id, ...]]] = []
+        # Request numbers start from the clock so that a restarted server never reuses one
+        # that a transaction still in flight from its previous life carries.
+        self._next_request = time.time_ns() // 1000
+        self._touched: set[int] = set()
+        self._wake = trio.Event()
+
+    # -- state --------------------------------------------------------------------------
+
+    @property
+    def serving(self) -> bool:
+        return self.status is not None and self.status.serving
+
+    @property
+    def is_leader(self) -> bool:
+        return self.peer is not None and self.peer.is_leader
+
+    @property
+    def mode(self) -> str:
+        if self.status is None or not self.status.serving:
+            return "looking"
+        return {Role.LEADING: "leader", Role.FOLLOWING: "follower", Role.OBSERVING: "observer"}.get(
+            self.status.role, "looking"
+        )
+
+    def metrics(self) -> list[tuple[str, Any]]:
+        s = self.status
+        out: list[tuple[str, Any]] = [
+            ("zk_peer_state", self.mode),
+            ("zk_server_id", self.my_id),
+            ("zk_epoch", s.epoch if s else 0),
+            ("zk_last_committed_zxid", f"{s.last_committed_zxid:#x}" if s else "0x0"),
+            ("zk_connected_peers", sum(1 for p in self.voters | self.observers if self.net.is_connected(p))),
+            ("zk_outstanding_proposals", len(self._to_propose)),
+        ]
+        if self.is_leader:
+            out.append(("zk_followers", sum(1 for p in self.voters | self.observers if self.net.is_connected(p))))
+            out.append(("zk_synced_followers", sum(1 for p in self.voters if self.net.is_connected(p))))
+        return out
+
+    # -- running ------------------------------------------------------------------------
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        self.peer = ZabPeer(
+            self.my_id,
+            self.voters,
+            self.observers,
+            ZabStorage(self.server.db),
+            random.Random(),
+            self.timing,
+            now=trio.current_time(),
+        )
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.net.run)
+            nursery.start_soon(self._ticker)
+            nursery.start_soon(self._pump)
+            task_status.started()
+
+    def _kick(self) -> None:
+        self._wake.set()
+
+    async def _ticker(self) -> None:
+        assert self.peer is not None
+        # The core ticks every quarter tick; session touches go to the leader every half tick.
+        n = 0
+        while True:
+            await trio.sleep(self.timing.tick_s / 4)
+            self.peer.tick(trio.current_time())
+            n += 1
+            if n % 2 == 0:
+                self._send_touches()
+            self._kick()
+
+    def _send_touches(self) -> None:
+        if not self._touched or self.status is None or self.is_leader:
+            self._touched.clear()
+            return
+        leader = self.status.leader_id
+        if leader is not None and self.serving:
+            self.net.send(leader, (_TOUCH, sorted(self._touched)))
+        self._touched.clear()
+
+    async def _pump(self) -> None:
+        peer = self.peer
+        assert peer is not None
+        while True:
+            self._propose_queued()
+            if not peer.has_ready():
+                self._wake = trio.Event()
+                await self._wake.wait()
+                continue
+            ready = peer.ready()
+            for to, message in ready.messages:
+                self.net.send(to, message)
+            if ready.must_sync:
+                await trio.to_thread.run_sync(self._persist, ready)
+            if ready.snapshot is not None:
+                self.server.replace_tree(decode_snapshot(ready.snapshot.data), ready.snapshot.zxid)
+            for _, payload in ready.committed:
+                txn = decode_txn(payload)
+                callback = self._pending.pop(txn.request_id, None) if txn.origin == self.my_id else None
+                self.server.apply_committed(txn, callback)
+            self._on_status(ready.status)
+            peer.advance(ready)
+
+    def _persist(self, ready: Ready) -> None:
+        """Step 1 of a Ready, in its order. Runs in a worker thread."""
+        db = self.server.db
+        d = db.dir
+        assert d is not None
+        with db.log_lock:
+            if ready.truncate_after is not None:
+                d.log.truncate_after(ready.truncate_after)
+            if ready.snapshot is not None:
+                d.install_snapshot(ready.snapshot.zxid, ready.snapshot.data, ready.entries)
+            elif ready.entries:
+                d.log.append(ready.entries)
+                d.log.sync()
+            if ready.accepted_epoch is not None:
+                d.accepted_epoch.write(ready.accepted_epoch)
+            if ready.current_epoch is not None:
+                d.current_epoch.write(ready.current_epoch)
+
+    def _on_status(self, status: Status) -> None:
+        old, self.status = self.status, status
+        was_serving = old is not None and old.serving
+        if old is not None and (old.role, old.leader_id, old.epoch, old.serving) == (
+            status.role,
+            status.leader_id,
+            status.epoch,
+            status.serving,
+        ):
+            return
+        log.info(
+            "server %d: %s, leader %s, epoch %d, serving %s, last zxid %#x",
+            self.my_id,
+            status.role.value,
+            status.leader_id,
+            status.epoch,
+            status.serving,
+            status.last_zxid,
+        )
+        if was_serving:
+            # Leadership or the leader changed: requests in flight may or may not commit; the
+            # clients hear ConnectionLoss and reconnect, as with ZooKeeper.
+            self._pending.clear()
+            self._to_propose.clear()
+            self.server.stop_serving()
+        if status.serving and status.role == Role.LEADING:
+            self.server.became_leader()
+
+    # -- writes -------------------------------------------------------------------------
+
+    def submit(self, session: int, op: Op, auth: tuple[Id, ...], on_done: Callback | None) -> None:
+        self._next_request += 1
+        request_id = self._next_request
+        self._pending[request_id] = on_done
+        if self.is_leader:
+            self._to_propose.append((self.my_id, request_id, session, op, auth))
+            self._kick()
+        elif self.serving and self.status is not None and self.status.leader_id is not None:
+            forward = (_FORWARD, request_id, session, encode_value(op, Op), [[i.scheme, i.id] for i in auth])
+            self.net.send(self.status.leader_id, forward)
+        else:
+            self._pending.pop(request_id, None)  # not serving: the connection is being closed
+
+    def _propose_queued(self) -> None:
+        if not self._to_propose:
+            return
+        peer = self.peer
+        assert peer is not None
+        now_ms = int(time.time() * 1000)
+        batch, self._to_propose = self._to_propose, []
+        try:
+            for origin, request_id, session, op, auth in batch:
+                zxid = peer.next_zxid()
+                txn = Txn(zxid, now_ms, session, op, auth, origin, request_id)
+                peer.propose(zxid, encode_txn(txn))
+        except NotLeader:
+            log.info("server %d lost leadership with %d writes unproposed", self.my_id, len(batch))
+
+    # -- peer events --------------------------------------------------------------------
+
+    def _on_message(self, sender: int, message: Any) -> None:
+        assert self.peer is not None
+        if isinstance(message, tuple):
+            kind = message[0]
+            if kind == _FORWARD and self.is_leader:
+                _, request_id, session, op_bytes, auth = message
+                op = decode_value(op_bytes, Op)
+                ids = tuple(Id(s, i) for s, i in auth)
+                self._to_propose.append((sender, request_id, session, op, ids))
+            elif kind == _TOUCH and self.is_leader:
+                for session in message[1]:
+                    self.server.touch_from_peer(session)
+        else:
+            self.peer.step(sender, message)
+        self._kick()
+
+    def _on_connected(self, peer: int) -> None:
+        assert self.peer is not None
+        self.peer.peer_connected(peer)
+        self._kick()
+
+    def _on_disconnected(self, peer: int) -> None:
+        assert self.peer is not None
+        self.peer.peer_disconnected(peer)
+        self._kick()
+
+    def touched(self, session: int) -> None:
+        self._touched.add(session)
