@@ -85,7 +85,7 @@ class ZabPeer:
         self.is_voter = server_id in self.voters
         self.quorum = len(self.voters) // 2 + 1
         self.storage = storage
-        self.rng = rng  # reserved for randomised timeouts; the protocol itself needs none
+        self.rng = rng  # only for jitter on re-sends; never for decisions
         self.timing = timing = timing if timing is not None else Timing()
         self.now = now
         self.round = 0

@@ -181,7 +181,8 @@ class Looking:
         for voter in sorted(p.voters):
             if voter != p.id:
                 p.send(voter, n)
-        self.next_send_at = p.now + p.timing.resend_s
+        # Jittered, so peers that started looking together do not keep re-sending in step.
+        self.next_send_at = p.now + p.timing.resend_s * p.rng.uniform(0.75, 1.25)
 
     @staticmethod
     def _show(v: Vote) -> str:

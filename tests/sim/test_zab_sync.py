@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from server.zab import make_zxid as z
 from server.zab.history import History
@@ -114,3 +116,51 @@ def test_empty_diff_for_a_learner_in_sync() -> None:
     plan = plan_for(history, LEADER[-1], upto=LEADER[-1])
     _, messages = sync_stream(plan, history, storage.snapshot, LEADER[-1], epoch=5)
     assert messages == [Diff(LEADER[-1]), NewLeader(5, LEADER[-1])]
+
+
+# -- property: the plan turns any learner history Zab can produce into the leader's ----------
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> tuple[list[int], list[int]]:
+    """(leader, learner): a shared prefix, then a learner tail the leader never had.
+
+    The tail obeys what Zab guarantees: an entry of epoch e in two histories is the same
+    entry, so the learner's own entries are of an epoch the leader has nothing of after the
+    shared prefix (an old leader's unacknowledged proposals), or of an epoch it never saw,
+    and the leader's entries after the shared prefix belong to later epochs.
+    """
+    leader: list[int] = []
+    for epoch in sorted(draw(st.sets(st.integers(1, 6), max_size=4))):
+        leader += [z(epoch, c) for c in range(1, draw(st.integers(1, 4)) + 1)]
+    k = draw(st.integers(0, len(leader)))
+    learner = leader[:k]
+    last = learner[-1] if learner else 0
+    # An epoch-e entry exists only once e was established, and every later leader's history
+    # then holds e's initial history followed by entries of epoch >= e only.
+    ceiling = min((x >> 32 for x in leader[k:]), default=9)
+    candidates = list(range(max(1, last >> 32), ceiling))
+    if candidates and draw(st.booleans()):
+        epoch = draw(st.sampled_from(candidates))
+        start = (last & 0xFFFFFFFF) + 1 if epoch == last >> 32 else 1
+        learner += [z(epoch, c) for c in range(start, start + draw(st.integers(1, 3)))]
+    return leader, learner
+
+
+@settings(max_examples=500)
+@given(histories(), st.integers(0, 3))
+def test_plan_always_converges_to_the_leader_history(case: tuple[list[int], list[int]], purged: int) -> None:
+    leader, learner = case
+    base = leader[purged - 1] if 0 < purged <= len(leader) else 0
+    kept = [x for x in leader if x > base]
+    plan = decide_sync(learner[-1] if learner else 0, leader[-1] if leader else 0, base, floor_in(kept, base))
+    if plan.kind is SyncKind.SNAP:
+        result = leader  # the snapshot at some base, then every entry after it
+        assert (learner[-1] if learner else 0) < base
+    elif plan.kind is SyncKind.DIFF:
+        assert plan.zxid == (learner[-1] if learner else 0)
+        result = learner + [x for x in leader if x > plan.zxid]
+    else:
+        assert plan.zxid is not None and plan.zxid >= base
+        result = [x for x in learner if x <= plan.zxid] + [x for x in leader if x > plan.zxid]
+    assert result == leader
