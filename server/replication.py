@@ -23,7 +23,7 @@ from znodes.acl import Id
 from znodes.codec import decode_snapshot, decode_txn, decode_value, encode_snapshot, encode_txn, encode_value
 from znodes.txn import Op, Result, Txn
 
-from .config import ServerConfig
+from .config import ConfigError, ServerConfig
 from .peers import PeerNetwork
 from .storage import PurgedHistoryError
 from .zab import NotLeader, Ready, Role, Status, Timing, ZabPeer, decode_message, encode_message
@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Callback = Callable[[Txn, Result], None]
+
+ENSEMBLE_FILE = "ensemble_id"
 
 # Peer frames: one byte of kind, then the body.
 _ZAB, _FORWARD, _TOUCH = b"Z", b"W", b"T"
@@ -163,7 +165,24 @@ class Replicator:
 
     # -- running ------------------------------------------------------------------------
 
+    def check_ensemble_id(self) -> None:
+        """A data dir remembers the ensemble it belongs to; one from another ensemble (other
+        members or addresses) is refused, so it cannot vote with a history it never had."""
+        marker = self.config.data_dir / ENSEMBLE_FILE
+        digest = self.net.digest
+        try:
+            recorded = marker.read_text().strip()
+        except FileNotFoundError:
+            marker.write_text(digest + "\n")
+            return
+        if recorded != digest:
+            raise ConfigError(
+                f"data dir {self.config.data_dir} belongs to another ensemble (id {recorded}, this config's is "
+                f"{digest}); fix the server.N lines or give this server an empty data dir"
+            )
+
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        self.check_ensemble_id()
         self.peer = ZabPeer(
             self.my_id,
             self.voters,

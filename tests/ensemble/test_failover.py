@@ -191,3 +191,43 @@ def test_five_servers_survive_two_failures(tmp_path) -> None:
         all_have(ens, acked, ens.servers)
         zk.stop()
         zk.close()
+
+
+def test_data_dir_of_another_ensemble_is_refused(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    with LocalEnsemble(tmp_path / "a", nodes=3) as ens:
+        ens.start_all()
+        ens.stop_all()
+        with LocalEnsemble(tmp_path / "b", nodes=3) as other:
+            # Server 1 of the other ensemble pointed at a data dir of the first one.
+            cfg = other.data_dir(1) / "zoo.cfg"
+            text = cfg.read_text().replace(f"dataDir={other.data_dir(1)}", f"dataDir={ens.data_dir(1)}")
+            cfg.write_text(text)
+            result = subprocess.run(
+                [sys.executable, "-m", "ccore", "serve", "--config", str(cfg)], capture_output=True, text=True, timeout=60
+            )
+            assert result.returncode == 2
+            assert "belongs to another ensemble" in result.stderr.strip().splitlines()[-1]
+
+
+def test_observer_serves_reads_and_forwards_writes(tmp_path) -> None:
+    with LocalEnsemble(tmp_path, nodes=3, observers=1) as ens:
+        ens.start_all()
+        observer = ens.servers[-1]
+        assert ens.mode(observer) == "observer"
+        zk = kazoo(ens.connect_string([observer]))
+        zk.create("/via-observer", b"o")
+        other = kazoo(ens.connect_string(ens.servers[:3]))
+        other.sync("/")
+        assert other.get("/via-observer")[0] == b"o"
+        # The observer does not vote: two voters down and the rest cannot serve.
+        for sid in ens.servers[:2]:
+            ens.kill(sid)
+        time.sleep(1.5)
+        assert ens.mode(observer) is None
+        zk.stop()
+        zk.close()
+        other.stop()
+        other.close()
