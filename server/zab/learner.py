@@ -188,6 +188,10 @@ class Learning:
             raise ProtocolError(f"sync stream ends at {zx(end)}, NEWLEADER says {zx(message.zxid)}")
         if isinstance(opening, Trunc) and opening.zxid > p.log.last:
             raise ProtocolError(f"TRUNC to {zx(opening.zxid)} beyond our log end {zx(p.log.last)}")
+        if isinstance(opening, Trunc) and p.log.floor(opening.zxid) != opening.zxid:
+            # The leader believes we share its history up to there; we do not even hold that
+            # entry. Zab says this cannot happen (see sync.py): stop rather than diverge.
+            raise ZabSafetyError(f"peer {p.id}: TRUNC to {zx(opening.zxid)}, which is not in our history")
         if not isinstance(opening, Snap) and opening.zxid < p.committed:
             # A leader never cuts committed history: this is a bug, not a bad link.
             raise ZabSafetyError(f"peer {p.id}: sync from {zx(opening.zxid)} below committed {zx(p.committed)}")
