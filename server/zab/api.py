@@ -71,7 +71,8 @@ class Timing:
     - `sync_limit`: ticks of silence after which a synced follower drops its leader, and a
       leader stops counting a follower (it steps down when fewer than a quorum remain).
     - `finalize_wait_s`: how long an election waits for a better vote once a quorum agrees.
-    - `election_resend_s`: how often a looking peer re-sends its vote.
+    - `election_resend_s`: how often a looking peer re-sends its vote (default: the larger
+      of `finalize_wait_s` and `tick_s / 4`; votes are also sent on every new link).
     - `ping_s`: how often the leader pings learners (ZooKeeper: tickTime / 2).
     - `committed_window`: committed entries kept in memory for DIFF (ZooKeeper's committedLog).
     - `max_apply_batch`: at most this many entries in one `Ready.committed`.
@@ -81,7 +82,7 @@ class Timing:
     init_limit: int = 10
     sync_limit: int = 5
     finalize_wait_s: float = 0.2
-    election_resend_s: float | None = None  # default: tick_s
+    election_resend_s: float | None = None
     ping_s: float | None = None  # default: tick_s / 2
     committed_window: int = 500
     max_apply_batch: int = 10_000
@@ -94,9 +95,15 @@ class Timing:
     def sync_timeout_s(self) -> float:
         return self.tick_s * self.sync_limit
 
+    def __attrs_post_init__(self) -> None:
+        if self.tick_s <= 0 or self.init_limit < 1 or self.sync_limit < 1 or self.finalize_wait_s < 0:
+            raise ValueError(f"bad timing {self}: tick_s > 0, init_limit >= 1, sync_limit >= 1")
+
     @property
     def resend_s(self) -> float:
-        return self.election_resend_s if self.election_resend_s is not None else self.tick_s
+        if self.election_resend_s is not None:
+            return self.election_resend_s
+        return max(self.finalize_wait_s, self.tick_s / 4)
 
     @property
     def ping_interval_s(self) -> float:
