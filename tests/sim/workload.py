@@ -9,10 +9,22 @@ from __future__ import annotations
 
 import random
 
-from znodes.acl import OPEN_ACL_UNSAFE
+from znodes.acl import OPEN_ACL_UNSAFE, READ_ACL_UNSAFE
 from znodes.codec import encode_txn
 from znodes.constants import CreateMode
-from znodes.txn import CloseSession, Create, CreateSession, Delete, Op, SetData, Txn
+from znodes.txn import (
+    Check,
+    CloseSession,
+    Create,
+    CreateSession,
+    Delete,
+    DeleteContainer,
+    Multi,
+    Op,
+    SetACL,
+    SetData,
+    Txn,
+)
 
 SESSIONS = (0x101, 0x102, 0x103)
 PARENTS = ("/a", "/b", "/c")
@@ -40,9 +52,27 @@ class Workload:
                              CreateMode.EPHEMERAL_SEQUENTIAL))
             path = child if not mode.is_sequential else f"{parent}/s-"
             return session, Create(path, r.randbytes(r.randrange(8)), OPEN_ACL_UNSAFE, int(mode))
-        if kind < 0.80:
+        if kind < 0.70:
             return session, SetData(child, r.randbytes(r.randrange(12)), r.choice((-1, -1, 0, 1, 2)))
-        return session, Delete(r.choice((child, parent)), -1)
+        if kind < 0.75:
+            # Containers and TTL nodes borrow the ephemeral-owner field: easy to get wrong.
+            if r.random() < 0.5:
+                return session, Create(f"{parent}/box", None, OPEN_ACL_UNSAFE, int(CreateMode.CONTAINER),
+                                       container_request=True)
+            return session, Create(f"{parent}/ttl", b"t", OPEN_ACL_UNSAFE, int(CreateMode.PERSISTENT_WITH_TTL),
+                                   ttl=r.choice((1, 5000)), ttl_request=True)
+        if kind < 0.78:
+            return session, DeleteContainer(r.choice((f"{parent}/box", f"{parent}/ttl")))
+        if kind < 0.82:
+            return session, SetACL(child, r.choice((OPEN_ACL_UNSAFE, READ_ACL_UNSAFE)), r.choice((-1, 0)))
+        if kind < 0.88:
+            ops: tuple[Op, ...] = (
+                Check(parent, r.choice((-1, 0))),
+                Create(f"{child}m", b"m", OPEN_ACL_UNSAFE, int(CreateMode.PERSISTENT)),
+                SetData(child, b"multi", -1),
+            )
+            return session, Multi(ops)
+        return session, Delete(r.choice((child, parent, f"{child}m")), -1)
 
     def payload(self, zxid: int, time_ms: int) -> bytes:
         session, op = self.op()
