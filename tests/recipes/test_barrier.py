@@ -1,0 +1,87 @@
+"""Barrier and DoubleBarrier, with late, missing and dying participants."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from recipes import Barrier, DoubleBarrier
+
+PATH = "/barrier"
+
+
+async def test_barrier_blocks_until_removed(connect_zk):
+    async with connect_zk() as a, connect_zk() as b:
+        await Barrier(a, PATH).wait(timeout=1)  # not raised: passes at once
+        await Barrier(a, PATH).create()
+        await Barrier(a, PATH).create()  # idempotent
+        with pytest.raises(trio.TooSlowError):
+            await Barrier(b, PATH).wait(timeout=0.2)
+        passed: list[float] = []
+        async with trio.open_nursery() as nursery:
+
+            async def waiter() -> None:
+                await Barrier(b, PATH).wait(timeout=5)
+                passed.append(trio.current_time())
+
+            for _ in range(3):
+                nursery.start_soon(waiter)
+            await trio.sleep(0.2)
+            assert not passed
+            lifted = trio.current_time()
+            await Barrier(a, PATH).remove()
+        assert len(passed) == 3 and all(t >= lifted for t in passed)
+
+
+async def run_round(clients, n: int, log: list[tuple[str, int, float]], *, delays=None) -> None:
+    async with trio.open_nursery() as nursery:
+
+        async def participant(i: int) -> None:
+            await trio.sleep((delays or {}).get(i, 0))
+            log.append(("arrive", i, trio.current_time()))
+            async with DoubleBarrier(clients[i % len(clients)], PATH, n, timeout=10):
+                log.append(("in", i, trio.current_time()))
+                await trio.sleep(0.05 * i)
+                log.append(("out", i, trio.current_time()))
+            log.append(("left", i, trio.current_time()))
+
+        for i in range(n):
+            nursery.start_soon(participant, i)
+
+
+async def test_double_barrier_with_a_late_participant(connect_zk):
+    log: list[tuple[str, int, float]] = []
+    async with connect_zk() as a, connect_zk() as b:
+        with trio.fail_after(15):
+            await run_round([a, b], 3, log, delays={2: 0.5})
+        ins = [t for kind, _, t in log if kind == "in"]
+        outs = [t for kind, _, t in log if kind == "out"]
+        lefts = [t for kind, _, t in log if kind == "left"]
+        late_arrival = next(t for kind, i, t in log if kind == "arrive" and i == 2)
+        assert len(ins) == 3 and min(ins) >= late_arrival  # everyone waited for the late one
+        assert max(outs) <= min(lefts)  # nobody finished leaving before everyone left
+        assert await a.children(PATH) == []  # `ready` went with the last one
+        with trio.fail_after(15):  # the path serves a next round
+            await run_round([a, b], 2, log)
+
+
+async def test_double_barrier_missing_participant_times_out_cleanly(zk):
+    with pytest.raises(trio.TooSlowError):
+        await DoubleBarrier(zk, PATH, 3).enter(timeout=0.3)
+    assert await zk.children(PATH) == []
+
+
+async def test_double_barrier_leave_when_a_participant_dies(connect_zk, hosts):
+    """A participant whose session ends while the others leave does not hold them up."""
+    from client import connect
+
+    async with connect_zk() as a, connect_zk(session_timeout=2) as doomed:
+        b1, b2 = DoubleBarrier(a, PATH, 2), DoubleBarrier(doomed, PATH, 2, identifier="zzz-doomed")
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(b1.enter)
+                nursery.start_soon(b2.enter)
+            async with connect(hosts, session=(doomed.session_id, doomed.session_passwd)):
+                pass  # the doomed one's session is closed: its node goes
+            await b1.leave(timeout=5)
+        assert await a.children(PATH) == []

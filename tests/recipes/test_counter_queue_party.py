@@ -1,0 +1,127 @@
+"""Counter, Queue, LockingQueue and Party."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from recipes import Counter, LockingQueue, LostError, Party, Queue
+
+
+async def test_counter_concurrent_adds(connect_zk):
+    async with connect_zk() as a, connect_zk() as b:
+        assert await Counter(a, "/c").value() == 0
+        async with trio.open_nursery() as nursery:
+            for i in range(20):
+                nursery.start_soon(Counter((a, b)[i % 2], "/c").add, 1)
+        assert await Counter(a, "/c").value() == 20
+        assert await Counter(a, "/c").subtract(5) == 15
+        assert (await a.get("/c"))[0] == b"15"
+        f = Counter(a, "/f", 0.0)
+        assert await f.add(1.5) == 1.5 and await f.value() == 1.5
+
+
+async def test_queue_priorities_and_blocking_get(zk, connect_zk):
+    q = Queue(zk, "/q")
+    assert await q.get_nowait() is None
+    await q.put_all([b"a", b"b"], priority=50)
+    await q.put(b"urgent", priority=1)
+    await q.put(b"late", priority=999)
+    assert await q.length() == 4
+    assert [await q.get() for _ in range(4)] == [b"urgent", b"a", b"b", b"late"]
+    with pytest.raises(trio.TooSlowError):
+        await q.get(timeout=0.2)
+    async with connect_zk() as producer:
+        got: list[bytes] = []
+        async with trio.open_nursery() as nursery:
+
+            async def consume() -> None:
+                got.append(await q.get(timeout=5))
+
+            nursery.start_soon(consume)
+            nursery.start_soon(consume)
+            await trio.sleep(0.2)
+            await Queue(producer, "/q").put_all([b"x", b"y"])
+        assert sorted(got) == [b"x", b"y"]
+
+
+async def test_queue_put_with_lost_reply_is_not_doubled(zk, spy):
+    await zk.ensure_path("/q")
+    s = spy(zk)
+    s.lose_create_replies = 1
+    await Queue(s, "/q").put(b"once")
+    assert await Queue(zk, "/q").length() == 1
+
+
+async def test_locking_queue_each_item_to_one_consumer(connect_zk):
+    async with connect_zk() as a, connect_zk() as b:
+        await LockingQueue(a, "/lq").put_all([str(i).encode() for i in range(10)])
+        seen: list[bytes] = []
+        async with trio.open_nursery() as nursery:
+
+            async def consumer(zk) -> None:
+                q = LockingQueue(zk, "/lq")
+                while await q.length():
+                    with trio.move_on_after(1):
+                        async with q.take() as item:
+                            seen.append(item.data)
+                            await trio.sleep(0.01)
+
+            for zk in (a, b, a, b):
+                nursery.start_soon(consumer, zk)
+        assert sorted(seen) == sorted(str(i).encode() for i in range(10))
+        assert await a.children("/lq/taken") == []
+
+
+async def test_locking_queue_gives_back_on_error_and_on_death(connect_zk, hosts):
+    from client import connect
+
+    async with connect_zk() as a, connect_zk(session_timeout=2) as doomed:
+        q = LockingQueue(a, "/lq")
+        await q.put(b"job")
+        with pytest.raises(ZeroDivisionError):
+            async with q.take() as item:
+                assert item.data == b"job"
+                1 / 0
+        assert await q.length() == 1  # given back
+        held = await LockingQueue(doomed, "/lq").get()
+        with pytest.raises(trio.TooSlowError):
+            await q.get(timeout=0.2)  # locked by the doomed consumer
+        async with connect(hosts, session=(doomed.session_id, doomed.session_passwd)):
+            pass  # its session ends: the lock goes, the item comes back
+        with trio.fail_after(5):
+            async with q.take() as item:
+                assert item.data == b"job" and item.token > held.token
+        assert await q.length() == 0
+
+
+async def test_locking_queue_body_cancelled_when_lock_deleted(zk):
+    q = LockingQueue(zk, "/lq")
+    await q.put(b"job")
+    with trio.fail_after(zk.session_timeout + 3), pytest.raises(LostError):
+        async with q.take() as item:
+            await zk.delete(f"/lq/taken/{item.name}")
+            await trio.sleep_forever()
+    assert await q.length() == 1
+
+
+async def test_party_membership(connect_zk, hosts):
+    from client import ClientState, connect
+
+    async with connect_zk() as a, connect_zk(session_timeout=2) as b:
+        party = Party(a, "/party", b"a")
+        assert await party.members() == []
+        async with party, Party(b, "/party", b"b") as pb:
+            assert sorted(await party.members()) == [b"a", b"b"] and await pb.size() == 2
+            old = b.session_id
+            async with connect(hosts, session=(old, b.session_passwd)):
+                pass  # b's session is closed behind its back...
+            with trio.fail_after(10):  # ...and b joins again on its new session
+                while True:
+                    if b.session_id != old and b.state is ClientState.CONNECTED:
+                        owners = {(await a.exists(f"/party/{n}")).ephemeralOwner for n in await a.children("/party")}
+                        if owners == {a.session_id, b.session_id}:
+                            break
+                    await trio.sleep(0.05)
+            assert sorted(await party.members()) == [b"a", b"b"]
+        assert await party.members() == []

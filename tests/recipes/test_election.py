@@ -1,0 +1,124 @@
+"""Election: one leader at a time, in campaign order; resign; observe; a leadership scope that
+ends the moment leadership may be lost."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from recipes import Election, LostError
+
+PATH = "/election"
+
+
+async def test_leaders_in_campaign_order(connect_zk):
+    terms: list[tuple[bytes, int, float, float]] = []
+    async with connect_zk() as a, connect_zk() as b:
+        observer = Election(a, PATH)
+        assert await observer.leader() is None
+        async with trio.open_nursery() as nursery:
+
+            async def candidate(zk, name: bytes) -> None:
+                async with Election(zk, PATH, name).leadership() as token:
+                    start = trio.current_time()
+                    assert await observer.leader() == name
+                    await trio.sleep(0.1)
+                    terms.append((name, token, start, trio.current_time()))
+
+            for i, zk in enumerate((a, b, a)):
+                nursery.start_soon(candidate, zk, f"node-{i}".encode())
+                with trio.fail_after(5):
+                    while len(await observer.candidates()) < i + 1:
+                        await trio.sleep(0.01)
+        assert [t[0] for t in terms] == [b"node-0", b"node-1", b"node-2"]
+        for (_, t1, _, e1), (_, t2, s2, _) in zip(terms, terms[1:]):
+            assert t1 < t2 and e1 <= s2
+        assert await observer.leader() is None
+
+
+async def test_campaign_resign_and_observe(connect_zk):
+    async with connect_zk() as a, connect_zk() as b:
+        ea, eb = Election(a, PATH, b"A"), Election(b, PATH, b"B")
+        seen: list[bytes | None] = []
+        async with Election(a, PATH).observe() as leaders:
+            async with trio.open_nursery() as nursery:
+
+                async def watch() -> None:
+                    async for leader in leaders:
+                        seen.append(leader)
+
+                nursery.start_soon(watch)
+                await trio.sleep(0.1)
+                await ea.campaign()
+                assert ea.is_leader
+                with pytest.raises(trio.TooSlowError):
+                    await eb.campaign(timeout=0.2)
+                nursery.start_soon(eb.campaign)
+                with trio.fail_after(5):
+                    while len(await ea.candidates()) < 2:
+                        await trio.sleep(0.01)
+                await ea.resign()
+                with trio.fail_after(5):
+                    while not eb.is_leader:
+                        await trio.sleep(0.01)
+                await eb.resign()
+                with trio.fail_after(5):
+                    while seen[-1:] != [None] or len(seen) < 4:
+                        await trio.sleep(0.01)
+                nursery.cancel_scope.cancel()
+        assert seen == [None, b"A", b"B", None]
+
+
+async def test_leadership_ends_when_the_session_expires(connect_zk, hosts, root, open_proxy, zk_server):
+    """The session is closed behind the leader's back (another connection with its id and
+    password closes it): the scope is cancelled, and a rival leads with a higher token."""
+    from client import connect
+
+    proxy = await open_proxy(zk_server.port)
+    async with connect_zk(via=proxy.connect_string) as leader_zk, connect_zk() as rival_zk:
+        t: dict[str, float] = {}
+        with trio.fail_after(20):
+            async with trio.open_nursery() as nursery:
+
+                async def leader() -> None:
+                    with pytest.raises(LostError):
+                        async with Election(leader_zk, PATH, b"old").leadership() as token:
+                            t["old_token"] = token
+                            proxy.cut()
+                            async with connect(hosts, session=(leader_zk.session_id, leader_zk.session_passwd)):
+                                pass  # closes the session on the server
+                            t["closed"] = trio.current_time()
+                            proxy.restore()
+                            try:
+                                await trio.sleep_forever()
+                            finally:
+                                t["old_stopped"] = trio.current_time()
+
+                async def rival() -> None:
+                    while "old_token" not in t:
+                        await trio.sleep(0.01)
+                    async with Election(rival_zk, PATH, b"new").leadership() as token:
+                        t["new_token"] = token
+                        t["new_started"] = trio.current_time()
+
+                nursery.start_soon(leader)
+                nursery.start_soon(rival)
+    assert t["new_token"] > t["old_token"]
+    assert t["old_stopped"] - t["closed"] < 5
+
+
+async def test_leadership_cancel_on_suspend(zk_server, connect_zk, open_proxy):
+    proxy = await open_proxy(zk_server.port)
+    async with connect_zk(via=proxy.connect_string) as zk, trio.open_nursery() as nursery:
+
+        async def restore_soon() -> None:
+            await trio.sleep(0.3)
+            proxy.restore()
+
+        with trio.fail_after(10):
+            with pytest.raises(LostError, match="suspended"):
+                async with Election(zk, PATH, b"x").leadership(cancel_on_suspend=True):
+                    proxy.cut()
+                    nursery.start_soon(restore_soon)
+                    await trio.sleep_forever()
+            assert await Election(zk, PATH).candidates() == []
