@@ -49,7 +49,9 @@ class SimConfig:
     chaos_s: float = 3.0  # faults happen during this much simulated time
     liveness_s: float = 6.0  # then, healed, the ensemble must converge within this (12 initLimits)
     timing: Timing = attrs.Factory(
-        lambda: Timing(tick_s=0.05, init_limit=10, sync_limit=5, finalize_wait_s=0.01, committed_window=50)
+        lambda: Timing(
+            tick_s=0.05, init_limit=10, sync_limit=5, finalize_wait_s=0.01, committed_window=50, max_apply_batch=16
+        )
     )
     tick_every_s: float = 0.0125
     latency_min_s: float = 0.0005
@@ -78,6 +80,7 @@ class SimConfig:
     def random(cls, rng: random.Random) -> SimConfig:
         """A configuration drawn from the seed: sizes and fault rates vary run to run."""
         return cls(
+            chaos_s=rng.choice((2.0, 3.0, 3.0, 8.0)),
             voters=rng.choice((3, 3, 5)),
             observers=rng.choice((0, 0, 1, 2)),
             crash_rate=rng.choice((0.0, 0.5, 1.0, 2.0, 4.0)),
