@@ -45,7 +45,7 @@ from .api import (
 )
 from .election import Looking
 from .history import History
-from .leader import Leading
+from .leader import Leading, LearnerStats
 from .learner import Learning
 from .messages import Message, Notification, PeerState
 
@@ -254,6 +254,15 @@ class ZabPeer:
     @property
     def last_zxid(self) -> int:
         return self.log.last
+
+    def learners(self) -> tuple[LearnerStats, ...]:
+        """The learners connected to this leader (empty unless leading), for 4lw/mntr."""
+        return self._role.learner_stats() if isinstance(self._role, Leading) else ()
+
+    @property
+    def outstanding_proposals(self) -> int:
+        """Proposed but not yet committed entries (leader), like mntr's zk_outstanding_proposals."""
+        return self.log.count_after(self.committed) if self.role is Role.LEADING else 0
 
     # -- for the roles --------------------------------------------------------------------------
 

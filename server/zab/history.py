@@ -69,6 +69,10 @@ class History:
         out.extend(self._mem[start:end])
         return out
 
+    def count_after(self, zxid: int) -> int:
+        """How many entries are above `zxid` (only those in memory are counted)."""
+        return len(self._zxids) - bisect.bisect_right(self._zxids, zxid)
+
     def floor(self, zxid: int) -> int | None:
         """The largest zxid of the history (counting `base`) that is <= zxid; None if below base."""
         base = self.base

@@ -79,6 +79,18 @@ class Learner:
         return self.phase >= Phase.SYNCING
 
 
+@attrs.frozen
+class LearnerStats:
+    """One learner as the leader sees it (for mntr / 4lw)."""
+
+    id: int
+    observer: bool
+    phase: str
+    synced: bool
+    acked_zxid: int
+    silent_s: float
+
+
 class Leading:
     def __init__(self, peer: ZabPeer) -> None:
         self.peer = peer
@@ -377,11 +389,18 @@ class Leading:
     def _sorted(self) -> list[Learner]:
         return [self.learners[k] for k in sorted(self.learners)]
 
-    @property
-    def forwarding_count(self) -> int:
-        return sum(1 for learner in self.learners.values() if learner.forwarded and not learner.observer)
-
-
+    def learner_stats(self) -> tuple[LearnerStats, ...]:
+        return tuple(
+            LearnerStats(
+                learner.id,
+                learner.observer,
+                learner.phase.name,
+                learner.phase is Phase.SYNCED,
+                learner.acked,
+                self.peer.now - learner.last_heard,
+            )
+            for learner in self._sorted()
+        )
 
 # Handlers by name, so a test can patch a method on the class.
 _HANDLERS: dict[type, str] = {

@@ -211,3 +211,18 @@ def test_leader_steps_down_when_a_quorum_goes_silent() -> None:
     bus.peers[1].tick = bus.peers[2].tick = lambda *a: None  # type: ignore[method-assign]
     bus.tick(bus.timing.sync_timeout_s + 2 * bus.timing.tick_s)
     assert bus.peers[3].role is Role.LOOKING
+
+
+def test_leader_reports_learners_and_outstanding_proposals() -> None:
+    bus = Bus({1: MemoryStorage(), 2: MemoryStorage(), 3: MemoryStorage(), 4: MemoryStorage()},
+              observers=frozenset({4}))
+    bus.tick(1.0)
+    leader = bus.peers[3]
+    stats = leader.learners()
+    assert [(s.id, s.observer, s.synced) for s in stats] == [(1, False, True), (2, False, True), (4, True, True)]
+    assert bus.peers[1].learners() == ()
+    zxid = leader.next_zxid()
+    leader.propose(zxid, b"x")
+    assert leader.outstanding_proposals == 1
+    bus.drain()
+    assert leader.outstanding_proposals == 0
