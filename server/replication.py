@@ -127,7 +127,7 @@ class Replicator:
         # Request numbers start from the clock so that a restarted server never reuses one
         # that a transaction still in flight from its previous life carries.
         self._next_request = time.time_ns() // 1000
-        self._touched: set[int] = set()
+        self._touched: dict[int, float] = {}  # session -> when our client was last heard
         self._wake = trio.Event()
 
     # -- state --------------------------------------------------------------------------
@@ -203,24 +203,24 @@ class Replicator:
 
     async def _ticker(self) -> None:
         assert self.peer is not None
-        # The core ticks every quarter tick; session touches go to the leader every half tick.
-        n = 0
+        # The core and the session touches both run every quarter tick.
         while True:
             await trio.sleep(self.timing.tick_s / 4)
             self.peer.tick(trio.current_time())
-            n += 1
-            if n % 2 == 0:
-                self._send_touches()
+            self._send_touches()
             self._kick()
 
     def _send_touches(self) -> None:
-        if not self._touched or self.status is None or self.is_leader:
-            self._touched.clear()
+        """Tell the leader which sessions our clients were heard from, and how long ago: the
+        leader dates each touch back by that age, so relaying adds no slack to expiry."""
+        touched, self._touched = self._touched, {}
+        if not touched or self.status is None or self.is_leader or not self.serving:
             return
         leader = self.status.leader_id
-        if leader is not None and self.serving:
-            self.net.send(leader, (_TOUCH, sorted(self._touched)))
-        self._touched.clear()
+        if leader is not None:
+            now = trio.current_time()
+            ages = [[session, int((now - heard) * 1000)] for session, heard in touched.items()]
+            self.net.send(leader, (_TOUCH, ages))
 
     async def _pump(self) -> None:
         peer = self.peer
@@ -333,8 +333,9 @@ class Replicator:
                 ids = tuple(Id(s, i) for s, i in auth)
                 self._to_propose.append((sender, request_id, session, op, ids))
             elif kind == _TOUCH and self.is_leader:
-                for session in message[1]:
-                    self.server.touch_from_peer(session)
+                now = trio.current_time()
+                for session, age_ms in message[1]:
+                    self.server.touch_from_peer(session, now - max(0, age_ms) / 1000.0)
         else:
             self.peer.step(sender, message)
         self._kick()
@@ -350,4 +351,4 @@ class Replicator:
         self._kick()
 
     def touched(self, session: int) -> None:
-        self._touched.add(session)
+        self._touched[session] = trio.current_time()

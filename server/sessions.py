@@ -22,6 +22,8 @@ class SessionTable:
         return len(self._deadline)
 
     def add(self, session_id: int, timeout_ms: int, now: float) -> None:
+        """Track a session (again): its deadline is now + timeout, even if that is earlier."""
+        self.remove(session_id)
         self._timeout_s[session_id] = timeout_ms / 1000.0
         self.touch(session_id, now)
 
@@ -34,9 +36,11 @@ class SessionTable:
         if timeout is None:
             return
         old = self._deadline.get(session_id)
-        if old is not None:
-            self._queue.discard((old, session_id))
         deadline = now + timeout
+        if old is not None:
+            if old >= deadline:
+                return  # a relayed touch older than one already seen moves nothing
+            self._queue.discard((old, session_id))
         self._deadline[session_id] = deadline
         self._queue.add((deadline, session_id))
 

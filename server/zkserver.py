@@ -203,9 +203,9 @@ class ZKServer:
         if self.replicator is not None:
             self.replicator.touched(session_id)
 
-    def touch_from_peer(self, session_id: int) -> None:
-        """A follower heard from one of its clients' sessions (relayed to the leader)."""
-        self.sessions.touch(session_id, trio.current_time())
+    def touch_from_peer(self, session_id: int, heard_at: float) -> None:
+        """A follower heard from one of its clients' sessions at `heard_at` (our clock)."""
+        self.sessions.touch(session_id, heard_at)
 
     def is_closing(self, session_id: int) -> bool:
         return session_id in self._closing or session_id not in self.tree.sessions

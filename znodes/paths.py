@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
+import re
+
 ROOT = "/"
 ZOOKEEPER = "/zookeeper"
 QUOTA = "/zookeeper/quota"
 CONFIG = "/zookeeper/config"
 
 
-def _bad_char(ch: str) -> bool:
-    # The same ranges PathUtils.validatePath refuses: controls, C1 controls, surrogates and
-    # the private-use area, and the specials block.
-    c = ord(ch)
-    return (
-        # Java holds characters beyond the BMP as surrogate pairs, which ZooKeeper refuses.
-        c > 0xFFFF
-        or 0x0000 < c <= 0x001F
-        or 0x007F <= c <= 0x009F
-        or 0xD800 <= c <= 0xF8FF
-        or 0xFFF0 <= c <= 0xFFFF
-    )
+# The characters PathUtils.validatePath refuses: controls, C1 controls, surrogates and the
+# private-use area, the specials block, and (as Java holds them as surrogate pairs) every
+# character beyond the BMP. One compiled class: paths are checked on every request.
+_BAD_CHARS = re.compile("[\u0001-\u001f\u007f-\u009f\ud800-\uf8ff\ufff0-\uffff\U00010000-\U0010ffff]")
 
 
 def path_error(path: object, sequential: bool = False) -> str | None:
@@ -46,9 +40,9 @@ def path_error(path: object, sequential: bool = False) -> str | None:
             return "empty node name specified"
         if name in (".", ".."):
             return "relative paths not allowed"
-    for ch in path:
-        if _bad_char(ch):
-            return f"invalid character \\u{ord(ch):04x}"
+    bad = _BAD_CHARS.search(path)
+    if bad is not None:
+        return f"invalid character \\u{ord(bad.group()):04x}"
     return None
 
 

@@ -167,6 +167,7 @@ class DataTree:
         zk = Node(b"", acls.OPEN_ACL_UNSAFE)
         quota = Node(b"", acls.OPEN_ACL_UNSAFE)
         config = Node(b"", acls.READ_ACL_UNSAFE)
+        config.aversion = -1  # as ZooKeeper creates it
         root.children.add("zookeeper")
         zk.children.update(("quota", "config"))
         self.nodes: dict[str, Node] = {
@@ -290,15 +291,15 @@ class DataTree:
             mode = CreateMode(op.mode)
         except ValueError:
             raise BadArgumentsError(path) from None
-        if op.container_request:
-            # The createContainer opcode makes a container whatever the flags (ZooKeeper 3.8).
-            mode = CreateMode.CONTAINER
         ttl = op.ttl if op.ttl_request else -1
         if mode.is_ttl:
             if not 0 < ttl <= TTL_MAX_MS:
                 raise BadArgumentsError(path)
         elif ttl >= 0:
             raise BadArgumentsError(path)
+        if op.container_request:
+            # The createContainer opcode makes a container whatever the (valid) flags say.
+            mode = CreateMode.CONTAINER
         if mode.is_ephemeral and txn.session not in self.sessions:
             raise SessionExpiredError(path)
         slash = path.rfind("/")

@@ -231,3 +231,34 @@ def test_observer_serves_reads_and_forwards_writes(tmp_path) -> None:
         zk.close()
         other.stop()
         other.close()
+
+
+def test_session_of_a_follower_client_expires_within_ten_percent(tmp_path) -> None:
+    """Touches relayed from a follower are dated back by their age, so a client connected to a
+    follower loses its ephemerals no later than 10% after its timeout, as on the leader."""
+    from tests.compat.rawzk import CreateFlag, RawClient
+
+    # ZooKeeper's default tick: touches are relayed every 500 ms, a quarter of it.
+    with LocalEnsemble(tmp_path, nodes=3, tick_ms=2000) as ens:
+        ens.start_all()
+        leader = ens.wait_leader()
+        follower = next(s for s in ens.servers if s != leader)
+        timeout_ms = 4000
+        watcher = kazoo(ens.connect_string([leader]))
+        silent = RawClient("127.0.0.1", ens.client_ports[follower]).connect(timeout_ms)
+        assert silent.negotiated_timeout_ms == timeout_ms
+        silent.create("/lease", flags=CreateFlag.EPHEMERAL)
+        went_silent = time.monotonic()
+        gone = threading.Event()
+
+        def check(event=None) -> None:
+            if watcher.exists("/lease", watch=check) is None:
+                gone.set()
+
+        check()
+        assert gone.wait(timeout_ms * 1.1 / 1000), "ephemeral outlived its session by more than 10%"
+        elapsed = time.monotonic() - went_silent
+        assert elapsed >= timeout_ms / 1000 * 0.95, elapsed
+        silent.close()
+        watcher.stop()
+        watcher.close()
