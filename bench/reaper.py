@@ -30,7 +30,9 @@ def start_time(pid: int) -> str | None:
 
 
 def main() -> int:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is for the benchmark, not for us
+    signal.signal(
+        signal.SIGINT, signal.SIG_IGN
+    )  # a Ctrl-C is for the benchmark, not for us
     watched: dict[int, str] = {}
     for line in sys.stdin:
         command, _, arg = line.strip().partition(" ")
@@ -45,9 +47,12 @@ def main() -> int:
     for pid, started in watched.items():
         if start_time(pid) != started:
             continue
-        for kill in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
+        for kill in (
+            os.killpg,
+            os.kill,
+        ):  # its process group (start_new_session), else itself
             try:
-                kill()
+                kill(pid, signal.SIGKILL)
                 break
             except OSError:
                 pass

@@ -32,15 +32,36 @@ class WorkerError(RuntimeError):
 class Worker:
     """One `python -m bench.workers ...` process; its stdout lines arrive on a queue."""
 
-    def __init__(self, role: str, client: str, hosts: str, path: str, **options: float) -> None:
-        argv = [sys.executable, "-m", "bench.workers", role, "--client", client, "--hosts", hosts, "--path", path]
+    def __init__(
+        self, role: str, client: str, hosts: str, path: str, **options: float
+    ) -> None:
+        argv = [
+            sys.executable,
+            "-m",
+            "bench.workers",
+            role,
+            "--client",
+            client,
+            "--hosts",
+            hosts,
+            "--path",
+            path,
+        ]
         for key, value in options.items():
             argv += [f"--{key}", str(value)]
         setpriv = shutil.which("setpriv")
         if setpriv:
-            argv = [setpriv, "--pdeathsig", "KILL", "--", *argv]  # dies with the benchmark
+            argv = [
+                setpriv,
+                "--pdeathsig",
+                "KILL",
+                "--",
+                *argv,
+            ]  # dies with the benchmark
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+        env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")])
+        )
         self.role = role
         self.proc = subprocess.Popen(
             argv,
@@ -72,10 +93,14 @@ class Worker:
         try:
             line = self.lines.get(timeout=timeout_s)
         except queue.Empty:
-            raise WorkerError(f"{self.role} worker said nothing for {timeout_s:.0f} s; stderr: {''.join(self.stderr)[-2000:]}") from None
+            raise WorkerError(
+                f"{self.role} worker said nothing for {timeout_s:.0f} s; stderr: {''.join(self.stderr)[-2000:]}"
+            ) from None
         if line is None:
             self.proc.wait(timeout=5)
-            raise WorkerError(f"{self.role} worker exited ({self.proc.returncode}): {''.join(self.stderr)[-2000:]}")
+            raise WorkerError(
+                f"{self.role} worker exited ({self.proc.returncode}): {''.join(self.stderr)[-2000:]}"
+            )
         return line
 
     def result(self, timeout_s: float) -> dict:
@@ -83,7 +108,9 @@ class Worker:
         try:
             return json.loads(line)
         except json.JSONDecodeError:
-            raise WorkerError(f"{self.role} worker printed {line!r}, not a result") from None
+            raise WorkerError(
+                f"{self.role} worker printed {line!r}, not a result"
+            ) from None
 
     def send(self, line: str) -> None:
         assert self.proc.stdin is not None
@@ -117,7 +144,14 @@ def lock_handoffs(system: System, client: str, seconds: float) -> float:
     path = f"/bench-lock-{uuid.uuid4().hex[:8]}"
     sids = system.servers
     workers = [
-        Worker("lock", client, system.connect_string([sids[i % len(sids)]]), path, seconds=seconds) for i in range(LOCK_PROCESSES)
+        Worker(
+            "lock",
+            client,
+            system.connect_string([sids[i % len(sids)]]),
+            path,
+            seconds=seconds,
+        )
+        for i in range(LOCK_PROCESSES)
     ]
     try:
         for w in workers:
@@ -132,7 +166,9 @@ def lock_handoffs(system: System, client: str, seconds: float) -> float:
     return sum(r["count"] for r in results) / seconds
 
 
-def lease_failover(system: System, client: str, ttl_s: float, rng: random.Random) -> dict[str, float]:
+def lease_failover(
+    system: System, client: str, ttl_s: float, rng: random.Random
+) -> dict[str, float]:
     """The seed's lease failover: NodeA owns the name (an ephemeral node of a session whose
     timeout is the TTL) and is killed with SIGKILL; NodeB, waiting on another server, takes
     it over. Returns the delay from the kill to NodeB's ownership, and that over the TTL."""
@@ -142,7 +178,9 @@ def lease_failover(system: System, client: str, ttl_s: float, rng: random.Random
     waiter: Worker | None = None
     try:
         held = owner.result(READY_TIMEOUT_S)
-        waiter = Worker("waiter", client, system.connect_string([sids[1]]), path, ttl=ttl_s)
+        waiter = Worker(
+            "waiter", client, system.connect_string([sids[1]]), path, ttl=ttl_s
+        )
         if (line := waiter.line(READY_TIMEOUT_S)) != "ready":
             raise WorkerError(f"lease waiter: {line!r}")
         # Let the waiter reach its watch, then kill at a random point of the owner's

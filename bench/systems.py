@@ -67,7 +67,9 @@ def wait_healthy(system: System, timeout_s: float = READY_TIMEOUT_S) -> int:
         if len(leaders) == 1 and all(m in SERVING_MODES for m in modes.values()):
             return leaders[0]
         if time.monotonic() > deadline:
-            raise RuntimeError(f"{system.name}: ensemble not healthy after {timeout_s:.0f} s: {modes}")
+            raise RuntimeError(
+                f"{system.name}: ensemble not healthy after {timeout_s:.0f} s: {modes}"
+            )
         time.sleep(0.1)
 
 
@@ -76,10 +78,14 @@ class Ours:
 
     name = "ccore"
 
-    def __init__(self, base_dir: Path, reaper: Reaper, *, tick_ms: int, log_level: str = "INFO") -> None:
+    def __init__(
+        self, base_dir: Path, reaper: Reaper, *, tick_ms: int, log_level: str = "INFO"
+    ) -> None:
         self.tick_ms = tick_ms
         self.reaper = reaper
-        self.ensemble = LocalEnsemble(base_dir, nodes=3, tick_ms=tick_ms, log_level=log_level)
+        self.ensemble = LocalEnsemble(
+            base_dir, nodes=3, tick_ms=tick_ms, log_level=log_level
+        )
 
     @property
     def servers(self) -> list[int]:
@@ -146,7 +152,9 @@ class Apache:
     def __init__(self, base_dir: Path, reaper: Reaper, *, tick_ms: int) -> None:
         classpath = zookeeper_classpath()
         if classpath is None:
-            raise FileNotFoundError(ZK_NOT_INSTALLED + " (and java, e.g. openjdk-17-jre-headless)")
+            raise FileNotFoundError(
+                ZK_NOT_INSTALLED + " (and java, e.g. openjdk-17-jre-headless)"
+            )
         self.classpath = os.pathsep.join(str(p) for p in classpath)
         self.base = Path(base_dir)
         self.reaper = reaper
@@ -243,9 +251,13 @@ class Apache:
             for sid in waiting:
                 proc = self._procs.get(sid)
                 if proc is None or proc.poll() is not None:
-                    raise RuntimeError(f"zookeeper server {sid} exited: {self.log_tail(sid)}")
+                    raise RuntimeError(
+                        f"zookeeper server {sid} exited: {self.log_tail(sid)}"
+                    )
             if time.monotonic() > deadline:
-                raise RuntimeError(f"zookeeper servers {waiting} not serving after {timeout_s:.0f} s: {self.log_tail(waiting[0])}")
+                raise RuntimeError(
+                    f"zookeeper servers {waiting} not serving after {timeout_s:.0f} s: {self.log_tail(waiting[0])}"
+                )
             time.sleep(0.1)
 
     def kill(self, sid: int) -> None:
@@ -280,6 +292,8 @@ class Apache:
 
     def log_tail(self, sid: int, lines: int = 20) -> str:
         try:
-            return "\n".join(self.log_path(sid).read_text(errors="replace").splitlines()[-lines:])
+            return "\n".join(
+                self.log_path(sid).read_text(errors="replace").splitlines()[-lines:]
+            )
         except OSError:
             return "(no log)"

@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 
 import trio
+import trio.lowlevel
 
 VALUE = b"v" * 100
 WORKLOAD_TIMEOUT_S = 120.0
@@ -34,7 +35,11 @@ def percentile(samples: list[float], q: float) -> float:
 
 def latency_summary(samples_s: list[float]) -> dict[str, float]:
     ms = [s * 1000 for s in samples_s]
-    return {"p50_ms": percentile(ms, 50), "p99_ms": percentile(ms, 99), "mean_ms": statistics.fmean(ms)}
+    return {
+        "p50_ms": percentile(ms, 50),
+        "p99_ms": percentile(ms, 99),
+        "mean_ms": statistics.fmean(ms),
+    }
 
 
 def fresh_root(tag: str) -> str:
@@ -44,7 +49,9 @@ def fresh_root(tag: str) -> str:
 # --- our Trio client ------------------------------------------------------------------------
 
 
-async def _ours_pipelined(op: Callable[[int], Awaitable[object]], ops: int, in_flight: int) -> float:
+async def _ours_pipelined(
+    op: Callable[[int], Awaitable[object]], ops: int, in_flight: int
+) -> float:
     next_index = 0
 
     async def worker() -> None:
@@ -61,7 +68,9 @@ async def _ours_pipelined(op: Callable[[int], Awaitable[object]], ops: int, in_f
     return ops / (time.perf_counter() - start)
 
 
-async def _ours_basic(hosts: str, ops: int, in_flight: int, latency_samples: int) -> dict[str, float]:
+async def _ours_basic(
+    hosts: str, ops: int, in_flight: int, latency_samples: int
+) -> dict[str, float]:
     from client import connect
 
     root = fresh_root("ours")
@@ -69,17 +78,25 @@ async def _ours_basic(hosts: str, ops: int, in_flight: int, latency_samples: int
         with trio.fail_after(WORKLOAD_TIMEOUT_S):
             await zk.create(root)
             paths = [f"{root}/n{i:07d}" for i in range(ops)]
-            creates = await _ours_pipelined(lambda i: zk.create(paths[i], VALUE), ops, in_flight)
+            creates = await _ours_pipelined(
+                lambda i: zk.create(paths[i], VALUE), ops, in_flight
+            )
             reads = await _ours_pipelined(lambda i: zk.get(paths[i]), ops, in_flight)
             samples = []
             for _ in range(latency_samples):
                 start = time.perf_counter()
                 await zk.set(root, VALUE)
                 samples.append(time.perf_counter() - start)
-    return {"creates_per_s": creates, "reads_per_s": reads, **{f"set_{k}": v for k, v in latency_summary(samples).items()}}
+    return {
+        "creates_per_s": creates,
+        "reads_per_s": reads,
+        **{f"set_{k}": v for k, v in latency_summary(samples).items()},
+    }
 
 
-async def _ours_fanout(watcher_hosts: list[str], writer_hosts: str, watchers: int, rounds: int) -> list[float]:
+async def _ours_fanout(
+    watcher_hosts: list[str], writer_hosts: str, watchers: int, rounds: int
+) -> list[float]:
     from client import connect
 
     path = fresh_root("fanout")
@@ -87,11 +104,18 @@ async def _ours_fanout(watcher_hosts: list[str], writer_hosts: str, watchers: in
     # No cancel scope around the entries: each client's nursery lives on the exit stack, and
     # a scope opened here would close inside them. connect_timeout bounds each connection.
     async with contextlib.AsyncExitStack() as stack:
-        writer = await stack.enter_async_context(connect(writer_hosts, connect_timeout=CONNECT_TIMEOUT_S))
+        writer = await stack.enter_async_context(
+            connect(writer_hosts, connect_timeout=CONNECT_TIMEOUT_S)
+        )
         with trio.fail_after(FANOUT_ROUND_TIMEOUT_S):
             await writer.create(path, VALUE)
         clients = [
-            await stack.enter_async_context(connect(watcher_hosts[i % len(watcher_hosts)], connect_timeout=CONNECT_TIMEOUT_S))
+            await stack.enter_async_context(
+                connect(
+                    watcher_hosts[i % len(watcher_hosts)],
+                    connect_timeout=CONNECT_TIMEOUT_S,
+                )
+            )
             for i in range(watchers)
         ]
         for _ in range(rounds):
@@ -100,7 +124,9 @@ async def _ours_fanout(watcher_hosts: list[str], writer_hosts: str, watchers: in
                 armed = []
 
                 async def arm(zk, armed=armed) -> None:
-                    await zk.sync(path)  # the watcher's server has the node: get cannot fail
+                    await zk.sync(
+                        path
+                    )  # the watcher's server has the node: get cannot fail
                     _, _, watch = await zk.get(path, watch=True)
                     armed.append(watch)
 
@@ -115,18 +141,22 @@ async def _ours_fanout(watcher_hosts: list[str], writer_hosts: str, watchers: in
                 async with trio.open_nursery() as nursery:
                     for watch in armed:
                         nursery.start_soon(wait, watch)
-                    await trio.sleep(0)
+                    await trio.lowlevel.checkpoint()  # the waiters are waiting
                     start = time.perf_counter()
                     await writer.set(path, VALUE)
             results.append(max(told) - start)
     return results
 
 
-def ours_basic(hosts: str, ops: int, in_flight: int, latency_samples: int) -> dict[str, float]:
+def ours_basic(
+    hosts: str, ops: int, in_flight: int, latency_samples: int
+) -> dict[str, float]:
     return trio.run(_ours_basic, hosts, ops, in_flight, latency_samples)
 
 
-def ours_fanout(watcher_hosts: list[str], writer_hosts: str, watchers: int, rounds: int) -> list[float]:
+def ours_fanout(
+    watcher_hosts: list[str], writer_hosts: str, watchers: int, rounds: int
+) -> list[float]:
     return trio.run(_ours_fanout, watcher_hosts, writer_hosts, watchers, rounds)
 
 
@@ -148,7 +178,9 @@ def _kazoo_close(zk) -> None:
         zk.close()
 
 
-def _kazoo_pipelined(submit: Callable[[int], object], ops: int, in_flight: int) -> float:
+def _kazoo_pipelined(
+    submit: Callable[[int], object], ops: int, in_flight: int
+) -> float:
     window: deque = deque()
     start = time.perf_counter()
     for i in range(ops):
@@ -160,13 +192,17 @@ def _kazoo_pipelined(submit: Callable[[int], object], ops: int, in_flight: int) 
     return ops / (time.perf_counter() - start)
 
 
-def kazoo_basic(hosts: str, ops: int, in_flight: int, latency_samples: int) -> dict[str, float]:
+def kazoo_basic(
+    hosts: str, ops: int, in_flight: int, latency_samples: int
+) -> dict[str, float]:
     root = fresh_root("kazoo")
     zk = _kazoo(hosts)
     try:
         zk.create(root)
         paths = [f"{root}/n{i:07d}" for i in range(ops)]
-        creates = _kazoo_pipelined(lambda i: zk.create_async(paths[i], VALUE), ops, in_flight)
+        creates = _kazoo_pipelined(
+            lambda i: zk.create_async(paths[i], VALUE), ops, in_flight
+        )
         reads = _kazoo_pipelined(lambda i: zk.get_async(paths[i]), ops, in_flight)
         samples = []
         for _ in range(latency_samples):
@@ -175,10 +211,16 @@ def kazoo_basic(hosts: str, ops: int, in_flight: int, latency_samples: int) -> d
             samples.append(time.perf_counter() - start)
     finally:
         _kazoo_close(zk)
-    return {"creates_per_s": creates, "reads_per_s": reads, **{f"set_{k}": v for k, v in latency_summary(samples).items()}}
+    return {
+        "creates_per_s": creates,
+        "reads_per_s": reads,
+        **{f"set_{k}": v for k, v in latency_summary(samples).items()},
+    }
 
 
-def kazoo_fanout(watcher_hosts: list[str], writer_hosts: str, watchers: int, rounds: int) -> list[float]:
+def kazoo_fanout(
+    watcher_hosts: list[str], writer_hosts: str, watchers: int, rounds: int
+) -> list[float]:
     path = fresh_root("fanout")
     writer = _kazoo(writer_hosts)
     clients = []
@@ -210,7 +252,9 @@ def kazoo_fanout(watcher_hosts: list[str], writer_hosts: str, watchers: int, rou
             start = time.perf_counter()
             writer.set(path, VALUE)
             if not everyone.wait(FANOUT_ROUND_TIMEOUT_S):
-                raise TimeoutError(f"only {len(told)} of {watchers} kazoo watchers told within {FANOUT_ROUND_TIMEOUT_S} s")
+                raise TimeoutError(
+                    f"only {len(told)} of {watchers} kazoo watchers told within {FANOUT_ROUND_TIMEOUT_S} s"
+                )
             results.append(max(told) - start)
     finally:
         for zk in [writer, *clients]:
