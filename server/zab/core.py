@@ -109,7 +109,7 @@ class ZabPeer:
         self._snapshot: SnapshotInstall | None = None
         self._outbox: list[tuple[int, Message]] = []
         self._in_flight: Ready | None = None
-        self._reported: Status | None = None
+        self._reported: tuple[object, ...] = ()  # the role part of the last Ready's status
 
         self.role = Role.LOOKING
         self.leader_id: int | None = None
@@ -172,7 +172,7 @@ class ZabPeer:
             or self.accepted_epoch != self.durable_accepted_epoch
             or self.current_epoch != self.durable_current_epoch
             or min(self.committed, self.log.durable) > self.applied
-            or self._reported != self.status()
+            or self._reported != (self.role, self.leader_id, self.epoch, self.serving)
         )
 
     def ready(self) -> Ready:
@@ -198,7 +198,7 @@ class ZabPeer:
         self._handed_last = self.log.last
         self._truncate = self._snapshot = None
         self._outbox = []
-        self._reported = status
+        self._reported = (self.role, self.leader_id, self.epoch, self.serving)
         self._in_flight = ready
         return ready
 
