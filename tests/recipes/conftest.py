@@ -8,11 +8,16 @@ imported here rather than copied:
     connect_zk   function  connect_zk(session_timeout=4, via=None) -> client.connect(...) chrooted
                            to `root`, to `via` (a proxy's connect string) if given
     zk           function  a connected client from connect_zk()
+    doomed       function  doomed(session_timeout=2) -> async CM yielding (client, expire): the
+                           client goes through its own proxy, and `await expire()` closes its
+                           session behind its back (as if it had expired) while the proxy keeps
+                           it from resuming the session first
     spy          function  Spy(zk): a client stand-in that counts requests and injects faults
 """
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -20,7 +25,7 @@ from typing import Any
 import pytest
 import trio
 
-from client import Client, connect
+from client import Client, ClientState, connect
 from tests.client.conftest import (  # noqa: F401 - fixtures reused, not copied
     _shared_servers,
     fresh_server,
@@ -57,6 +62,29 @@ def connect_zk(hosts: str, root: str) -> Callable[..., Any]:
 async def zk(connect_zk: Callable[..., Any]) -> AsyncIterator[Client]:
     async with connect_zk() as client:
         yield client
+
+
+@pytest.fixture
+def doomed(hosts: str, connect_zk: Callable[..., Any], open_proxy: Any, zk_server: Any) -> Callable[..., Any]:
+    @contextlib.asynccontextmanager
+    async def make(session_timeout: float = 2.0) -> AsyncIterator[tuple[Client, Callable[[], Any]]]:
+        proxy = await open_proxy(zk_server.port)
+        async with connect_zk(session_timeout=session_timeout, via=proxy.connect_string) as client:
+
+            async def expire() -> None:
+                proxy.cut()
+                with trio.fail_after(10):
+                    while client.state is not ClientState.SUSPENDED:
+                        await trio.sleep(0.01)
+                    # The same timeout: a resumed session takes the timeout its new connection asks.
+                    twin = connect(hosts, session=(client.session_id, client.session_passwd), session_timeout=session_timeout)
+                    async with twin:
+                        pass  # closing it closes the session on the server
+                proxy.restore()
+
+            yield client, expire
+
+    return make
 
 
 class Spy:

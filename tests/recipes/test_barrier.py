@@ -71,17 +71,14 @@ async def test_double_barrier_missing_participant_times_out_cleanly(zk):
     assert await zk.children(PATH) == []
 
 
-async def test_double_barrier_leave_when_a_participant_dies(connect_zk, hosts):
+async def test_double_barrier_leave_when_a_participant_dies(zk, doomed):
     """A participant whose session ends while the others leave does not hold them up."""
-    from client import connect
-
-    async with connect_zk() as a, connect_zk(session_timeout=2) as doomed:
-        b1, b2 = DoubleBarrier(a, PATH, 2), DoubleBarrier(doomed, PATH, 2, identifier="zzz-doomed")
+    async with doomed() as (victim, expire):
+        b1, b2 = DoubleBarrier(zk, PATH, 2), DoubleBarrier(victim, PATH, 2, identifier="zzz-doomed")
         with trio.fail_after(10):
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(b1.enter)
                 nursery.start_soon(b2.enter)
-            async with connect(hosts, session=(doomed.session_id, doomed.session_passwd)):
-                pass  # the doomed one's session is closed: its node goes
+            await expire()  # its node goes with its session
             await b1.leave(timeout=5)
-        assert await a.children(PATH) == []
+        assert await zk.children(PATH) == []

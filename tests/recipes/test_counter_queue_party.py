@@ -73,10 +73,8 @@ async def test_locking_queue_each_item_to_one_consumer(connect_zk):
         assert await a.children("/lq/taken") == []
 
 
-async def test_locking_queue_gives_back_on_error_and_on_death(connect_zk, hosts):
-    from client import connect
-
-    async with connect_zk() as a, connect_zk(session_timeout=2) as doomed:
+async def test_locking_queue_gives_back_on_error_and_on_death(connect_zk, doomed):
+    async with connect_zk() as a, doomed() as (victim, expire):
         q = LockingQueue(a, "/lq")
         await q.put(b"job")
         with pytest.raises(ZeroDivisionError):
@@ -84,11 +82,10 @@ async def test_locking_queue_gives_back_on_error_and_on_death(connect_zk, hosts)
                 assert item.data == b"job"
                 1 / 0
         assert await q.length() == 1  # given back
-        held = await LockingQueue(doomed, "/lq").get()
+        held = await LockingQueue(victim, "/lq").get()
         with pytest.raises(trio.TooSlowError):
             await q.get(timeout=0.2)  # locked by the doomed consumer
-        async with connect(hosts, session=(doomed.session_id, doomed.session_passwd)):
-            pass  # its session ends: the lock goes, the item comes back
+        await expire()  # its session ends: the lock goes, the item comes back
         with trio.fail_after(5):
             async with q.take() as item:
                 assert item.data == b"job" and item.token > held.token
@@ -105,18 +102,17 @@ async def test_locking_queue_body_cancelled_when_lock_deleted(zk):
     assert await q.length() == 1
 
 
-async def test_party_membership(connect_zk, hosts):
-    from client import ClientState, connect
+async def test_party_membership(connect_zk, doomed):
+    from client import ClientState
 
-    async with connect_zk() as a, connect_zk(session_timeout=2) as b:
+    async with connect_zk() as a, doomed() as (b, expire):
         party = Party(a, "/party", b"a")
         assert await party.members() == []
         async with party, Party(b, "/party", b"b") as pb:
             assert sorted(await party.members()) == [b"a", b"b"] and await pb.size() == 2
             old = b.session_id
-            async with connect(hosts, session=(old, b.session_passwd)):
-                pass  # b's session is closed behind its back...
-            with trio.fail_after(10):  # ...and b joins again on its new session
+            await expire()
+            with trio.fail_after(10):  # b joins again on its new session
                 while True:
                     if b.session_id != old and b.state is ClientState.CONNECTED:
                         owners = {(await a.exists(f"/party/{n}")).ephemeralOwner for n in await a.children("/party")}
