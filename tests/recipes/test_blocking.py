@@ -1,0 +1,117 @@
+"""The blocking facade: recipes from plain threads."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import pytest
+
+from client import blocking
+from recipes import LostError
+from recipes import blocking as br
+
+
+@pytest.fixture
+def bzk(hosts):
+    root = f"/recipes-blocking-{uuid.uuid4().hex[:12]}"
+    with blocking.connect(hosts) as admin:
+        admin.create(root)
+        with blocking.connect(hosts, chroot=root, session_timeout=4) as client:
+            yield client
+        admin.delete(root, recursive=True)
+
+
+def test_lock_from_threads(bzk):
+    spans: list[tuple[float, float, int]] = []
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            for _ in range(5):
+                lock = br.Lock(bzk, "/lock")
+                with lock as token:
+                    start = time.monotonic()
+                    lock.check()
+                    time.sleep(0.005)
+                    spans.append((start, time.monotonic(), token))
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    spans.sort()
+    assert len(spans) == 20
+    for (s1, e1, t1), (s2, e2, t2) in zip(spans, spans[1:]):
+        assert e1 <= s2 and t1 < t2
+    assert bzk.children("/lock") == []
+
+
+def test_lost_is_reported_to_the_thread(bzk):
+    lock = br.Lock(bzk, "/lock")
+    with pytest.raises(LostError, match="deleted"):
+        with lock:
+            (name,) = bzk.children("/lock")
+            bzk.delete(f"/lock/{name}")
+            assert lock.lost.wait(10)
+            with pytest.raises(LostError):
+                lock.check()
+
+
+def test_acquire_timeout_and_manual_release(bzk):
+    a, b = br.Lock(bzk, "/lock"), br.Lock(bzk, "/lock")
+    token = a.acquire()
+    assert a.is_acquired and token == a.token
+    import trio
+
+    with pytest.raises(trio.TooSlowError):
+        b.acquire(timeout=0.2)
+    a.release()
+    assert b.acquire(timeout=5) > token
+    b.release()
+
+
+def test_other_recipes(bzk):
+    with br.Lease(bzk, "/lease", b"NodeA", ttl=bzk.session_timeout) as lease:
+        assert br.Lease.holder(bzk, "/lease") == b"NodeA" and lease.token > 0
+    assert br.Lease.holder(bzk, "/lease") is None
+    election = br.Election(bzk, "/election", b"me")
+    with election.leadership() as token:
+        assert election.leader() == b"me" and token > 0
+    assert br.Counter(bzk, "/counter").add(3) == 3
+    q = br.Queue(bzk, "/queue")
+    q.put(b"x")
+    assert q.get(timeout=5) == b"x"
+    lq = br.LockingQueue(bzk, "/lq")
+    lq.put(b"job")
+    with lq.take(timeout=5) as item:
+        assert item.data == b"job"
+    assert lq.length() == 0
+    with br.Semaphore(bzk, "/sem", max_leases=2) as token:
+        assert token > 0
+    rw = br.ReadWriteLock(bzk, "/rw")
+    with rw.read_lock, br.ReadWriteLock(bzk, "/rw").read_lock:
+        pass
+    with br.Party(bzk, "/party", b"p") as party:
+        assert party.members() == [b"p"]
+    registry = br.ServiceRegistry(bzk, "/services")
+    instance = br.ServiceInstance("api", address="h", port=1)
+    with registry.cache("api") as cache, registry.registered(instance):
+        assert registry.instances("api") == [instance]
+        cache.wait_for(lambda xs: xs == [instance], timeout=5)
+        assert cache.choose() == instance
+    with br.DataWatch(bzk, "/counter") as data, br.ChildrenWatch(bzk, "/") as children, br.TreeCache(bzk, "/services") as tree:
+        assert data.value[0] == b"3"
+        assert "counter" in children.value
+        assert tree.get("/services") is not None
+    barrier = br.Barrier(bzk, "/barrier")
+    barrier.create()
+    barrier.remove()
+    barrier.wait(timeout=1)
+    with br.DoubleBarrier(bzk, "/double", 1):
+        pass
