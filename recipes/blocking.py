@@ -35,7 +35,19 @@ import trio
 
 from client.blocking import BlockingClient
 
-from . import barrier, counter, election, lease, lock, party, queue, registry, semaphore, treecache, watchers
+from . import (
+    barrier,
+    counter,
+    election,
+    lease,
+    lock,
+    party,
+    queue,
+    registry,
+    semaphore,
+    treecache,
+    watchers,
+)
 from .errors import LostError
 
 T = TypeVar("T")
@@ -155,9 +167,11 @@ class _HeldFacade(_Facade):
         value = self._held.__enter__()
         return self if value is self._target else value
 
-    def __exit__(self, *exc_info: Any) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         assert self._held is not None
-        self._held.__exit__(*exc_info)
+        self._held.__exit__(exc_type, exc, tb)
 
 
 def _held_method(name: str) -> Callable[..., Held[Any]]:
@@ -222,7 +236,7 @@ class DoubleBarrier(_HeldFacade):
 
 
 class Counter(_Facade):
-    def __init__(self, zk: BlockingClient, path: str, default: int | float = 0) -> None:
+    def __init__(self, zk: BlockingClient, path: str, default: float = 0) -> None:
         super().__init__(zk, counter.Counter, path, default)
 
 

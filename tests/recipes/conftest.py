@@ -39,7 +39,7 @@ DEFAULT_SESSION_TIMEOUT_S = 4.0
 
 
 @pytest.fixture
-async def root(hosts: str) -> AsyncIterator[str]:
+async def root(hosts: str) -> AsyncIterator[str]:  # noqa: F811 - the imported fixture
     path = f"/recipes-test-{uuid.uuid4().hex[:12]}"
     async with connect(hosts) as admin:
         await admin.create(path)
@@ -51,7 +51,7 @@ async def root(hosts: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-def connect_zk(hosts: str, root: str) -> Callable[..., Any]:
+def connect_zk(hosts: str, root: str) -> Callable[..., Any]:  # noqa: F811 - the imported fixture
     def make(session_timeout: float = DEFAULT_SESSION_TIMEOUT_S, via: str | None = None, **options: Any) -> Any:
         return connect(via or hosts, chroot=root, session_timeout=session_timeout, **options)
 
@@ -65,7 +65,7 @@ async def zk(connect_zk: Callable[..., Any]) -> AsyncIterator[Client]:
 
 
 @pytest.fixture
-def doomed(hosts: str, connect_zk: Callable[..., Any], open_proxy: Any, zk_server: Any) -> Callable[..., Any]:
+def doomed(hosts: str, connect_zk: Callable[..., Any], open_proxy: Any, zk_server: Any) -> Callable[..., Any]:  # noqa: F811
     @contextlib.asynccontextmanager
     async def make(session_timeout: float = 2.0) -> AsyncIterator[tuple[Client, Callable[[], Any]]]:
         proxy = await open_proxy(zk_server.port)

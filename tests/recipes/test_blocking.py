@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 import uuid
@@ -47,20 +48,19 @@ def test_lock_from_threads(bzk):
     assert not errors, errors
     spans.sort()
     assert len(spans) == 20
-    for (s1, e1, t1), (s2, e2, t2) in zip(spans, spans[1:]):
+    for (s1, e1, t1), (s2, e2, t2) in itertools.pairwise(spans):
         assert e1 <= s2 and t1 < t2
     assert bzk.children("/lock") == []
 
 
 def test_lost_is_reported_to_the_thread(bzk):
     lock = br.Lock(bzk, "/lock")
-    with pytest.raises(LostError, match="deleted"):
-        with lock:
-            (name,) = bzk.children("/lock")
-            bzk.delete(f"/lock/{name}")
-            assert lock.lost.wait(10)
-            with pytest.raises(LostError):
-                lock.check()
+    with pytest.raises(LostError, match="deleted"), lock:
+        (name,) = bzk.children("/lock")
+        bzk.delete(f"/lock/{name}")
+        assert lock.lost.wait(10)
+        with pytest.raises(LostError):
+            lock.check()
 
 
 def test_acquire_timeout_and_manual_release(bzk):

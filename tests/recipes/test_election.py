@@ -3,6 +3,8 @@ ends the moment leadership may be lost."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import trio
 
@@ -35,7 +37,7 @@ async def test_leaders_in_campaign_order(connect_zk):
             assert await observer.candidates() == [b"node-0", b"node-1", b"node-2"]
             go.set()
         assert [t[0] for t in terms] == [b"node-0", b"node-1", b"node-2"]
-        for (_, t1, _, e1), (_, t2, s2, _) in zip(terms, terms[1:]):
+        for (_, t1, _, e1), (_, t2, s2, _) in itertools.pairwise(terms):
             assert t1 < t2 and e1 <= s2
         assert await observer.leader() is None
 
@@ -44,32 +46,31 @@ async def test_campaign_resign_and_observe(connect_zk):
     async with connect_zk() as a, connect_zk() as b:
         ea, eb = Election(a, PATH, b"A"), Election(b, PATH, b"B")
         seen: list[bytes | None] = []
-        async with Election(a, PATH).observe() as leaders:
-            async with trio.open_nursery() as nursery:
+        async with Election(a, PATH).observe() as leaders, trio.open_nursery() as nursery:
 
-                async def watch() -> None:
-                    async for leader in leaders:
-                        seen.append(leader)
+            async def watch() -> None:
+                async for leader in leaders:
+                    seen.append(leader)
 
-                nursery.start_soon(watch)
-                await trio.sleep(0.1)
-                await ea.campaign()
-                assert ea.is_leader
-                with pytest.raises(trio.TooSlowError):
-                    await eb.campaign(timeout=0.2)
-                nursery.start_soon(eb.campaign)
-                with trio.fail_after(5):
-                    while len(await ea.candidates()) < 2:
-                        await trio.sleep(0.01)
-                await ea.resign()
-                with trio.fail_after(5):
-                    while not eb.is_leader or seen[-1:] != [b"B"]:
-                        await trio.sleep(0.01)
-                await eb.resign()
-                with trio.fail_after(5):
-                    while seen[-1:] != [None] or len(seen) < 4:
-                        await trio.sleep(0.01)
-                nursery.cancel_scope.cancel()
+            nursery.start_soon(watch)
+            await trio.sleep(0.1)
+            await ea.campaign()
+            assert ea.is_leader
+            with pytest.raises(trio.TooSlowError):
+                await eb.campaign(timeout=0.2)
+            nursery.start_soon(eb.campaign)
+            with trio.fail_after(5):
+                while len(await ea.candidates()) < 2:
+                    await trio.sleep(0.01)
+            await ea.resign()
+            with trio.fail_after(5):
+                while not eb.is_leader or seen[-1:] != [b"B"]:
+                    await trio.sleep(0.01)
+            await eb.resign()
+            with trio.fail_after(5):
+                while seen[-1:] != [None] or len(seen) < 4:
+                    await trio.sleep(0.01)
+            nursery.cancel_scope.cancel()
         assert seen == [None, b"A", b"B", None]
 
 

@@ -52,14 +52,13 @@ async def test_waiter_takes_over_at_once_on_release(connect_zk):
 
 
 async def test_cancelled_waiter_leaves_nothing(connect_zk):
-    async with connect_zk() as a, connect_zk() as b:
-        async with Lease(a, NAME, b"NodeA"):
-            with pytest.raises(trio.TooSlowError):
-                async with Lease(b, NAME, b"NodeB", timeout=0.2):
-                    pytest.fail("two owners")
-            assert await Lease.holder(b, NAME) == b"NodeA"
-            async with Lease(b, NAME + "-other", b"free", timeout=2):
-                pass  # the failed attempt released its claim
+    async with connect_zk() as a, connect_zk() as b, Lease(a, NAME, b"NodeA"):
+        with pytest.raises(trio.TooSlowError):
+            async with Lease(b, NAME, b"NodeB", timeout=0.2):
+                pytest.fail("two owners")
+        assert await Lease.holder(b, NAME) == b"NodeA"
+        async with Lease(b, NAME + "-other", b"free", timeout=2):
+            pass  # the failed attempt released its claim
 
 
 async def test_lost_create_reply_is_ours(zk, spy):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import trio
 
@@ -58,7 +60,7 @@ async def test_exclusive_and_fair_in_arrival_order(connect_zk):
             await holder.release()
     assert order == [1, 2, 3]
     spans.sort()
-    for (s1, e1, t1), (s2, e2, t2) in zip(spans, spans[1:]):
+    for (s1, e1, t1), (s2, e2, t2) in itertools.pairwise(spans):
         assert e1 <= s2 and t1 < t2
 
 
@@ -88,15 +90,14 @@ async def test_release_wakes_only_the_next_contender(zk, connect_zk, spy):
 
 
 async def test_timeout_leaves_no_node(zk, connect_zk):
-    async with connect_zk() as other:
-        async with Lock(zk, LOCK):
-            before = await nodes(zk)
-            with pytest.raises(trio.TooSlowError):
-                await Lock(other, LOCK).acquire(timeout=0.3)
-            with pytest.raises(trio.TooSlowError):
-                async with Lock(other, LOCK, timeout=0.2):
-                    pytest.fail("acquired a held lock")
-            assert await nodes(zk) == before
+    async with connect_zk() as other, Lock(zk, LOCK):
+        before = await nodes(zk)
+        with pytest.raises(trio.TooSlowError):
+            await Lock(other, LOCK).acquire(timeout=0.3)
+        with pytest.raises(trio.TooSlowError):
+            async with Lock(other, LOCK, timeout=0.2):
+                pytest.fail("acquired a held lock")
+        assert await nodes(zk) == before
 
 
 async def test_cancelled_at_any_point_leaves_no_node(zk, connect_zk):
@@ -203,3 +204,41 @@ async def test_partitioned_holder_stops_before_the_next_holder_starts(zk_server,
     assert events["old_stopped"] < events["new_started"]
     assert events["old_stopped"] - events["silenced"] <= timeout  # before the earliest expiry
     assert events["new_token"] > events["old_token"]
+
+
+@pytest.mark.slow
+async def test_server_restart(fresh_server, root):
+    """The server restarts while one client holds the lock and another waits: sessions
+    survive (the restarted server gives them a fresh deadline), the holder keeps its lock
+    through the restart (it heard from the server again before its deadline), the waiter
+    keeps its place and gets the lock after, with a higher token."""
+    from client import connect
+
+    server = fresh_server(tick_time_ms=500)
+    async with connect(server.connect_string) as admin:
+        await admin.create(root)
+    hosts = server.connect_string + root
+    async with connect(hosts, session_timeout=10) as a, connect(hosts, session_timeout=10) as b:
+        got: dict[str, int] = {}
+        with trio.fail_after(60):
+            async with trio.open_nursery() as nursery:
+
+                async def holder() -> None:
+                    async with Lock(a, LOCK) as token:
+                        got["a"] = token
+                        while len(await Lock(a, LOCK).contenders()) < 2:
+                            await trio.sleep(0.01)
+                        await trio.to_thread.run_sync(server.restart)
+                        await a.sync()  # the holder is heard from again: still ours
+                        assert len(await Lock(a, LOCK).contenders()) == 2
+
+                async def waiter() -> None:
+                    while "a" not in got:
+                        await trio.sleep(0.01)
+                    async with Lock(b, LOCK) as token:
+                        got["b"] = token
+
+                nursery.start_soon(holder)
+                nursery.start_soon(waiter)
+        assert got["b"] > got["a"]
+        assert await a.children(LOCK) == []

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import trio
 
-from recipes import ChildrenWatch, DataWatch, ServiceInstance, ServiceRegistry, TreeCache, TreeEventType
+from recipes import (
+    ChildrenWatch,
+    DataWatch,
+    ServiceInstance,
+    ServiceRegistry,
+    TreeCache,
+    TreeEventType,
+)
 
 
 async def test_data_watch(zk, connect_zk):
