@@ -30,34 +30,16 @@ class WorkerError(RuntimeError):
 
 
 class Worker:
-    """One `python -m bench.workers ...` process; its stdout lines arrive on a queue."""
+    """One `python -m MODULE ARGS...` process (MODULE: bench.workers); its stdout lines arrive
+    on a queue, its stdin takes commands. It dies with us where the kernel allows."""
 
     def __init__(
-        self, role: str, client: str, hosts: str, path: str, **options: float
+        self, role: str, args: list[str], module: str = "bench.workers"
     ) -> None:
-        argv = [
-            sys.executable,
-            "-m",
-            "bench.workers",
-            role,
-            "--client",
-            client,
-            "--hosts",
-            hosts,
-            "--path",
-            path,
-        ]
-        for key, value in options.items():
-            argv += [f"--{key}", str(value)]
+        argv = [sys.executable, "-m", module, *args]
         setpriv = shutil.which("setpriv")
         if setpriv:
-            argv = [
-                setpriv,
-                "--pdeathsig",
-                "KILL",
-                "--",
-                *argv,
-            ]  # dies with the benchmark
+            argv = [setpriv, "--pdeathsig", "KILL", "--", *argv]
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
             filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")])
@@ -76,6 +58,16 @@ class Worker:
         self.stderr: list[str] = []
         threading.Thread(target=self._pump, daemon=True).start()
         threading.Thread(target=self._drain_stderr, daemon=True).start()
+
+    @classmethod
+    def bench(
+        cls, role: str, client: str, hosts: str, path: str, **options: float
+    ) -> Worker:
+        """A `bench.workers` process in `role` with `client` against `hosts`."""
+        args = [role, "--client", client, "--hosts", hosts, "--path", path]
+        for key, value in options.items():
+            args += [f"--{key}", str(value)]
+        return cls(role, args)
 
     def _pump(self) -> None:
         assert self.proc.stdout is not None
@@ -144,7 +136,7 @@ def lock_handoffs(system: System, client: str, seconds: float) -> float:
     path = f"/bench-lock-{uuid.uuid4().hex[:8]}"
     sids = system.servers
     workers = [
-        Worker(
+        Worker.bench(
             "lock",
             client,
             system.connect_string([sids[i % len(sids)]]),
@@ -174,7 +166,9 @@ def lease_failover(
     it over. Returns the delay from the kill to NodeB's ownership, and that over the TTL."""
     path = f"/bench-lease-{uuid.uuid4().hex[:8]}/migo-group"
     sids = system.servers
-    owner = Worker("owner", client, system.connect_string([sids[0]]), path, ttl=ttl_s)
+    owner = Worker.bench(
+        "owner", client, system.connect_string([sids[0]]), path, ttl=ttl_s
+    )
     waiter: Worker | None = None
     try:
         held = owner.result(READY_TIMEOUT_S)
@@ -205,7 +199,7 @@ def leader_kill_outage(system: System, client: str) -> float:
     leader = wait_healthy(system)
     survivors = followers(system)
     path = f"/bench-outage-{uuid.uuid4().hex[:8]}"
-    writer = Worker("writer", client, system.connect_string(survivors), path)
+    writer = Worker.bench("writer", client, system.connect_string(survivors), path)
     try:
         if (line := writer.line(READY_TIMEOUT_S)) != "ready":
             raise WorkerError(f"writer: {line!r}")
