@@ -1,0 +1,78 @@
+"""What the examples share: a server to run against, child processes, and printing.
+
+Each example takes `--hosts host:port[,...]` to use a running ensemble (ours or Apache
+ZooKeeper); without it, it starts a throwaway `python -m ccore serve` on a free loopback port.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run from a checkout without `pip install -e .`
+    sys.path.insert(0, str(REPO))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for_server(port: int, proc: subprocess.Popen, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("the server exited while starting")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+            sock.sendall(b"ruok")
+            if sock.recv(16) == b"imok":
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"no server on port {port} after {timeout_s}s")
+
+
+@contextlib.contextmanager
+def server(hosts: str | None, tick_ms: int = 100) -> Iterator[str]:
+    """Yield a connection string: `hosts` if given, else a fresh local ccore server's."""
+    if hosts:
+        yield hosts
+        return
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="ccore-example-") as data:
+        argv = [
+            sys.executable, "-m", "ccore", "serve", "--client-port", str(port), "--data-dir", data,
+            "--tick-time", str(tick_ms), "--max-session-timeout", "60000", "--log-level", "WARNING",
+        ]  # fmt: skip
+        proc = subprocess.Popen(argv, cwd=REPO, env=child_env())
+        try:
+            _wait_for_server(port, proc)
+            say(f"started a ccore server on 127.0.0.1:{port} (tick {tick_ms} ms)")
+            yield f"127.0.0.1:{port}"
+        finally:
+            proc.kill()
+            proc.wait()
+
+
+def child_env() -> dict[str, str]:
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+
+
+def spawn(script: str, *args: str) -> subprocess.Popen:
+    """Run `python examples/<script> <args>` with its output line-buffered to ours."""
+    return subprocess.Popen(
+        [sys.executable, "-u", str(Path(__file__).parent / script), *args],
+        env=child_env(), stdout=subprocess.PIPE, text=True, bufsize=1,
+    )  # fmt: skip
+
+
+def say(text: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')}.{int(time.time() * 1000) % 1000:03d} [{os.getpid()}] {text}", flush=True)
