@@ -318,6 +318,46 @@ def versions() -> dict[str, str]:
     return out
 
 
+class LoadMeter:
+    """How busy the machine was with other people's work while we ran: all CPU time (from
+    /proc/stat) minus ours (this process and its reaped children: servers, workers)."""
+
+    def __init__(self) -> None:
+        self.start_busy, self.start_ours, self.start_wall = (
+            self._busy(),
+            self._ours(),
+            time.monotonic(),
+        )
+
+    @staticmethod
+    def _busy() -> float:
+        try:
+            with open("/proc/stat") as stat:
+                fields = [int(x) for x in stat.readline().split()[1:]]
+        except (OSError, ValueError):
+            return 0.0
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+    @staticmethod
+    def _ours() -> float:
+        t = os.times()
+        return t.user + t.system + t.children_user + t.children_system
+
+    def background_cpus(self) -> float:
+        """CPUs' worth of time used by others since we started (call after reaping children)."""
+        wall = time.monotonic() - self.start_wall
+        others = (self._busy() - self.start_busy) - (self._ours() - self.start_ours)
+        return max(0.0, others / wall) if wall > 0 else 0.0
+
+
+def background_now(seconds: float = 1.0) -> float:
+    """CPUs' worth of time other processes use right now (sampled over `seconds`)."""
+    meter = LoadMeter()
+    time.sleep(seconds)
+    return meter.background_cpus()
+
+
 def check_disk(path: Path) -> str | None:
     """A warning when the data dirs sit on a RAM disk, where fsync costs nothing."""
     try:
@@ -424,6 +464,11 @@ def main(argv: list[str] | None = None) -> int:
     base = Path(tempfile.mkdtemp(prefix="ccore-bench-", dir=args.work_dir))
     if warning := check_disk(base):
         progress(f"WARNING: {warning}")
+    load_before = background_now()
+    progress(
+        f"other processes use {load_before:.1f} of {os.cpu_count()} CPUs right now"
+    )
+    meter = LoadMeter()
     reaper = Reaper()
     systems: dict[str, System] = {}
     started_at = time.time()
@@ -449,6 +494,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(base, ignore_errors=True)
     results = bench.results
+    load_during = meter.background_cpus()
     meta = {
         "command": " ".join(
             ["python -m bench", *(argv if argv is not None else sys.argv[1:])]
@@ -459,6 +505,8 @@ def main(argv: list[str] | None = None) -> int:
         "workloads": list(only),
         "versions": versions(),
         "setup": "3-server ensembles on 127.0.0.1, data dirs on one disk, fsync on (ccore always; ZooKeeper forceSync=yes)",
+        "background_cpus_before": round(load_before, 2),
+        "background_cpus_during": round(load_during, 2),
     }
     out = (
         args.json
@@ -466,9 +514,11 @@ def main(argv: list[str] | None = None) -> int:
         / f"bench-{time.strftime('%Y%m%d-%H%M%S', time.localtime(started_at))}.json"
     )
     report.write_json(out, results.to_json(meta))
-    runs_text = f"median of {params.runs} runs" if params.runs > 1 else "1 run"
+    runs_text = f"medians of {params.runs} runs" if params.runs > 1 else "1 run"
+    sys.stderr.flush()
     print(
-        f"\nconsistent-core vs Apache ZooKeeper, 3-server ensembles on 127.0.0.1, fsync on, tickTime {params.tick_ms} ms; {runs_text}\n"
+        f"\nconsistent-core vs Apache ZooKeeper, 3-server ensembles on 127.0.0.1, fsync on, tickTime {params.tick_ms} ms; "
+        f"{runs_text}; {os.cpu_count()} CPUs, of which other processes used {load_during:.1f} on average\n"
     )
     print(report.table(results, params.runs))
     print()
