@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from .api import zx
-from .messages import Message, Notification, PeerState
+from .messages import FollowerInfo, Message, Notification, ObserverInfo, PeerState
 
 if TYPE_CHECKING:
     from .core import ZabPeer
@@ -73,7 +73,7 @@ class Looking:
             self.peer.send(peer_id, self._notification())
 
     def on_disconnected(self, peer_id: int) -> None:
-        pass
+        self.known.pop(peer_id, None)  # it may come back in another state
 
     def after_advance(self) -> None:
         pass
@@ -86,6 +86,9 @@ class Looking:
                 self._on_looking(sender, message)
             elif message.state in (PeerState.FOLLOWING, PeerState.LEADING):
                 self._on_settled(sender, message)
+        elif isinstance(message, (FollowerInfo, ObserverInfo)):
+            # It thinks we lead; we do not (yet). Our vote tells it, or it waits for us.
+            self.peer.send(sender, self._notification())
         # Anything else is left over from a role we no longer have.
 
     def tick(self) -> None:
@@ -102,6 +105,7 @@ class Looking:
 
     def _on_looking(self, sender: int, n: Notification) -> None:
         p = self.peer
+        self.known.pop(sender, None)  # whatever it answered before, it is looking now
         if not p.is_voter or sender not in p.voters:
             return  # observers' votes never count; they learn from settled voters
         theirs = Vote.of(n)

@@ -117,11 +117,20 @@ class Learning:
     def step(self, sender: int, message: Message) -> None:
         p = self.peer
         if sender != self.leader:
-            if isinstance(message, Notification) and message.state is PeerState.LOOKING:
-                p.answer_vote(sender)
+            looking = isinstance(message, Notification) and message.state is PeerState.LOOKING
+            if looking or isinstance(message, (FollowerInfo, ObserverInfo)):
+                p.answer_vote(sender)  # whom we follow: a looking peer may join, a lost one learns
+            return
+        if isinstance(message, (FollowerInfo, ObserverInfo)):
+            # Our "leader" wants to follow us: neither leads. Start over.
+            p.become_looking(f"{self.leader} registered with us as a learner")
+            p.step(sender, message)
             return
         if isinstance(message, Notification):
             # Votes say nothing about the leader leading: they do not count as heartbeats.
+            if message.state in (PeerState.FOLLOWING, PeerState.OBSERVING):
+                p.become_looking(f"{self.leader} follows another leader")
+                return
             if message.state is not PeerState.LOOKING:
                 return
             if message.round > self.leader_round or message.leader != self.leader:
@@ -144,7 +153,10 @@ class Learning:
     def _on_leader_info(self, message: LeaderInfo) -> None:
         p = self.peer
         if self.phase is not Phase.DISCOVERY:
-            return  # an answer to a re-sent FOLLOWERINFO
+            if message.epoch == self.epoch:
+                return  # an answer to a re-sent FOLLOWERINFO
+            # The leader started over (a new epoch) without our noticing: so must we.
+            raise ProtocolError(f"LEADERINFO for epoch {message.epoch} while syncing for {self.epoch}")
         if message.epoch < p.accepted_epoch:
             raise ProtocolError(f"epoch {message.epoch} is below our accepted epoch {p.accepted_epoch}")
         self.epoch = message.epoch
