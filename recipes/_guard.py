@@ -5,16 +5,20 @@ session expired only when it reconnects, long after the server deleted its node 
 the lock to someone else (Curator-465, kazoo #565). So a holder has to stop on its own clock.
 
 The server expires a session `timeout` after it last heard from it, and it heard from us no
-earlier than the moment we *sent* a request whose reply came back on that session. The guard
-sends such a request every timeout/4 -- `exists()` of the held node, which also proves the node
-is still there and still ours -- and keeps the body's cancel-scope deadline at
+earlier than the moment we *sent* a request whose reply came back on that session. Every
+timeout/4 the guard sends `sync` then `exists()` of the held node (the sync goes through the
+leader, so a follower cut off from its leader cannot answer it from a stale copy; the exists
+proves the node is still there and still ours), and keeps the body's cancel-scope deadline at
 
-    send time of the last acknowledged request + session timeout - safety margin
+    send time of the last acknowledged heartbeat + session timeout - safety margin
 
 so the body is cancelled before the server can have expired the session, whatever the network
-does (the margin covers clock-rate differences and the time the body needs to stop). It also
-cancels at once when the client reports LOST or CLOSED, when the node is gone or belongs to
-another session, and -- with `cancel_on_suspend` -- as soon as the connection is SUSPENDED.
+does. The default margin is a quarter of the timeout: it covers clock-rate differences, the
+time the body needs to stop, and -- in an ensemble -- the delay with which a follower relays
+its clients' activity to the leader (Apache ZooKeeper: up to tickTime/2, and a session timeout
+is at least 2 ticks). The guard also cancels at once when the client reports LOST or CLOSED,
+when the node is gone or belongs to another session, and -- with `cancel_on_suspend` -- as soon
+as the connection is SUSPENDED.
 
     async with guarded(zk, node, token=czxid, owner=session_id, acked_at=t) as hold:
         ...   # cancelled as described; LostError is raised when the block ends that way
@@ -36,7 +40,7 @@ from .errors import LostError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MARGIN_FRACTION = 0.1  # of the session timeout
+DEFAULT_MARGIN_FRACTION = 0.25  # of the session timeout (see the module docstring)
 HEARTBEATS_PER_TIMEOUT = 4
 
 
@@ -112,6 +116,7 @@ async def _heartbeat(zk: Client, hold: Hold) -> None:
         # time would be too old to move the deadline much, a fresh one may do better.
         with trio.move_on_after(interval):
             try:
+                await zk.sync(hold.path)
                 stat = await zk.exists(hold.path)
             except ConnectionLossError:
                 continue

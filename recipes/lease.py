@@ -24,7 +24,7 @@ owner's last heartbeat: at most 1.0 x TTL plus a notification on our server (plu
 Apache's), against the 1.30-1.46 x measured with kazoo on ZooKeeper's defaults.
 
 The safety side is `_guard`: the owner's body runs in a scope whose deadline is the send time
-of the last request answered on the session + TTL - `safety_margin` (default 10% of the TTL),
+of the last heartbeat answered on the session + TTL - `safety_margin` (default 25% of the TTL),
 moved forward by a heartbeat every TTL/4; the server cannot have expired the session before
 that. The token is the czxid of the lease node, higher for every new owner.
 """

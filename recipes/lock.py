@@ -170,8 +170,8 @@ class Lock(_QueueHold):
 
     Options: `identifier` (stored in our node, shown by `contenders()`), `timeout` for
     `async with` (trio.TooSlowError), `cancel_on_suspend`, `safety_margin` (seconds before
-    the earliest possible session expiry at which the body is cancelled; default 10% of the
-    session timeout).
+    the earliest possible session expiry at which the body is cancelled; default 25% of the
+    session timeout, see `_guard`).
     """
 
     kind = "lock-"
