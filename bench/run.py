@@ -484,7 +484,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"{name}: 3 servers up on {system.connect_string()}, leader {leader}"
             )
         bench = Bench(params, systems, only, args.seed, progress)
-        bench.run()
+        try:
+            bench.run()
+        except (KeyboardInterrupt, SystemExit) as stop:
+            # Stopped (Ctrl-C, SIGTERM): stop the servers, then show what was measured.
+            interrupted = f"interrupted ({type(stop).__name__})"
+            bench.results.errors.append(interrupted)
+            progress(interrupted)
     finally:
         for system in systems.values():
             system.stop_all()

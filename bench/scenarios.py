@@ -172,7 +172,7 @@ def lease_failover(
     waiter: Worker | None = None
     try:
         held = owner.result(READY_TIMEOUT_S)
-        waiter = Worker(
+        waiter = Worker.bench(
             "waiter", client, system.connect_string([sids[1]]), path, ttl=ttl_s
         )
         if (line := waiter.line(READY_TIMEOUT_S)) != "ready":
