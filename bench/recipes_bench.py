@@ -206,15 +206,23 @@ def main() -> None:
         for kind in servers:
             server = start_server(kind, Path(tmp), args.tick_ms)
             try:
-                for client in clients:
-                    if args.only != "lease":
-                        rates = [lock_rate(client, server.connect_string, args.processes, args.seconds) for _ in range(args.runs)]
-                        lock_results[kind, client] = statistics.median(rates)
-                        print(f"lock  {kind:6} {client:5}: {statistics.median(rates):7.0f} grants/s  runs {[round(r) for r in rates]}", flush=True)
-                    if args.only != "lock":
-                        ratios = [takeover_ratio(client, server.connect_string, args.ttl) for _ in range(args.takeovers)]
-                        lease_results[kind, client] = ratios
-                        print(f"lease {kind:6} {client:5}: takeover {statistics.median(ratios):.2f} x TTL (median)  runs {[round(r, 2) for r in ratios]}", flush=True)
+                # Runs of the two clients alternate, so a load change on the machine hits both.
+                if args.only != "lease":
+                    rates: dict[str, list[float]] = {c: [] for c in clients}
+                    for _ in range(args.runs):
+                        for client in clients:
+                            rates[client].append(lock_rate(client, server.connect_string, args.processes, args.seconds))
+                    for client in clients:
+                        lock_results[kind, client] = statistics.median(rates[client])
+                        print(f"lock  {kind:6} {client:5}: {lock_results[kind, client]:7.0f} grants/s  runs {[round(r) for r in rates[client]]}", flush=True)
+                if args.only != "lock":
+                    ratios: dict[str, list[float]] = {c: [] for c in clients}
+                    for _ in range(args.takeovers):
+                        for client in clients:
+                            ratios[client].append(takeover_ratio(client, server.connect_string, args.ttl))
+                    for client in clients:
+                        lease_results[kind, client] = ratios[client]
+                        print(f"lease {kind:6} {client:5}: takeover {statistics.median(ratios[client]):.2f} x TTL (median)  runs {[round(r, 2) for r in ratios[client]]}", flush=True)
             finally:
                 server.kill()
     print(f"\nlock hand-offs/s, {args.processes} processes, median of {args.runs} x {args.seconds:g}s:")
