@@ -646,6 +646,7 @@ def main(argv: list[str] | None = None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     base = Path(tempfile.mkdtemp(prefix="ccore-profile-"))
     reaper = Reaper()
+    reaper.scratch(base)
     systems: list[System] = []
     results: dict[str, dict[str, dict]] = {}
     profiler = Profiler(out_dir, args.rate, progress)

@@ -3,7 +3,8 @@
     python -m bench.reaper        # reads commands on stdin, one a line
 
 `add PID` registers a server (its process group, made by start_new_session, is killed too);
-`del PID` forgets one the benchmark stopped itself; `exit` ends the reaper without killing.
+`del PID` forgets one the benchmark stopped itself; `dir PATH` is a scratch directory to remove;
+`exit` ends the reaper without killing.
 At end of input without `exit` -- the benchmark was killed, even with SIGKILL, so its end of
 the pipe closed -- every registered process still alive is killed. A process is identified by
 pid *and* start time (/proc/PID/stat), so a reused pid is never killed.
@@ -12,6 +13,7 @@ pid *and* start time (/proc/PID/stat), so a reused pid is never killed.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -34,6 +36,7 @@ def main() -> int:
         signal.SIGINT, signal.SIG_IGN
     )  # a Ctrl-C is for the benchmark, not for us
     watched: dict[int, str] = {}
+    scratch: list[str] = []
     for line in sys.stdin:
         command, _, arg = line.strip().partition(" ")
         if command == "exit":
@@ -44,6 +47,8 @@ def main() -> int:
                 watched[int(arg)] = started
         elif command == "del" and arg.isdigit():
             watched.pop(int(arg), None)
+        elif command == "dir" and arg:
+            scratch.append(arg)
     for pid, started in watched.items():
         if start_time(pid) != started:
             continue
@@ -56,6 +61,8 @@ def main() -> int:
                 break
             except OSError:
                 pass
+    for path in scratch:
+        shutil.rmtree(path, ignore_errors=True)
     return 0
 
 
@@ -82,6 +89,10 @@ class Reaper:
     def add(self, pid: int | None) -> None:
         if pid is not None:
             self._send(f"add {pid}")
+
+    def scratch(self, path: Path) -> None:
+        """Remove `path` too if the benchmark dies (it removes it itself otherwise)."""
+        self._send(f"dir {path}")
 
     def forget(self, pid: int | None) -> None:
         if pid is not None:

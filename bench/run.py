@@ -470,6 +470,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     meter = LoadMeter()
     reaper = Reaper()
+    if not args.keep:
+        reaper.scratch(base)
     systems: dict[str, System] = {}
     started_at = time.time()
     try:
