@@ -1,0 +1,35 @@
+"""The examples still run (against the test's server): the seed's lease failover and the
+lock shared by processes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import trio
+
+from tests.compat.servers import REPO_ROOT
+
+
+def run(script: str, *args: str, timeout_s: float = 60) -> str:
+    proc = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "examples" / script), *args],
+        capture_output=True, text=True, timeout=timeout_s, cwd=REPO_ROOT,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+@pytest.mark.slow
+async def test_lease_failover_example(hosts, root):
+    out = await trio.to_thread.run_sync(run, "lease_failover.py", "--hosts", hosts + root, "--ttl", "2")
+    assert "NodeA: OWNS Migo Group" in out and "NodeB: OWNS Migo Group" in out
+    ratio = float(out.split(" x TTL")[-2].rsplit("= ", 1)[1])
+    assert 0 < ratio < 2  # the bound itself is checked in test_lease.py and by the bench
+
+
+@pytest.mark.slow
+async def test_lock_shared_example(hosts, root):
+    out = await trio.to_thread.run_sync(run, "lock_shared.py", "--hosts", hosts + root, "--processes", "3", "--rounds", "10")
+    assert "counter = 30 (expected 30)" in out
