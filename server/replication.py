@@ -127,8 +127,12 @@ class Replicator:
         # Request numbers start from the clock so that a restarted server never reuses one
         # that a transaction still in flight from its previous life carries.
         self._next_request = time.time_ns() // 1000
+        self._proposed: dict[int, Txn] = {}  # on the leader: what it proposed, until applied
         self._touched: dict[int, float] = {}  # session -> when our client was last heard
         self._wake = trio.Event()
+        # Counters for mntr: how the pipeline batches.
+        self.readies = self.persists = self.persisted_entries = self.applied_entries = 0
+        self.persist_s = 0.0
 
     # -- state --------------------------------------------------------------------------
 
@@ -157,6 +161,11 @@ class Replicator:
             ("zk_last_committed_zxid", f"{s.last_committed_zxid:#x}" if s else "0x0"),
             ("zk_connected_peers", sum(1 for p in self.voters | self.observers if self.net.is_connected(p))),
             ("zk_outstanding_proposals", len(self._to_propose)),
+            ("zk_readies", self.readies),
+            ("zk_persists", self.persists),
+            ("zk_persisted_entries", self.persisted_entries),
+            ("zk_applied_entries", self.applied_entries),
+            ("zk_persist_ms_total", int(self.persist_s * 1000)),
         ]
         if self.is_leader:
             out.append(("zk_followers", sum(1 for p in self.voters | self.observers if self.net.is_connected(p))))
@@ -232,14 +241,21 @@ class Replicator:
                 await self._wake.wait()
                 continue
             ready = peer.ready()
+            self.readies += 1
             for to, message in ready.messages:
                 self.net.send(to, message)
             if ready.must_sync:
+                started = trio.current_time()
                 await trio.to_thread.run_sync(self._persist, ready)
+                self.persists += 1
+                self.persisted_entries += len(ready.entries)
+                self.persist_s += trio.current_time() - started
+            self.applied_entries += len(ready.committed)
             if ready.snapshot is not None:
                 self.server.replace_tree(decode_snapshot(ready.snapshot.data), ready.snapshot.zxid)
-            for _, payload in ready.committed:
-                txn = decode_txn(payload)
+            for zxid, payload in ready.committed:
+                # The leader applies the transactions it built itself: no need to decode them.
+                txn = self._proposed.pop(zxid, None) or decode_txn(payload)
                 callback = self._pending.pop(txn.request_id, None) if txn.origin == self.my_id else None
                 self.server.apply_committed(txn, callback)
             self._on_status(ready.status)
@@ -287,6 +303,7 @@ class Replicator:
             # clients hear ConnectionLoss and reconnect, as with ZooKeeper.
             self._pending.clear()
             self._to_propose.clear()
+            self._proposed.clear()
             self.server.stop_serving()
         if status.serving and status.role == Role.LEADING:
             self.server.became_leader()
@@ -318,6 +335,7 @@ class Replicator:
                 zxid = peer.next_zxid()
                 txn = Txn(zxid, now_ms, session, op, auth, origin, request_id)
                 peer.propose(zxid, encode_txn(txn))
+                self._proposed[zxid] = txn
         except NotLeader:
             log.info("server %d lost leadership with %d writes unproposed", self.my_id, len(batch))
 
