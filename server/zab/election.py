@@ -13,6 +13,14 @@ but on discovery (the leader's epoch quorum, and its refusal to lead a quorum me
 history is ahead of its own).
 
 Observers never vote: they only learn the leader from FOLLOWING/LEADING answers.
+
+Details the simulator taught us (each has a regression test in tests/sim):
+- answers are forgotten when their sender starts looking or its link drops, or a peer can
+  join a leader that stopped leading (two peers even ended up following each other);
+- a peer for which a quorum decided in its own round, before their votes reached it,
+  leads once their FOLLOWING answers of that round arrive (ZooKeeper's checkLeader);
+- learners answer their leader's LOOKING votes of the round they decided in, and take
+  only a later round (or a vote for someone else) as the leader giving up.
 """
 
 from __future__ import annotations
