@@ -1,6 +1,6 @@
 """Invariants checked after every simulated step. Any violation raises `InvariantError`.
 
-- one established leader per epoch;
+- one established leader per epoch, and epochs get established in increasing order;
 - committed histories agree: every replica applies a prefix of one global sequence
   ("truth"), so no two replicas ever apply different entries at the same position;
 - zxids strictly increase along that sequence (and in every disk, see disk.py);
@@ -84,6 +84,10 @@ class Checker:
     def established(self, node_id: int, epoch: int) -> bool:
         """Returns True the first time this epoch is seen established."""
         first = epoch not in self.leaders
+        if first and self.leaders and epoch < max(self.leaders):
+            raise InvariantError(
+                f"server {node_id} established epoch {epoch} after epoch {max(self.leaders)} was established"
+            )
         other = self.leaders.setdefault(epoch, node_id)
         if other != node_id:
             raise InvariantError(f"two leaders established in epoch {epoch}: {other} and {node_id}")
