@@ -3,12 +3,15 @@
 Modules:
 
 - `proxy`: per-link TCP fault proxies on loopback (cut, blackhole, delay, heal), many per fleet;
-- `history`: a thread-safe recorder of invoke / ok / fail / info events, JSON in and out;
-- `linearizability`: a Wing & Gong / Porcupine-style checker for a versioned register;
-- `checks`: per-client zxid order, fenced lock writes, watch completeness, ephemeral expiry;
+- `ensemble`: a local ensemble of real `ccore serve` processes, links through the proxies;
 - `nemesis`: the `Ensemble` interface and seeded fault schedules acting through it;
 - `disk`: full-disk faults (RLIMIT_FSIZE on a live process, or a shrunken tmpfs);
-- `standalone`: a single `ccore serve` process behind the `Ensemble` interface;
-- `workload`: the kazoo compare-and-set register workload (rotating keys) feeding a `History`;
+- `history`: a thread-safe recorder of invoke / ok / fail / info events, JSON in and out;
+- `clients`: kazoo and our own client behind one small interface for thread workloads;
+- `workload`: the compare-and-set register workload (plain or sync'd reads, rotating keys);
+- `lockload`, `ephemeral`, `watchload`: the lock, session-expiry and persistent-watch workloads;
+- `linearizability`: a Wing & Gong / Porcupine-style checker for a versioned register;
+- `checks`: reads, per-client zxid order, fenced lock writes, watch windows, ephemeral expiry;
+- `runner`, `report`: one run (ensemble, workloads, nemeses, heal) and its checks and report;
 - `__main__`: `python -m chaos --minutes N --seed S`.
 """

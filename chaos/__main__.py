@@ -1,16 +1,15 @@
-"""`python -m chaos --minutes N --seed S`: a chaos run and its report.
+"""`python -m chaos --minutes N --seed S`: chaos runs against a local ensemble, and their reports.
 
-FOR NOW THIS RUNS AGAINST ONE STANDALONE SERVER (`ccore serve`), so the only faults are those
-that act on a single process: kill -9 and restart (the default), pause, torn tail, full disk.
-There is no replication in play, so this exercises durability and client recovery, not
-consensus. The ensemble nemeses (partitions, bridge, isolate/pause the leader, kill all, slow
-links) are listed by `--list-nemeses` and plug in through the same `Ensemble` interface once
-`ccore ensemble` can route its peer links through proxies.
+Each run starts `--servers` real `ccore serve` processes (chaos.ensemble.LocalEnsemble) with
+a fault proxy on every peer link and client port, runs the workloads (see chaos.runner:
+register, register-sync, lock, ephemeral, watch) through kazoo and our own client, plays a
+seeded schedule of nemeses (default: every one that applies), heals, and checks. A long run
+can be cut into segments (`--segment-minutes`), each its own ensemble, seed (S, S+1, ...)
+and report, cycling through the server counts given (`--servers 3,5`).
 
-The report directory holds `report.json` (seed, schedule, what the nemesis did and when,
-counts of ok / failed / unknown operations, every checker's verdict and, on failure, the
-shortest failing window) and `history.json` (every operation, replayable into the checkers).
-Exit status: 0 all checks passed, 1 a violation, 2 a checker could not decide or the run broke.
+The report directory holds, per segment, `report.json`, the histories, the watch windows and
+the server logs (see chaos.report). Exit status: 0 all strict checks passed, 1 a violation,
+2 a checker could not decide or the run broke.
 """
 
 from __future__ import annotations
@@ -18,186 +17,114 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
+import os
 import sys
-import tempfile
-import threading
 import time
 from pathlib import Path
-from typing import Any
 
-from . import checks, linearizability
-from .history import History
-from .nemesis import NEMESES, Applied, NemesisRunner, Schedule, applicable
-from .proxy import FleetThread
-from .standalone import Standalone
-from .workload import RegisterWorkload
-
-log = logging.getLogger("chaos")
-
-PROGRESS_EVERY_S = 5.0
-SINGLE_SERVER_DEFAULT = ["kill-one"]
+from .nemesis import NEMESES, applicable
+from .runner import WORKLOADS, RunConfig, run
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m chaos",
-        description="Chaos run: CAS-register workload under a seeded fault schedule, checked for linearizability. "
-        "Currently against one standalone server (kill -9/restart); ensemble nemeses come with `ccore ensemble`.",
-    )
-    p.add_argument("--minutes", type=float, default=1.0, help="length of the run (fractions allowed; default 1)")
-    p.add_argument("--seed", type=int, default=None, help="seed of the schedule and the workload (default: random)")
+    p = argparse.ArgumentParser(prog="python -m chaos", description=__doc__.split("\n\n")[0])
+    p.add_argument("--minutes", type=float, default=1.0, help="length of the whole run (fractions allowed; default 1)")
+    p.add_argument("--segment-minutes", type=float, default=None, help="cut the run into segments this long (default: one)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the schedule and the workloads (default: random)")
     p.add_argument("--out", type=Path, help="report directory (default: a new one under ./chaos-runs)")
-    p.add_argument("--nemesis", default=",".join(SINGLE_SERVER_DEFAULT), help="comma-separated nemeses (default kill-one)")
-    p.add_argument("--workers", type=int, default=5, help="client threads, one session each (default 5)")
-    p.add_argument("--keys", type=int, default=2, help="registers in use at once (default 2)")
-    p.add_argument("--ops-per-key", type=int, default=400, help="operations before moving to fresh keys (default 400)")
+    p.add_argument("--servers", default="3", help="servers in the ensemble; a list (3,5) is cycled over segments")
+    p.add_argument("--nemesis", default="all", help="comma-separated nemeses, or 'all' that apply (default)")
+    p.add_argument("--workload", default="all", help=f"comma-separated workloads of {', '.join(WORKLOADS)} (default all)")
+    p.add_argument("--clients", default="kazoo,native", help="clients of the register workloads (default kazoo,native)")
+    p.add_argument("--workers", type=int, default=4, help="register workers per register workload (default 4)")
+    p.add_argument("--tick-ms", type=int, default=200, help="the servers' tickTime (default 200)")
     p.add_argument("--op-timeout", type=float, default=2.0, help="seconds before an op's outcome is unknown")
-    p.add_argument("--fault-seconds", type=float, nargs=2, default=(2.0, 6.0), metavar=("MIN", "MAX"))
+    p.add_argument("--fault-seconds", type=float, nargs=2, default=(2.0, 8.0), metavar=("MIN", "MAX"))
     p.add_argument("--quiet-seconds", type=float, nargs=2, default=(2.0, 5.0), metavar=("MIN", "MAX"))
-    p.add_argument("--check-time-limit", type=float, default=120.0, help="seconds the checker may search (default 120)")
+    p.add_argument("--expiry-bound-ms", type=int, default=1500, help="ephemeral expiry bound beyond the timeout")
+    p.add_argument("--check-time-limit", type=float, default=120.0, help="seconds the linearizability search may take")
     p.add_argument("--list-nemeses", action="store_true", help="list the nemeses and exit")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     return p
 
 
+def _names(text: str, known: list[str] | tuple[str, ...], what: str) -> list[str]:
+    names = list(known) if text == "all" else [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise SystemExit(f"python -m chaos: unknown {what} {', '.join(unknown)} (known: {', '.join(known)})")
+    return names
+
+
 def main(argv: list[str] | None = None) -> int:
     ns = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("kazoo").setLevel(logging.ERROR)  # every kill makes each client warn a dozen times
+    for noisy in ("kazoo", "client", "recipes"):  # every fault makes each client complain
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)
     if ns.list_nemeses:
-        single = set(applicable(list(NEMESES), 1, has_proxies=False))
         for name in NEMESES:
-            print(f"{name:20} {'standalone + ensemble' if name in single else 'ensemble only'}")
+            nem = NEMESES[name]()
+            print(f"{name:20} {'needs link proxies, ' if nem.needs_proxies else ''}>= {nem.min_servers} servers")
         return 0
-    seed = ns.seed if ns.seed is not None else int.from_bytes(__import__("os").urandom(4), "big")
-    out = ns.out or Path("chaos-runs") / f"seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
-    out.mkdir(parents=True, exist_ok=True)
-    say = (lambda msg: None) if ns.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
-    return run(ns, seed, out, say)
-
-
-def run(ns: argparse.Namespace, seed: int, out: Path, say: Any) -> int:
-    duration_s = ns.minutes * 60.0
-    wanted = [n.strip() for n in ns.nemesis.split(",") if n.strip()]
-    unknown = [n for n in wanted if n not in NEMESES]
-    if unknown:
-        print(f"python -m chaos: unknown nemesis {', '.join(unknown)} (see --list-nemeses)", file=sys.stderr)
+    try:
+        workloads = _names(ns.workload, WORKLOADS, "workload")
+        servers = [int(s) for s in ns.servers.split(",")]
+        wanted = _names(ns.nemesis, list(NEMESES), "nemesis")
+    except SystemExit as exc:
+        print(exc, file=sys.stderr)
         return 2
-    usable = applicable(wanted, 1, has_proxies=False)
-    skipped = sorted(set(wanted) - set(usable))
-    if skipped:
-        say(f"note: {', '.join(skipped)} need an ensemble; a standalone run skips them")
-    schedule = Schedule.generate(seed, duration_s, usable, fault_s=tuple(ns.fault_seconds), quiet_s=tuple(ns.quiet_seconds))
-    say(f"chaos: seed {seed}, {ns.minutes:g} min against ONE standalone server; nemeses: {', '.join(usable) or 'none'}; "
-        f"{len(schedule.steps)} faults scheduled; report in {out}")  # fmt: skip
-    history = History(meta={"seed": seed, "target": "standalone", "nemeses": usable})
-    nemesis_log: list[Applied] = []
-    errors: list[str] = []
-    started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="ccore-chaos-") as scratch, FleetThread(seed=seed) as fleet:
-        ens = Standalone(Path(scratch), fleet)
-        try:
-            ens.open()
-        except Exception as exc:
-            print(f"python -m chaos: could not start the server: {exc}", file=sys.stderr)
-            return 2
-        workload = RegisterWorkload(
-            ens.connect_string, history, seed=seed, workers=ns.workers, keys=ns.keys,
-            ops_per_key=ns.ops_per_key, op_timeout_s=ns.op_timeout,
+    seed = ns.seed if ns.seed is not None else int.from_bytes(os.urandom(4), "big")
+    out = ns.out or Path("chaos-runs") / f"seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+    say = (lambda msg: None) if ns.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    segment = ns.segment_minutes or ns.minutes
+    count = max(1, math.ceil(ns.minutes / segment - 1e-9))
+    statuses, reports = [], []
+    for i in range(count):
+        n = servers[i % len(servers)]
+        usable = applicable(wanted, n, has_proxies=True)
+        skipped = sorted(set(wanted) - set(usable))
+        if skipped and ns.nemesis != "all":
+            say(f"note: {', '.join(skipped)} cannot act on {n} servers; skipped")
+        cfg = RunConfig(
+            seed=seed + i, minutes=min(segment, ns.minutes - i * segment), out=out / f"segment{i + 1}" if count > 1 else out,
+            servers=n, nemeses=usable, workloads=workloads, tick_ms=ns.tick_ms, op_timeout_s=ns.op_timeout,
+            fault_s=tuple(ns.fault_seconds), quiet_s=tuple(ns.quiet_seconds), register_workers=ns.workers,
+            clients=[c.strip() for c in ns.clients.split(",")], expiry_bound_ms=ns.expiry_bound_ms,
+            check_time_limit_s=ns.check_time_limit, command="python -m chaos " + " ".join(sys.argv[1:] if argv is None else argv),
         )  # fmt: skip
-        runner = NemesisRunner(ens, schedule, on_event=lambda a: say(_describe(a)))
-        nemesis_thread = threading.Thread(target=runner.run, name="chaos-nemesis", daemon=True)
-        try:
-            workload.start()
-            nemesis_thread.start()
-            _wait_with_progress(history, started, duration_s, say)
-        except KeyboardInterrupt:
-            say("interrupted: stopping, healing, checking what was recorded")
-        finally:
-            runner.stop_event.set()
-            nemesis_thread.join(60.0)  # the runner heals (restarts) before it returns
-            workload.stop()
-            errors += workload.errors
-            if nemesis_thread.is_alive():
-                errors.append("the nemesis runner did not finish healing within 60 s")
-            nemesis_log = list(runner.log)
-            server_log = (ens.server.log_path.read_text("utf-8", "replace") if ens.server.log_path.exists() else "")
-            ens.close()
-        (out / "server.log").write_text(server_log)
-    run_s = time.monotonic() - started
-    history.dump(out / "history.json")
-    say(f"checking {len(history.operations())} operations...")
-    report, status = _check_and_report(ns, seed, schedule, history, nemesis_log, errors, run_s)
-    (out / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
-    say(_summary(report, out))
-    return status
+        statuses.append(run(cfg, say))
+        if (cfg.out / "report.json").exists():
+            reports.append(json.loads((cfg.out / "report.json").read_text()))
+    if count > 1:
+        say(_combined(out, reports, statuses))
+    return 1 if 1 in statuses else max(statuses)
 
 
-def _wait_with_progress(history: History, started: float, duration_s: float, say: Any) -> None:
-    deadline = started + duration_s
-    while (left := deadline - time.monotonic()) > 0:
-        time.sleep(min(PROGRESS_EVERY_S, left))
-        counts = history.counts()
-        say(f"  {time.monotonic() - started:6.1f}s  ok {counts['ok']}  fail {counts['fail']}  unknown {counts['info']}")
-
-
-def _describe(a: Applied) -> str:
-    detail = " ".join(f"{k}={v}" for k, v in a.detail.items())
-    return f"  {a.at_s:6.1f}s  nemesis {a.nemesis} {a.action} {detail}" + (f"  ERROR {a.error}" if a.error else "")
-
-
-def _check_and_report(
-    ns: argparse.Namespace,
-    seed: int,
-    schedule: Schedule,
-    history: History,
-    nemesis_log: list[Applied],
-    errors: list[str],
-    run_s: float,
-) -> tuple[dict[str, Any], int]:
-    lin = linearizability.check(history, time_limit_s=ns.check_time_limit)
-    zxid = checks.check_zxid_order(history)
-    nemesis_errors = [f"{a.nemesis} {a.action}: {a.error}" for a in nemesis_log if a.error]
-    report = {
-        "seed": seed,
-        "target": "standalone ccore serve (single server: only process-level nemeses apply)",
-        "command": "python -m chaos " + " ".join(sys.argv[1:]),
-        "minutes": ns.minutes,
-        "run_s": round(run_s, 1),
-        "schedule": schedule.to_json(),
-        "nemesis_log": [
-            {"at_s": a.at_s, "step": a.step, "nemesis": a.nemesis, "action": a.action, "detail": a.detail, "error": a.error}
-            for a in nemesis_log
-        ],
-        "counts": history.counts(),
-        "verdicts": {"linearizability": lin.to_json(), **checks.merge([zxid])},
-        "errors": errors + nemesis_errors,
-        "history": "history.json",
+def _combined(out: Path, reports: list[dict], statuses: list[int]) -> str:
+    """A summary.json over the segments, and its one-paragraph text."""
+    totals: dict[str, dict[str, int]] = {}
+    applied: dict[str, int] = {}
+    for r in reports:
+        for name, w in r["workloads"].items():
+            t = totals.setdefault(name, {"ok": 0, "fail": 0, "info": 0})
+            for k in t:
+                t[k] += w["counts"][k]
+        for k, v in r["nemeses_applied"].items():
+            applied[k] = applied.get(k, 0) + v
+    status = {0: "pass", 1: "violation", 2: "inconclusive"}[1 if 1 in statuses else max(statuses)]
+    segments = [{"seed": r["seed"], "servers": r["servers"], "run_s": r["run_s"], "status": r["status"]} for r in reports]
+    summary = {
+        "status": status,
+        "segments": segments,
+        "workloads": totals,
+        "nemeses_applied": applied,
     }
-    if lin.verdict == "fail" or not zxid.ok:
-        status = 1
-    elif lin.verdict != "ok" or errors or nemesis_errors:
-        status = 2
-    else:
-        status = 0
-    report["status"] = {0: "pass", 1: "violation", 2: "inconclusive"}[status]
-    return report, status
-
-
-def _summary(report: dict[str, Any], out: Path) -> str:
-    c = report["counts"]
-    lin = report["verdicts"]["linearizability"]
-    lines = [
-        f"result: {report['status'].upper()}  (ok {c['ok']}, failed {c['fail']}, unknown {c['info']}; "
-        f"linearizability {lin['verdict']} in {lin['elapsed_s']}s over {lin['keys']} keys; "
-        f"zxid order {'ok' if report['verdicts']['ok'] else 'VIOLATED'})",
-    ]
-    if lin.get("failure"):
-        lines.append(lin["failure"]["message"])
-    for checker in report["verdicts"]["checkers"]:
-        lines += [f"  {checker['checker']}: {v}" for v in checker["violations"][:5]]
-    lines += [f"  error: {e}" for e in report["errors"][:10]]
-    lines.append(f"report: {out / 'report.json'}")
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    lines = [f"all segments: {status.upper()}"]
+    lines += [f"  segment seed {s['seed']} ({s['servers']} servers, {s['run_s']}s): {s['status']}" for s in segments]
+    lines += [f"  {name}: ok {t['ok']}, failed {t['fail']}, unknown {t['info']}" for name, t in totals.items()]
+    lines.append("  nemeses applied: " + ", ".join(f"{k} x{v}" for k, v in sorted(applied.items())))
     return "\n".join(lines)
 
 

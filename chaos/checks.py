@@ -1,10 +1,12 @@
 """Checkers for the guarantees beside linearizability, each over recorded observations:
 
 - `check_zxid_order`: a client's reads never go back in zxid, across reconnects;
+- `check_reads`: plain (local, possibly stale) reads are sequentially consistent;
 - `check_fenced_writes`: lock holders' version-checked writes of their fencing tokens never
   interleave (tokens never go down in the order the guarded znode's versions went up);
 - `check_watches`: every persistent recursive watch sees every change under its path, in zxid
   order, with no gaps and nothing extra;
+- `check_watch_windows`: the same, per stretch of connection, with events mapped to zxids by data;
 - `check_ephemeral_expiry`: no ephemeral is seen alive after its session's expiry bound.
 
 Each returns a `Verdict`: ok, or the violations found (each a sentence naming what broke).
@@ -12,6 +14,7 @@ Each returns a `Verdict`: ok, or the violations found (each a sentence naming wh
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from collections.abc import Hashable, Iterable, Sequence
 from typing import Any
@@ -74,6 +77,109 @@ def check_zxid_order(history: History | Sequence[Operation], *, reads: Iterable[
                         f"had seen {floor:#x}"
                     )
     return _verdict("zxid-order", violations, checked)
+
+
+# -- plain reads: sequential consistency ------------------------------------------------------
+
+
+def check_reads(history: History | Sequence[Operation], *, read: str = "read") -> Verdict:
+    """What a plain read promises (it is served by the replica the client is connected to,
+    so it may be stale, but never wrong or going back): for the register workload, where a
+    read's output is ``[value, version, mzxid]``, a write's input its (fresh) value and its
+    output the new version, a cas's input ``[expected_version, value]``.
+
+    - one history per znode: no two different values, nor two mzxids, at one version;
+    - every value read was written, by a write invoked before the read returned;
+    - a client's reads of a key never go back in version, nor below its own acknowledged
+      writes (monotonic reads, read-your-writes), across reconnects and sessions;
+    - across keys: a client never reads a version older than a state it has already seen,
+      i.e. version v of key k is too old if version v+1 was made by a write whose zxid is at
+      most the highest zxid the client saw before (reply headers, the mzxids it read, the
+      zxids of its own writes)."""
+    ops = _ops(history)
+    violations: list[str] = []
+    at_version: dict[tuple[Hashable, int], tuple[Any, int | None, Operation]] = {}
+    writer_of: dict[tuple[Hashable, Any], Operation] = {}
+
+    def state(key: Hashable, version: int, value: Any, zxid: int | None, op: Operation) -> None:
+        known = at_version.get((key, version))
+        if known is None:
+            at_version[(key, version)] = (value, zxid, op)
+            return
+        value0, zxid0, op0 = known
+        if value0 != value:
+            violations.append(f"key {key}: two values at version {version}: {op0.describe()} and {op.describe()}")
+        if zxid is not None and zxid0 is not None and zxid != zxid0:
+            violations.append(f"key {key}: version {version} made at two zxids {zxid0:#x} and {zxid:#x}: {op0.describe()}, {op.describe()}")
+        elif zxid0 is None and zxid is not None:
+            at_version[(key, version)] = (value0, zxid, op0)
+
+    for op in ops:
+        if op.f == "write":
+            writer_of[(op.key, op.input)] = op
+            if op.status == "ok":
+                state(op.key, op.output, op.input, op.zxid, op)
+        elif op.f == "cas":
+            writer_of[(op.key, op.input[1])] = op
+            if op.status == "ok" and op.output is True:
+                state(op.key, op.input[0] + 1, op.input[1], op.zxid, op)
+    reads = [op for op in ops if op.f == read and op.status == "ok"]
+    for op in reads:
+        value, version, mzxid = op.output[0], op.output[1], op.output[2]
+        state(op.key, version, value, mzxid, op)
+        if value is None:
+            continue
+        writer = writer_of.get((op.key, value))
+        if writer is None:
+            violations.append(f"{op.describe()} read a value no one wrote")
+        elif op.return_ns is not None and writer.call_ns > op.return_ns:
+            violations.append(f"{op.describe()} read a value before it was written by {writer.describe()}")
+    checked = 0
+    by_client: dict[Hashable, list[Operation]] = {}
+    for op in ops:
+        if op.status == "ok":
+            by_client.setdefault(op.client, []).append(op)
+    for client, mine in by_client.items():
+        returned = sorted(mine, key=lambda o: o.return_ns or 0)
+        floor_zxid, floor_op, k = -1, None, 0
+        floor_version: dict[Hashable, tuple[int, Operation]] = {}
+        for op in sorted(mine, key=lambda o: o.call_ns):
+            while k < len(returned) and (returned[k].return_ns or 0) < op.call_ns:
+                done = returned[k]
+                k += 1
+                seen = _seen(done)
+                if seen is not None:
+                    version, zxid = seen
+                    if zxid is not None and zxid > floor_zxid:
+                        floor_zxid, floor_op = zxid, done
+                    if version is not None and version > floor_version.get(done.key, (-1, done))[0]:
+                        floor_version[done.key] = (version, done)
+            if op.f != read:
+                continue
+            checked += 1
+            version = op.output[1]
+            low, low_op = floor_version.get(op.key, (-1, op))
+            if version < low:
+                violations.append(f"client {client!r}: {op.describe()} went back to version {version} after {low_op.describe()}")
+            newer = at_version.get((op.key, version + 1))
+            if newer is not None and newer[1] is not None and floor_op is not None and newer[1] <= floor_zxid:
+                violations.append(
+                    f"client {client!r}: {op.describe()} read version {version}, but version {version + 1} was made at "
+                    f"zxid {newer[1]:#x} and the client had already seen zxid {floor_zxid:#x} ({floor_op.describe()})"
+                )
+    return _verdict("reads", violations, checked)
+
+
+def _seen(op: Operation) -> tuple[int | None, int | None] | None:
+    """(version of op.key, zxid) a completed op showed its client."""
+    if op.f == "read":
+        zxids = [z for z in (op.zxid, op.output[2]) if z is not None]
+        return op.output[1], max(zxids) if zxids else None
+    if op.f == "write":
+        return op.output, op.zxid
+    if op.f == "cas" and op.output is True:
+        return op.input[0] + 1, op.zxid
+    return None, op.zxid
 
 
 # -- fenced lock writes ---------------------------------------------------------------------------
@@ -199,6 +305,58 @@ def _match_watch(log: WatchLog, expected: list[Change], seen_anywhere: set[int])
     return out
 
 
+def check_watch_windows(
+    changes: Iterable[tuple[str, str, int | None, bool]],
+    windows: Iterable[Any],
+    *,
+    tracked: Any = lambda path: True,
+) -> Verdict:
+    """The watch workload's check (see chaos.watchload): `changes` are (path, type, zxid,
+    certain) with each (path, type) made at most once, so an event is mapped to its change's
+    zxid through the data, whatever zxid the event carries. Each window (watcher,
+    start_zxid, end_zxid, events of (path, type, event zxid)) must hold every change with
+    zxid in (start, end], its events in strictly increasing zxid order (no reordering, no
+    duplicate), and nothing that never happened. An event's own zxid, when the server sends
+    one (not -1), must be its change's. Events on untracked paths are ignored."""
+    table: dict[tuple[str, str], int] = {}
+    for path, kind, zxid, _certain in changes:
+        if zxid is not None:
+            table[(path, kind)] = zxid
+    ordered = sorted(table.values())
+    violations: list[str] = []
+    checked = 0
+    for window in windows:
+        w = window if isinstance(window, dict) else attrs.asdict(window)
+        who, start, end = w["watcher"], w["start_zxid"], w["end_zxid"]
+        prefix = f"{who} window ({start:#x}, {end:#x}]"
+        mapped: list[tuple[int, str, str]] = []
+        for path, kind, event_zxid in w["events"]:
+            if not tracked(path):
+                continue
+            zxid = table.get((path, kind))
+            if zxid is None:
+                violations.append(f"{prefix}: event {kind} {path} for a change that never happened")
+                continue
+            if event_zxid not in (None, -1, 0) and event_zxid != zxid:
+                violations.append(f"{prefix}: event {kind} {path} carries zxid {event_zxid:#x}, the change was {zxid:#x}")
+            mapped.append((zxid, kind, path))
+        checked += len(mapped)
+        for (z1, k1, p1), (z2, k2, p2) in itertools.pairwise(mapped):
+            if z2 <= z1:
+                what = "twice" if z2 == z1 else "out of zxid order"
+                violations.append(f"{prefix}: {k2} {p2} ({z2:#x}) delivered {what} after {k1} {p1} ({z1:#x})")
+                break
+        got = {z for z, _k, _p in mapped}
+        lo = bisect.bisect_right(ordered, start)
+        hi = bisect.bisect_right(ordered, end)
+        missing = [z for z in ordered[lo:hi] if z not in got]
+        if missing:
+            names = {z: f"{k} {p}" for (p, k), z in table.items()}
+            shown = ", ".join(f"{names[z]} ({z:#x})" for z in missing[:5])
+            violations.append(f"{prefix}: {len(missing)} of {hi - lo} changes never delivered (gap), first: {shown}")
+    return _verdict("watch-windows", violations, checked)
+
+
 # -- ephemeral expiry -------------------------------------------------------------------------------
 
 
@@ -212,6 +370,7 @@ class EphemeralLife:
     session: Hashable
     silent_ns: int
     timeout_ms: int
+    extra_ms: int = 0  # allowance on top of the bound (a fault in the way: see chaos.runner)
 
 
 def check_ephemeral_expiry(
@@ -226,7 +385,7 @@ def check_ephemeral_expiry(
     violations: list[str] = []
     checked = 0
     for life in lives:
-        deadline_ns = life.silent_ns + (life.timeout_ms + bound_ms) * 1_000_000
+        deadline_ns = life.silent_ns + (life.timeout_ms + bound_ms + life.extra_ms) * 1_000_000
         late = [op for op in by_path.get(life.path, []) if op.call_ns > deadline_ns and op.output]
         checked += 1
         if late:
@@ -234,7 +393,9 @@ def check_ephemeral_expiry(
             over_ms = (first.call_ns - life.silent_ns) / 1e6 - life.timeout_ms
             violations.append(
                 f"ephemeral {life.path} of session {life.session!r} seen alive {over_ms:.0f} ms after its "
-                f"{life.timeout_ms} ms timeout (bound {bound_ms} ms): {first.describe()}"
+                f"{life.timeout_ms} ms timeout (bound {bound_ms} ms"
+                + (f" + {life.extra_ms} ms for faults" if life.extra_ms else "")
+                + f"): {first.describe()}"
             )
     return _verdict("ephemeral-expiry", violations, checked)
 
@@ -252,6 +413,8 @@ __all__ = [
     "WatchLog",
     "check_ephemeral_expiry",
     "check_fenced_writes",
+    "check_reads",
+    "check_watch_windows",
     "check_watches",
     "check_zxid_order",
     "merge",

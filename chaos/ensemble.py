@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from types import TracebackType
@@ -40,6 +41,16 @@ def _free_ports(count: int) -> list[int]:
     finally:
         for s in socks:
             s.close()
+
+
+def _copy_log(proc: subprocess.Popen[bytes], path: Path) -> None:
+    """Copy a server's output to `path` until it exits (EOF ends the loop)."""
+    assert proc.stdout is not None
+    with open(path, "ab") as out, proc.stdout:
+        for line in proc.stdout:
+            out.write(line)
+            out.flush()
+        out.write(f"--- server pid {proc.pid} exited with {proc.wait()} ---\n".encode())
 
 
 class LocalEnsemble:
@@ -67,7 +78,7 @@ class LocalEnsemble:
         self.peer_ports = dict(zip(self.ids, ports[len(self.ids) : 2 * len(self.ids)]))
         election_ports = dict(zip(self.ids, ports[2 * len(self.ids) :]))
         self._procs: dict[int, subprocess.Popen] = {}
-        self._logs: dict[int, object] = {}
+        self._logs: dict[int, threading.Thread] = {}
         self._paused: set[int] = set()
         self.fleet: FleetThread | None = None
         if proxied:
@@ -126,19 +137,22 @@ class LocalEnsemble:
         proc = self._procs.get(sid)
         if proc is not None and proc.poll() is None:
             return
-        log = open(self.data_dir(sid) / "server.log", "ab")
-        self._logs[sid] = log
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-        self._procs[sid] = subprocess.Popen(
+        # Output through a pipe, copied to the log by us: a full-disk fault (RLIMIT_FSIZE on
+        # the server, chaos.disk) must not silence the server's own last words.
+        proc = subprocess.Popen(
             [sys.executable, "-m", "ccore", "serve", "--config", str(self.data_dir(sid) / "zoo.cfg"), "--log-level", self.log_level],
-            stdout=log,
+            stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             env=env,
             cwd=REPO_ROOT,
         )
+        self._procs[sid] = proc
+        self._logs[sid] = threading.Thread(target=_copy_log, args=(proc, self.data_dir(sid) / "server.log"), daemon=True)
+        self._logs[sid].start()
         if wait:
             self.wait_serving([sid])
 
@@ -232,8 +246,8 @@ class LocalEnsemble:
     def stop_all(self) -> None:
         for sid in self.ids:
             self.kill(sid)
-        for log in self._logs.values():
-            log.close()  # type: ignore[attr-defined]
+        for copier in self._logs.values():
+            copier.join(5.0)  # EOF once the server is dead
         self._logs.clear()
 
     def close(self) -> None:

@@ -87,9 +87,12 @@ class HistoryError(ValueError):
 class History:
     """Thread-safe recorder: ``op = h.invoke(p, "write", 3); ...; h.ok(op, 7, zxid=z)``."""
 
-    def __init__(self, *, clock_ns: Any = time.monotonic_ns, meta: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, *, clock_ns: Any = time.monotonic_ns, meta: dict[str, Any] | None = None, start_ns: int | None = None
+    ) -> None:
+        """`start_ns` (a `clock_ns` reading) is time zero; histories of one run share it."""
         self._clock_ns = clock_ns
-        self._start_ns = clock_ns()
+        self._start_ns = clock_ns() if start_ns is None else start_ns
         self._lock = threading.Lock()
         self._events: list[Event] = []
         self._open: dict[Hashable, int] = {}  # process -> index of its outstanding invoke
@@ -135,6 +138,10 @@ class History:
 
     def _now(self) -> int:
         return self._clock_ns() - self._start_ns
+
+    def now_ns(self) -> int:
+        """The current time on this history's clock (ns since its start)."""
+        return self._now()
 
     # -- reading ----------------------------------------------------------------------------
 

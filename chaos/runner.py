@@ -1,0 +1,289 @@
+"""One chaos run: a local ensemble behind fault proxies, the workloads, a seeded nemesis
+schedule, then the checks and the report (chaos.report).
+
+    cfg = RunConfig(seed=7, minutes=2, servers=3, nemeses=[...], workloads=[...], out=Path(...))
+    status = run(cfg, say=print)     # 0 pass, 1 violation, 2 inconclusive or broken
+
+The ensemble is `chaos.ensemble.LocalEnsemble(proxied=True)`: every directed peer link and
+every client port goes through its own proxy; clients use a connection string of all the
+client proxies. `FaultTarget` adapts it to the nemeses: a restarted server is waited for
+until it answers `ruok`, not until it serves (after "kill all", one server alone never
+serves), and `heal()` puts everything back: every server running and resumed, every peer and
+client link healed, all serving under one leader.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from .ensemble import LocalEnsemble
+from .ephemeral import EphemeralWorkload
+from .history import History
+from .lockload import LockWorkload
+from .nemesis import Applied, NemesisRunner, Schedule
+from .report import FaultWindow, check_and_report, summary
+from .watchload import WatchWorkload
+from .workload import RegisterWorkload
+
+log = logging.getLogger(__name__)
+
+WORKLOADS = ("register", "register-sync", "lock", "ephemeral", "watch")
+START_TIMEOUT_S = 60.0
+RUOK_TIMEOUT_S = 30.0
+HEAL_TIMEOUT_S = 90.0
+PROGRESS_EVERY_S = 10.0
+
+
+@attrs.define
+class RunConfig:
+    seed: int
+    minutes: float
+    out: Path
+    servers: int = 3
+    nemeses: Sequence[str] = ()
+    workloads: Sequence[str] = WORKLOADS
+    tick_ms: int = 200
+    op_timeout_s: float = 2.0
+    fault_s: tuple[float, float] = (2.0, 8.0)
+    quiet_s: tuple[float, float] = (2.0, 5.0)
+    settle_s: float = 5.0  # healed, workloads still running, before they stop
+    register_workers: int = 4
+    clients: Sequence[str] = ("kazoo", "native")
+    lock_workers: int = 3
+    expiry_bound_ms: int = 1500
+    check_time_limit_s: float = 120.0
+    command: str = ""
+
+
+class FaultTarget:
+    """`LocalEnsemble` as the nemeses want it (see the module docstring)."""
+
+    def __init__(self, ens: LocalEnsemble) -> None:
+        self.ens = ens
+
+    @property
+    def servers(self) -> list[int]:
+        return self.ens.servers
+
+    @property
+    def proxies(self) -> Any:
+        return self.ens.proxies
+
+    def leader(self) -> int | None:
+        return self.ens.leader()
+
+    def kill(self, sid: int) -> None:
+        self.ens.kill(sid)
+
+    def start(self, sid: int) -> None:
+        self.ens.start(sid, wait=False)
+        deadline = time.monotonic() + RUOK_TIMEOUT_S
+        while not _ruok(self.ens.client_ports[sid]):
+            if self.ens.pid(sid) is None:
+                raise RuntimeError(f"server {sid} exited while starting: {self.ens.log_tail(sid, 5)}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"server {sid} did not answer ruok within {RUOK_TIMEOUT_S:g}s")
+            time.sleep(0.05)
+
+    def pause(self, sid: int) -> None:
+        self.ens.pause(sid)
+
+    def resume(self, sid: int) -> None:
+        self.ens.resume(sid)
+
+    def data_dir(self, sid: int) -> Path:
+        return self.ens.data_dir(sid)
+
+    def pid(self, sid: int) -> int | None:
+        return self.ens.pid(sid)
+
+    def heal(self, timeout_s: float = HEAL_TIMEOUT_S) -> list[str]:
+        """Everything back to normal; returns what had to be done beyond the schedule's own
+        heals (each a sentence for the report)."""
+        notes = []
+        for sid in self.servers:
+            if sid in self.ens._paused:
+                self.ens.resume(sid)
+                notes.append(f"resumed server {sid}")
+            if self.ens.pid(sid) is None:
+                self.ens.start(sid, wait=False)
+                notes.append(f"started server {sid}")
+        fleet = self.ens.proxies
+        if fleet is not None:
+            for name in fleet.names():
+                if name[0] in ("peer", "client"):  # owner links stay cut: their sessions must die
+                    fleet.heal(name)
+        self.ens.wait_serving(None, timeout_s)
+        self.ens.wait_leader(timeout_s)
+        return notes
+
+
+def _ruok(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+            s.settimeout(1.0)
+            s.sendall(b"ruok")
+            return s.recv(16) == b"imok"
+    except OSError:
+        return False
+
+
+def run(cfg: RunConfig, say: Callable[[str], None]) -> int:
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    duration_s = cfg.minutes * 60.0
+    schedule = Schedule.generate(cfg.seed, duration_s, list(cfg.nemeses), fault_s=cfg.fault_s, quiet_s=cfg.quiet_s)
+    say(
+        f"chaos: seed {cfg.seed}, {cfg.minutes:g} min, {cfg.servers} servers behind proxies; workloads "
+        f"{', '.join(cfg.workloads)}; nemeses {', '.join(cfg.nemeses) or 'none'}; {len(schedule.steps)} faults "
+        f"scheduled; report in {cfg.out}"
+    )
+    errors: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="ccore-chaos-") as scratch:
+        ens = LocalEnsemble(Path(scratch), nodes=cfg.servers, tick_ms=cfg.tick_ms, proxied=True, seed=cfg.seed)
+        try:
+            try:
+                ens.start_all(START_TIMEOUT_S)
+                ens.wait_leader(START_TIMEOUT_S)
+            except RuntimeError as exc:
+                say(f"python -m chaos: the ensemble did not start: {exc}")
+                _keep_logs(ens, cfg.out)
+                return 2
+            result = _run_workloads(cfg, ens, schedule, duration_s, say, errors)
+        finally:
+            ens.close()
+            _keep_logs(ens, cfg.out)
+    report, status = check_and_report(cfg, schedule, result, errors)
+    say(summary(report, cfg.out))
+    return status
+
+
+@attrs.define
+class RunResult:
+    histories: dict[str, History]
+    workloads: dict[str, Any]
+    nemesis_log: list[Applied]
+    faults: list[FaultWindow]
+    run_s: float
+    watch_changes: list[Any] = attrs.field(factory=list)
+
+
+def _run_workloads(
+    cfg: RunConfig, ens: LocalEnsemble, schedule: Schedule, duration_s: float, say: Callable[[str], None], errors: list[str]
+) -> RunResult:
+    target = FaultTarget(ens)
+    t0 = time.monotonic_ns()
+    histories = {name: History(start_ns=t0, meta={"seed": cfg.seed, "workload": name}) for name in cfg.workloads}
+    workloads = _make_workloads(cfg, ens, histories)
+    faults: list[FaultWindow] = []
+    open_faults: dict[int, float] = {}
+
+    def on_event(a: Applied) -> None:
+        now_s = (time.monotonic_ns() - t0) / 1e9
+        if a.action == "start":
+            open_faults[a.step] = runner_t0_s + a.at_s  # when the fault began to be put in place
+        else:
+            faults.append(FaultWindow(a.nemesis, open_faults.pop(a.step, runner_t0_s + a.at_s), now_s))
+        say(_describe(a))
+
+    runner = NemesisRunner(target, schedule, on_event=on_event)
+    nemesis_thread = threading.Thread(target=runner.run, name="chaos-nemesis", daemon=True)
+    started = time.monotonic()
+    for w in workloads.values():
+        w.start()
+    runner_t0_s = (time.monotonic_ns() - t0) / 1e9
+    nemesis_thread.start()
+    try:
+        _wait_with_progress(histories, started, duration_s, say)
+    except KeyboardInterrupt:
+        say("interrupted: stopping, healing, checking what was recorded")
+    finally:
+        runner.stop_event.set()
+        nemesis_thread.join(120.0)
+        if nemesis_thread.is_alive():
+            errors.append("the nemesis runner did not finish healing within 120 s")
+        for step, fault_start in open_faults.items():
+            faults.append(FaultWindow(f"step {step} (unhealed)", fault_start, (time.monotonic_ns() - t0) / 1e9))
+        try:
+            notes = target.heal()
+            if notes:
+                say("healed at the end: " + "; ".join(notes))
+        except RuntimeError as exc:
+            errors.append(f"the ensemble did not recover after the run: {exc}")
+        faults.append(FaultWindow("final heal", faults[-1].end_s if faults else 0.0, (time.monotonic_ns() - t0) / 1e9))
+        time.sleep(cfg.settle_s)
+        for w in workloads.values():
+            w.stop()
+    run_s = time.monotonic() - started
+    watch_changes: list[Any] = []
+    for name, w in workloads.items():
+        try:
+            if isinstance(w, RegisterWorkload):
+                w.final_reads()
+            elif isinstance(w, WatchWorkload):
+                watch_changes = w.resolve()
+            elif isinstance(w, EphemeralWorkload):
+                w.final_check()
+        except Exception as exc:  # reported: the verdicts are then inconclusive
+            log.exception("after the run: %s", name)
+            errors.append(f"{name}: reading the final state failed: {exc!r}")
+        errors.extend(f"{name}: {e}" for e in w.errors)
+    return RunResult(histories, workloads, list(runner.log), faults, run_s, watch_changes)
+
+
+def _make_workloads(cfg: RunConfig, ens: LocalEnsemble, histories: dict[str, History]) -> dict[str, Any]:
+    hosts = ens.connect_string()
+    out: dict[str, Any] = {}
+    for name in cfg.workloads:
+        h = histories[name]
+        if name in ("register", "register-sync"):
+            out[name] = RegisterWorkload(
+                hosts, h, seed=cfg.seed, kinds=cfg.clients, workers=cfg.register_workers, op_timeout_s=cfg.op_timeout_s,
+                sync_reads=name == "register-sync", root=f"/chaos/{name}", think_s=(0.0, 0.02),
+            )  # fmt: skip
+        elif name == "lock":
+            out[name] = LockWorkload(hosts, h, seed=cfg.seed, workers=cfg.lock_workers, op_timeout_s=cfg.op_timeout_s)
+        elif name == "ephemeral":
+            upstreams = {sid: ("127.0.0.1", ens.client_ports[sid]) for sid in ens.servers}
+            out[name] = EphemeralWorkload(hosts, h, ens.proxies, upstreams, seed=cfg.seed, op_timeout_s=cfg.op_timeout_s)
+        elif name == "watch":
+            out[name] = WatchWorkload(hosts, h, seed=cfg.seed, op_timeout_s=cfg.op_timeout_s)
+        else:
+            raise ValueError(f"unknown workload {name!r}; known: {', '.join(WORKLOADS)}")
+    return out
+
+
+def _wait_with_progress(histories: dict[str, History], started: float, duration_s: float, say: Callable[[str], None]) -> None:
+    deadline = started + duration_s
+    while (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(PROGRESS_EVERY_S, left))
+        parts = []
+        for name, h in histories.items():
+            c = h.counts()
+            parts.append(f"{name} {c['ok']}/{c['fail']}/{c['info']}")
+        say(f"  {time.monotonic() - started:6.1f}s  ok/fail/unknown: " + "  ".join(parts))
+
+
+def _describe(a: Applied) -> str:
+    detail = " ".join(f"{k}={v}" for k, v in a.detail.items() if k != "links")
+    return f"  {a.at_s:6.1f}s  nemesis {a.nemesis} {a.action} {detail}" + (f"  ERROR {a.error}" if a.error else "")
+
+
+def _keep_logs(ens: LocalEnsemble, out: Path) -> None:
+    """Each server's log, gzipped, into the report directory."""
+    (out / "servers").mkdir(exist_ok=True)
+    for sid in ens.servers:
+        src = ens.data_dir(sid) / "server.log"
+        if src.exists():
+            with open(src, "rb") as f, gzip.open(out / "servers" / f"server{sid}.log.gz", "wb") as g:
+                shutil.copyfileobj(f, g)
