@@ -100,8 +100,13 @@ class _QueueHold:
             raise RuntimeError(f"{self!r} is already held; it is not reentrant")
         try:
             with trio.fail_after(math.inf if timeout is None else timeout):
-                await self._contender.wait_turn(self._blocker())
-                await self._granted()
+                while True:
+                    await self._contender.wait_turn(self._blocker())
+                    try:
+                        await self._granted()
+                        break
+                    except NoNodeError:  # our node went (session expired) as our turn came
+                        self._contender._vanished()
         except BaseException:
             await self._contender.leave()
             raise

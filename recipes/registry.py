@@ -142,8 +142,10 @@ class ServiceCache:
         raise ValueError(f"strategy must be 'random' or 'round_robin', not {strategy!r}")
 
     async def changes(self) -> AsyncIterator[list[ServiceInstance]]:
-        """The instances after each change of the cache."""
-        async for _ in self._tree.events():
+        """The instances after each change of the cache (changes close together coalesce)."""
+        version = self._tree.version
+        while True:
+            version = await self._tree.wait_changed(version)
             yield self.instances
 
     async def wait_for(

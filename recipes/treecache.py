@@ -5,7 +5,8 @@
         cache.get("/services/api/i-1")            # NodeData(data, stat), or None
         cache.children("/services/api")           # sorted names
         async for event in cache.events():        # TreeEvent(ADDED|UPDATED|REMOVED, path, node)
-            ...
+            ...                                   # (call events() before entering to see
+                                                  #  the initial ADDED events too)
 
 On entry the subtree is read (the watch is set first, so nothing changes unseen) and every node
 is reported ADDED; then each event of the recursive watch updates the copy: a created or
@@ -64,6 +65,9 @@ class TreeCache(Background):
         self._nodes: dict[str, NodeData] = {}
         self._send, self._receive = trio.open_memory_channel[TreeEvent](math.inf)
         self.synced = trio.Event()  # set once the first full read is done
+        self.version = 0  # grows with every change of the copy
+        self._changed = trio.Event()
+        self._listening = False
 
     def __repr__(self) -> str:
         return f"<TreeCache {self.path} {len(self._nodes)} nodes>"
@@ -84,7 +88,9 @@ class TreeCache(Background):
         return len(self._nodes)
 
     def events(self) -> trio.MemoryReceiveChannel[TreeEvent]:
-        """Every change to the copy, in order (one consumer)."""
+        """Every change to the copy from now on, in order (one consumer). Events are kept
+        only once this has been called: a cache nobody listens to does not grow a queue."""
+        self._listening = True
         return self._receive
 
     # --- keeping it current ---------------------------------------------------------------
@@ -103,8 +109,18 @@ class TreeCache(Background):
         self._nodes[path] = node
         self._emit(TreeEventType.ADDED if old is None else TreeEventType.UPDATED, path, node)
 
+    async def wait_changed(self, version: int) -> int:
+        """Wait until the copy is newer than `version` (from `self.version`); the new one."""
+        while self.version == version:
+            await self._changed.wait()
+        return self.version
+
     def _emit(self, type: TreeEventType, path: str, node: NodeData | None) -> None:
-        self._send.send_nowait(TreeEvent(type, path, node))
+        self.version += 1
+        self._changed.set()
+        self._changed = trio.Event()
+        if self._listening:
+            self._send.send_nowait(TreeEvent(type, path, node))
 
     def _drop_subtree(self, path: str) -> None:
         prefix = path.rstrip("/") + "/"

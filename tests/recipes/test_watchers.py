@@ -55,9 +55,10 @@ async def test_children_watch(zk, connect_zk):
 
 async def test_tree_cache_follows_the_subtree(zk, connect_zk):
     await zk.create("/app/x/y", b"deep", make_parents=True)
-    async with connect_zk() as writer, TreeCache(zk, "/app") as cache:
+    cache = TreeCache(zk, "/app")
+    events = cache.events()  # before entering: the initial ADDED events too
+    async with connect_zk() as writer, cache:
         assert cache.paths() == ["/app", "/app/x", "/app/x/y"] and cache.get("/app/x/y").data == b"deep"
-        events = cache.events()
         initial = [events.receive_nowait() for _ in range(4)]
         assert [e.type for e in initial][-1] is TreeEventType.SYNCED
         await writer.create("/app/z", b"1")
