@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,35 +21,12 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from server.ensemble import mode
+from server.ensemble import free_ports, mode
 
 from .proxy import FleetThread
 
 READY_TIMEOUT_S = 30.0
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_ports(count: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def _copy_log(proc: subprocess.Popen[bytes], path: Path) -> None:
-    """Copy a server's output to `path` until it exits (EOF ends the loop)."""
-    assert proc.stdout is not None
-    with open(path, "ab") as out, proc.stdout:
-        for line in proc.stdout:
-            out.write(line)
-            out.flush()
-        out.write(f"--- server pid {proc.pid} exited with {proc.wait()} ---\n".encode())
 
 
 class LocalEnsemble:
@@ -73,7 +49,7 @@ class LocalEnsemble:
         self.observer_ids = set(self.ids[nodes:])
         self.tick_ms = tick_ms
         self.log_level = log_level
-        ports = _free_ports(3 * len(self.ids))
+        ports = free_ports(3 * len(self.ids))
         self.client_ports = dict(zip(self.ids, ports[: len(self.ids)]))
         self.peer_ports = dict(zip(self.ids, ports[len(self.ids) : 2 * len(self.ids)]))
         election_ports = dict(zip(self.ids, ports[2 * len(self.ids) :]))

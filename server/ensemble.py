@@ -18,7 +18,8 @@ from pathlib import Path
 READY_TIMEOUT_S = 30.0
 
 
-def _free_ports(count: int) -> list[int]:
+def free_ports(count: int) -> list[int]:
+    """`count` distinct loopback ports that were free a moment ago."""
     socks = []
     try:
         for _ in range(count):
@@ -39,9 +40,9 @@ def write_configs(base: Path, nodes: int, observers: int, first_client_port: int
     total = nodes + observers
     if first_client_port:
         client_ports = [first_client_port + i for i in range(total)]
-        peer_ports = _free_ports(2 * total)
+        peer_ports = free_ports(2 * total)
     else:
-        ports = _free_ports(3 * total)
+        ports = free_ports(3 * total)
         client_ports, peer_ports = ports[:total], ports[total:]
     lines = []
     for i in range(total):
