@@ -29,6 +29,16 @@ READY_TIMEOUT_S = 30.0
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+def _copy_log(proc: subprocess.Popen[bytes], path: Path) -> None:
+    """Copy a server's output to `path` until it exits (EOF ends the loop)."""
+    assert proc.stdout is not None
+    with open(path, "ab") as out, proc.stdout:
+        for line in proc.stdout:
+            out.write(line)
+            out.flush()
+        out.write(f"--- server pid {proc.pid} exited with {proc.wait()} ---\n".encode())
+
+
 class LocalEnsemble:
     def __init__(
         self,
