@@ -7,6 +7,7 @@ Trio side; `apply` runs on the Trio thread, so the tree is only ever touched the
 from __future__ import annotations
 
 import logging
+import random
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +29,7 @@ class Database:
         self.tree = DataTree()
         self.dir: DataDir | None = None
         self.txns_since_snapshot = 0
+        self._snap_threshold = self._next_threshold()
         self.snapshot_zxid = 0
         # persist() and write_snapshot() run in different worker threads; both touch the log.
         self.log_lock = threading.Lock()
@@ -78,11 +80,18 @@ class Database:
 
     def snapshot_due(self, applied: int) -> bool:
         self.txns_since_snapshot += applied
-        return self.txns_since_snapshot >= self.snap_count
+        return self.txns_since_snapshot >= self._snap_threshold
+
+    def _next_threshold(self) -> int:
+        # Like ZooKeeper, snapshot after snapCount/2 + a random share of snapCount/2
+        # transactions, so the servers of an ensemble do not all snapshot at the same time.
+        half = max(1, self.snap_count // 2)
+        return half + random.randrange(half)
 
     def take_snapshot(self) -> tuple[int, bytes]:
         """Encode the tree now (on the Trio thread, so it is consistent at one zxid)."""
         self.txns_since_snapshot = 0
+        self._snap_threshold = self._next_threshold()
         return self.tree.last_zxid, encode_snapshot(self.tree)
 
     def write_snapshot(self, zxid: int, payload: bytes) -> None:

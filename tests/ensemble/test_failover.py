@@ -127,7 +127,8 @@ def test_lagging_follower_catches_up_by_diff_and_by_snap(tmp_path) -> None:
         zk.stop()
         zk.close()
         log = (ens.data_dir(leader) / "server.log").read_text()
-        assert "by DIFF" in log
+        assert f"sync {lagging} " in log and "by DIFF" in log
+        assert "by SNAP" in log  # the log it needed had been purged past snapshots
 
 
 def test_paused_leader_is_replaced_and_commits_nothing_old(tmp_path) -> None:
@@ -262,3 +263,24 @@ def test_session_of_a_follower_client_expires_within_ten_percent(tmp_path) -> No
         silent.close()
         watcher.stop()
         watcher.close()
+
+
+def test_our_client_fails_over_with_its_session(tmp_path) -> None:
+    from client import blocking
+
+    with LocalEnsemble(tmp_path, nodes=3) as ens:
+        ens.start_all()
+        leader = ens.wait_leader()
+        with blocking.connect(ens.connect_string([leader] + [s for s in ens.servers if s != leader]), session_timeout=6) as zk:
+            zk.create("/mine", b"", ephemeral=True)
+            session = zk.session_id
+            ens.kill(leader)
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                try:
+                    zk.create("/after-failover", b"")
+                    break
+                except Exception:
+                    time.sleep(0.1)
+            assert zk.session_id == session
+            assert zk.exists("/mine") is not None and zk.exists("/after-failover") is not None
