@@ -100,6 +100,7 @@ class Bench:
         self.rng = random.Random(seed)
         self.progress = progress
         self.results = report.Results()
+        self.broken: set[str] = set()
 
     def target(self, system: System) -> int:
         """The server a single-session workload talks to: a follower (as 2 of 3 clients are)."""
@@ -108,17 +109,34 @@ class Bench:
     def measure(
         self, what: str, client: str, system: System, fn: Callable[..., Any], *args: Any
     ) -> Any:
-        """Run one measurement; a failure is recorded, reported and survived (the ensemble is
-        made healthy again before the next)."""
+        """Run one measurement; a failure is recorded and reported, and the ensemble made
+        healthy again before the next. An ensemble that cannot be healed is skipped from then
+        on (its server logs are copied under bench/results/)."""
         label = f"{what}: {report.CLIENT_NAMES[client]} -> {system.name}"
+        if system.name in self.broken:
+            return None
         try:
             return fn(*args)
         except Exception as e:  # noqa: BLE001 - one failed figure must not lose the others
-            self.results.errors.append(f"{label}: {type(e).__name__}: {e}")
-            self.progress(f"FAILED {label}: {type(e).__name__}: {e}")
-            logging.getLogger(__name__).debug("%s", traceback.format_exc())
+            self._failed(label, e)
+        try:
             heal(system)
-            return None
+        except Exception as e:  # noqa: BLE001
+            self.broken.add(system.name)
+            self._failed(f"{system.name} ensemble", e)
+            kept = keep_logs(system)
+            self.progress(
+                f"skipping the rest of {system.name}; its server logs: {kept}"
+            )
+        return None
+
+    def _failed(self, label: str, error: BaseException) -> None:
+        text = f"{label}: {describe(error)}"
+        self.results.errors.append(text)
+        self.progress(f"FAILED {text}")
+        logging.getLogger(__name__).debug(
+            "%s", "".join(traceback.format_exception(error))
+        )
 
     def order(self, run: int) -> list[str]:
         """Systems alternate who goes first, run by run."""
@@ -270,6 +288,35 @@ class Bench:
                     step(run)
 
 
+def describe(error: BaseException) -> str:
+    """One line for an error; for a group (many pipelined requests failing alike), how many
+    and the first."""
+    leaves: list[BaseException] = []
+    stack = [error]
+    while stack:
+        e = stack.pop()
+        inner = getattr(e, "exceptions", None)
+        if inner:
+            stack.extend(reversed(inner))
+        else:
+            leaves.append(e)
+    first = leaves[0] if leaves else error
+    text = f"{type(first).__name__}: {first}"
+    return text if len(leaves) <= 1 else f"{len(leaves)} errors, the first {text}"
+
+
+def keep_logs(system: System) -> Path:
+    """Copy the ensemble's server logs under bench/results/ for a post-mortem."""
+    dest = RESULTS_DIR / f"logs-{time.strftime('%Y%m%d-%H%M%S')}-{system.name}"
+    dest.mkdir(parents=True, exist_ok=True)
+    for sid in system.servers:
+        try:
+            shutil.copy(system.log_path(sid), dest / f"server{sid}.log")
+        except OSError:
+            pass
+    return dest
+
+
 def heal(system: System) -> None:
     """Start any server that is down and wait for a healthy ensemble (raises if it cannot)."""
     for sid in system.servers:
@@ -403,6 +450,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         help="tickTime of both ensembles (default 2000, ZooKeeper's)",
     )
+    p.add_argument(
+        "--snap-count",
+        type=int,
+        default=100_000,
+        help="snapCount of both ensembles: transactions between snapshots (default 100000, ZooKeeper's)",
+    )
     p.add_argument("--only", help=f"comma-separated subset of {','.join(WORKLOADS)}")
     p.add_argument(
         "--work-dir",
@@ -475,9 +528,14 @@ def main(argv: list[str] | None = None) -> int:
     systems: dict[str, System] = {}
     started_at = time.time()
     try:
-        systems["ccore"] = Ours(base / "ccore", reaper, tick_ms=params.tick_ms)
+        systems["ccore"] = Ours(
+            base / "ccore", reaper, tick_ms=params.tick_ms, snap_count=args.snap_count
+        )
         systems["zookeeper"] = Apache(
-            base / "zookeeper", reaper, tick_ms=params.tick_ms
+            base / "zookeeper",
+            reaper,
+            tick_ms=params.tick_ms,
+            snap_count=args.snap_count,
         )
         for name, system in systems.items():
             system.start_all()
@@ -509,7 +567,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started_at)),
         "duration_s": round(time.time() - started_at, 1),
-        "params": attrs.asdict(params),
+        "params": attrs.asdict(params) | {"snap_count": args.snap_count},
         "workloads": list(only),
         "versions": versions(),
         "setup": "3-server ensembles on 127.0.0.1, data dirs on one disk, fsync on (ccore always; ZooKeeper forceSync=yes)",

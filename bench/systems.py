@@ -45,6 +45,7 @@ class System(Protocol):
     def pid(self, sid: int) -> int | None: ...
     def client_port(self, sid: int) -> int: ...
     def connect_string(self, sids: list[int] | None = None) -> str: ...
+    def log_path(self, sid: int) -> Path: ...
 
 
 def leader(system: System) -> int | None:
@@ -79,12 +80,22 @@ class Ours:
     name = "ccore"
 
     def __init__(
-        self, base_dir: Path, reaper: Reaper, *, tick_ms: int, log_level: str = "INFO"
+        self,
+        base_dir: Path,
+        reaper: Reaper,
+        *,
+        tick_ms: int,
+        snap_count: int = 100_000,
+        log_level: str = "INFO",
     ) -> None:
         self.tick_ms = tick_ms
         self.reaper = reaper
         self.ensemble = LocalEnsemble(
-            base_dir, nodes=3, tick_ms=tick_ms, log_level=log_level
+            base_dir,
+            nodes=3,
+            tick_ms=tick_ms,
+            snap_count=snap_count,
+            log_level=log_level,
         )
 
     @property
@@ -149,7 +160,9 @@ class Apache:
 
     name = "zookeeper"
 
-    def __init__(self, base_dir: Path, reaper: Reaper, *, tick_ms: int) -> None:
+    def __init__(
+        self, base_dir: Path, reaper: Reaper, *, tick_ms: int, snap_count: int = 100_000
+    ) -> None:
         classpath = zookeeper_classpath()
         if classpath is None:
             raise FileNotFoundError(
@@ -180,6 +193,7 @@ class Apache:
                 "admin.enableServer": "false",
                 "4lw.commands.whitelist": "*",
                 "forceSync": "yes",
+                "snapCount": snap_count,
                 "maxClientCnxns": 0,
                 "autopurge.purgeInterval": 0,
                 "quorumListenOnAllIPs": "false",
