@@ -176,7 +176,49 @@ def parse_raw(path: Path) -> dict[str, dict[str, Any]]:
         out[kind]["categories"][name] += n
         if name == "other":
             out[kind]["other"][re.sub(r" \(.*\)$", "", frames[-1])] += n
+        if name == TRIO:
+            out[kind].setdefault("trio_parts", collections.Counter())[
+                trio_part(frames)
+            ] += n
     return out
+
+
+TRIO = "Trio scheduler, tasks, threads"
+# What the Trio overhead is made of. A stack under to_thread_run_sync (or the worker-thread
+# cache and its wake-up queue) is thread hand-off; otherwise its innermost Trio frame decides.
+HANDOFF = re.compile(
+    r"to_thread_run_sync|_thread_cache|EntryQueue|TrioToken|run_sync_soon"
+)
+TRIO_PARTS: list[tuple[str, re.Pattern[str]]] = [
+    (
+        "socket I/O wrappers (_try_sync, wait_readable/writable, epoll registration)",
+        re.compile(
+            r"^(_try_sync|wait_(readable|writable)|_nonblocking_helper|EpollIOManager\.(_update|wait|notify))"
+        ),
+    ),
+    (
+        "task wake-ups (Event, ParkingLot, checkpoints, cancel scopes, nurseries)",
+        re.compile(
+            r"^(Event\.|ParkingLot|checkpoint|cancel_shielded|CancelScope|wait_task_rescheduled|Nursery|spawn_impl|Task\.)"
+        ),
+    ),
+    (
+        "event loop (epoll poll, run queue, reschedule)",
+        re.compile(
+            r"^(unrolled_run|EpollIOManager\.|Runner\.|reschedule|current_time)"
+        ),
+    ),
+]
+
+
+def trio_part(frames: list[str]) -> str:
+    if any(HANDOFF.search(f) for f in frames):
+        return "thread hand-off (to_thread for fsync/snapshots)"
+    for frame in reversed(frames):
+        for name, rx in TRIO_PARTS:
+            if rx.search(frame):
+                return name
+    return "other Trio internals"
 
 
 def cpu_seconds(pid: int | None) -> float:
@@ -520,6 +562,15 @@ def _server_section(sid: str, s: dict, ops: int) -> list[str]:
         if stage_n:
             stage_totals.append(f"{stage} {stage_n / total:.0%}")
     lines.append("by stage: " + ", ".join(stage_totals))
+    parts = collections.Counter(samples["trio"].get("trio_parts", {}))
+    if parts:
+        lines.append(
+            "Trio overhead made of: "
+            + ", ".join(
+                f"{k} {_ms_per_1000(trio_t['cpu_s'] * v / total, ops):.1f} ms"
+                for k, v in parts.most_common()
+            )
+        )
     others = collections.Counter(samples["trio"]["other"]).most_common(5)
     if others:
         lines.append(
