@@ -181,6 +181,39 @@ class SlowLinks:
 
 
 @attrs.define
+class CutClients:
+    """Cut (or blackhole) the client port of one server, or of the leader: its clients must
+    move to another server, and must not go back in time doing so (a follower that has seen
+    less than a client refuses it)."""
+
+    target: str = "one"  # one | leader
+    name: str = ""
+    min_servers: int = 2
+    needs_proxies: bool = True
+    _link: LinkName | None = None
+
+    def __attrs_post_init__(self) -> None:
+        self.name = self.name or f"cut-clients-{self.target}"
+
+    def start(self, ens: Ensemble, rng: random.Random) -> dict[str, Any]:
+        proxies = _need_proxies(ens)
+        sid = _pick_server(ens, rng, self.target)
+        fault = rng.choice(["cut", "blackhole"])
+        self._link = ("client", sid)
+        if fault == "cut":
+            proxies.cut(self._link)
+        else:
+            proxies.blackhole(self._link)
+        return {"server": sid, "fault": fault}
+
+    def stop(self, ens: Ensemble) -> dict[str, Any]:
+        link, self._link = self._link, None
+        if link is not None:
+            _need_proxies(ens).heal(link)
+        return {"healed": link_label(link) if link else None}
+
+
+@attrs.define
 class Kill:
     """SIGKILL one server, the leader, or all of them; restart at stop."""
 
@@ -308,6 +341,8 @@ NEMESES: dict[str, Callable[[], Nemesis]] = {
     "halves": lambda: Partition("halves"),
     "bridge": lambda: Partition("bridge"),
     "slow-links": SlowLinks,
+    "cut-clients-one": lambda: CutClients("one"),
+    "cut-clients-leader": lambda: CutClients("leader"),
     "kill-one": lambda: Kill("one"),
     "kill-leader": lambda: Kill("leader"),
     "kill-all": lambda: Kill("all"),

@@ -135,17 +135,25 @@ def expiry_stats(lives: list[EphemeralLife], ops: list[Operation]) -> dict[str, 
     """How long after silence + timeout each ephemeral was first seen gone (an upper bound on
     its lateness), over the lives no fault interfered with."""
     gone: dict[str, int] = {}
+    alive: dict[str, int] = {}
     for op in ops:
-        if op.f == "exists" and op.status == "ok" and op.output is False and op.return_ns is not None:
-            gone[op.input] = min(gone.get(op.input, op.return_ns), op.return_ns)
+        if op.f == "exists" and op.status == "ok" and op.return_ns is not None:
+            if op.output is False:
+                gone[op.input] = min(gone.get(op.input, op.return_ns), op.return_ns)
+            else:
+                alive[op.input] = max(alive.get(op.input, op.call_ns), op.call_ns)
     calm = [life for life in lives if life.extra_ms == 0 and life.path in gone]
-    late_ms = [(gone[life.path] - life.silent_ns) / 1e6 - life.timeout_ms for life in calm]
+    # Lateness beyond the timeout, measured from the silence: at least (the last observation
+    # that still saw it was invoked then), at most (the first that saw it gone had returned).
+    at_least = [(alive.get(life.path, life.silent_ns) - life.silent_ns) / 1e6 - life.timeout_ms for life in calm]
+    at_most = [(gone[life.path] - life.silent_ns) / 1e6 - life.timeout_ms for life in calm]
     return {
         "lives": len(lives),
         "seen_gone": sum(1 for life in lives if life.path in gone),
         "calm_lives": len(calm),
-        "late_ms_median": round(statistics.median(late_ms)) if late_ms else None,
-        "late_ms_max": round(max(late_ms)) if late_ms else None,
+        "late_ms_at_least_max": round(max(at_least)) if at_least else None,
+        "late_ms_at_most_median": round(statistics.median(at_most)) if at_most else None,
+        "late_ms_at_most_max": round(max(at_most)) if at_most else None,
         "timeouts_ms": sorted({life.timeout_ms for life in lives}),
     }
 

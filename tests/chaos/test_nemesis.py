@@ -16,6 +16,7 @@ import pytest
 from chaos.nemesis import (
     NEMESES,
     Applied,
+    CutClients,
     Ensemble,
     Kill,
     NemesisRunner,
@@ -220,3 +221,13 @@ def test_runner_stops_early_when_asked(ens: FakeEnsemble) -> None:
     thread.join(5)
     assert not thread.is_alive()
     assert [a.action for a in runner.log] == ["start", "stop"] and ens.up == {1, 2, 3, 4, 5}
+
+
+def test_cut_clients_faults_one_client_port_and_heals_it(ens: FakeEnsemble) -> None:
+    assert ens.links is not None
+    ens.fixed_leader = 4
+    nem = CutClients("leader")
+    detail = nem.start(ens, random.Random(3))
+    assert detail["server"] == 4 and list(ens.links.faulty()) == [("client", 4)]
+    assert ens.links.faulty()[("client", 4)] == detail["fault"]
+    assert nem.stop(ens) == {"healed": "client:4"} and not ens.links.faulty()
