@@ -232,8 +232,7 @@ class Connection:
         if op == OpCode.auth:
             self._auth(record)
             return
-        is_write = op in WRITE_OPS or (op == OpCode.sync and server.replicator is not None)
-        pending = _Pending(header.xid, op, record, is_write, started=time.monotonic())
+        pending = _Pending(header.xid, op, record, op in WRITE_OPS, started=time.monotonic())
         if server.is_closing(self.session_id) and op != OpCode.closeSession:
             pending.reply = protocol.encode_reply(header.xid, server.last_zxid, Code.SESSION_EXPIRED)
             self._queue(pending)

@@ -31,6 +31,11 @@ WRITE_OPS = frozenset(
         OpCode.check,
         OpCode.multi,
         OpCode.closeSession,
+        # A sync goes down the write path as a NoOp: it is answered once every write submitted
+        # before it is applied here. In an ensemble the NoOp is a transaction committed by a
+        # quorum through the leader, which makes sync-then-read linearizable; a single server
+        # treats it as a barrier in its commit queue.
+        OpCode.sync,
     }
 )
 CREATE2_STYLE = frozenset({OpCode.create2, OpCode.createContainer, OpCode.createTTL})
@@ -61,8 +66,6 @@ def to_op(op_code: int, record: Any) -> Op:
     if op_code == OpCode.closeSession:
         return CloseSession()
     if op_code == OpCode.sync:
-        # In an ensemble a sync is a no-op write through the leader: once it is applied here,
-        # this server has every write committed before the sync (a quorum round trip).
         return NoOp()
     raise BadArgumentsError(None, f"opcode {op_code} is not a write")
 
@@ -130,7 +133,6 @@ class Reads:
             OpCode.addWatch: self.add_watch,
             OpCode.removeWatches: self.remove_watches,
             OpCode.checkWatches: self.check_watches,
-            OpCode.sync: self.sync,
             OpCode.ping: self.nothing,
         }
 
@@ -146,10 +148,6 @@ class Reads:
 
     def nothing(self, record: Any, watcher: Any, auth: tuple[Id, ...], session: int) -> None:
         return None
-
-    def sync(self, record: Any, watcher: Any, auth: tuple[Id, ...], session: int) -> Record:
-        # Standalone: every committed write is already applied here when the sync is answered.
-        return r.SyncResponse(record.path)
 
     def get_data(self, record: Any, watcher: Any, auth: tuple[Id, ...], session: int) -> Record:
         data, stat = self._tree().get_data(record.path, auth)

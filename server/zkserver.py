@@ -19,7 +19,7 @@ import trio
 
 from znodes.acl import Id
 from znodes.tree import DataTree
-from znodes.txn import CloseSession, CreateSession, DeleteContainer, Op, Result, Txn
+from znodes.txn import CloseSession, CreateSession, DeleteContainer, NoOp, Op, Result, Txn
 from znodes.watches import WatchManager
 
 from .config import ServerConfig
@@ -255,17 +255,27 @@ class ZKServer:
             batch = self._writes[:MAX_BATCH]
             del self._writes[:MAX_BATCH]
             now_ms = int(time.time() * 1000)
-            txns = []
+            # A sync (NoOp) on a single server is only a barrier: it is answered once every
+            # write queued before it is applied, without a transaction of its own (as in
+            # ZooKeeper, its reply carries the last zxid).
+            txns: list[Txn | None] = []
             for w in batch:
-                self._zxid += 1
-                txns.append(Txn(self._zxid, now_ms, w.session, w.op, w.auth))
-            records = self.db.encode(txns)
-            await trio.to_thread.run_sync(self.db.persist, records)
+                if isinstance(w.op, NoOp):
+                    txns.append(None)
+                else:
+                    self._zxid += 1
+                    txns.append(Txn(self._zxid, now_ms, w.session, w.op, w.auth))
+            written = [t for t in txns if t is not None]
+            if written:
+                await trio.to_thread.run_sync(self.db.persist, self.db.encode(written))
             for w, txn in zip(batch, txns):
-                self._apply(txn, w.on_done)
+                if txn is not None:
+                    self._apply(txn, w.on_done)
+                elif w.on_done is not None:
+                    w.on_done(Txn(self.last_zxid, now_ms, w.session, w.op), Result())
             self.stats.batches += 1
-            self.stats.txns += len(batch)
-            if self.db.snapshot_due(len(batch)) and not self._snapshotting:
+            self.stats.txns += len(written)
+            if self.db.snapshot_due(len(written)) and not self._snapshotting:
                 self._nursery.start_soon(self._snapshot)
 
     def _apply(self, txn: Txn, on_done: Callback | None) -> None:

@@ -241,3 +241,19 @@ async def test_connections_per_client_address_are_limited(nursery, tmp_path) -> 
     await wait_for(lambda: len(server.connections) == 1)
     third = await RawClient.connect(server.port)
     assert third.session_id and second.session_id
+
+
+async def test_sync_waits_for_writes_queued_by_another_connection(nursery, tmp_path) -> None:
+    """A sync is answered only after every write submitted before it, whoever sent it."""
+    server = await start_server(nursery, tmp_path)
+    writer = await RawClient.connect(server.port)
+    reader = await RawClient.connect(server.port)
+    for i in range(100):
+        await writer.send(OpCode.create, r.CreateRequest(f"/q{i}", b"", OPEN_ACL_UNSAFE, 0))
+    await trio.sleep(0)  # the creates are read and queued before the sync arrives
+    while server.stats.received < 100 + 0:
+        await trio.sleep(0.001)
+    header, body = await reader.call(OpCode.sync, r.SyncRequest("/"))
+    assert header.err == 0 and body.path == "/"
+    assert all(f"/q{i}" in server.tree.nodes for i in range(100))
+    assert header.zxid == server.last_zxid  # no transaction of its own on a single server
