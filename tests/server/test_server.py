@@ -250,9 +250,7 @@ async def test_sync_waits_for_writes_queued_by_another_connection(nursery, tmp_p
     reader = await RawClient.connect(server.port)
     for i in range(100):
         await writer.send(OpCode.create, r.CreateRequest(f"/q{i}", b"", OPEN_ACL_UNSAFE, 0))
-    await trio.sleep(0)  # the creates are read and queued before the sync arrives
-    while server.stats.received < 100 + 0:
-        await trio.sleep(0.001)
+    await wait_for(lambda: server.stats.received >= 100)  # all queued before the sync arrives
     header, body = await reader.call(OpCode.sync, r.SyncRequest("/"))
     assert header.err == 0 and body.path == "/"
     assert all(f"/q{i}" in server.tree.nodes for i in range(100))
