@@ -313,15 +313,19 @@ def check_watch_windows(
 ) -> Verdict:
     """The watch workload's check (see chaos.watchload): `changes` are (path, type, zxid,
     certain) with each (path, type) made at most once, so an event is mapped to its change's
-    zxid through the data, whatever zxid the event carries. Each window (watcher,
+    zxid through the data, whatever zxid the event carries (a change of unknown zxid: its
+    events are not judged). Each window (watcher,
     start_zxid, end_zxid, events of (path, type, event zxid)) must hold every change with
     zxid in (start, end], its events in strictly increasing zxid order (no reordering, no
     duplicate), and nothing that never happened. An event's own zxid, when the server sends
     one (not -1), must be its change's. Events on untracked paths are ignored."""
     table: dict[tuple[str, str], int] = {}
+    unplaced: set[tuple[str, str]] = set()  # may have happened, zxid unknown: events not judged
     for path, kind, zxid, _certain in changes:
         if zxid is not None:
             table[(path, kind)] = zxid
+        else:
+            unplaced.add((path, kind))
     ordered = sorted(table.values())
     violations: list[str] = []
     checked = 0
@@ -331,7 +335,7 @@ def check_watch_windows(
         prefix = f"{who} window ({start:#x}, {end:#x}]"
         mapped: list[tuple[int, str, str]] = []
         for path, kind, event_zxid in w["events"]:
-            if not tracked(path):
+            if not tracked(path) or (path, kind) in unplaced:
                 continue
             zxid = table.get((path, kind))
             if zxid is None:

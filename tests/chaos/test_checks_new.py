@@ -134,3 +134,9 @@ def test_faults_and_leader_changes_extend_a_deadline_only_when_in_the_way() -> N
     windows = disruptions([FaultWindow("kill-leader", 12.0, 14.0), FaultWindow("slow-links", 17.0, 18.0)], [16.0])
     chained = extend_lives([life], windows, 1000)  # leader change seen at 16 -> 19, then slow links to 18 + 3 = 21
     assert chained[0].extra_ms == 8000
+
+
+def test_watch_events_of_changes_that_could_not_be_read_back_are_not_judged() -> None:
+    maybe = [*CHANGES, ("/w/w0/n3", "created", None, False)]
+    w = _window(0xF, 0x12, ("/w/w0/n1", "created"), ("/w/w0/n3", "created"), ("/w/w0/n2", "created"), ("/w/w0/n1", "changed"))
+    assert check_watch_windows(maybe, [w]).ok
