@@ -15,7 +15,8 @@ windows, per workload: counts of ok / failed / unknown operations, every verdict
 linearizability failure, the shortest failing window), one `history-<workload>.json` per
 workload (replayable into the checkers: `History.load`), `watch-windows.json`, and
 `servers/server<N>.log.gz`. Exit status: 0 all strict checks passed, 1 a violation, 2 a
-checker could not decide or the run broke.
+checker could not decide, the run broke, or a server exited on its own (`server_crashes`:
+found between faults and restarted, so the run goes on).
 """
 
 from __future__ import annotations
@@ -196,13 +197,14 @@ def check_and_report(cfg: Any, schedule: Schedule, result: Any, errors: list[str
         "nemesis_log": [attrs.asdict(a) for a in result.nemesis_log],
         "fault_windows": [attrs.asdict(f) for f in result.faults],
         "new_epochs_seen_at_s": [round(t, 3) for t in changes],
+        "server_crashes": result.crashes,
         "counts": totals,
         "workloads": per_workload,
         "errors": errors + nemesis_errors,
     }
     if strict_fail:
         status = 1
-    elif strict_unknown or errors or nemesis_errors:
+    elif strict_unknown or errors or nemesis_errors or result.crashes:  # a crash is a bug, not a violation
         status = 2
     else:
         status = 0
@@ -227,6 +229,9 @@ def summary(report: dict[str, Any], out: Path) -> str:
                 lines += ["      " + line for line in failure["message"].splitlines()[:30]]
             if v["strict"]:
                 lines += [f"      {x}" for x in v.get("violations", [])[:5]]
+    for crash in report.get("server_crashes", [])[:10]:
+        last = crash["log_tail"].strip().splitlines()[-2:] if crash["log_tail"] else []
+        lines.append(f"  server {crash['server']} exited on its own (exit {crash['exit']}) before {crash['at_s']}s: {' | '.join(last)[:300]}")
     lines += [f"  error: {e}" for e in report["errors"][:10]]
     lines.append(f"report: {out / 'report.json'}")
     return "\n".join(lines)

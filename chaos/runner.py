@@ -71,6 +71,26 @@ class FaultTarget:
 
     def __init__(self, ens: LocalEnsemble) -> None:
         self.ens = ens
+        self.crashes: list[dict[str, Any]] = []
+
+    def revive(self, at_s: float) -> list[int]:
+        """Restart every server that is down although no fault is in force (call between
+        faults): it exited on its own. Each crash is recorded with its exit status and last
+        log lines (a server bug to look into, or a full disk it stopped on)."""
+        revived = []
+        for sid in self.servers:
+            proc = self.ens._procs.get(sid)
+            if proc is None or proc.poll() is None:
+                continue
+            self.crashes.append(
+                {"at_s": round(at_s, 3), "server": sid, "exit": proc.returncode, "log_tail": self.ens.log_tail(sid, 4)}
+            )
+            try:
+                self.start(sid)
+                revived.append(sid)
+            except RuntimeError as exc:
+                self.crashes[-1]["restart_error"] = str(exc)
+        return revived
 
     @property
     def servers(self) -> list[int]:
@@ -176,6 +196,7 @@ class RunResult:
     faults: list[FaultWindow]
     run_s: float
     watch_changes: list[Any] = attrs.field(factory=list)
+    crashes: list[dict[str, Any]] = attrs.field(factory=list)
 
 
 def _run_workloads(
@@ -195,6 +216,9 @@ def _run_workloads(
         else:
             faults.append(FaultWindow(a.nemesis, open_faults.pop(a.step, runner_t0_s + a.at_s), now_s))
         say(_describe(a))
+        if a.action == "stop":  # no fault in force: a server down now went down on its own
+            for sid in target.revive(now_s):
+                say(f"  {now_s:6.1f}s  server {sid} had exited on its own (exit {target.crashes[-1]['exit']}); restarted")
 
     runner = NemesisRunner(target, schedule, on_event=on_event)
     nemesis_thread = threading.Thread(target=runner.run, name="chaos-nemesis", daemon=True)
@@ -238,7 +262,7 @@ def _run_workloads(
             log.exception("after the run: %s", name)
             errors.append(f"{name}: reading the final state failed: {exc!r}")
         errors.extend(f"{name}: {e}" for e in w.errors)
-    return RunResult(histories, workloads, list(runner.log), faults, run_s, watch_changes)
+    return RunResult(histories, workloads, list(runner.log), faults, run_s, watch_changes, target.crashes)
 
 
 def _make_workloads(cfg: RunConfig, ens: LocalEnsemble, histories: dict[str, History]) -> dict[str, Any]:
