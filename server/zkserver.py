@@ -275,8 +275,8 @@ class ZKServer:
                     w.on_done(Txn(self.last_zxid, now_ms, w.session, w.op), Result())
             self.stats.batches += 1
             self.stats.txns += len(written)
-            if self.db.snapshot_due(len(written)) and not self._snapshotting:
-                self._nursery.start_soon(self._snapshot)
+            if self.db.snapshot_due(len(written)):
+                self._start_snapshot()
 
     def _apply(self, txn: Txn, on_done: Callback | None) -> None:
         result, triggers = self.db.tree.apply(txn)
@@ -300,8 +300,8 @@ class ZKServer:
     def apply_committed(self, txn: Txn, on_done: Callback | None) -> None:
         self._apply(txn, on_done)
         self.stats.txns += 1
-        if self.db.snapshot_due(1) and not self._snapshotting:
-            self._nursery.start_soon(self._snapshot)
+        if self.db.snapshot_due(1):
+            self._start_snapshot()
 
     def replace_tree(self, tree: DataTree, zxid: int) -> None:
         """A SNAP sync installed the leader's tree (we are not serving meanwhile)."""
@@ -328,8 +328,14 @@ class ZKServer:
                 self.sessions.add(session_id, info.timeout_ms, now)
         self._sessions_changed.set()
 
+    def _start_snapshot(self) -> None:
+        # Flag first: many transactions may pass the threshold before the task first runs,
+        # and one snapshot at a time is the rule (two would race on the same temp file).
+        if not self._snapshotting:
+            self._snapshotting = True
+            self._nursery.start_soon(self._snapshot)
+
     async def _snapshot(self) -> None:
-        self._snapshotting = True
         try:
             zxid, payload = self.db.take_snapshot()
             await trio.to_thread.run_sync(self.db.write_snapshot, zxid, payload)

@@ -284,3 +284,21 @@ def test_our_client_fails_over_with_its_session(tmp_path) -> None:
                     time.sleep(0.1)
             assert zk.session_id == session
             assert zk.exists("/mine") is not None and zk.exists("/after-failover") is not None
+
+
+def test_ensemble_survives_snapshots_under_pipelined_writes(tmp_path) -> None:
+    """Commits are applied one by one in an ensemble: a batch passing the snapshot threshold
+    must start one snapshot, not one per commit (two at once raced and stopped the server)."""
+    with LocalEnsemble(tmp_path, nodes=3, snap_count=50) as ens:
+        ens.start_all()
+        zk = kazoo(ens.connect_string())
+        zk.create("/w")
+        pending = [zk.create_async(f"/w/p{i}", b"x" * 100) for i in range(2000)]
+        deadline = time.monotonic() + 60
+        for p in pending:
+            p.get(timeout=max(0.1, deadline - time.monotonic()))
+        zk.stop()
+        zk.close()
+        time.sleep(0.5)
+        assert all(ens.pid(s) is not None for s in ens.servers), "a server died"
+        all_have(ens, [f"/w/p{i}" for i in range(2000)], ens.servers)

@@ -255,3 +255,4 @@ async def test_sync_waits_for_writes_queued_by_another_connection(nursery, tmp_p
     assert header.err == 0 and body.path == "/"
     assert all(f"/q{i}" in server.tree.nodes for i in range(100))
     assert header.zxid == server.last_zxid  # no transaction of its own on a single server
+
