@@ -96,9 +96,7 @@ class Learning:
         p = self.peer
         info = ObserverInfo if self.observer else FollowerInfo
         p.send(self.leader, info(p.accepted_epoch))
-        # Our would-be leader may still be finishing its election and drop this: say it again
-        # soon (a leader answers repeats during discovery without restarting anything).
-        self.next_info_at = p.now + min(p.timing.tick_s, p.timing.finalize_wait_s)
+        self.next_info_at = p.now + p.timing.tick_s
 
     def after_advance(self) -> None:
         p = self.peer
