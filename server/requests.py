@@ -133,7 +133,6 @@ class Reads:
             OpCode.addWatch: self.add_watch,
             OpCode.removeWatches: self.remove_watches,
             OpCode.checkWatches: self.check_watches,
-            OpCode.ping: self.nothing,
         }
 
     def handles(self, op_code: int) -> bool:
@@ -145,9 +144,6 @@ class Reads:
             return 0, self._table[op_code](record, watcher, auth, session)
         except ZKError as e:
             return int(e.code), None
-
-    def nothing(self, record: Any, watcher: Any, auth: tuple[Id, ...], session: int) -> None:
-        return None
 
     def get_data(self, record: Any, watcher: Any, auth: tuple[Id, ...], session: int) -> Record:
         data, stat = self._tree().get_data(record.path, auth)
