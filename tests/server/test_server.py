@@ -90,8 +90,9 @@ async def test_session_expires_at_its_deadline_and_takes_its_ephemerals(nursery,
             await _ping(watcher)
     elapsed = trio.current_time() - silent_since
     assert watcher.events[0].type == EventType.NODE_DELETED
-    # Not before the negotiated timeout, and no later than 10% after it.
-    assert 2.0 <= elapsed <= 2.2, elapsed
+    # Not before the negotiated timeout, and no later than 10% after it. (The server last
+    # heard from the owner when its create arrived, a moment before we saw the reply.)
+    assert 2.0 - 0.05 <= elapsed <= 2.2, elapsed
     assert "/lease" not in server.tree.nodes
     # The expired session cannot be resumed.
     again = await RawClient.connect(server.port, session_id=owner.session_id, passwd=owner.passwd)
