@@ -1,12 +1,33 @@
 """CBOR encoding of transactions and tree snapshots, for the log, snapshots and replication.
 
-Transactions go through one cattrs converter (a tagged union over the op classes); snapshots
-are flat lists per node, since a tree can hold millions of nodes and the generic path would be
-several times slower there.
+A transaction is a CBOR array built and parsed by hand, one small function per op class,
+rather than through a generic converter: every follower decodes every transaction, so this
+is per-write CPU on every server (3x faster to decode, 2x to encode than the cattrs tagged
+union it replaced; bench/codec_bench.py).
+Snapshots are flat lists per node, since a tree can hold millions of nodes.
+
+Transaction layout (format 2; format 1 was a cattrs map, refused with a clear error)::
+
+    [2, zxid, time_ms, session, origin, request_id, [scheme, id, ...], op]
+
+    op:  [0, path, data, [perms, scheme, id, ...], mode, ttl, ttl_request, container_request]  Create
+         [1, path, version]                   Delete
+         [2, path]                            DeleteContainer
+         [3, path, data, version]             SetData
+         [4, path, [perms, scheme, id, ...], version]   SetACL
+         [5, path, version]                   Check
+         [6, [op, ...]]                       Multi
+         [7, timeout_ms, password]            CreateSession
+         [8]                                  CloseSession
+         [9]                                  NoOp
+
+ACLs and identities are flat lists of their fields. There are no maps, so the same
+transaction always encodes to the same bytes (logs of replicas are compared byte for byte).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import cattrs
@@ -14,7 +35,7 @@ import cbor2
 from cattrs.strategies import configure_tagged_union
 
 from . import paths
-from .acl import ACL, Id
+from .acl import ACL, CREATOR_ALL_ACL, OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, Id
 from .tree import DataTree, Node, SessionInfo
 from .txn import (
     Check,
@@ -32,6 +53,220 @@ from .txn import (
 )
 
 SNAPSHOT_FORMAT = 1
+TXN_FORMAT = 2
+
+_dumps = cbor2.dumps
+_loads = cbor2.loads
+
+
+class TxnDecodeError(ValueError):
+    """Bytes that are not a transaction (or op) of this build's format (`TXN_FORMAT`)."""
+
+
+# What decoding malformed bytes can raise, all turned into TxnDecodeError (a CBOR error is
+# not a ValueError in cbor2 6; a wrong arity is a ValueError, a wrong type a TypeError).
+_MALFORMED = (cbor2.CBORError, ValueError, TypeError, KeyError, IndexError)
+
+
+# -- ACLs and identities ---------------------------------------------------------------------
+
+# Decoded ACLs and identity lists are interned: a follower then holds one tuple per distinct
+# ACL instead of one per node, the tree can recognise the open ACL by identity, and decoding
+# the common cases is a dict lookup. Bounded, because identities come from clients.
+_INTERN_MAX = 4096
+_ACLS: dict[tuple[Any, ...], tuple[ACL, ...]] = {}
+_IDS: dict[tuple[Any, ...], tuple[Id, ...]] = {(): ()}
+
+
+def _acl_fields(acl: tuple[ACL, ...]) -> list[Any]:
+    return [x for a in acl for x in (a.perms, a.id.scheme, a.id.id)]
+
+
+def _ids_fields(ids: tuple[Id, ...]) -> list[Any]:
+    return [x for i in ids for x in (i.scheme, i.id)]
+
+
+_ACLS.update({tuple(_acl_fields(known)): known for known in (OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, CREATOR_ALL_ACL)})
+_OPEN_ACL_FIELDS = _acl_fields(OPEN_ACL_UNSAFE)
+
+
+def _acl_out(acl: tuple[ACL, ...]) -> list[Any]:
+    return _OPEN_ACL_FIELDS if acl is OPEN_ACL_UNSAFE else _acl_fields(acl)
+
+
+def _acl_in(fields: list[Any]) -> tuple[ACL, ...]:
+    key = tuple(fields)
+    acl = _ACLS.get(key)
+    if acl is None:
+        if len(key) % 3:
+            raise TxnDecodeError(f"an ACL of {len(key)} fields (3 per entry)")
+        acl = tuple(ACL(key[i], Id(key[i + 1], key[i + 2])) for i in range(0, len(key), 3))
+        if len(_ACLS) >= _INTERN_MAX:
+            _ACLS.clear()
+        _ACLS[key] = acl
+    return acl
+
+
+def _ids_in(fields: list[Any]) -> tuple[Id, ...]:
+    key = tuple(fields)
+    ids = _IDS.get(key)
+    if ids is None:
+        if len(key) % 2:
+            raise TxnDecodeError(f"an identity list of {len(key)} fields (2 per identity)")
+        ids = tuple(Id(key[i], key[i + 1]) for i in range(0, len(key), 2))
+        if len(_IDS) >= _INTERN_MAX:
+            _IDS.clear()
+        _IDS[key] = ids
+    return ids
+
+
+# -- ops ------------------------------------------------------------------------------------
+
+_CREATE, _DELETE, _DELETE_CONTAINER, _SET_DATA, _SET_ACL, _CHECK, _MULTI, _CREATE_SESSION, _CLOSE_SESSION, _NOOP = range(10)
+
+
+def _encode_op(op: Op) -> list[Any]:
+    try:
+        encode = _ENCODERS[type(op)]
+    except KeyError:
+        raise TypeError(f"not a transaction op: {op!r}") from None
+    return encode(op)
+
+
+_ENCODERS: dict[type, Callable[[Any], list[Any]]] = {
+    Create: lambda op: [
+        _CREATE, op.path, op.data, _acl_out(op.acl), op.mode, op.ttl, op.ttl_request, op.container_request
+    ],
+    Delete: lambda op: [_DELETE, op.path, op.version],
+    DeleteContainer: lambda op: [_DELETE_CONTAINER, op.path],
+    SetData: lambda op: [_SET_DATA, op.path, op.data, op.version],
+    SetACL: lambda op: [_SET_ACL, op.path, _acl_out(op.acl), op.version],
+    Check: lambda op: [_CHECK, op.path, op.version],
+    Multi: lambda op: [_MULTI, [_encode_op(sub) for sub in op.ops]],
+    CreateSession: lambda op: [_CREATE_SESSION, op.timeout_ms, op.password],
+    CloseSession: lambda op: [_CLOSE_SESSION],
+    NoOp: lambda op: [_NOOP],
+}
+
+# Each decoder unpacks its array whole, so an array of the wrong length raises ValueError.
+
+
+def _create_in(a: list[Any]) -> Create:
+    _, path, data, acl, mode, ttl, ttl_request, container_request = a
+    return Create(path, data, _acl_in(acl), mode, ttl, ttl_request, container_request)
+
+
+def _delete_in(a: list[Any]) -> Delete:
+    _, path, version = a
+    return Delete(path, version)
+
+
+def _delete_container_in(a: list[Any]) -> DeleteContainer:
+    _, path = a
+    return DeleteContainer(path)
+
+
+def _set_data_in(a: list[Any]) -> SetData:
+    _, path, data, version = a
+    return SetData(path, data, version)
+
+
+def _set_acl_in(a: list[Any]) -> SetACL:
+    _, path, acl, version = a
+    return SetACL(path, _acl_in(acl), version)
+
+
+def _check_in(a: list[Any]) -> Check:
+    _, path, version = a
+    return Check(path, version)
+
+
+def _multi_in(a: list[Any]) -> Multi:
+    _, ops = a
+    return Multi(tuple([_decode_op(sub) for sub in ops]))
+
+
+def _create_session_in(a: list[Any]) -> CreateSession:
+    _, timeout_ms, password = a
+    return CreateSession(timeout_ms, password)
+
+
+_CLOSE_SESSION_OP = CloseSession()
+_NOOP_OP = NoOp()
+
+
+def _no_fields(a: list[Any], op: Op) -> Op:
+    if len(a) != 1:
+        raise ValueError(f"{type(op).__name__} has no fields")
+    return op
+
+
+_DECODERS: dict[int, Callable[[list[Any]], Op]] = {
+    _CREATE: _create_in,
+    _DELETE: _delete_in,
+    _DELETE_CONTAINER: _delete_container_in,
+    _SET_DATA: _set_data_in,
+    _SET_ACL: _set_acl_in,
+    _CHECK: _check_in,
+    _MULTI: _multi_in,
+    _CREATE_SESSION: _create_session_in,
+    _CLOSE_SESSION: lambda a: _no_fields(a, _CLOSE_SESSION_OP),
+    _NOOP: lambda a: _no_fields(a, _NOOP_OP),
+}
+
+
+def _decode_op(a: list[Any]) -> Op:
+    if type(a) is not list or not a:
+        raise TxnDecodeError(f"an op is a non-empty array, not {a!r:.60}")
+    try:
+        decode = _DECODERS[a[0]]
+    except (KeyError, TypeError):
+        raise TxnDecodeError(f"unknown op tag {a[0]!r:.60}") from None
+    return decode(a)
+
+
+# -- transactions ---------------------------------------------------------------------------
+
+
+def encode_txn(txn: Txn) -> bytes:
+    return _dumps(
+        [
+            TXN_FORMAT,
+            txn.zxid,
+            txn.time_ms,
+            txn.session,
+            txn.origin,
+            txn.request_id,
+            _ids_fields(txn.auth) if txn.auth else [],
+            _encode_op(txn.op),
+        ]
+    )
+
+
+def decode_txn(payload: bytes) -> Txn:
+    """The transaction in `payload`; TxnDecodeError if it is not one of format `TXN_FORMAT`."""
+    try:
+        items = _loads(payload)
+        if type(items) is not list or len(items) != 8 or items[0] != TXN_FORMAT:
+            raise TxnDecodeError(_not_a_txn(items))
+        _, zxid, time_ms, session, origin, request_id, auth, op = items
+        return Txn(zxid, time_ms, session, _decode_op(op), _ids_in(auth), origin, request_id)
+    except TxnDecodeError:
+        raise
+    except _MALFORMED as e:
+        raise TxnDecodeError(f"not a format-{TXN_FORMAT} transaction: {e}") from e
+
+
+def _not_a_txn(items: Any) -> str:
+    if isinstance(items, dict) and "zxid" in items:
+        return (
+            f"a transaction of format 1 (written by an older build); this build reads format {TXN_FORMAT} "
+            "only: move the data dir aside and let the server resync from the leader"
+        )
+    return f"not a format-{TXN_FORMAT} transaction: {items!r:.80}"
+
+
+# -- other records (peer messages) ----------------------------------------------------------
 
 _OP_CLASSES = (Create, Delete, DeleteContainer, SetData, SetACL, Check, Multi, CreateSession, CloseSession, NoOp)
 _TAGS = {cls: cls.__name__ for cls in _OP_CLASSES}
@@ -40,21 +275,30 @@ converter = cattrs.Converter()
 configure_tagged_union(Op, converter, tag_generator=_TAGS.__getitem__, tag_name="op")
 
 
-def encode_txn(txn: Txn) -> bytes:
-    return cbor2.dumps(converter.unstructure(txn, Txn))
+def encode_value(obj: Any, cls: Any) -> bytes:
+    """Any attrs record (peer messages reuse this) as CBOR; ops and transactions take the
+    hand-written path above (a follower forwards every write of its clients as an op)."""
+    if cls is Op or cls in _ENCODERS:
+        return _dumps(_encode_op(obj))
+    if cls is Txn:
+        return encode_txn(obj)
+    return _dumps(converter.unstructure(obj, cls))
 
 
-def decode_txn(payload: bytes) -> Txn:
-    return converter.structure(cbor2.loads(payload), Txn)
-
-
-def encode_value(obj: Any, cls: type) -> bytes:
-    """Any attrs record (peer messages reuse this) as CBOR."""
-    return cbor2.dumps(converter.unstructure(obj, cls))
-
-
-def decode_value(payload: bytes, cls: type) -> Any:
-    return converter.structure(cbor2.loads(payload), cls)
+def decode_value(payload: bytes, cls: Any) -> Any:
+    if cls is Op or cls in _ENCODERS:
+        try:
+            op = _decode_op(_loads(payload))
+        except TxnDecodeError:
+            raise
+        except _MALFORMED as e:
+            raise TxnDecodeError(f"not an op: {e}") from e
+        if cls is not Op and type(op) is not cls:
+            raise TxnDecodeError(f"expected {cls.__name__}, got {type(op).__name__}")
+        return op
+    if cls is Txn:
+        return decode_txn(payload)
+    return converter.structure(_loads(payload), cls)
 
 
 def encode_snapshot(tree: DataTree) -> bytes:

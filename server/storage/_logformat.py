@@ -6,7 +6,8 @@ Segment file ``log.<first zxid, 16 lower-case hex digits>``::
 
     header (32 bytes, big-endian)
       magic      8s   b"CCORELOG"
-      version    u32  1
+      version    u32  2 (1: transactions as cattrs maps; 2: hand-encoded CBOR arrays, see
+                        znodes/codec.py; a segment of another version is refused, not read)
       first_zxid u64  zxid of the first record in this segment (equals the file name)
       prev_zxid  u64  zxid of the last record before this segment (0 for the first ever)
       crc        u32  zlib.crc32 of the 28 bytes above
@@ -36,7 +37,7 @@ from .errors import CorruptLogError
 log = logging.getLogger(__name__)
 
 SEGMENT_MAGIC = b"CCORELOG"
-SEGMENT_VERSION = 1
+SEGMENT_VERSION = 2
 RECORD_MAGIC = b"\xcc\x7e\x10\x9a"
 MAX_PAYLOAD_BYTES = 256 * 1024 * 1024
 MAX_ZXID = (1 << 64) - 1
@@ -68,6 +69,10 @@ class BadHeader(ValueError):
     """The segment header is short, has the wrong magic/version, or fails its CRC."""
 
 
+class UnsupportedVersion(BadHeader):
+    """An intact header of another format version: written by another build, not damaged."""
+
+
 def decode_segment_header(data: bytes | memoryview) -> tuple[int, int]:
     """Return (first_zxid, prev_zxid) or raise BadHeader with the reason."""
     if len(data) < SEGMENT_HEADER_SIZE:
@@ -78,7 +83,7 @@ def decode_segment_header(data: bytes | memoryview) -> tuple[int, int]:
     if zlib.crc32(data[: SEGMENT_HEADER_SIZE - 4]) != crc:
         raise BadHeader("header CRC mismatch")
     if version != SEGMENT_VERSION:
-        raise BadHeader(
+        raise UnsupportedVersion(
             f"unsupported segment version {version} (this build reads {SEGMENT_VERSION})"
         )
     return first, prev
@@ -173,6 +178,12 @@ def scan_segment(
 
     try:
         first_zxid, prev_zxid = decode_segment_header(data)
+    except UnsupportedVersion as exc:
+        # Never taken for a torn header: its records would be misread, or silently dropped.
+        raise CorruptLogError(
+            f"txn log {path}: {exc}; it was written by another build of the server: move the data dir "
+            "aside and let the server resync from the leader"
+        ) from None
     except BadHeader as exc:
         if is_last and find_valid_record(data, 0) is None:
             log.warning("txn log %s: torn segment header (%s), removing the file", path, exc)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import struct
+import zlib
 from pathlib import Path
 
 import pytest
@@ -282,6 +283,28 @@ def test_bad_header_in_older_segment_raises(tmp_path: Path) -> None:
     assert_one_line(info.value, str(victim), "offset 0", "header")
 
 
+def _old_version_segment(path: Path, records_in: list[tuple[int, bytes]]) -> Path:
+    """A segment as the previous build wrote it: header version 1 (a valid CRC)."""
+    first = records_in[0][0] if records_in else 1
+    body = struct.pack(">8sIQQ", fmt.SEGMENT_MAGIC, 1, first, 0)
+    seg = path / fmt.segment_name(first)
+    seg.write_bytes(
+        body + struct.pack(">I", zlib.crc32(body)) + b"".join(fmt.encode_record(z, p) for z, p in records_in)
+    )
+    return seg
+
+
+@pytest.mark.parametrize("n_records", [0, 3])
+def test_segment_of_an_older_format_is_refused_not_dropped(tmp_path: Path, n_records: int) -> None:
+    # Version 1 held transactions in the old encoding: neither read nor taken for a torn header
+    # (which would delete it), even when it is the last segment and holds no record.
+    seg = _old_version_segment(tmp_path, records(n_records) or [])
+    with pytest.raises(CorruptLogError) as info:
+        TxnLog.recover(tmp_path)
+    assert_one_line(info.value, str(seg), "unsupported segment version 1 (this build reads 2)", "another build")
+    assert seg.exists()
+
+
 def test_missing_middle_segment_is_a_gap(tmp_path: Path) -> None:
     write_log(tmp_path, records(40, size=20), segment_bytes=300)
     segments = sorted(tmp_path.glob("log.*"))
@@ -459,6 +482,6 @@ def test_segment_header_layout(tmp_path: Path) -> None:
     write_log(tmp_path, [(0x1_0000_0001, b"p")])
     data = only_segment(tmp_path).read_bytes()
     magic, version, first, prev, _crc = struct.unpack(">8sIQQI", data[:HDR])
-    assert (magic, version, first, prev) == (b"CCORELOG", 1, 0x1_0000_0001, 0)
+    assert (magic, version, first, prev) == (b"CCORELOG", 2, 0x1_0000_0001, 0)
     rmagic, _rcrc, length, zxid = struct.unpack(">4sIIQ", data[HDR : HDR + REC])
     assert (rmagic, length, zxid, data[HDR + REC :]) == (fmt.RECORD_MAGIC, 1, 0x1_0000_0001, b"p")
