@@ -89,6 +89,9 @@ class ZabPeer:
         self.timing = timing = timing if timing is not None else Timing()
         self.now = now
         self.round = 0
+        # Numbers our registrations with leaders (see FollowerInfo); a restart breaks every
+        # link, and a leader forgets a learner whose link broke, so starting at 0 is safe.
+        self.registrations = 0
         self.connected: set[int] = set()
         # The highest epoch a learner told us it had promised; our next epoch goes above it.
         self.epoch_floor = 0

@@ -64,6 +64,7 @@ class Learner:
     id: int
     observer: bool
     accepted_epoch: int
+    registration: int  # the learner's handshake this state belongs to (see FollowerInfo)
     last_heard: float
     phase: Phase = Phase.INFO
     current_epoch: int = 0
@@ -158,14 +159,19 @@ class Leading:
             p.become_looking(f"{sender} accepted epoch {message.accepted_epoch}, above ours {self.epoch}")
             return
         learner = self.learners.get(sender)
-        if learner is not None and learner.phase <= Phase.EPOCH:
-            # A resend during discovery: answer again, do not restart.
-            learner.accepted_epoch = message.accepted_epoch
-            if learner.phase is Phase.EPOCH:
-                self._send_leader_info(learner)
+        if learner is not None and message.registration < learner.registration:
+            return  # sent before the learner started over; FIFO links make it stale
+        if learner is not None and message.registration == learner.registration:
+            # A copy of a re-sent registration. Before LEADERINFO: answer it again. After:
+            # the learner already has its answer, and starting its handshake over would
+            # pair its coming ACK of NEWLEADER with a sync it never received.
+            if learner.phase <= Phase.EPOCH:
+                learner.accepted_epoch = message.accepted_epoch
+                if learner.phase is Phase.EPOCH:
+                    self._send_leader_info(learner)
             return
-        # New, or a learner that went back to discovery: a fresh session.
-        learner = Learner(sender, observer, message.accepted_epoch, p.now)
+        # New, or a learner that went back to discovery: a fresh handshake.
+        learner = Learner(sender, observer, message.accepted_epoch, message.registration, p.now)
         self.learners[sender] = learner
         if self.epoch_durable:
             self._send_leader_info(learner)
@@ -174,7 +180,7 @@ class Leading:
 
     def _send_leader_info(self, learner: Learner) -> None:
         assert self.epoch is not None
-        self.peer.send(learner.id, LeaderInfo(self.epoch))
+        self.peer.send(learner.id, LeaderInfo(self.epoch, learner.registration))
         learner.phase = Phase.EPOCH
 
     # -- discovery --------------------------------------------------------------------------
@@ -199,7 +205,7 @@ class Leading:
 
     def _on_ack_epoch(self, learner: Learner, message: AckEpoch) -> None:
         p = self.peer
-        if learner.phase is not Phase.EPOCH:
+        if learner.phase is not Phase.EPOCH or (message.epoch, message.registration) != (self.epoch, learner.registration):
             return
         learner.current_epoch = message.current_epoch
         learner.last_zxid = message.last_zxid

@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 
 
 class Phase(enum.IntEnum):
-    DISCOVERY = 1  # FOLLOWERINFO sent (re-sent each tick) until LEADERINFO
+    DISCOVERY = 1  # FOLLOWERINFO sent (re-sent until LEADERINFO)
     EPOCH_WRITE = 2  # accepted epoch being written; then ACKEPOCH
     SYNC = 3  # ACKEPOCH sent; waiting for DIFF/TRUNC/SNAP
     STREAM = 4  # buffering the sync stream until NEWLEADER
@@ -70,6 +70,8 @@ class Learning:
         self.phase = Phase.DISCOVERY
         self.last_heard = peer.now
         self.next_info_at = peer.now
+        peer.registrations += 1
+        self.registration = peer.registrations
         self.epoch = 0
         self.fresh = False
         self.opening: Diff | Trunc | Snap | None = None
@@ -95,13 +97,15 @@ class Learning:
     def _send_info(self) -> None:
         p = self.peer
         info = ObserverInfo if self.observer else FollowerInfo
-        p.send(self.leader, info(p.accepted_epoch))
-        self.next_info_at = p.now + p.timing.tick_s
+        p.send(self.leader, info(p.accepted_epoch, self.registration))
+        # The leader ignores us until it has finished its own election, so repeat soon:
+        # this is what a failover waits for. Copies are harmless (registration numbers).
+        self.next_info_at = p.now + min(p.timing.tick_s, p.timing.finalize_wait_s)
 
     def after_advance(self) -> None:
         p = self.peer
         if self.phase is Phase.EPOCH_WRITE and p.durable_accepted_epoch >= self.epoch:
-            p.send(self.leader, AckEpoch(p.durable_current_epoch, p.log.last, self.fresh))
+            p.send(self.leader, AckEpoch(self.epoch, self.registration, p.durable_current_epoch, p.log.last, self.fresh))
             self.phase = Phase.SYNC
         written = p.durable_current_epoch == self.epoch and p.log.durable >= self.newleader_zxid
         if self.phase is Phase.ACK_WRITE and written:
@@ -152,6 +156,8 @@ class Learning:
 
     def _on_leader_info(self, message: LeaderInfo) -> None:
         p = self.peer
+        if message.registration != self.registration:
+            return  # the answer to an earlier registration of ours, on this same link
         if self.phase is not Phase.DISCOVERY:
             if message.epoch == self.epoch:
                 return  # an answer to a re-sent FOLLOWERINFO

@@ -54,23 +54,39 @@ class Notification:
 
 @attrs.frozen(slots=True)
 class FollowerInfo:
-    """A follower registers with the leader it elected, telling its accepted epoch."""
+    """A follower registers with the leader it elected, telling its accepted epoch.
+
+    `registration` numbers the learner's registrations over the life of its process (one
+    per time it starts following). A learner re-sends FOLLOWERINFO until it is answered, so
+    a leader may receive copies after it has moved that learner on to sync; the number tells
+    such a copy (ignored) from a learner that really started over (a fresh handshake).
+    """
 
     accepted_epoch: int
+    registration: int
 
 
 @attrs.frozen(slots=True)
 class ObserverInfo:
-    """An observer registers with the leader; its epoch never counts toward a quorum."""
+    """An observer registers with the leader; its epoch never counts toward a quorum.
+
+    `registration`: as in FollowerInfo.
+    """
 
     accepted_epoch: int
+    registration: int
 
 
 @attrs.frozen(slots=True)
 class LeaderInfo:
-    """The leader's new epoch, above the accepted epoch of a quorum."""
+    """The leader's new epoch, above the accepted epoch of a quorum.
+
+    `registration` echoes the FOLLOWERINFO it answers: a learner takes only the answer to
+    its current registration.
+    """
 
     epoch: int
+    registration: int
 
 
 @attrs.frozen(slots=True)
@@ -79,9 +95,13 @@ class AckEpoch:
 
     `fresh` is False when the learner had already accepted this epoch before (a reconnect):
     such an ack never counts toward the leader's epoch quorum, since a learner may promise
-    each epoch to one leader only (ZooKeeper sends -1 for the same reason).
+    each epoch to one leader only (ZooKeeper sends -1 for the same reason). `epoch` and
+    `registration` repeat the LEADERINFO it answers, so that a leader never counts an ack
+    meant for an earlier epoch or handshake.
     """
 
+    epoch: int
+    registration: int
     current_epoch: int
     last_zxid: int
     fresh: bool

@@ -45,10 +45,10 @@ def run(peer: ZabPeer, storage: MemoryStorage) -> list:  # type: ignore[type-arg
 def synced_follower() -> tuple[ZabPeer, MemoryStorage]:
     peer, storage = follower()
     run(peer, storage)  # FOLLOWERINFO
-    peer.step(2, LeaderInfo(1))
+    peer.step(2, LeaderInfo(1, 1))
     assert run(peer, storage) == [], "no ACKEPOCH before the accepted epoch is written"
     assert storage.accepted == 1
-    assert run(peer, storage) == [AckEpoch(0, 0, True)]
+    assert run(peer, storage) == [AckEpoch(1, 1, 0, 0, True)]
     peer.step(2, Diff(0))
     peer.step(2, NewLeader(1, 0))
     ready = peer.ready()
@@ -64,7 +64,7 @@ def synced_follower() -> tuple[ZabPeer, MemoryStorage]:
 
 def test_follower_registers_with_its_accepted_epoch() -> None:
     peer, storage = follower(MemoryStorage(current_epoch=3, accepted_epoch=4))
-    assert run(peer, storage)[-1] == FollowerInfo(4)
+    assert run(peer, storage)[-1] == FollowerInfo(4, 1)
 
 
 def test_ack_of_a_proposal_comes_only_after_advance_of_the_ready_that_wrote_it() -> None:
@@ -99,7 +99,7 @@ def test_newleader_ready_orders_truncate_entries_and_epoch() -> None:
     Ready), then the current epoch; ACK of NEWLEADER comes in the Ready after that."""
     peer, storage = follower(MemoryStorage([(make_zxid(1, 1), b"a"), (make_zxid(1, 2), b"stale")], 1))
     run(peer, storage)
-    peer.step(2, LeaderInfo(2))
+    peer.step(2, LeaderInfo(2, 1))
     run(peer, storage)
     run(peer, storage)
     peer.step(2, Trunc(make_zxid(1, 1)))
@@ -120,7 +120,7 @@ def test_newleader_ready_orders_truncate_entries_and_epoch() -> None:
 def test_a_bad_sync_stream_sends_the_follower_back_to_looking() -> None:
     peer, storage = follower()
     run(peer, storage)
-    peer.step(2, LeaderInfo(1))
+    peer.step(2, LeaderInfo(1, 1))
     run(peer, storage)
     run(peer, storage)
     peer.step(2, Diff(0))
@@ -132,7 +132,7 @@ def test_a_bad_sync_stream_sends_the_follower_back_to_looking() -> None:
 def test_leader_epoch_below_our_promise_is_refused() -> None:
     peer, storage = follower(MemoryStorage(current_epoch=3, accepted_epoch=5))
     run(peer, storage)
-    peer.step(2, LeaderInfo(4))
+    peer.step(2, LeaderInfo(4, 1))
     assert peer.role is Role.LOOKING
 
 
@@ -226,3 +226,68 @@ def test_leader_reports_learners_and_outstanding_proposals() -> None:
     assert leader.outstanding_proposals == 1
     bus.drain()
     assert leader.outstanding_proposals == 0
+
+
+def syncing_leader() -> tuple[ZabPeer, MemoryStorage]:
+    """Peer 1 leads {1, 2, 3}: it has heard FOLLOWERINFO (registration 1) and ACKEPOCH from
+    2 and 3 and sent both their sync (DIFF + NEWLEADER); no ACK of NEWLEADER yet."""
+    storage = MemoryStorage()
+    peer = ZabPeer(1, frozenset({1, 2, 3}), frozenset(), storage, random.Random(0), Timing(tick_s=1.0))
+    peer.peer_connected(2)
+    peer.peer_connected(3)
+    peer.become_leader()
+    while peer.has_ready():
+        run(peer, storage)  # the election's votes
+    peer.step(2, FollowerInfo(0, 1))
+    peer.step(3, FollowerInfo(0, 1))
+    assert run(peer, storage) == [], "LEADERINFO waits for the accepted epoch on disk"
+    assert run(peer, storage) == [LeaderInfo(1, 1), LeaderInfo(1, 1)]
+    peer.step(2, AckEpoch(1, 1, 0, 0, True))
+    peer.step(3, AckEpoch(1, 1, 0, 0, True))
+    sent = run(peer, storage)
+    assert sent.count(NewLeader(1, 0)) == 2
+    return peer, storage
+
+
+def test_a_late_copy_of_followerinfo_does_not_restart_a_syncing_learner() -> None:
+    """Simulator seed 1222: a learner re-sends FOLLOWERINFO until answered, so copies can
+    arrive after the leader has sent it its sync. Restarting its handshake then paired the
+    learner's ACK of the first NEWLEADER with a second, longer sync it never received, and
+    the leader committed entries on that learner's word (later lost in an election)."""
+    peer, storage = syncing_leader()
+    peer.step(3, Ack(make_zxid(1, 0)))
+    run(peer, storage)
+    assert peer.is_leader
+    zxid = peer.next_zxid()
+    peer.propose(zxid, b"x")
+    peer.step(2, FollowerInfo(0, 1))  # the late copy
+    sent = run(peer, storage)
+    assert not any(isinstance(m, LeaderInfo) for m in sent), "the handshake restarted"
+    peer.step(2, AckEpoch(1, 1, 0, 0, True))  # a copy of its answer to a copy of LEADERINFO
+    peer.step(2, Ack(make_zxid(1, 0)))  # its ACK of the NEWLEADER it did receive
+    (two,) = [learner for learner in peer.learners() if learner.id == 2]
+    assert two.synced and two.acked_zxid < zxid, "counted as holding a proposal it was never sent"
+
+
+def test_leader_ignores_older_registrations_and_restarts_on_a_newer_one() -> None:
+    peer, storage = syncing_leader()
+    peer.step(2, FollowerInfo(0, 2))  # 2 went back to discovery (same link): a new handshake
+    peer.step(3, FollowerInfo(0, 0))  # older than what 3 registered with: stale
+    assert run(peer, storage) == [LeaderInfo(1, 2)]
+    peer.step(2, AckEpoch(1, 1, 0, 0, True))  # an ack of the old handshake
+    peer.step(2, Ack(make_zxid(1, 0)))  # and of the old sync
+    peer.step(3, Ack(make_zxid(1, 0)))
+    sent = run(peer, storage)
+    assert UpToDate(0) in sent and len([m for m in sent if isinstance(m, UpToDate)]) == 1, "only 3 is synced"
+    peer.step(2, AckEpoch(1, 2, 0, 0, True))
+    assert NewLeader(1, 0) in run(peer, storage), "the new handshake goes on"
+
+
+def test_learner_takes_only_the_answer_to_its_current_registration() -> None:
+    peer, storage = follower()
+    assert run(peer, storage)[-1] == FollowerInfo(0, 1)
+    peer.step(2, LeaderInfo(1, 0))  # answers a registration we no longer hold
+    assert not peer.has_ready() and peer.role is Role.FOLLOWING
+    peer.step(2, LeaderInfo(1, 1))
+    run(peer, storage)
+    assert run(peer, storage) == [AckEpoch(1, 1, 0, 0, True)]

@@ -187,17 +187,17 @@ def test_a_learner_leaves_a_leader_that_follows_someone_else_or_registers_with_i
     assert peer.role is Role.LOOKING
     peer = lone_peer(1)
     peer.become_learner(2, leader_round=4)
-    peer.step(2, FollowerInfo(0))
+    peer.step(2, FollowerInfo(0, 1))
     assert peer.role is Role.LOOKING
 
 
 def test_a_learner_syncing_for_one_epoch_restarts_on_leaderinfo_of_another() -> None:
     peer = lone_peer(4, observers=frozenset({4}))
     peer.become_learner(2, leader_round=1)
-    peer.step(2, LeaderInfo(5))
-    peer.step(2, LeaderInfo(5))  # the answer to a re-sent OBSERVERINFO: fine
+    peer.step(2, LeaderInfo(5, 1))
+    peer.step(2, LeaderInfo(5, 1))  # the answer to a re-sent OBSERVERINFO: fine
     assert peer.role is Role.OBSERVING
-    peer.step(2, LeaderInfo(6))  # the leader started over and we never saw it look
+    peer.step(2, LeaderInfo(6, 1))  # the leader started over and we never saw it look
     assert peer.role is Role.LOOKING
 
 

@@ -18,14 +18,15 @@ from server.zab.messages import (
 
 ZXIDS = st.integers(min_value=0, max_value=(1 << 64) - 1)
 EPOCHS = st.integers(min_value=0, max_value=(1 << 32) - 1)
+REGISTRATIONS = st.integers(min_value=0, max_value=(1 << 63) - 1)
 
 STRATEGIES = {
     m.Notification: st.builds(m.Notification, st.integers(1, 255), ZXIDS, EPOCHS, st.integers(0, 1 << 40),
                               st.sampled_from(PeerState)),
-    m.FollowerInfo: st.builds(m.FollowerInfo, EPOCHS),
-    m.ObserverInfo: st.builds(m.ObserverInfo, EPOCHS),
-    m.LeaderInfo: st.builds(m.LeaderInfo, EPOCHS),
-    m.AckEpoch: st.builds(m.AckEpoch, EPOCHS, ZXIDS, st.booleans()),
+    m.FollowerInfo: st.builds(m.FollowerInfo, EPOCHS, REGISTRATIONS),
+    m.ObserverInfo: st.builds(m.ObserverInfo, EPOCHS, REGISTRATIONS),
+    m.LeaderInfo: st.builds(m.LeaderInfo, EPOCHS, REGISTRATIONS),
+    m.AckEpoch: st.builds(m.AckEpoch, EPOCHS, REGISTRATIONS, EPOCHS, ZXIDS, st.booleans()),
     m.Diff: st.builds(m.Diff, ZXIDS),
     m.Trunc: st.builds(m.Trunc, ZXIDS),
     m.Snap: st.builds(m.Snap, ZXIDS, st.binary()),
@@ -72,7 +73,7 @@ def test_encoding_is_a_compact_array() -> None:
         (cbor2.dumps([m._CLASSES.index(m.Ack), 1.0]), "expected int"),
         (cbor2.dumps([m._CLASSES.index(m.Ack), 1 << 70]), "out of range"),
         (cbor2.dumps([m._CLASSES.index(m.Proposal), 1, "text"]), "expected bytes"),
-        (cbor2.dumps([m._CLASSES.index(m.AckEpoch), 1, 2, 1]), "expected bool"),
+        (cbor2.dumps([m._CLASSES.index(m.AckEpoch), 1, 1, 1, 2, 1]), "expected bool"),
         (cbor2.dumps([m._CLASSES.index(m.Notification), 1, 2, 3, 4, "BOSSING"]), "unknown state"),
         (cbor2.dumps([m._CLASSES.index(m.Notification), 1, 2, 3, 4, 0]), "expected a state name"),
     ],
