@@ -25,7 +25,14 @@ from server.sessions import SessionTable
 from znodes import protocol
 from znodes import records as r
 from znodes.acl import OPEN_ACL_UNSAFE, Id
-from znodes.codec import decode_snapshot, decode_txn, decode_value, encode_snapshot, encode_txn, encode_value
+from znodes.codec import (
+    decode_snapshot,
+    decode_txn,
+    decode_value,
+    encode_snapshot,
+    encode_txn,
+    encode_value,
+)
 from znodes.constants import OpCode
 from znodes.tree import DataTree
 from znodes.txn import Check, Create, CreateSession, Delete, Multi, Op, SetData, Txn
@@ -72,8 +79,8 @@ def bench_txn(number: int, repeat: int) -> list[tuple[str, float]]:
         txns = _txns(number, make)
         payloads = [encode_txn(t) for t in txns]
         assert [decode_txn(p) for p in payloads] == txns
-        out.append((f"encode_txn {kind} ({len(payloads[0])} B)", best(lambda: [encode_txn(t) for t in txns], number, repeat)))
-        out.append((f"decode_txn {kind}", best(lambda: [decode_txn(p) for p in payloads], number, repeat)))
+        out.append((f"encode_txn {kind} ({len(payloads[0])} B)", best(lambda txns=txns: [encode_txn(t) for t in txns], number, repeat)))
+        out.append((f"decode_txn {kind}", best(lambda payloads=payloads: [decode_txn(p) for p in payloads], number, repeat)))
     ops = [_create(i) for i in range(number)]
     values = [encode_value(op, Op) for op in ops]
     assert [decode_value(v, Op) for v in values] == ops
@@ -140,7 +147,7 @@ def bench_sessions(number: int, repeat: int) -> list[tuple[str, float]]:
         order = [rng.randrange(sessions) for _ in range(number)]
         clock = [1.0]
 
-        def touches() -> None:
+        def touches(table: SessionTable = table, order: list[int] = order, clock: list[float] = clock) -> None:
             now = clock[0]
             for i, s in enumerate(order):
                 table.touch(s, now + i * 1e-6)

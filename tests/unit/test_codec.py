@@ -8,8 +8,15 @@ import hypothesis.strategies as st
 import pytest
 from hypothesis import given, settings
 
-from znodes.acl import CREATOR_ALL_ACL, OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, ACL, Id
-from znodes.codec import TXN_FORMAT, TxnDecodeError, decode_txn, decode_value, encode_txn, encode_value
+from znodes.acl import ACL, CREATOR_ALL_ACL, OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, Id
+from znodes.codec import (
+    TXN_FORMAT,
+    TxnDecodeError,
+    decode_txn,
+    decode_value,
+    encode_txn,
+    encode_value,
+)
 from znodes.tree import SessionInfo
 from znodes.txn import (
     Check,
