@@ -12,7 +12,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Sequence
 
-from .acl import ACL, Id
+from .acl import ACL, OPEN_ACL_UNSAFE, Id
 from .stat import Stat
 
 __all__ = ["ProtocolError", "Reader", "Writer", "pack_int", "read_int_at"]
@@ -27,6 +27,8 @@ _LONG = struct.Struct(">q")
 # Stat is 11 fixed-width fields: one pack/unpack instead of eleven.
 _STAT = struct.Struct(">qqqqiiiqiiq")
 _STAT_SIZE = _STAT.size  # 68
+
+_OPEN_PERMS = OPEN_ACL_UNSAFE[0].perms
 
 # Pre-encoded constants so the common cases append without packing.
 _NULL = _INT.pack(-1)
@@ -276,8 +278,12 @@ class Reader:
         read_int = self.read_int
         read_string = self.read_string
         for _ in range(n):
-            perms = read_int()
-            out.append(ACL(perms, Id(read_string(), read_string())))
+            perms, scheme, id_ = read_int(), read_string(), read_string()
+            if n == 1 and perms == _OPEN_PERMS and scheme == "world" and id_ == "anyone":
+                # Most creates carry the open ACL: hand over the shared constant, which the
+                # tree then knows needs no validation.
+                return OPEN_ACL_UNSAFE
+            out.append(ACL(perms, Id(scheme, id_)))
         return tuple(out)
 
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from znodes.acl import ACL, Id
+from znodes.acl import ACL, OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, Id
 from znodes.jute import ProtocolError, Reader, Writer, pack_int, read_int_at
 from znodes.stat import Stat
 
@@ -132,6 +132,17 @@ def test_nulls_read_back() -> None:
     assert r.read_string_vector() == ()
     assert r.remaining == 0
     assert Reader(data).read_acl_vector() == ()
+
+
+def test_the_open_acl_reads_as_the_shared_constant() -> None:
+    def read(acl: tuple[ACL, ...]) -> tuple[ACL, ...]:
+        w = Writer()
+        w.write_acl_vector(acl)
+        return Reader(w.to_bytes()).read_acl_vector()
+
+    assert read(tuple(OPEN_ACL_UNSAFE)) is OPEN_ACL_UNSAFE  # the tree skips validating it
+    for other in (READ_ACL_UNSAFE, OPEN_ACL_UNSAFE + READ_ACL_UNSAFE, (ACL(31, Id("world", "anyonf")),)):
+        assert read(other) == other and read(other) is not OPEN_ACL_UNSAFE
 
 
 def test_any_nonzero_byte_is_true() -> None:

@@ -88,6 +88,17 @@ def test_sequential_names_come_from_parent_cversion_and_never_repeat() -> None:
     assert a.tree.nodes["/q"].pzxid == a.zxid
 
 
+def test_acls_are_fixed_up_unless_the_shared_open_acl() -> None:
+    a = make()
+    # An equal copy of the open ACL goes through validation too, to the same outcome.
+    assert a(create("/o", acl=(ACL(int(Perms.ALL), Id("world", "anyone")),)))[0].err == 0
+    assert a.tree.nodes["/o"].acl == OPEN_ACL_UNSAFE
+    assert a(create("/x", acl=(ACL(31, Id("auth", "")),)))[0].err == Code.INVALID_ACL  # no digest id
+    me = Id("digest", digest("u:p"))
+    assert a(create("/y", acl=(ACL(31, Id("auth", "")),)), auth=(me,))[0].err == 0
+    assert a.tree.nodes["/y"].acl == (ACL(31, me),)
+
+
 def test_errors_in_zookeepers_order() -> None:
     a = make()
     assert a(create("/a/b"))[0].err == Code.NO_NODE
@@ -95,6 +106,8 @@ def test_errors_in_zookeepers_order() -> None:
     assert a(create("/a"))[0].err == Code.NODE_EXISTS
     assert a(create("/a/"))[0].err == Code.BAD_ARGUMENTS
     assert a(create("/a", acl=()))[0].err == Code.INVALID_ACL
+    assert a(Create("/m", b"", OPEN_ACL_UNSAFE, 7))[0].err == Code.BAD_ARGUMENTS  # no such mode
+    assert a(Create("/m", b"", OPEN_ACL_UNSAFE, -1))[0].err == Code.BAD_ARGUMENTS
     assert a(Delete("/a", version=5))[0].err == Code.BAD_VERSION
     a(create("/a/c"))
     assert a(Delete("/a"))[0].err == Code.NOT_EMPTY
