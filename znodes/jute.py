@@ -28,8 +28,6 @@ _LONG = struct.Struct(">q")
 _STAT = struct.Struct(">qqqqiiiqiiq")
 _STAT_SIZE = _STAT.size  # 68
 
-_OPEN_PERMS = OPEN_ACL_UNSAFE[0].perms
-
 # Pre-encoded constants so the common cases append without packing.
 _NULL = _INT.pack(-1)
 _TRUE = b"\x01"
@@ -126,12 +124,25 @@ class Writer:
         if acl is None:
             self._buf += _NULL
             return
+        if acl is OPEN_ACL_UNSAFE:
+            self._buf += _OPEN_ACL_BYTES
+            return
         items = acl if isinstance(acl, (tuple, list)) else tuple(acl)
         self._buf += _INT.pack(len(items))
         for a in items:
             self.write_int(a.perms)
             self.write_ustring(a.id.scheme)
             self.write_ustring(a.id.id)
+
+
+def _encode_acl_vector(acl: tuple[ACL, ...]) -> bytes:
+    w = Writer()
+    w.write_acl_vector(list(acl))  # a list: not the constant's shortcut, which needs this
+    return w.to_bytes()
+
+
+_OPEN_ACL_BYTES = _encode_acl_vector(OPEN_ACL_UNSAFE)
+_OPEN_ACL_SIZE = len(_OPEN_ACL_BYTES)
 
 
 class Reader:
@@ -270,7 +281,16 @@ class Reader:
         return Id(self.read_string(), self.read_string())
 
     def read_acl_vector(self) -> tuple[ACL, ...]:
-        """A vector<ACL>; a null vector reads as empty (the server refuses both alike)."""
+        """A vector<ACL>; a null vector reads as empty (the server refuses both alike).
+
+        Most creates carry the open ACL: its exact bytes read as the shared constant, which
+        the tree then knows needs no validation (and no ACL objects are built for it).
+        """
+        pos = self._pos
+        end = pos + _OPEN_ACL_SIZE
+        if self._buf[pos:end] == _OPEN_ACL_BYTES:
+            self._pos = end
+            return OPEN_ACL_UNSAFE
         n = self._length("vector")
         if n <= 0:
             return ()
@@ -278,12 +298,8 @@ class Reader:
         read_int = self.read_int
         read_string = self.read_string
         for _ in range(n):
-            perms, scheme, id_ = read_int(), read_string(), read_string()
-            if n == 1 and perms == _OPEN_PERMS and scheme == "world" and id_ == "anyone":
-                # Most creates carry the open ACL: hand over the shared constant, which the
-                # tree then knows needs no validation.
-                return OPEN_ACL_UNSAFE
-            out.append(ACL(perms, Id(scheme, id_)))
+            perms = read_int()
+            out.append(ACL(perms, Id(read_string(), read_string())))
         return tuple(out)
 
 
