@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 RECEIVE_BYTES = 256 * 1024
 # A client that stops reading its replies is dropped once this much is queued for it.
 MAX_QUEUED_BYTES = 64 * 1024 * 1024
+# Compared for every request: module names are cheaper to load than enum class attributes.
+_AUTH = OpCode.auth
+_CLOSE_SESSION = OpCode.closeSession
 
 
 @attrs.define(slots=True, eq=False)
@@ -79,7 +82,10 @@ class Connection:
         self._out.append(data)
         self._out_bytes += len(data)
         self.sent += 1
-        self._out_ready.set()
+        # Under pipelining most replies find the writer already woken, and trio's set() costs
+        # a call through its KI-protection wrapper even then.
+        if not self._out_ready.is_set():
+            self._out_ready.set()
         if self._out_bytes > MAX_QUEUED_BYTES:
             log.warning("session %#x: client is not reading its replies; closing the connection", self.session_id)
             self.abort()
@@ -229,11 +235,11 @@ class Connection:
             self.abort()
             return
         op = header.type
-        if op == OpCode.auth:
+        if op == _AUTH:
             self._auth(record)
             return
-        pending = _Pending(header.xid, op, record, op in WRITE_OPS, started=time.monotonic())
-        if server.is_closing(self.session_id) and op != OpCode.closeSession:
+        pending = _Pending(header.xid, op, record, op in WRITE_OPS, None, time.monotonic())
+        if server.is_closing(self.session_id) and op != _CLOSE_SESSION:
             pending.reply = protocol.encode_reply(header.xid, server.last_zxid, Code.SESSION_EXPIRED)
             self._queue(pending)
             return
@@ -258,7 +264,7 @@ class Connection:
         pending.reply = protocol.encode_reply(pending.xid, txn.zxid, err, body)
         self.server.stats.record_latency(time.monotonic() - pending.started)
         self._drain()
-        if pending.op == OpCode.closeSession:
+        if pending.op == _CLOSE_SESSION:
             self.close_after_flush()
 
     def _drain(self) -> None:
@@ -277,21 +283,22 @@ class Connection:
     def _answer(self, p: _Pending) -> bytes:
         server = self.server
         zxid = server.last_zxid
-        if p.op in (OpCode.setWatches, OpCode.setWatches2):
+        op = p.op
+        if server.reads.handles(op):  # the common case first: a read of the tree
+            err, body = server.reads.answer(op, p.record, self, self.auth, self.session_id)
+            if p.started:
+                server.stats.record_latency(time.monotonic() - p.started)
+            return protocol.encode_reply(p.xid, zxid, err, body)
+        if op == OpCode.setWatches or op == OpCode.setWatches2:
             for event_type, path in restore_watches(server.tree, server.watches, self, p.record):
                 self.send_event(zxid, event_type, path)
             return protocol.encode_reply(p.xid, zxid, 0)
-        if p.op == OpCode.whoAmI:
+        if op == OpCode.whoAmI:
             infos = tuple(r.ClientInfo(i.scheme, i.id.split(":", 1)[0]) for i in self.auth)
             return protocol.encode_reply(p.xid, zxid, 0, r.WhoAmIResponse(infos))
-        if p.op == OpCode.ping:
+        if op == OpCode.ping:
             return protocol.encode_reply(XID_PING, zxid, 0)  # whatever xid the ping had
-        if not server.reads.handles(p.op):
-            return protocol.encode_reply(p.xid, zxid, Code.UNIMPLEMENTED)
-        err, body = server.reads.answer(p.op, p.record, self, self.auth, self.session_id)
-        if p.started:
-            server.stats.record_latency(time.monotonic() - p.started)
-        return protocol.encode_reply(p.xid, zxid, err, body)
+        return protocol.encode_reply(p.xid, zxid, Code.UNIMPLEMENTED)
 
     def _auth(self, packet: Any) -> None:
         if packet.scheme == "digest":

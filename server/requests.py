@@ -43,31 +43,28 @@ CREATE2_STYLE = frozenset({OpCode.create2, OpCode.createContainer, OpCode.create
 
 def to_op(op_code: int, record: Any) -> Op:
     """The transaction op for a write request."""
-    if op_code in (OpCode.create, OpCode.create2, OpCode.createContainer):
-        return Create(
-            record.path,
-            record.data,
-            tuple(record.acl),
-            record.flags,
-            container_request=op_code == OpCode.createContainer,
-        )
-    if op_code == OpCode.createTTL:
-        return Create(record.path, record.data, tuple(record.acl), record.flags, record.ttl, ttl_request=True)
-    if op_code == OpCode.delete:
-        return Delete(record.path, record.version)
-    if op_code == OpCode.setData:
-        return SetData(record.path, record.data, record.version)
-    if op_code == OpCode.setACL:
-        return SetACL(record.path, tuple(record.acl), record.version)
-    if op_code == OpCode.check:
-        return Check(record.path, record.version)
-    if op_code == OpCode.multi:
-        return Multi(tuple(to_op(sub_code, sub) for sub_code, sub in record.ops))
-    if op_code == OpCode.closeSession:
-        return CloseSession()
-    if op_code == OpCode.sync:
-        return NoOp()
-    raise BadArgumentsError(None, f"opcode {op_code} is not a write")
+    try:
+        make = _TO_OP[op_code]
+    except KeyError:
+        raise BadArgumentsError(None, f"opcode {op_code} is not a write") from None
+    return make(record)
+
+
+# One small function per write opcode: a table lookup instead of a chain of comparisons,
+# for every write a client sends.
+_TO_OP: dict[int, Callable[[Any], Op]] = {
+    OpCode.create: lambda rec: Create(rec.path, rec.data, tuple(rec.acl), rec.flags),
+    OpCode.create2: lambda rec: Create(rec.path, rec.data, tuple(rec.acl), rec.flags),
+    OpCode.createContainer: lambda rec: Create(rec.path, rec.data, tuple(rec.acl), rec.flags, -1, False, True),
+    OpCode.createTTL: lambda rec: Create(rec.path, rec.data, tuple(rec.acl), rec.flags, rec.ttl, True),
+    OpCode.delete: lambda rec: Delete(rec.path, rec.version),
+    OpCode.setData: lambda rec: SetData(rec.path, rec.data, rec.version),
+    OpCode.setACL: lambda rec: SetACL(rec.path, tuple(rec.acl), rec.version),
+    OpCode.check: lambda rec: Check(rec.path, rec.version),
+    OpCode.multi: lambda rec: Multi(tuple(to_op(sub_code, sub) for sub_code, sub in rec.ops)),
+    OpCode.closeSession: lambda rec: CloseSession(),
+    OpCode.sync: lambda rec: NoOp(),
+}
 
 
 def _op_result(op_code: int, result: Result, failed: bool) -> Record:
