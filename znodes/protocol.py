@@ -213,6 +213,8 @@ _INT = struct.Struct(">i")
 _REQUEST_HEADER = struct.Struct(">ii")
 _REPLY_HEADER = struct.Struct(">iqi")
 _REPLY_HEADER_SIZE = _REPLY_HEADER.size
+# A reply without a body (deletes, errors, pings), frame length included: one pack.
+_FRAMED_REPLY_HEADER = struct.Struct(">iiqi")
 
 
 # --- framing ---------------------------------------------------------------------------------
@@ -312,6 +314,8 @@ def decode_request(payload: bytes | bytearray | memoryview) -> tuple[RequestHead
 
 def encode_reply(xid: int, zxid: int, err: int, record: Record | None = None) -> bytes:
     """A framed reply: ReplyHeader, then `record` when given (send none with err != 0)."""
+    if record is None:
+        return _FRAMED_REPLY_HEADER.pack(_REPLY_HEADER_SIZE, xid, zxid, err)
     w = Writer(framed=True)
     w.write_raw(_REPLY_HEADER.pack(xid, zxid, err))
     if record is not None:
