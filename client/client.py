@@ -15,6 +15,7 @@ lists of child names); server errors are the znodes exceptions (`NoNodeError('/a
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -54,7 +55,7 @@ from znodes.records import (
 from znodes.stat import Stat
 
 from . import hosts as hosts_mod
-from .errors import InvalidArgumentError, invalid_path
+from .errors import ClientClosedError, InvalidArgumentError, invalid_path
 from .protocol import WatchKind
 from .retry import Retry
 from .session import Session
@@ -68,6 +69,7 @@ from .transaction import (
 )
 from .watches import ClientState, StateStream, Watch, WatchStream
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 Data = bytes | bytearray | memoryview
 MAKE_PARENTS_TRIES = 5
@@ -78,9 +80,10 @@ class Client:
     """A connected ZooKeeper session; made by `connect`. Safe to use from many Trio tasks:
     requests from all of them are pipelined on one connection, answered in the order sent."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, background: trio.Nursery | None = None) -> None:
         self._session = session
         self.chroot = session.chroot
+        self._background = background  # see start_background; `connect` provides it
 
     # --- state ----------------------------------------------------------------------------
 
@@ -122,6 +125,25 @@ class Client:
     async def close(self) -> None:
         """Close the session (its ephemerals go) and stop; idempotent."""
         await self._session.close()
+
+    def start_background(self, fn: Callable[..., Awaitable[object]], *args: Any, name: str | None = None) -> None:
+        """Run `await fn(*args)` in a task the client owns rather than the caller.
+
+        For work the session needs done although nobody may wait for it: the task outlives
+        the caller and the caller's cancellation (a recipe that was cancelled still deletes
+        its node, Curator's "guaranteed delete"), and it is cancelled when the client closes,
+        when whatever it was doing for the session no longer matters. An exception it raises
+        is logged, not propagated: there is nobody to catch it, and it must not take the
+        client's tasks down. Raises ClientClosedError once the client is closed.
+        """
+        if self._background is None:
+            raise RuntimeError("this Client has no background nursery (make it with client.connect)")
+        if self._session.closed:
+            raise ClientClosedError()
+        try:
+            self._background.start_soon(_log_failure, fn, args, name=name or getattr(fn, "__qualname__", None))
+        except RuntimeError as e:  # the nursery is closing: so is the client
+            raise ClientClosedError() from e
 
     # --- paths and arguments --------------------------------------------------------------
 
@@ -406,6 +428,16 @@ class Client:
         return await Retry()(fn, *args, **kwargs)
 
 
+async def _log_failure(fn: Callable[..., Awaitable[object]], args: tuple[Any, ...]) -> None:
+    """A background task's body: `fn(*args)`, its failure logged (see start_background)."""
+    try:
+        await fn(*args)
+    except ClientClosedError:
+        pass  # the client closed under it: nothing left to do for the session
+    except Exception:
+        log.exception("background task %s failed", getattr(fn, "__qualname__", fn))
+
+
 @contextlib.asynccontextmanager
 async def connect(
     hosts: str,
@@ -443,9 +475,13 @@ async def connect(
     )
     async with trio.open_nursery() as nursery:
         await nursery.start(sess.run)
-        client = Client(sess)
-        try:
-            yield client
-        finally:
-            with trio.CancelScope(shield=True):
-                await sess.close()
+        # A nursery of its own for Client.start_background, so that a background task can
+        # neither cancel the session's tasks nor be mistaken for the body's error.
+        async with trio.open_nursery() as background:
+            client = Client(sess, background)
+            try:
+                yield client
+            finally:
+                with trio.CancelScope(shield=True):
+                    await sess.close()
+                background.cancel_scope.cancel()  # what they did for the session ended with it

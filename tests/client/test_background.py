@@ -1,0 +1,49 @@
+"""Client.start_background: a task the client owns, outliving its caller, ending with the client."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import trio
+
+from client import ClientClosedError, connect
+
+
+async def test_outlives_a_cancelled_caller_and_ends_with_the_client(hosts):
+    steps: list[str] = []
+    async with connect(hosts) as zk:
+        with trio.CancelScope() as caller:
+            caller.cancel()
+
+            async def work() -> None:
+                steps.append("started")
+                try:
+                    await zk.create("/background-test", ephemeral=True)
+                    steps.append("created")
+                    await trio.sleep_forever()
+                finally:
+                    steps.append("ended")
+
+            zk.start_background(work)  # from a cancelled scope: runs all the same
+        with trio.fail_after(5):
+            while "created" not in steps:
+                await trio.sleep(0.01)
+    assert steps == ["started", "created", "ended"]  # cancelled when the client closed
+    with pytest.raises(ClientClosedError):
+        zk.start_background(trio.sleep, 0)
+
+
+async def test_an_error_is_logged_not_raised(hosts, caplog):
+    async with connect(hosts) as zk:
+
+        async def fail() -> None:
+            raise KeyError("boom")
+
+        with caplog.at_level(logging.ERROR, logger="client.client"):
+            zk.start_background(fail)
+            with trio.fail_after(5):
+                while not caplog.records:
+                    await trio.sleep(0.01)
+        assert "boom" in caplog.text
+        assert await zk.exists("/") is not None  # the client carries on
