@@ -13,9 +13,14 @@ The GUID is what makes failures safe (Curator's "protected" mode):
 - when our node vanishes (the session expired, someone deleted it) we start over under a new
   GUID, so a stale node of the dead session is never mistaken for ours.
 
-Giving up (a timeout, a cancellation, a release) deletes our node in a shielded scope bounded
-by the session timeout: if no server can be reached for that long the session has expired and
-its ephemeral nodes with it, so waiting longer would buy nothing.
+Giving up (a timeout, a cancellation, a release) deletes our node with a guaranteed delete
+(`_cleanup`): retried until the node is gone or its session is, in a task the client owns, so
+that neither a cancelled caller nor a quorum that is down for longer than the session timeout
+(the session survives that: a new leader gives it a fresh deadline) leaves an orphan that the
+queue would wait behind for as long as the session lives. `leave` waits for the delete, shielded,
+at most a session timeout; it carries on in the background after that. And before queueing, a
+contender waits for its client's deletions still in progress in the same directory, so it never
+queues behind a node of its own client that is on its way out.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from client import Client, Watch
 from znodes.errors import ConnectionLossError, NoNodeError, SessionExpiredError
 from znodes.stat import Stat
 
+from . import _cleanup
 from ._util import (
     Entry,
     child,
@@ -42,8 +48,6 @@ from ._util import (
 )
 
 log = logging.getLogger(__name__)
-
-CLEANUP_SLACK_S = 1.0
 
 
 @attrs.frozen
@@ -165,6 +169,8 @@ class Contender:
         Afterwards `name`, `stat`, `token` and `acked_at` describe the hold."""
         while True:
             if self.name is None:
+                # Not behind a node of our own client on its way out (see the module docstring).
+                await _cleanup.settle(self.zk, self.dir)
                 await self._create()
             queue, _, sent_at = await self._list(watch=False)
             mine = await self._dedupe(queue)
@@ -219,28 +225,43 @@ class Contender:
         self.acked_at = sent_at
 
     async def leave(self) -> None:
-        """Delete our node (and any node a lost create reply may have made), shielded and
-        bounded by the session timeout; idempotent."""
+        """Delete our node (and any node a lost create reply may have made) with a guaranteed
+        delete; wait for it, shielded, at most a session timeout (it carries on in the
+        background after that, until done or the session is over); idempotent."""
         uncertain, name = set(self._uncertain), self.name
         self._uncertain.clear()
         self._vanished()
         if name is None and not uncertain:
             return
-        with trio.CancelScope(shield=True):
-            with trio.move_on_after(self.zk.session_timeout + CLEANUP_SLACK_S) as scope:
-                if name is not None:
-                    await delete_quietly(self.zk, child(self.dir, name))
-                if uncertain:
-                    await self._sweep(uncertain)
-            if scope.cancelled_caught:
-                log.warning("%s: could not remove our node %s; it goes when the session ends", self.dir, name)
+        # Only nodes of the current session can still exist (an earlier session's went with
+        # it), so the deletion lasts as long as this one; 0 while a new one is being made.
+        owner = self.zk.session_id
+
+        async def attempt() -> bool:
+            if name is not None:
+                try:
+                    await self.zk.delete(child(self.dir, name))
+                except NoNodeError:
+                    pass
+            if uncertain:
+                await self._sweep(uncertain)
+            return True
+
+        what = name if name is not None else f"nodes of GUIDs {sorted(uncertain)}"
+        deletion = _cleanup.start(self.zk, self.dir, what, owner, attempt)
+        if not await deletion.wait(self.zk.session_timeout):
+            log.warning("%s: could not remove %s yet; still trying in the background", self.dir, what)
 
     async def _sweep(self, guids: set[str]) -> None:
+        """Delete every node with one of `guids` (creates whose reply was lost)."""
         try:
-            names = await retry_loss(self.zk.children, self.dir)
+            names = await self.zk.children(self.dir)
         except NoNodeError:
             return
         prefixes = tuple(self._prefix(g) for g in guids)
         for name in names:
             if name.startswith(prefixes):
-                await delete_quietly(self.zk, child(self.dir, name))
+                try:
+                    await self.zk.delete(child(self.dir, name))
+                except NoNodeError:
+                    pass

@@ -32,6 +32,7 @@ that. The token is the czxid of the lease node, higher for every new owner.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import weakref
 from types import TracebackType
@@ -41,6 +42,7 @@ import trio
 
 from client import Client, ClientState, Stat
 from znodes.errors import (
+    BadVersionError,
     ConnectionLossError,
     NodeExistsError,
     NoNodeError,
@@ -48,8 +50,11 @@ from znodes.errors import (
 )
 from znodes.paths import parent
 
+from . import _cleanup
 from ._guard import Hold, guarded
 from ._util import ensure_dir, retry_loss
+
+log = logging.getLogger(__name__)
 
 TTL_TOLERANCE_S = 0.001
 # Names held (or being acquired) through each client: a second Lease for the same name on the
@@ -118,18 +123,20 @@ class Lease:
 
     async def acquire(self, timeout: float | None = None) -> int:
         """Wait until the name is ours (at most `timeout` s: trio.TooSlowError); the token."""
-        claimed = _claimed.setdefault(self.zk, set())
-        if self.path in claimed:
-            raise RuntimeError(f"{self.path} is already held or sought through this client")
-        claimed.add(self.path)
-        try:
-            with trio.fail_after(math.inf if timeout is None else timeout):
+        with trio.fail_after(math.inf if timeout is None else timeout):
+            # A release through this client whose delete is still in progress first: else we
+            # would take its node for ours, and then see it deleted under us.
+            await _cleanup.settle(self.zk, self.path)
+            claimed = _claimed.setdefault(self.zk, set())
+            if self.path in claimed:
+                raise RuntimeError(f"{self.path} is already held or sought through this client")
+            claimed.add(self.path)
+            try:
                 await self._take()
-        except BaseException:
-            with trio.CancelScope(shield=True):
+            except BaseException:
                 await self._delete_if_ours()
-            claimed.discard(self.path)
-            raise
+                claimed.discard(self.path)
+                raise
         assert self.stat is not None
         return self.stat.czxid
 
@@ -164,31 +171,33 @@ class Lease:
                         await watch.remove()
 
     async def _delete_if_ours(self) -> None:
-        """Delete the lease node if our session owns it (shielded by the caller, bounded)."""
+        """Delete the lease node if our session owns it: a guaranteed delete (see `_cleanup`),
+        waited for (shielded) at most a TTL, carrying on in the background after that."""
         self.stat = None
-        with trio.move_on_after(self.ttl + 1.0):
-            while True:
-                try:
-                    stat = await self.zk.exists(self.path)
-                    session = self.zk.session_id
-                    if stat is None or stat.ephemeralOwner != session:
-                        return
-                    # No checkpoint between the check and queueing the delete: it goes out on
-                    # the connection of the session that owns the node, or not at all.
-                    if self.zk.state is ClientState.CONNECTED and self.zk.session_id == session:
-                        await self.zk.delete(self.path, version=stat.version)
-                    return
-                except NoNodeError:
-                    return
-                except ConnectionLossError:
-                    await trio.sleep(0.05)
-                except SessionExpiredError:
-                    return
+        zk, path = self.zk, self.path
+        owner = zk.session_id
+
+        async def attempt() -> bool:
+            stat = await zk.exists(path)
+            if stat is None or stat.ephemeralOwner != owner:
+                return True  # gone, or someone else's now: not ours to delete
+            # No checkpoint between the check and queueing the delete: it goes out on the
+            # connection of the session that owns the node, or not at all (then: again).
+            if zk.state is not ClientState.CONNECTED or zk.session_id != owner:
+                return False
+            try:
+                await zk.delete(path, version=stat.version)
+            except BadVersionError:
+                return False  # changed meanwhile: look again
+            return True
+
+        deletion = _cleanup.start(zk, path, path, owner, attempt)
+        if not await deletion.wait(self.ttl):
+            log.warning("%s: could not release the lease yet; still trying in the background", path)
 
     async def release(self) -> None:
         """Give the name up now (the next owner takes over at once); idempotent."""
-        with trio.CancelScope(shield=True):
-            await self._delete_if_ours()
+        await self._delete_if_ours()
         _claimed.get(self.zk, set()).discard(self.path)
 
     async def __aenter__(self) -> Self:

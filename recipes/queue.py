@@ -25,6 +25,7 @@ consumers all watch the queue's children (a put wakes them all; queues rarely ha
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 from collections.abc import AsyncIterator
 
@@ -41,8 +42,11 @@ from znodes.errors import (
 )
 from znodes.stat import Stat
 
+from . import _cleanup
 from ._guard import guarded
 from ._util import child, delete_quietly, ensure_dir, new_guid, parse_entry, retry_loss
+
+log = logging.getLogger(__name__)
 
 PREFIX = "entry-"
 
@@ -259,9 +263,26 @@ class LockingQueue:
         return True
 
     async def release(self, item: Item) -> None:
-        """Give the item back to the queue (unlock it)."""
-        if await self._owned(item) is not None:
-            await delete_quietly(self.zk, child(self.taken, item.name))
+        """Give the item back to the queue (unlock it). A guaranteed delete (see `_cleanup`):
+        waited for at most a session timeout, retried in the background after that until
+        done or the session is over -- an orphaned lock would hide the item from every
+        consumer for as long as our session lives."""
+        zk, lock, guid = self.zk, child(self.taken, item.name), self._guid
+        owner = item.lock_stat.ephemeralOwner
+
+        async def attempt() -> bool:
+            data, stat = await zk.get(lock)  # NoNode: done
+            if data != guid or stat.ephemeralOwner != owner:
+                return True  # not our lock (any more): not ours to delete
+            try:
+                await zk.delete(lock, version=stat.version)
+            except BadVersionError:
+                return False  # changed meanwhile: look again
+            return True
+
+        deletion = _cleanup.start(zk, lock, lock, owner, attempt)
+        if not await deletion.wait(zk.session_timeout):
+            log.warning("%s: could not unlock the item yet; still trying in the background", lock)
 
     @contextlib.asynccontextmanager
     async def take(
@@ -281,5 +302,4 @@ class LockingQueue:
                 done = await self.consume(item)
         finally:
             if not done:
-                with trio.CancelScope(shield=True), trio.move_on_after(self.zk.session_timeout + 1.0):
-                    await self.release(item)
+                await self.release(item)  # shielded and bounded itself

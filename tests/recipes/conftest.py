@@ -13,6 +13,7 @@ imported here rather than copied:
                            session behind its back (as if it had expired) while the proxy keeps
                            it from resuming the session first
     spy          function  Spy(zk): a client stand-in that counts requests and injects faults
+                           (lost create replies, duplicate creates, deletes that cannot get through)
 """
 
 from __future__ import annotations
@@ -90,21 +91,29 @@ def doomed(hosts: str, connect_zk: Callable[..., Any], open_proxy: Any, zk_serve
 class Spy:
     """Stands in for a Client: forwards everything, counts calls by method name, and can
     make the next `create` lose its reply (applied on the server, ConnectionLossError here)
-    or apply twice (a duplicate node, as a create retried after a lost reply would make)."""
+    or apply twice (a duplicate node, as a create retried after a lost reply would make), and
+    -- while `fail_deletes` is set -- fail every `delete` with ConnectionLossError unsent (a
+    delete that cannot reach any server while the session lives on)."""
 
     def __init__(self, zk: Client) -> None:
         self._zk = zk
         self.calls: dict[str, int] = {}
         self.lose_create_replies = 0
         self.duplicate_creates = 0
+        self.fail_deletes = False
 
     def __getattr__(self, name: str) -> Any:
         target = getattr(self._zk, name)
-        if not callable(target) or name in ("states", "transaction", "watch"):
+        if not callable(target) or name in ("states", "transaction", "watch", "start_background"):
             return target
 
         async def call(*args: Any, **kwargs: Any) -> Any:
             self.calls[name] = self.calls.get(name, 0) + 1
+            if name == "delete" and self.fail_deletes:
+                from znodes.errors import ConnectionLossError
+
+                await trio.sleep(0.05)  # as a failed attempt takes a moment
+                raise ConnectionLossError(args[0] if args else None, "no server (injected)")
             result = await target(*args, **kwargs)
             if name == "create" and self.duplicate_creates:
                 self.duplicate_creates -= 1
