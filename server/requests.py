@@ -55,8 +55,8 @@ def to_op(op_code: int, record: Any) -> Op:
 _TO_OP: dict[int, Callable[[Any], Op]] = {
     OpCode.create: lambda rec: Create(rec.path, rec.data, tuple(rec.acl), rec.flags),
     OpCode.create2: lambda rec: Create(rec.path, rec.data, tuple(rec.acl), rec.flags),
-    OpCode.createContainer: lambda rec: Create(rec.path, rec.data, tuple(rec.acl), rec.flags, -1, False, True),
-    OpCode.createTTL: lambda rec: Create(rec.path, rec.data, tuple(rec.acl), rec.flags, rec.ttl, True),
+    OpCode.createContainer: lambda rec: Create(rec.path, rec.data, tuple(rec.acl), rec.flags, container_request=True),
+    OpCode.createTTL: lambda rec: Create(rec.path, rec.data, tuple(rec.acl), rec.flags, rec.ttl, ttl_request=True),
     OpCode.delete: lambda rec: Delete(rec.path, rec.version),
     OpCode.setData: lambda rec: SetData(rec.path, rec.data, rec.version),
     OpCode.setACL: lambda rec: SetACL(rec.path, tuple(rec.acl), rec.version),
