@@ -72,7 +72,8 @@ class Database:
         return [(t.zxid, encode_txn(t)) for t in txns]
 
     def persist(self, records: Sequence[tuple[int, bytes]]) -> None:
-        """Append a batch and fsync it once (group commit). Blocking: run it in a thread."""
+        """Append a batch and fsync it once (group commit). Blocking (the commit loop calls it
+        on the Trio thread: see ZKServer._commit_loop)."""
         assert self.dir is not None
         with self.log_lock:
             self.dir.log.append(records)

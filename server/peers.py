@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import random
 import struct
 from collections.abc import Callable
@@ -72,6 +73,8 @@ class _Outgoing:
     ready: trio.Event = attrs.Factory(trio.Event)
     connected: bool = False
     stream: trio.SocketStream | None = None
+    fd: int | None = None  # the stream's socket, for writes straight from `send`
+    sending: bool = False  # the pump task is inside send_all: `send` must queue behind it
 
 
 class PeerNetwork:
@@ -108,6 +111,8 @@ class PeerNetwork:
         self._incoming: dict[int, object] = {}  # peer -> token of its live incoming connection
         self._up: set[int] = set()
         self.port: int | None = None
+        self._last_message: Any = None
+        self._last_frame = b""
 
     # -- sending -------------------------------------------------------------------------
 
@@ -115,8 +120,29 @@ class PeerNetwork:
         if to not in self._up:
             return
         out = self._out[to]
-        out.queue.append(frame(self._encode(message)))
+        if message is self._last_message:
+            data = self._last_frame  # one proposal or commit to every follower: encode once
+        else:
+            data = frame(self._encode(message))
+            self._last_message, self._last_frame = message, data
+        if out.fd is not None and not out.queue and not out.sending:
+            # Nothing ahead of it: write now rather than wake the pump task (a task switch
+            # per message is a good part of a write's latency). A full socket buffer or an
+            # error leaves the rest, or all, to the pump, which reports a broken link.
+            try:
+                sent = os.write(out.fd, data)
+            except OSError:
+                sent = 0
+            if sent == len(data):
+                return
+            data = data[sent:]
+        out.queue.append(data)
         out.ready.set()
+
+    @property
+    def backlogged(self) -> bool:
+        """Some message waits for its pump task (it could not be written at once)."""
+        return any(out.queue for out in self._out.values())
 
     def is_connected(self, peer: int) -> bool:
         return peer in self._up
@@ -158,13 +184,14 @@ class PeerNetwork:
                 hello = cbor2.dumps([HELLO_MAGIC, self.my_id, self.digest])
                 await stream.send_all(frame(hello))
                 out.stream, out.connected = stream, True
+                out.fd = stream.socket.fileno()
                 out.queue.clear()
                 self._update(out.peer_id)
                 await self._pump(out, stream)
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
                 log.debug("link %d->%d broke: %s", self.my_id, out.peer_id, e)
             finally:
-                out.connected, out.stream = False, None
+                out.connected, out.stream, out.fd, out.sending = False, None, None, False
                 out.queue.clear()
                 self._update(out.peer_id)
                 with trio.CancelScope(shield=True):
@@ -182,7 +209,9 @@ class PeerNetwork:
                     continue
                 data = b"".join(out.queue)
                 out.queue.clear()
+                out.sending = True
                 await stream.send_all(data)
+                out.sending = False
 
     @staticmethod
     async def _watch_close(stream: trio.SocketStream, scope: trio.CancelScope) -> None:

@@ -252,7 +252,17 @@ class Replicator:
                 self.net.send(to, message)
             if ready.must_sync:
                 started = trio.current_time()
-                await trio.to_thread.run_sync(self._persist, ready)
+                if ready.snapshot is None and ready.truncate_after is None:
+                    # Appends and epoch files: fsync here, blocking the loop for a fraction
+                    # of a millisecond. A worker thread costs more than that in hand-offs
+                    # (and waits for the GIL), and nothing here can proceed before it anyway.
+                    # Messages that could not be written at once go out first.
+                    if self.net.backlogged:
+                        await trio.lowlevel.checkpoint()
+                    self._persist(ready)
+                else:
+                    # A snapshot install or truncation can take long: off the loop.
+                    await trio.to_thread.run_sync(self._persist, ready)
                 self.persists += 1
                 self.persisted_entries += len(ready.entries)
                 self.persist_s += trio.current_time() - started

@@ -355,12 +355,13 @@ class Leading:
         if commit <= previous:
             return
         p.learn_commit(commit)
+        commit_message = Commit(commit)  # one object for all: the driver encodes it once
         informs: list[Inform] | None = None
         for learner in self._sorted():
             if not learner.forwarded:
                 continue
             if not learner.observer:
-                p.send(learner.id, Commit(commit))
+                p.send(learner.id, commit_message)
                 continue
             if informs is None:
                 entries = p.log.entries(previous, commit) or []
