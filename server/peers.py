@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 
 MAX_FRAME = 256 * 1024 * 1024  # a SNAP of a large tree travels in one frame
 _LEN = struct.Struct(">I")
+# Below glibc's mmap threshold (128 KiB): a larger recv buffer is mmapped and unmapped on
+# every call (~8 us per receive); a big frame (a SNAP) simply takes many receives.
+RECEIVE_BYTES = 64 * 1024
 HELLO_MAGIC = "ccore-peer-1"
 
 
@@ -56,7 +59,7 @@ async def read_frames(stream: trio.abc.ReceiveStream, on_frame: Callable[[bytes]
             payload = bytes(buf[4 : 4 + size])
             del buf[: 4 + size]
             on_frame(payload)
-        chunk = await stream.receive_some(1 << 20)
+        chunk = await stream.receive_some(RECEIVE_BYTES)
         if not chunk:
             return
         buf += chunk
