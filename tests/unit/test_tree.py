@@ -11,7 +11,7 @@ from znodes.acl import ACL, OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, Id, digest
 from znodes.codec import decode_snapshot, decode_txn, encode_snapshot, encode_txn
 from znodes.constants import CONTAINER_EPHEMERAL_OWNER, CreateMode, EventType, Perms
 from znodes.errors import Code
-from znodes.tree import DataTree, ttl_owner
+from znodes.tree import DataTree, Node, ttl_owner
 from znodes.txn import (
     Check,
     CloseSession,
@@ -231,6 +231,16 @@ def test_all_children_number() -> None:
     a(create("/n/a/b"))
     assert a.tree.all_children_number("/n", ()) == 2
     assert a.tree.all_children_number("/", ()) == len(a.tree.nodes) - 1
+
+
+@given(
+    st.sampled_from([0, 7, CONTAINER_EPHEMERAL_OWNER, ttl_owner(1), ttl_owner(2**40 - 1)])
+    | st.integers(-(2**63), 2**63 - 1)
+)
+def test_stat_shows_only_a_session_as_owner(owner: int) -> None:
+    # Node.stat inlines is_ephemeral: containers and TTL nodes show 0, sessions themselves.
+    node = Node(b"", OPEN_ACL_UNSAFE, 1, 1, owner)
+    assert node.stat().ephemeralOwner == (owner if node.is_ephemeral else 0)
 
 
 def test_txn_codec_round_trip() -> None:
