@@ -261,7 +261,7 @@ def _not_a_txn(items: Any) -> str:
     if isinstance(items, dict) and "zxid" in items:
         return (
             f"a transaction of format 1 (written by an older build); this build reads format {TXN_FORMAT} "
-            "only: move the data dir aside and let the server resync from the leader"
+            "only: move the data dir aside (a member of an ensemble then resyncs from its leader)"
         )
     return f"not a format-{TXN_FORMAT} transaction: {items!r:.80}"
 

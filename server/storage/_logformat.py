@@ -182,7 +182,7 @@ def scan_segment(
         # Never taken for a torn header: its records would be misread, or silently dropped.
         raise CorruptLogError(
             f"txn log {path}: {exc}; it was written by another build of the server: move the data dir "
-            "aside and let the server resync from the leader"
+            "aside (a member of an ensemble then resyncs from its leader)"
         ) from None
     except BadHeader as exc:
         if is_last and find_valid_record(data, 0) is None:
