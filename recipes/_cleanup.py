@@ -13,9 +13,10 @@ is over (the server deletes an ephemeral node with its session), or the client i
 runs as a task the client owns (`Client.start_background`): a caller may wait for it, bounded
 and shielded, but the deletion carries on when the caller stops waiting or is cancelled.
 
-Deletions in progress are registered per client and *key* (a recipe's directory, or a lease's
-path): a contender about to queue under a key first waits for them (`settle`), so it never
-queues behind a node of its own client that is on its way out.
+Deletions in progress are registered per client and *key* (a contender's or a DoubleBarrier's
+directory; a lease's, a Presence's or a LockingQueue lock's own path): a recipe about to queue
+or create a node under a key first waits for them (`settle`), so it never queues behind a node
+of its own client that is on its way out, nor takes such a node for the one it just made.
 """
 
 from __future__ import annotations
@@ -27,8 +28,14 @@ from collections.abc import Awaitable, Callable
 import attrs
 import trio
 
-from client import Client, ClientClosedError
-from znodes.errors import ConnectionLossError, NoNodeError, SessionExpiredError, ZKError
+from client import Client, ClientClosedError, ClientState
+from znodes.errors import (
+    BadVersionError,
+    ConnectionLossError,
+    NoNodeError,
+    SessionExpiredError,
+    ZKError,
+)
 
 from ._util import RETRY_DELAY_MAX_S, RETRY_DELAY_S
 
@@ -70,6 +77,36 @@ def start(zk: Client, key: str, what: str, owner: int, attempt: Attempt) -> Dele
         zk.start_background(_run, zk, deletion, attempt, name=f"guaranteed delete of {what}")
     except ClientClosedError:
         _finish(zk, deletion)  # closing the session removed its ephemeral nodes
+    return deletion
+
+
+def delete_own(zk: Client, path: str, owner: int) -> Attempt:
+    """An Attempt that deletes the ephemeral node `path` if session `owner` still owns it (a
+    node of the same name made by anyone else, or by a later session of ours, is left alone)."""
+
+    async def attempt() -> bool:
+        stat = await zk.exists(path)
+        if stat is None or stat.ephemeralOwner != owner:
+            return True  # gone, or someone else's now: not ours to delete
+        # No checkpoint between the check and queueing the delete: it goes out on the
+        # connection of the session that owns the node, or not at all (then: again).
+        if zk.state is not ClientState.CONNECTED or zk.session_id != owner:
+            return False
+        try:
+            await zk.delete(path, version=stat.version)
+        except BadVersionError:
+            return False  # changed meanwhile: look again
+        return True
+
+    return attempt
+
+
+async def delete_and_wait(zk: Client, key: str, path: str, owner: int, wait_s: float) -> Deletion:
+    """Start the guaranteed delete of our ephemeral node `path` (see `delete_own`) under `key`
+    and wait for it (shielded) at most `wait_s`; it carries on in the background after that."""
+    deletion = start(zk, key, path, owner, delete_own(zk, path, owner))
+    if not await deletion.wait(wait_s):
+        log.warning("%s: could not delete %s yet; still trying in the background", key, path)
     return deletion
 
 

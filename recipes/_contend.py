@@ -8,8 +8,8 @@ differs is only the rule "whom must I wait for", a function of the sorted queue.
 The GUID is what makes failures safe (Curator's "protected" mode):
 - a create whose reply was lost (connection loss, or the caller cancelled) may or may not have
   made a node; listing the directory and looking for our GUID finds it again, and any second
-  node with our GUID is deleted, so a lost reply never leaves an orphan that would block the
-  queue for as long as our session lives;
+  node with our GUID is deleted (a guaranteed delete as well, see below), so a lost reply never
+  leaves an orphan that would block the queue for as long as our session lives;
 - when our node vanishes (the session expired, someone deleted it) we start over under a new
   GUID, so a stale node of the dead session is never mistaken for ours.
 
@@ -39,7 +39,6 @@ from . import _cleanup
 from ._util import (
     Entry,
     child,
-    delete_quietly,
     ensure_dir,
     new_guid,
     protected_prefix,
@@ -161,7 +160,11 @@ class Contender:
                 mine = entry
             elif entry.name.startswith(prefix):
                 log.info("%s: deleting %s, a second node of ours (a create whose reply was lost)", self.dir, entry.name)
-                await delete_quietly(self.zk, child(self.dir, entry.name))
+                # A guaranteed delete too: given up with us (a timeout), it would be an orphan
+                # that `leave` does not know of. A cancellation ends our wait, not the delete.
+                path, owner = child(self.dir, entry.name), self.stat.ephemeralOwner
+                deletion = _cleanup.start(self.zk, self.dir, path, owner, _cleanup.delete_own(self.zk, path, owner))
+                await deletion.done.wait()
         return mine
 
     async def wait_turn(self, blocker: Blocker) -> None:

@@ -18,6 +18,13 @@ herd. A participant that dies is counted as gone once its session expires, so th
 not stuck forever on leave; one that never comes makes `enter` wait (bound it with `timeout`:
 trio.TooSlowError, and our node is removed). Late comers find `ready` and pass. One barrier
 path serves one round: let `leave` finish (it removes `ready`) before the next round's `enter`.
+
+Removing our node (an `enter` given up, a `leave`, a failed body) is a guaranteed delete
+(`_cleanup`): retried until the node or our session is gone, in the background once we have
+waited a session timeout. Never given up on a timer: when the quorum is down the session
+outlives the outage, and a node left behind would count as a participant -- filling a later
+round before everyone is there, and holding up everyone's `leave` -- for as long as it lives.
+An `enter` first waits for its client's deletions still in progress under the barrier's path.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ import trio
 from client import Client
 from znodes.errors import NodeExistsError, NoNodeError, SessionExpiredError
 
+from . import _cleanup
 from ._util import child, delete_quietly, ensure_dir, new_guid, retry_loss
 
 READY = "ready"
@@ -104,12 +112,19 @@ class DoubleBarrier:
             with trio.fail_after(math.inf if timeout is None else timeout):
                 await self._enter()
         except BaseException:
-            with trio.CancelScope(shield=True), trio.move_on_after(self.zk.session_timeout + 1.0):
-                await delete_quietly(self.zk, self._node)
-            self.participating = False
+            await self._remove()
             raise
 
+    async def _remove(self) -> None:
+        """Delete our node: a guaranteed delete (see the module docstring), waited for
+        (shielded) at most a session timeout; idempotent."""
+        self.participating = False
+        await _cleanup.delete_and_wait(self.zk, self.path, self._node, self.zk.session_id, self.zk.session_timeout)
+
     async def _enter(self) -> None:
+        # Not beside a node of ours on its way out (a round we left, an enter we gave up): it
+        # would be counted, and a create of the same identifier would take it for ours.
+        await _cleanup.settle(self.zk, self.path)
         await ensure_dir(self.zk, self.path, container=True)
         ready = child(self.path, READY)
         while True:
@@ -141,14 +156,12 @@ class DoubleBarrier:
 
     async def leave(self, timeout: float | None = None) -> None:
         """Leave, then wait until every participant has left (trio.TooSlowError after
-        `timeout` seconds; our node is gone either way)."""
+        `timeout` seconds; our node is gone, or on its way out, either way)."""
         try:
             with trio.fail_after(math.inf if timeout is None else timeout):
                 await self._leave()
         finally:
-            with trio.CancelScope(shield=True), trio.move_on_after(self.zk.session_timeout + 1.0):
-                await delete_quietly(self.zk, self._node)
-            self.participating = False
+            await self._remove()
 
     async def _leave(self) -> None:
         while True:
@@ -189,6 +202,4 @@ class DoubleBarrier:
         if exc_type is None:
             await self.leave(self.timeout)
         else:  # the body failed: leave without waiting for the others
-            with trio.CancelScope(shield=True), trio.move_on_after(self.zk.session_timeout + 1.0):
-                await delete_quietly(self.zk, self._node)
-            self.participating = False
+            await self._remove()

@@ -32,7 +32,6 @@ that. The token is the czxid of the lease node, higher for every new owner.
 from __future__ import annotations
 
 import contextlib
-import logging
 import math
 import weakref
 from types import TracebackType
@@ -40,9 +39,8 @@ from typing import Self
 
 import trio
 
-from client import Client, ClientState, Stat
+from client import Client, Stat
 from znodes.errors import (
-    BadVersionError,
     ConnectionLossError,
     NodeExistsError,
     NoNodeError,
@@ -53,8 +51,6 @@ from znodes.paths import parent
 from . import _cleanup
 from ._guard import Hold, guarded
 from ._util import ensure_dir, retry_loss
-
-log = logging.getLogger(__name__)
 
 TTL_TOLERANCE_S = 0.001
 # Names held (or being acquired) through each client: a second Lease for the same name on the
@@ -174,26 +170,7 @@ class Lease:
         """Delete the lease node if our session owns it: a guaranteed delete (see `_cleanup`),
         waited for (shielded) at most a TTL, carrying on in the background after that."""
         self.stat = None
-        zk, path = self.zk, self.path
-        owner = zk.session_id
-
-        async def attempt() -> bool:
-            stat = await zk.exists(path)
-            if stat is None or stat.ephemeralOwner != owner:
-                return True  # gone, or someone else's now: not ours to delete
-            # No checkpoint between the check and queueing the delete: it goes out on the
-            # connection of the session that owns the node, or not at all (then: again).
-            if zk.state is not ClientState.CONNECTED or zk.session_id != owner:
-                return False
-            try:
-                await zk.delete(path, version=stat.version)
-            except BadVersionError:
-                return False  # changed meanwhile: look again
-            return True
-
-        deletion = _cleanup.start(zk, path, path, owner, attempt)
-        if not await deletion.wait(self.ttl):
-            log.warning("%s: could not release the lease yet; still trying in the background", path)
+        await _cleanup.delete_and_wait(self.zk, self.path, self.path, self.zk.session_id, self.ttl)
 
     async def release(self) -> None:
         """Give the name up now (the next owner takes over at once); idempotent."""

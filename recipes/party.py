@@ -10,6 +10,13 @@ the duration of a block, made again after the session expires).
 Membership follows the session: a member that dies leaves when its session expires. A live
 member whose session expired (a long partition) joins again on its new session, as Curator's
 PersistentNode does, so `async with party` means "a member whenever we are connected".
+
+Leaving deletes the node with a guaranteed delete (`_cleanup`): retried until the node or our
+session is gone, in the background once we have waited a session timeout. Never given up on a
+timer: when the quorum is down the session outlives the outage, and a node left behind would
+keep a member that has left (a service instance that is gone) listed for as long as the
+session lives. Entering again on the same path first waits for such a deletion in progress,
+else the deletion would remove the node we just made ours.
 """
 
 from __future__ import annotations
@@ -25,7 +32,8 @@ from client import Client
 from znodes.errors import NodeExistsError, NoNodeError, SessionExpiredError
 from znodes.paths import parent
 
-from ._util import Background, child, delete_quietly, ensure_dir, new_guid, retry_loss
+from . import _cleanup
+from ._util import Background, child, ensure_dir, new_guid, retry_loss
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +74,7 @@ class Presence(Background):
                 log.info("%s: session expired; recreating on the new session", self.path)
 
     async def __aenter__(self) -> Self:
+        await _cleanup.settle(self.zk, self.path)  # our last presence here gone first (module doc)
         await self._start(self._keep)
         return self
 
@@ -75,10 +84,8 @@ class Presence(Background):
         try:
             return await self._stop(exc_type, exc, tb)
         finally:
-            with trio.CancelScope(shield=True), trio.move_on_after(self.zk.session_timeout + 1.0):
-                stat = await retry_loss(self.zk.exists, self.path)
-                if stat is not None and stat.ephemeralOwner == self.zk.session_id:
-                    await delete_quietly(self.zk, self.path)
+            # Only a node of our current session is ours to delete (see _cleanup.delete_own).
+            await _cleanup.delete_and_wait(self.zk, self.path, self.path, self.zk.session_id, self.zk.session_timeout)
 
 
 class Party:

@@ -44,7 +44,7 @@ from znodes.stat import Stat
 
 from . import _cleanup
 from ._guard import guarded
-from ._util import child, delete_quietly, ensure_dir, new_guid, parse_entry, retry_loss
+from ._util import child, ensure_dir, new_guid, parse_entry, retry_loss
 
 log = logging.getLogger(__name__)
 
@@ -199,21 +199,30 @@ class LockingQueue:
             return 0
 
     async def _lock(self, name: str) -> Item | None:
+        """Lock the item `name` for us; None if someone else has it. Whatever stops us half-way
+        (the item consumed meanwhile: NoNodeError; a cancellation; a create whose reply was
+        lost) unlocks it again (see `_unlock`): a lock left behind would hide the item from
+        every consumer for as long as our session lives."""
         lock = child(self.taken, name)
+        # An unlock of this item through our client still in progress first: its retries
+        # could not tell the lock we are about to make from the one it is deleting.
+        await _cleanup.settle(self.zk, lock)
+        owner = self.zk.session_id
         sent_at = trio.current_time()
         try:
-            _, stat = await self.zk.create(lock, self._guid, ephemeral=True, include_stat=True)
-        except NodeExistsError:
-            return None
-        except ConnectionLossError:
-            data, stat = await retry_loss(self.zk.get, lock)  # NoNode: nobody locked it
-            if data != self._guid or stat.ephemeralOwner != self.zk.session_id:
+            try:
+                _, stat = await self.zk.create(lock, self._guid, ephemeral=True, include_stat=True)
+            except NodeExistsError:
                 return None
-        try:
-            data, _ = await retry_loss(self.zk.get, child(self.entries, name))
-        except NoNodeError:  # consumed just before we locked it
-            await delete_quietly(self.zk, lock)
-            return None
+            except ConnectionLossError:
+                data, stat = await retry_loss(self.zk.get, lock)  # NoNode: nobody locked it
+                if data != self._guid or stat.ephemeralOwner != self.zk.session_id:
+                    return None
+            owner = stat.ephemeralOwner
+            data, _ = await retry_loss(self.zk.get, child(self.entries, name))  # NoNode: consumed
+        except BaseException:
+            await self._unlock(lock, owner)
+            raise
         return Item(name, data, stat, sent_at)
 
     async def get(self, timeout: float | None = None) -> Item:
@@ -263,12 +272,15 @@ class LockingQueue:
         return True
 
     async def release(self, item: Item) -> None:
-        """Give the item back to the queue (unlock it). A guaranteed delete (see `_cleanup`):
-        waited for at most a session timeout, retried in the background after that until
-        done or the session is over -- an orphaned lock would hide the item from every
-        consumer for as long as our session lives."""
-        zk, lock, guid = self.zk, child(self.taken, item.name), self._guid
-        owner = item.lock_stat.ephemeralOwner
+        """Give the item back to the queue (unlock it; see `_unlock`)."""
+        await self._unlock(child(self.taken, item.name), item.lock_stat.ephemeralOwner)
+
+    async def _unlock(self, lock: str, owner: int) -> None:
+        """Delete our lock node `lock` (session `owner`'s, with our GUID as its data). A
+        guaranteed delete (see `_cleanup`): waited for at most a session timeout, retried in
+        the background after that until done or the session is over -- an orphaned lock
+        would hide the item from every consumer for as long as our session lives."""
+        zk, guid = self.zk, self._guid
 
         async def attempt() -> bool:
             data, stat = await zk.get(lock)  # NoNode: done

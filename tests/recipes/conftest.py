@@ -13,7 +13,8 @@ imported here rather than copied:
                            session behind its back (as if it had expired) while the proxy keeps
                            it from resuming the session first
     spy          function  Spy(zk): a client stand-in that counts requests and injects faults
-                           (lost create replies, duplicate creates, deletes that cannot get through)
+                           (lost create replies, duplicate creates, deletes that cannot get
+                           through, calls that hang)
 """
 
 from __future__ import annotations
@@ -93,7 +94,9 @@ class Spy:
     make the next `create` lose its reply (applied on the server, ConnectionLossError here)
     or apply twice (a duplicate node, as a create retried after a lost reply would make), and
     -- while `fail_deletes` is set -- fail every `delete` with ConnectionLossError unsent (a
-    delete that cannot reach any server while the session lives on)."""
+    delete that cannot reach any server while the session lives on), and -- while `hang` is
+    set -- leave every call for which `hang(method name, args)` is true waiting until it is
+    cancelled, unsent (to stop a recipe at a chosen point and cancel it there)."""
 
     def __init__(self, zk: Client) -> None:
         self._zk = zk
@@ -101,6 +104,7 @@ class Spy:
         self.lose_create_replies = 0
         self.duplicate_creates = 0
         self.fail_deletes = False
+        self.hang: Callable[[str, tuple[Any, ...]], bool] | None = None
 
     def __getattr__(self, name: str) -> Any:
         target = getattr(self._zk, name)
@@ -109,6 +113,8 @@ class Spy:
 
         async def call(*args: Any, **kwargs: Any) -> Any:
             self.calls[name] = self.calls.get(name, 0) + 1
+            if self.hang is not None and self.hang(name, args):
+                await trio.sleep_forever()
             if name == "delete" and self.fail_deletes:
                 from znodes.errors import ConnectionLossError
 

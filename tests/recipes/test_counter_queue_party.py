@@ -92,6 +92,30 @@ async def test_locking_queue_gives_back_on_error_and_on_death(connect_zk, doomed
         assert await q.length() == 0
 
 
+async def test_locking_queue_get_cancelled_after_locking_unlocks(zk, connect_zk, spy):
+    """A LockingQueue.get that times out after locking an item (while reading the item's data,
+    made to hang here) unlocks it again: a lock left behind would hide the item from every
+    consumer for as long as our session lives."""
+    await LockingQueue(zk, "/lq").put(b"job")
+    s = spy(zk)
+    hung: list[str] = []
+
+    def hang(name: str, args: tuple) -> bool:
+        if name == "get" and "/lq/entries/" in str(args[0]):
+            hung.append(args[0])
+            return True
+        return False
+
+    s.hang = hang
+    with pytest.raises(trio.TooSlowError):
+        await LockingQueue(s, "/lq").get(timeout=1)
+    assert hung  # it read the item: that comes after locking it
+    assert await zk.children("/lq/taken") == []
+    async with connect_zk() as other:
+        item = await LockingQueue(other, "/lq").get(timeout=5)
+        assert item.data == b"job"
+
+
 async def test_locking_queue_body_cancelled_when_lock_deleted(zk):
     q = LockingQueue(zk, "/lq")
     await q.put(b"job")

@@ -7,23 +7,39 @@ so nobody expires sessions, and a new leader gives every session a fresh deadlin
 of a released lock's node had given up after session timeout + 1 s, and every later acquire by
 that client queued behind its own orphan. Here a standalone server behind a proxy plays the
 ensemble: killed (no server, no expiry) for longer than that, then restarted (fresh deadlines).
+DoubleBarrier and Party/Presence (so ServiceRegistry) had the same timer: a participant or
+member that had gone stayed counted. A Spy whose deletes fail plays the same without a server
+restart, and shows that a recipe making a node again on a path waits for its client's delete
+in progress there first.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
 import trio
 
 from client import Client, connect
-from recipes import Election, Lease, Lock, LockingQueue, ReadWriteLock, Semaphore
+from recipes import (
+    DoubleBarrier,
+    Election,
+    Lease,
+    Lock,
+    LockingQueue,
+    Party,
+    ReadWriteLock,
+    Semaphore,
+    ServiceInstance,
+    ServiceRegistry,
+)
 
 SESSION_TIMEOUT_S = 4.0
 # The old cleanup gave up after session timeout + 1 s; the outage lasts longer than that.
 OUTAGE_S = SESSION_TIMEOUT_S + 2.0
 REACQUIRE_S = 15.0  # after the outage: reconnect, the delete goes through, our turn comes
+POLL_S = 0.05
 
 
 async def names(zk: Client, path: str) -> list[str]:
@@ -31,6 +47,16 @@ async def names(zk: Client, path: str) -> list[str]:
         return sorted(await zk.children(path))
     except Exception:  # noqa: BLE001 - NoNode: no nodes
         return []
+
+
+async def until(done: Callable[[], Awaitable[bool]], timeout_s: float = REACQUIRE_S) -> None:
+    """Poll `done()` until it is true: TooSlowError after `timeout_s` (or that many polls)."""
+    with trio.fail_after(timeout_s):
+        for _ in range(int(timeout_s / POLL_S) + 1):
+            if await done():
+                return
+            await trio.sleep(POLL_S)
+    raise trio.TooSlowError
 
 
 class Outage:
@@ -249,3 +275,194 @@ async def test_failed_delete_is_retried_until_it_succeeds(zk, connect_zk, spy):
                 await trio.sleep(0.01)
         await again.release()
     assert await names(zk, "/lock") == []
+
+
+async def lingering(checks: dict[str, Callable[[], Awaitable[bool]]]) -> list[str]:
+    """Poll every `name: async fn() -> bool` at once until it is true, each for at most
+    REACQUIRE_S; the names of those that never were (all of them, not just the first)."""
+    failed: list[str] = []
+
+    async def run(name: str, done: Callable[[], Awaitable[bool]]) -> None:
+        try:
+            await until(done)
+        except trio.TooSlowError:
+            failed.append(name)
+
+    async with trio.open_nursery() as nursery:
+        for name, done in checks.items():
+            nursery.start_soon(run, name, done)
+    return sorted(failed)
+
+
+@pytest.mark.slow
+async def test_leaving_during_outage_leaves_no_participant_or_member(outage):
+    """A DoubleBarrier enter given up, a Party and a ServiceRegistry registration left, while no
+    server answers for longer than the session timeout: once the server is back their nodes go,
+    so nobody counts a participant or member that has left, and the next round starts clean."""
+    make, out = outage
+    async with make() as a, make() as b:
+        barrier = DoubleBarrier(a, "/barrier", 2, identifier="a")
+        party = Party(a, "/party", b"a")
+        registry = ServiceRegistry(a, "/services")
+        sessions = (a.session_id, b.session_id)
+        leave = trio.Event()
+
+        async def wait_at_barrier(*, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+            with trio.CancelScope() as scope:
+                task_status.started(scope)
+                await barrier.enter()  # alone of 2: waits until cancelled
+                pytest.fail("entered a barrier of 2 alone")
+
+        async def member(*, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+            async with party:
+                task_status.started()
+                await leave.wait()
+
+        async def registered(*, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+            async with registry.registered(ServiceInstance("api", address="10.0.0.1", port=80)):
+                task_status.started()
+                await leave.wait()
+
+        async def barrier_joined() -> bool:
+            return await names(b, "/barrier") == ["a"]
+
+        with trio.fail_after(OUTAGE_S + 20):
+            async with trio.open_nursery() as nursery:
+                waiting = await nursery.start(wait_at_barrier)
+                await nursery.start(member)
+                await nursery.start(registered)
+                await until(barrier_joined, 5)
+                assert await Party(b, "/party").members() == [b"a"]
+                await out.begin()
+                waiting.cancel()
+                leave.set()
+            await out.end()  # whether or not the deletes have given up by then
+        await survived(a, sessions[0])
+        await survived(b, sessions[1])
+
+        async def barrier_empty() -> bool:
+            return await names(b, "/barrier") == []
+
+        async def party_empty() -> bool:
+            return await Party(b, "/party").members() == []
+
+        async def registry_empty() -> bool:
+            return await ServiceRegistry(b, "/services").instances("api") == []
+
+        assert await lingering({
+            "DoubleBarrier": barrier_empty, "Party": party_empty, "ServiceRegistry": registry_empty,
+        }) == []  # fmt: skip
+        # The next round needs both: a's last node does not stand in for b (nor for a).
+        with pytest.raises(trio.TooSlowError):
+            await DoubleBarrier(b, "/barrier", 2, identifier="b").enter(timeout=1)
+        with trio.fail_after(REACQUIRE_S):
+            async with trio.open_nursery() as nursery:
+                for zk, name in ((a, "a"), (b, "b")):
+                    nursery.start_soon(DoubleBarrier(zk, "/barrier", 2, identifier=name).enter)
+        assert await names(b, "/barrier") == ["a", "b", "ready"]
+
+
+@pytest.mark.slow
+async def test_barrier_delete_is_retried_and_waited_for(zk, spy):
+    """A DoubleBarrier enter given up while its delete cannot get through for longer than the
+    session timeout: the node goes once it can (else it counts as a participant for as long as
+    the session lives), and an enter again with the same identifier waits for that delete
+    rather than take the node on its way out for its own (and then lose it)."""
+    s = spy(zk)
+    barrier = DoubleBarrier(s, "/barrier", 2, identifier="a")
+
+    async def give_up() -> None:
+        s.fail_deletes = True
+        started = trio.current_time()
+        with pytest.raises(trio.TooSlowError):
+            await barrier.enter(timeout=0.5)  # waits a session timeout for the delete
+        assert trio.current_time() - started >= zk.session_timeout - 0.1
+        await trio.sleep(1.5)  # past the old give-up point (session timeout + 1 s)
+        assert await names(zk, "/barrier") == ["a"]
+
+    async def barrier_empty() -> bool:
+        return await names(zk, "/barrier") == []
+
+    await give_up()
+    s.fail_deletes = False
+    await until(barrier_empty, 10)
+
+    await give_up()
+    old = await zk.exists("/barrier/a")
+    assert old is not None
+    entered: list[str] = []
+
+    async def enter(name: str, barrier: DoubleBarrier) -> None:
+        await barrier.enter(timeout=20)
+        entered.append(name)
+
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(enter, "a", barrier)
+            await trio.sleep(0.5)
+            assert (await zk.exists("/barrier/a")).czxid == old.czxid  # not taken for ours
+            s.fail_deletes = False
+            nursery.start_soon(enter, "b", DoubleBarrier(zk, "/barrier", 2, identifier="b"))
+    assert sorted(entered) == ["a", "b"]
+    assert (await zk.exists("/barrier/a")).czxid != old.czxid
+
+
+@pytest.mark.slow
+async def test_party_delete_is_retried_and_waited_for(zk, spy):
+    """A Party left while its delete cannot get through for longer than the session timeout:
+    the member goes once the delete can (else it stays listed for as long as the session
+    lives), and entering the same Party again (the same node) waits for that delete rather than
+    take the node on its way out for its own, and see it deleted under it."""
+    s = spy(zk)
+    party = Party(s, "/party", b"a")
+    async with party:
+        (node,) = await names(zk, "/party")
+        first = await zk.exists(f"/party/{node}")
+        s.fail_deletes = True
+        started = trio.current_time()
+    assert trio.current_time() - started >= zk.session_timeout - 0.1
+    await trio.sleep(1.5)  # past the old give-up point (session timeout + 1 s)
+    assert await names(zk, "/party") == [node]
+
+    entered, leave = trio.Event(), trio.Event()
+
+    async def member() -> None:
+        async with party:
+            entered.set()
+            await leave.wait()
+
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(member)
+            await trio.sleep(0.5)
+            assert not entered.is_set()  # waiting for our delete in progress
+            s.fail_deletes = False
+            await entered.wait()
+            again = await zk.exists(f"/party/{node}")
+            assert again is not None and again.czxid != first.czxid
+            await trio.sleep(0.5)  # nothing of ours deletes it now
+            assert (await zk.exists(f"/party/{node}")).czxid == again.czxid
+            assert await Party(zk, "/party").members() == [b"a"]
+            leave.set()
+    assert await names(zk, "/party") == []
+
+
+@pytest.mark.slow
+async def test_duplicate_node_delete_is_retried_until_it_succeeds(zk, spy):
+    """A contender that finds a second node of its own (a create applied twice) and times out
+    while the delete of that duplicate cannot get through: the duplicate goes once it can, as
+    the contender's own node does (it would otherwise block the lock's queue for good)."""
+    await zk.create("/lock")  # else the directory's create would be the one made twice
+    s = spy(zk)
+    s.duplicate_creates = 1
+    s.fail_deletes = True
+    with pytest.raises(trio.TooSlowError):
+        await Lock(s, "/lock").acquire(timeout=1)
+    assert len(await names(zk, "/lock")) == 2
+    s.fail_deletes = False
+
+    async def lock_empty() -> bool:
+        return await names(zk, "/lock") == []
+
+    await until(lock_empty, 10)
+    assert await Lock(zk, "/lock").acquire(timeout=5) > 0
