@@ -15,6 +15,11 @@ The version check alone cannot stop that (the stale holder reads the newer versi
 A set refused with BadVersion is *fail* (no effect); one cut short by timeout, connection
 loss or the lock's guard (LostError cancels the body) is *info*. All contenders run as Trio
 tasks in one thread, each with its own client and session (`client.connect`).
+
+A `stall` is an acquire that timed out while a node of our own session was left in the lock's
+queue (the recipe failed to remove it). A node whose guaranteed delete (`recipes._cleanup`) is
+still running -- retrying right after a reconnect -- is not one: it is counted only if still
+there once our client's deletions in progress have settled, or after ORPHAN_GRACE_S.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from typing import Any
 import trio
 
 from client import connect
-from recipes import Lock, LostError
+from recipes import Lock, LostError, _cleanup
 from znodes.errors import BadVersionError, NodeExistsError, NoNodeError, ZKError
 
 from .history import History
@@ -40,6 +45,9 @@ LOCK = f"{ROOT}/lock"
 GUARD = f"{ROOT}/guarded"
 STOP_POLL_S = 0.1
 MAX_HOLDS = 1_000_000
+# How long a deletion in progress may take before its node counts as an orphan: well over its
+# retry pause (at most 1 s) plus a reconnect, under the acquire timeout it follows.
+ORPHAN_GRACE_S = 5.0
 
 
 class LockWorkload:
@@ -140,7 +148,10 @@ class LockWorkload:
             await trio.sleep(rng.uniform(0.0, 0.02))
 
     async def _orphans(self, zk: Any) -> bool:
-        """Does our session own a node of the lock's queue while we are not queued?"""
+        """Does our session own a node of the lock's queue while we are not queued, once our
+        deletions in progress there are over (or ORPHAN_GRACE_S has passed)?"""
+        with trio.move_on_after(ORPHAN_GRACE_S):
+            await _cleanup.settle(zk, LOCK)
         try:
             with trio.fail_after(self.op_timeout_s * 2):
                 for name in await zk.children(LOCK):
