@@ -161,6 +161,8 @@ class WatchManager:
         """Events to deliver, in order, for the triggers of one applied transaction, each with
         the ACL of the node it concerns: ZooKeeper delivers it only to watchers that may READ."""
         out: list[tuple[Watcher, EventType, str, tuple]] = []
+        if not self._data.by_path and not self._child.by_path:
+            return out  # nobody watches anything (the common case under a write load)
         for event_type, path, acl in triggers:
             if event_type == EventType.NODE_CHILDREN_CHANGED:
                 fired = self._child.trigger(path)

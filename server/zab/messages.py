@@ -241,9 +241,23 @@ def _field_types(cls: type) -> tuple[Any, ...]:
     return types
 
 
+# The broadcast messages (several per write on every server) skip the generic field loop.
+_PROPOSAL, _ACK, _COMMIT = _TAG_OF[Proposal], _TAG_OF[Ack], _TAG_OF[Commit]
+_PING_FRAME = cbor2.dumps([_TAG_OF[Ping]])
+_INT_MIN, _INT_END = -(1 << 63), 1 << 64
+
+
 def encode_message(message: Message) -> bytes:
     """CBOR `[tag, field, ...]`."""
     cls = type(message)
+    if cls is Proposal:
+        return cbor2.dumps([_PROPOSAL, message.zxid, message.payload])  # type: ignore[union-attr]
+    if cls is Ack:
+        return cbor2.dumps([_ACK, message.zxid])  # type: ignore[union-attr]
+    if cls is Commit:
+        return cbor2.dumps([_COMMIT, message.zxid])  # type: ignore[union-attr]
+    if cls is Ping:
+        return _PING_FRAME
     fields = [getattr(message, name) for name in _FIELDS[cls]]
     if cls is Notification:
         fields[-1] = message.state.value  # type: ignore[union-attr]
@@ -274,7 +288,16 @@ def decode_message(frame: bytes) -> Message:
         raise MessageDecodeError(f"not CBOR: {exc}") from None
     if not isinstance(doc, list) or not doc or type(doc[0]) is not int:
         raise MessageDecodeError(f"not a message array: {repr(doc)[:40]}")
-    tag, values = doc[0], doc[1:]
+    tag = doc[0]
+    if len(doc) >= 2 and type(doc[1]) is int and _INT_MIN <= doc[1] < _INT_END:
+        # Fast paths, exactly as strict as the generic checks below (which report errors).
+        if tag == _ACK and len(doc) == 2:
+            return Ack(doc[1])
+        if tag == _COMMIT and len(doc) == 2:
+            return Commit(doc[1])
+        if tag == _PROPOSAL and len(doc) == 3 and type(doc[2]) is bytes:
+            return Proposal(doc[1], doc[2])
+    values = doc[1:]
     if not 0 <= tag < len(_CLASSES):
         raise MessageDecodeError(f"unknown message tag {tag}")
     cls = _CLASSES[tag]
