@@ -128,9 +128,11 @@ async def test_lost_create_reply_is_found_again(zk, spy):
 async def test_duplicate_node_from_a_retried_create_is_deleted(zk, connect_zk, spy):
     """A create applied twice (reply lost, retried, first one applied late) would leave a
     node of ours that blocks the queue for the life of our session; the GUID finds it."""
+    await zk.create(LOCK, make_parents=True)  # else the duplicate is spent on the directory
     s = spy(zk)
     s.duplicate_creates = 1
     async with Lock(s, LOCK):
+        assert s.duplicate_creates == 0 and s.calls["create"] == 1, "no duplicate node was made"
         assert len(await nodes(zk)) == 1
     assert await nodes(zk) == []
     async with connect_zk() as other:
