@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -57,8 +58,15 @@ def _names(text: str, known: list[str] | tuple[str, ...], what: str) -> list[str
     return names
 
 
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt  # as Ctrl-C: heal, stop the servers, check what was recorded
+
+
 def main(argv: list[str] | None = None) -> int:
     ns = _parser().parse_args(argv)
+    # The servers run in sessions of their own (so that a nemesis can signal them): a plain
+    # SIGTERM of this process would leave them running.
+    signal.signal(signal.SIGTERM, _interrupt)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("kazoo", "client", "recipes"):  # every fault makes each client complain
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
