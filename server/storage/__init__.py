@@ -3,6 +3,10 @@
 Plain blocking code that knows nothing of the tree or the record format: a transaction is
 `(zxid, payload bytes)` and a snapshot is `(zxid, payload bytes)`. The Trio server calls it
 through `trio.to_thread.run_sync`, one call at a time, batching appends before each `sync()`.
+
+The log keeps its active segment padded with zeros (written and fsynced, 1 MiB at a time) ahead
+of its records, so that an append's fdatasync changes no file metadata: see `txnlog`. Recovery
+reads zeros after the last record as the end of the log, not as damage: see `_logformat`.
 """
 
 from .datadir import DataDir, RecoveryPlan

@@ -1,8 +1,8 @@
 """The append-only transaction log: `(zxid, payload)` records in CRC-framed segment files.
 
-Blocking code, not thread-safe: the Trio driver calls it from one worker thread at a time
-(`trio.to_thread.run_sync`), batching many records per `append` + `sync` (group commit).
-The on-disk format is described in `_logformat`.
+Blocking code, not thread-safe: the server calls it from one thread at a time (appends on the
+Trio thread, truncations and installs in a worker thread), batching many records per
+`append` + `sync` (group commit). The on-disk format is described in `_logformat`.
 
 Durability rules:
 - `append` only writes (page cache); nothing is durable until `sync` returns.
@@ -11,6 +11,31 @@ Durability rules:
 - `truncate_after` and `purge` fsync what they change before returning.
 - Any OSError while changing the log poisons it (`LogFailedError` afterwards): after a failed
   fsync the page cache may have dropped the data, so retrying would lie. Restart and recover.
+
+Preallocation (like ZooKeeper's `zookeeper.preAllocSize`): the active segment is padded with
+zero bytes, written and fsynced ahead of the write position, so that an append overwrites
+allocated, written blocks and its fdatasync flushes data only, with no size or extent change
+to commit to the journal. Measured on ext4 on a virtual disk, fdatasync after a 250-byte
+append: p50 ~170 us when it grows the file, ~112 us over fsynced zeros. Not fallocate: its
+extents stay "unwritten" until the first write into each block converts them, a metadata
+change that costs what growing the file does (~170 us measured for those writes).
+- Padding is added `preallocate_bytes` (1 MiB) at a time, never past `segment_bytes`: when a
+  segment is created, at open and after a truncation (fsynced there before any record goes
+  in), and when a write runs past it (that write grew the file, so the fdatasync after it
+  commits metadata anyway, and takes the next step along). A step blocks the appending thread
+  (the Trio loop): writing and syncing one took ~0.8 ms for 1 MiB here, ~3 ms for 4 MiB and
+  ~12 ms for 16 MiB, hence the small step.
+- `_Segment.size` is where the records end (the roll threshold counts records, not padding);
+  `file_size` is the file's length. A rolled segment gives its padding back (truncated).
+- `truncate_after` cuts the file at the truncation point (a journaled size change: atomic)
+  and pads it again with freshly written zeros, so removed records cannot be read back.
+- Recovery reads zeros after the last record as the end of the log (see `_logformat`).
+- Relies on ext4's default data=ordered, as appends always did: data written into newly
+  allocated blocks reaches the disk before the size that exposes them.
+- A power failure during an fdatasync may persist the blocks of a multi-record batch out of
+  order (no size update orders them any more): zeros, then a whole record. Recovery refuses
+  that as corruption, as it must a lost write, which looks the same (move the data dir aside
+  and let the server resync).
 """
 
 from __future__ import annotations
@@ -31,6 +56,8 @@ from .errors import CorruptLogError, LogFailedError, PurgedHistoryError
 log = logging.getLogger(__name__)
 
 DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
+DEFAULT_PREALLOCATE_BYTES = 1024 * 1024
+_ZEROS = bytes(256 * 1024)
 
 
 @attrs.define
@@ -39,7 +66,8 @@ class _Segment:
     first_zxid: int
     prev_zxid: int
     last_zxid: int  # == prev_zxid while the segment holds no record yet
-    size: int
+    size: int  # where its records end: the next one is written here
+    file_size: int  # the file's length: `size`, then zero padding
 
 
 @attrs.frozen
@@ -56,11 +84,19 @@ class RecoveryInfo:
 class TxnLog:
     """Segmented append-only log; call `open()` (or `TxnLog.recover(...)`) before use."""
 
-    def __init__(self, directory: Path, segment_bytes: int = DEFAULT_SEGMENT_BYTES) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+        preallocate_bytes: int = DEFAULT_PREALLOCATE_BYTES,
+    ) -> None:
         if segment_bytes <= fmt.SEGMENT_HEADER_SIZE:
             raise ValueError(f"segment_bytes must exceed {fmt.SEGMENT_HEADER_SIZE}")
+        if preallocate_bytes < 0:
+            raise ValueError("preallocate_bytes must be 0 (no padding) or more")
         self.directory = Path(directory)
         self.segment_bytes = segment_bytes
+        self.preallocate_bytes = preallocate_bytes
         self.recovery: RecoveryInfo | None = None
         self._segments: list[_Segment] = []
         self._fd: int | None = None  # open on the last segment while it takes appends
@@ -70,9 +106,14 @@ class TxnLog:
         self._opened = False
 
     @classmethod
-    def recover(cls, directory: Path, segment_bytes: int = DEFAULT_SEGMENT_BYTES) -> TxnLog:
+    def recover(
+        cls,
+        directory: Path,
+        segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+        preallocate_bytes: int = DEFAULT_PREALLOCATE_BYTES,
+    ) -> TxnLog:
         """Open the log in `directory`, validating every record and repairing a torn tail."""
-        return cls(directory, segment_bytes).open()
+        return cls(directory, segment_bytes, preallocate_bytes).open()
 
     # -- properties -------------------------------------------------------------------------
 
@@ -133,19 +174,26 @@ class TxnLog:
                 truncated += len(data)
                 continue
             records += scan.records
+            file_size = len(data)
             if scan.torn_offset is not None:
+                # Cut, padding and all (the padding is written again below): the torn bytes
+                # can then never be mistaken for records, whatever was left after them.
                 torn_at = (path, scan.torn_offset)
                 truncated += len(data) - scan.torn_offset
                 os.truncate(path, scan.torn_offset)
+                file_size = scan.torn_offset
             self._segments.append(
-                _Segment(path, scan.first_zxid, scan.prev_zxid, scan.last_zxid, scan.end)
+                _Segment(path, scan.first_zxid, scan.prev_zxid, scan.last_zxid, scan.end, file_size)
             )
         if self._segments:
             last = self._segments[-1]
-            self._fd = os.open(last.path, os.O_WRONLY | os.O_APPEND)
+            self._fd = os.open(last.path, os.O_WRONLY)
+            self._pad(last)
             # What we recovered may sit only in the page cache (the process, not the machine,
-            # crashed): make it durable before anyone is told about last_zxid.
+            # crashed): make it durable before anyone is told about last_zxid. The padding
+            # goes with it, so the first append overwrites durable zeros.
             os.fsync(self._fd)
+            self._dirty = False
             fsync_dir(self.directory)
         self._synced_zxid = self.last_zxid
         self._opened = True
@@ -200,9 +248,33 @@ class TxnLog:
     def _write(self, buf: bytearray) -> None:
         if buf:
             assert self._fd is not None
-            write_all(self._fd, buf)
-            self._segments[-1].size += len(buf)
+            seg = self._segments[-1]
+            _pwrite_all(self._fd, buf, seg.size)
+            seg.size += len(buf)
             self._dirty = True
+            if seg.size > seg.file_size:
+                # This write grew the file, so the coming fdatasync commits metadata anyway:
+                # the next step of padding goes with it, and later appends overwrite zeros.
+                seg.file_size = seg.size
+                self._pad(seg)
+
+    def _pad(self, seg: _Segment) -> None:
+        """Write zeros ahead of `seg`'s records, up to one step past them (not yet synced).
+
+        The caller syncs before the padding is relied on: an fdatasync of a write into zeros
+        not yet durable would still commit their allocation and size.
+        """
+        target = min(seg.size + self.preallocate_bytes, self.segment_bytes)
+        if seg.file_size >= target:
+            return
+        assert self._fd is not None
+        offset = seg.file_size
+        while offset < target:
+            count = min(len(_ZEROS), target - offset)
+            _pwrite_all(self._fd, memoryview(_ZEROS)[:count], offset)
+            offset += count
+        seg.file_size = target
+        self._dirty = True
 
     def _activate_segment(self, first_zxid: int) -> None:
         """Make the segment that takes record `first_zxid` the open, last one.
@@ -214,20 +286,13 @@ class TxnLog:
         last = self._segments[-1] if self._segments else None
         empty = last if last is not None and last.last_zxid == last.prev_zxid else None
         if empty is not None and empty.first_zxid == first_zxid:
-            if self._fd is None:
-                self._fd = os.open(empty.path, os.O_WRONLY | os.O_APPEND)
+            if self._fd is None:  # rolled while empty, so unpadded: _write pads it
+                self._fd = os.open(empty.path, os.O_WRONLY)
             return
         if self._fd is not None and empty is None:
             return
         self._close_fd()
-        path = self.directory / fmt.segment_name(first_zxid)
-        prev = self.last_zxid
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
-        self._fd = fd
-        self._segments.append(_Segment(path, first_zxid, prev, prev, fmt.SEGMENT_HEADER_SIZE))
-        write_all(fd, fmt.encode_segment_header(first_zxid, prev))
-        os.fsync(fd)
-        fsync_dir(self.directory)
+        self._create_segment(first_zxid, self.last_zxid)
         if empty is not None:
             self._segments.remove(empty)
             empty.path.unlink()
@@ -239,15 +304,23 @@ class TxnLog:
         self._check_usable()
         if self._segments:
             raise ValueError(f"log {self.directory} is not empty; start_at({base_zxid:#x}) needs an empty log")
-        first = base_zxid + 1
-        path = self.directory / fmt.segment_name(first)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
-        self._fd = fd
-        self._segments.append(_Segment(path, first, base_zxid, base_zxid, fmt.SEGMENT_HEADER_SIZE))
-        write_all(fd, fmt.encode_segment_header(first, base_zxid))
-        os.fsync(fd)
-        fsync_dir(self.directory)
+        self._create_segment(base_zxid + 1, base_zxid)
         self._synced_zxid = base_zxid
+
+    def _create_segment(self, first_zxid: int, prev_zxid: int) -> None:
+        """Create `log.<first_zxid>` as the open, last segment: header and padding fsynced,
+        then the directory, before any record goes in."""
+        path = self.directory / fmt.segment_name(first_zxid)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        self._fd = fd
+        header = fmt.SEGMENT_HEADER_SIZE
+        seg = _Segment(path, first_zxid, prev_zxid, prev_zxid, header, header)
+        self._segments.append(seg)
+        write_all(fd, fmt.encode_segment_header(first_zxid, prev_zxid))
+        self._pad(seg)
+        os.fsync(fd)
+        self._dirty = False
+        fsync_dir(self.directory)
 
     def sync(self) -> None:
         """Make every appended record durable: one fdatasync for the whole batch."""
@@ -263,11 +336,20 @@ class TxnLog:
         self._synced_zxid = self.last_zxid
 
     def roll(self) -> None:
-        """Close the active segment (fsynced); the next append starts a new segment."""
+        """Close the active segment (fsynced, its padding cut off); the next append starts a
+        new segment."""
         self._check_usable()
         if self._fd is None:
             return
         try:
+            seg = self._segments[-1]
+            if seg.file_size > seg.size:
+                # It takes no more records: give the padding back, so that the file holds
+                # exactly its records (disk use is what the sizes say). The fdatasync below
+                # makes the new size durable; a crash before it leaves valid padding.
+                os.ftruncate(self._fd, seg.size)
+                seg.file_size = seg.size
+                self._dirty = True
             if self._dirty:
                 datasync(self._fd)
                 self._dirty = False
@@ -320,11 +402,18 @@ class TxnLog:
             if frame.zxid > zxid:
                 break
             offset, last = frame.end, frame.zxid
-        fd = os.open(seg.path, os.O_WRONLY | os.O_APPEND)
+        fd = os.open(seg.path, os.O_WRONLY)
         self._fd = fd
+        # Cut, not zeroed in place: the size change is one journaled update, so a crash leaves
+        # the records after `zxid` all there (the TRUNC did not happen) or all gone, where
+        # zeroing could leave zeros before surviving records. The padding after the cut is
+        # fresh zeros in newly allocated blocks (data=ordered writes them before the size
+        # that exposes them), so the old records cannot come back; one fsync covers both.
         os.ftruncate(fd, offset)
+        seg.size, seg.file_size, seg.last_zxid = offset, offset, last
+        self._pad(seg)
         os.fsync(fd)
-        seg.size, seg.last_zxid = offset, last
+        self._dirty = False
 
     def purge(self, upto_zxid: int, keep_segments: int = 1) -> list[Path]:
         """Remove the oldest segments whose records are all <= upto_zxid; returns their paths.
@@ -431,3 +520,11 @@ class TxnLog:
     def _fail(self, exc: BaseException) -> None:
         log.error("txn log %s: I/O error, refusing further writes: %s", self.directory, exc)
         self._failed = exc
+
+
+def _pwrite_all(fd: int, data: bytes | bytearray | memoryview, offset: int) -> None:
+    """Write every byte of `data` at `offset` (the file is padded: appends are not at its end)."""
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written

@@ -69,9 +69,10 @@ def test_torn_tail_is_truncated_and_corrupt_middle_refuses_start(tmp_path) -> No
         zk.stop()
         zk.close()
         handle.kill()
-        # Flip a byte in an early record: that is corruption, not a torn tail.
+        # Flip a byte in an early record: that is corruption, not a torn tail. (The records
+        # end where the zero padding after them starts.)
         raw = bytearray(segment.read_bytes())
-        raw[len(raw) // 3] ^= 0xFF
+        raw[len(bytes(raw).rstrip(b"\0")) // 3] ^= 0xFF
         segment.write_bytes(bytes(raw))
         result = subprocess.run(
             handle.argv, cwd=handle.cwd, env=handle.env, capture_output=True, text=True, timeout=60

@@ -121,23 +121,28 @@ def test_open_twice_and_use_before_open(tmp_path: Path) -> None:
 # -- torn tails -----------------------------------------------------------------------------
 
 
-def test_torn_tail_at_every_offset_of_last_record(tmp_path: Path) -> None:
+@pytest.mark.parametrize("padding", [0, 300], ids=["file-grew", "written-into-padding"])
+def test_torn_tail_at_every_offset_of_last_record(tmp_path: Path, padding: int) -> None:
+    """A crash while the last record was written: the file either grew by part of it, or (the
+    preallocated case) holds part of it and then the zeros it was written over."""
     recs = records(5, size=30)
     write_log(tmp_path / "orig", recs)
     original = only_segment(tmp_path / "orig").read_bytes()
     start, end = offsets(recs)[-2:]
-    assert end == len(original)
+    assert fmt.is_padding(original, end)
     for cut in range(start, end):
         d = tmp_path / f"cut{cut}"
         d.mkdir()
-        (d / "log.0000000000000001").write_bytes(original[:cut])
+        (d / "log.0000000000000001").write_bytes(original[:cut] + bytes(padding))
         with TxnLog.recover(d) as log:
             assert log.last_zxid == 4
             assert log.recovery is not None
             assert log.recovery.torn_at == (
                 (d / "log.0000000000000001", start) if cut > start else None
             )
-            assert log.recovery.truncated_bytes == cut - start
+            # A torn record is cut with whatever follows it; zeros right after the last whole
+            # record are padding, not damage.
+            assert log.recovery.truncated_bytes == (cut + padding - start if cut > start else 0)
             log.append([(9, b"after")])
             log.sync()
         assert read_all(d) == recs[:4] + [(9, b"after")]
@@ -157,19 +162,38 @@ def test_bad_byte_in_last_record_is_a_torn_tail(tmp_path: Path) -> None:
         assert read_all(d) == recs[:3], pos
 
 
-@pytest.mark.parametrize("tail", [b"\x00" * 4096, b"\x00" * 3, bytes(range(256)) * 8])
-def test_zero_or_garbage_tail_is_truncated(
+@pytest.mark.parametrize("tail", [b"\x00" * 4096, b"\x00" * 3, b"\x00" * 25])
+def test_zero_tail_is_padding_not_damage(
     tmp_path: Path, tail: bytes, caplog: pytest.LogCaptureFixture
 ) -> None:
     recs = records(3)
     write_log(tmp_path, recs)
     path = only_segment(tmp_path)
-    with open(path, "ab") as f:
+    data = path.read_bytes()[: offsets(recs)[-1]]
+    path.write_bytes(data + tail)  # as a log without padding would have it, plus zeros
+    with TxnLog.recover(tmp_path, preallocate_bytes=0) as log:
+        assert log.recovery is not None
+        assert (log.recovery.truncated_bytes, log.recovery.torn_at) == (0, None)
+    assert "torn" not in caplog.text
+    assert path.read_bytes() == data + tail  # kept as it was: valid padding
+    assert read_all(tmp_path) == recs
+
+
+@pytest.mark.parametrize("tail", [bytes(range(256)) * 8, b"\x00" * 40 + b"\x01", b"\x07"])
+def test_garbage_tail_is_truncated(
+    tmp_path: Path, tail: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    recs = records(3)
+    write_log(tmp_path, recs)
+    path = only_segment(tmp_path)
+    with open(path, "ab") as f:  # after the padding: zeros, then something
         f.write(tail)
+    size = path.stat().st_size
     with TxnLog.recover(tmp_path) as log:
-        assert log.recovery is not None and log.recovery.truncated_bytes == len(tail)
+        assert log.recovery is not None and log.recovery.truncated_bytes == size - offsets(recs)[-1]
     assert f"torn tail at offset {offsets(recs)[-1]} after zxid 0x3" in caplog.text
-    assert path.stat().st_size == offsets(recs)[-1]
+    data = path.read_bytes()
+    assert fmt.is_padding(data, offsets(recs)[-1])  # cut, then padded again with zeros
     assert read_all(tmp_path) == recs
 
 
@@ -192,7 +216,8 @@ def test_torn_new_segment(tmp_path: Path) -> None:
                     assert log.recovery.removed == (d / "log.0000000000000004",)
                 else:
                     assert log.recovery.removed == ()
-                    assert (d / "log.0000000000000004").stat().st_size == HDR
+                    data = (d / "log.0000000000000004").read_bytes()
+                    assert data[:HDR] == header and fmt.is_padding(data, HDR)
                 log.append([(next_zxid, b"new")])
             assert read_all(d) == recs + [(next_zxid, b"new")]
             if cut >= HDR:  # the empty segment was reused or replaced; else log.1 took the record
@@ -484,4 +509,5 @@ def test_segment_header_layout(tmp_path: Path) -> None:
     magic, version, first, prev, _crc = struct.unpack(">8sIQQI", data[:HDR])
     assert (magic, version, first, prev) == (b"CCORELOG", 2, 0x1_0000_0001, 0)
     rmagic, _rcrc, length, zxid = struct.unpack(">4sIIQ", data[HDR : HDR + REC])
-    assert (rmagic, length, zxid, data[HDR + REC :]) == (fmt.RECORD_MAGIC, 1, 0x1_0000_0001, b"p")
+    assert (rmagic, length, zxid, data[HDR + REC : HDR + REC + 1]) == (fmt.RECORD_MAGIC, 1, 0x1_0000_0001, b"p")
+    assert fmt.is_padding(data, HDR + REC + 1)

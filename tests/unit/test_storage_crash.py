@@ -1,16 +1,19 @@
 """Stateful crash test for TxnLog: append, sync, roll, truncate, purge, crash, reopen.
 
-fsync is replaced by a spy that records, per file, how many bytes it made durable (and does
-no real I/O). A "crash" cuts every segment file to its durable length plus a random part of
-what was written after (a prefix: pages written in order), then the log is reopened.
+fsync is replaced by a spy that records, per file, the content it made durable (and does no
+real I/O). A "crash" turns every segment file into its durable content overwritten by a random
+prefix of what changed since (writes reaching the disk in file order: the preallocated case
+overwrites zeros inside the file, the unpadded case grows it), then the log is reopened.
 Invariants: every record acknowledged by sync() (or by a durable truncate/roll) survives, and
-what is recovered is a prefix of what was appended since the base.
+what is recovered is a prefix of what was appended since the base (so records removed by a
+truncation never come back). Run with and without padding, and with padding in small steps.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 from unittest import mock
@@ -20,37 +23,68 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from server.storage import TxnLog
+from server.storage.txnlog import DEFAULT_PREALLOCATE_BYTES
 
 SEGMENT_BYTES = 256
 
 
 class FsyncSpy:
-    """Stands in for os.fsync/os.fdatasync: remembers the size each inode had when synced."""
+    """Stands in for os.fsync/os.fdatasync: remembers the content each file had when synced."""
 
     def __init__(self) -> None:
-        self.durable: dict[tuple[int, int], int] = {}
+        self.durable: dict[tuple[int, int], bytes] = {}
+        self._real_open = os.open
 
     def __call__(self, fd: int) -> None:
         st_ = os.fstat(fd)
-        self.durable[(st_.st_dev, st_.st_ino)] = st_.st_size
+        if stat.S_ISREG(st_.st_mode):  # the log's descriptors are write-only: read it anew
+            self.durable[(st_.st_dev, st_.st_ino)] = Path(f"/proc/self/fd/{fd}").read_bytes()
 
-    def durable_size(self, path: Path) -> int:
+    def open(self, path: str | os.PathLike[str], flags: int, mode: int = 0o777, **kwargs: object) -> int:
+        """os.open: a file created now has nothing durable yet (its inode may be a reused one)."""
+        fd = self._real_open(path, flags, mode, **kwargs)  # type: ignore[arg-type]
+        if flags & os.O_CREAT:
+            st_ = os.fstat(fd)
+            if st_.st_size == 0:
+                self.durable.pop((st_.st_dev, st_.st_ino), None)
+        return fd
+
+    def durable_content(self, path: Path) -> bytes:
         st_ = path.stat()
-        return self.durable.get((st_.st_dev, st_.st_ino), 0)
+        return self.durable.get((st_.st_dev, st_.st_ino), b"")
+
+    def crashed(self, path: Path, content: bytes) -> None:
+        """What the crash left on disk is durable from then on."""
+        st_ = path.stat()
+        self.durable[(st_.st_dev, st_.st_ino)] = content
+
+
+def first_difference(a: bytes, b: bytes) -> int:
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
 
 
 class TxnLogCrashMachine(RuleBasedStateMachine):
+    segment_bytes = SEGMENT_BYTES
+    preallocate_bytes = DEFAULT_PREALLOCATE_BYTES  # capped at the segment size: pads it whole
+
     def __init__(self) -> None:
         super().__init__()
         self.spy = FsyncSpy()
-        self.patches = [mock.patch("os.fsync", self.spy), mock.patch("os.fdatasync", self.spy)]
+        self.patches = [
+            mock.patch("os.fsync", self.spy),
+            mock.patch("os.fdatasync", self.spy),
+            mock.patch("os.open", self.spy.open),
+        ]
         for patch in self.patches:
             patch.start()
         self.dir = Path(tempfile.mkdtemp(prefix="txnlog-crash-"))
-        self.log = TxnLog.recover(self.dir, SEGMENT_BYTES)
+        self.log = self.reopen()
         self.model: list[tuple[int, bytes]] = []  # what the log should hold after its base
         self.durable = 0  # len(model) known to be on disk
         self.crashes = 0
+
+    def reopen(self) -> TxnLog:
+        return TxnLog.recover(self.dir, self.segment_bytes, self.preallocate_bytes)
 
     def teardown(self) -> None:
         try:
@@ -109,9 +143,14 @@ class TxnLogCrashMachine(RuleBasedStateMachine):
     def crash_and_reopen(self, data: st.DataObject) -> None:
         self.log._close_fd()  # the process dies: no sync, no close
         for path in sorted(self.dir.glob("log.*")):
-            durable, size = self.spy.durable_size(path), path.stat().st_size
-            os.truncate(path, data.draw(st.integers(durable, size), label=path.name))
-        self.log = TxnLog.recover(self.dir, SEGMENT_BYTES)
+            durable, current = self.spy.durable_content(path), path.read_bytes()
+            written = data.draw(
+                st.integers(first_difference(durable, current), len(current)), label=path.name
+            )
+            left = current[:written] + durable[written:]
+            path.write_bytes(left)
+            self.spy.crashed(path, left)
+        self.log = self.reopen()
         recovered = list(self.log.read_after(self.log.base_zxid))
         survivors = [r for r in self.model if r[0] > self.log.base_zxid]
         assert recovered == survivors[: len(recovered)], (
@@ -136,10 +175,26 @@ class TxnLogCrashMachine(RuleBasedStateMachine):
         assert self.log.last_synced_zxid <= self.log.last_zxid
 
 
-TestTxnLogCrash = TxnLogCrashMachine.TestCase
-TestTxnLogCrash.settings = settings(
+class UnpaddedCrashMachine(TxnLogCrashMachine):
+    preallocate_bytes = 0
+
+
+class SmallStepCrashMachine(TxnLogCrashMachine):
+    """Padding in steps smaller than a segment: writes run past it and take the next step."""
+
+    segment_bytes = 1024
+    preallocate_bytes = 100
+
+
+_SETTINGS = settings(
     max_examples=150,
     stateful_step_count=40,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
+TestTxnLogCrash = TxnLogCrashMachine.TestCase
+TestTxnLogCrash.settings = _SETTINGS
+TestUnpaddedTxnLogCrash = UnpaddedCrashMachine.TestCase
+TestUnpaddedTxnLogCrash.settings = _SETTINGS
+TestSmallStepTxnLogCrash = SmallStepCrashMachine.TestCase
+TestSmallStepTxnLogCrash.settings = _SETTINGS
