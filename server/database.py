@@ -1,7 +1,8 @@
 """The server's replicated state on disk and in memory: the data tree, its log and snapshots.
 
-Blocking methods (`open`, `persist`, `write_snapshot`) are called from worker threads by the
-Trio side; `apply` runs on the Trio thread, so the tree is only ever touched there.
+`open` and `write_snapshot` are blocking and called from worker threads; `persist` (append and
+fsync a batch) is called on the Trio thread, where it costs less than a thread hand-off; the
+tree is only ever touched on the Trio thread.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ class Database:
         self.txns_since_snapshot = 0
         self._snap_threshold = self._next_threshold()
         self.snapshot_zxid = 0
-        # persist() and write_snapshot() run in different worker threads; both touch the log.
+        # persist() (Trio thread), write_snapshot() and the Zab driver's installs (worker
+        # threads) all touch the log.
         self.log_lock = threading.Lock()
 
     def open(self, replay: bool = True) -> DataTree:

@@ -1,8 +1,10 @@
 """Durable storage: the transaction log, snapshots, epoch files, and the data dir holding them.
 
 Plain blocking code that knows nothing of the tree or the record format: a transaction is
-`(zxid, payload bytes)` and a snapshot is `(zxid, payload bytes)`. The Trio server calls it
-through `trio.to_thread.run_sync`, one call at a time, batching appends before each `sync()`.
+`(zxid, payload bytes)` and a snapshot is `(zxid, payload bytes)`. The Trio server appends and
+syncs on its event loop (an fsync costs less than a worker-thread hand-off), batching appends
+before each `sync()`; long operations (opening, snapshots, SNAP installs, truncations) run in a
+worker thread, one at a time with the log (`Database.log_lock`).
 
 The log keeps its active segment padded with zeros (written and fsynced, 1 MiB at a time) ahead
 of its records, so that an append's fdatasync changes no file metadata: see `txnlog`. Recovery
