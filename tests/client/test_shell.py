@@ -96,6 +96,9 @@ def test_process_and_ctrl_c(hosts):
     proc = subprocess.Popen(
         [sys.executable, "-m", "ccore", "watch", "/", "--server", hosts],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO_ROOT,
+        # A suite started in the background by a non-interactive shell runs with SIGINT
+        # ignored, and children inherit that: give `ccore watch` a Ctrl-C it can hear.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     try:
         assert proc.stdout.readline().startswith("watching /")
