@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
 from typing import Any
 
@@ -29,6 +28,7 @@ from znodes.errors import NodeExistsError, ZKError
 
 from .checks import EphemeralLife
 from .history import History
+from .trio_thread import TrioThreadWorkload
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,10 @@ STOP_POLL_S = 0.1
 MAX_OWNERS = 1_000_000
 
 
-class EphemeralWorkload:
+class EphemeralWorkload(TrioThreadWorkload):
+    name = "ephemeral"
+    stop_timeout_s = 30.0
+
     def __init__(
         self,
         connect_string: str,
@@ -53,6 +56,7 @@ class EphemeralWorkload:
         poll_s: float = 0.1,
         give_up_s: float = 60.0,
     ) -> None:
+        super().__init__()
         self.connect_string = connect_string
         self.history = history
         self.fleet = fleet
@@ -65,25 +69,6 @@ class EphemeralWorkload:
         self.poll_s = poll_s
         self.give_up_s = give_up_s
         self.lives: list[EphemeralLife] = []
-        self.errors: list[str] = []
-        self.stop_event = threading.Event()
-        self._thread = threading.Thread(target=self._main, name="chaos-ephemeral", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout_s: float = 30.0) -> None:
-        self.stop_event.set()
-        self._thread.join(timeout_s)
-        if self._thread.is_alive():
-            self.errors.append("ephemeral workload still running at stop")
-
-    def _main(self) -> None:
-        try:
-            trio.run(self._run)
-        except Exception as exc:
-            log.exception("ephemeral workload")
-            self.errors.append(f"ephemeral workload failed: {exc!r}")
 
     async def _run(self) -> None:
         for slot in range(self.owners):

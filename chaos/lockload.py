@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-import threading
 from typing import Any
 
 import trio
@@ -37,6 +36,7 @@ from recipes import Lock, LostError, _cleanup
 from znodes.errors import BadVersionError, NodeExistsError, NoNodeError, ZKError
 
 from .history import History
+from .trio_thread import TrioThreadWorkload
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,10 @@ MAX_HOLDS = 1_000_000
 ORPHAN_GRACE_S = 5.0
 
 
-class LockWorkload:
+class LockWorkload(TrioThreadWorkload):
+    name = "lock"
+    stop_timeout_s = 20.0
+
     def __init__(
         self,
         connect_string: str,
@@ -64,6 +67,7 @@ class LockWorkload:
         writes_per_hold: int = 2,
         hold_pause_s: tuple[float, float] = (0.0, 0.05),
     ) -> None:
+        super().__init__()
         self.connect_string = connect_string
         self.history = history
         self.seed = seed
@@ -73,27 +77,8 @@ class LockWorkload:
         self.acquire_timeout_s = acquire_timeout_s
         self.writes_per_hold = writes_per_hold
         self.hold_pause_s = hold_pause_s
-        self.stop_event = threading.Event()
-        self.errors: list[str] = []
         self.stats = {"holds": 0, "lost": 0, "acquire_timeouts": 0, "stalls": 0, "bad_version": 0}
         self.orphans: list[str] = []
-        self._thread = threading.Thread(target=self._main, name="chaos-lock", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout_s: float = 20.0) -> None:
-        self.stop_event.set()
-        self._thread.join(timeout_s)
-        if self._thread.is_alive():
-            self.errors.append("lock workload still running at stop")
-
-    def _main(self) -> None:
-        try:
-            trio.run(self._run)
-        except Exception as exc:
-            log.exception("lock workload")
-            self.errors.append(f"lock workload failed: {exc!r}")
 
     async def _run(self) -> None:
         async with trio.open_nursery() as nursery:

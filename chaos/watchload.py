@@ -42,6 +42,7 @@ from znodes.constants import EventType
 from znodes.errors import NodeExistsError, NoNodeError, ZKError
 
 from .history import History
+from .trio_thread import TrioThreadWorkload
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,10 @@ class Window:
         return attrs.asdict(self)
 
 
-class WatchWorkload:
+class WatchWorkload(TrioThreadWorkload):
+    name = "watch"
+    stop_timeout_s = 20.0
+
     def __init__(
         self,
         connect_string: str,
@@ -79,6 +83,7 @@ class WatchWorkload:
         think_s: tuple[float, float] = (0.01, 0.05),
         probe_s: float = 0.2,
     ) -> None:
+        super().__init__()
         self.connect_string = connect_string
         self.history = history
         self.seed = seed
@@ -89,26 +94,7 @@ class WatchWorkload:
         self.think_s = think_s
         self.probe_s = probe_s
         self.windows: list[Window] = []
-        self.errors: list[str] = []
-        self.stop_event = threading.Event()
-        self._thread = threading.Thread(target=self._main, name="chaos-watch", daemon=True)
         self._writing_done = threading.Event()
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout_s: float = 20.0) -> None:
-        self.stop_event.set()
-        self._thread.join(timeout_s)
-        if self._thread.is_alive():
-            self.errors.append("watch workload still running at stop")
-
-    def _main(self) -> None:
-        try:
-            trio.run(self._run)
-        except Exception as exc:
-            log.exception("watch workload")
-            self.errors.append(f"watch workload failed: {exc!r}")
 
     async def _run(self) -> None:
         async with trio.open_nursery() as nursery:
