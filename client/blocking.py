@@ -136,6 +136,7 @@ class BlockingClient:
     session_id = property(lambda self: self.client.session_id)
     session_passwd = property(lambda self: self.client.session_passwd)
     session_timeout = property(lambda self: self.client.session_timeout)
+    requested_session_timeout = property(lambda self: self.client.requested_session_timeout)
     last_zxid = property(lambda self: self.client.last_zxid)
     server = property(lambda self: self.client.server)
     chroot = property(lambda self: self.client.chroot)

@@ -32,6 +32,7 @@ from znodes.errors import (
     NotEmptyError,
     ZKError,
 )
+from znodes.groups import first_error, unwrap_single
 from znodes.paths import ROOT, ZOOKEEPER, join, parent, path_error
 from znodes.records import (
     ClientInfo,
@@ -107,6 +108,11 @@ class Client:
     def session_timeout(self) -> float:
         """The session timeout the server granted, in seconds."""
         return self._session.session_timeout_s
+
+    @property
+    def requested_session_timeout(self) -> float:
+        """The session timeout this client asked for, in seconds (the server clamps it)."""
+        return self._session.core.session_timeout_ms / 1000.0
 
     @property
     def last_zxid(self) -> int:
@@ -323,11 +329,12 @@ class Client:
                 raise
             except NoAuthError:
                 children = []  # unreadable: deleting needs DELETE on the parent only
-            async with trio.open_nursery() as nursery:  # siblings go in parallel (pipelined)
-                for child in children:
-                    child_path = join(path, child)
-                    if child_path != ZOOKEEPER:
-                        nursery.start_soon(self._delete_subtree, child_path)
+            with first_error():
+                async with trio.open_nursery() as nursery:  # siblings go in parallel (pipelined)
+                    for child in children:
+                        child_path = join(path, child)
+                        if child_path != ZOOKEEPER:
+                            nursery.start_soon(self._delete_subtree, child_path)
             if path == ROOT:
                 return
             try:
@@ -473,15 +480,17 @@ async def connect(
         randomize_hosts=randomize_hosts,
         session=session,
     )
-    async with trio.open_nursery() as nursery:
-        await nursery.start(sess.run)
-        # A nursery of its own for Client.start_background, so that a background task can
-        # neither cancel the session's tasks nor be mistaken for the body's error.
-        async with trio.open_nursery() as background:
-            client = Client(sess, background)
-            try:
-                yield client
-            finally:
-                with trio.CancelScope(shield=True):
-                    await sess.close()
-                background.cancel_scope.cancel()  # what they did for the session ended with it
+    # The caller sees NoServerError or its own body's error, not the nurseries' groups.
+    with unwrap_single():
+        async with trio.open_nursery() as nursery:
+            await nursery.start(sess.run)
+            # A nursery of its own for Client.start_background, so that a background task can
+            # neither cancel the session's tasks nor be mistaken for the body's error.
+            async with trio.open_nursery() as background:
+                client = Client(sess, background)
+                try:
+                    yield client
+                finally:
+                    with trio.CancelScope(shield=True):
+                        await sess.close()
+                    background.cancel_scope.cancel()  # what they did for the session ended with it

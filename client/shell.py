@@ -16,7 +16,7 @@ from typing import TextIO
 
 from znodes.constants import EventType
 from znodes.errors import NoNodeError, ZKError
-from znodes.paths import join
+from znodes.paths import join, parent
 from znodes.stat import Stat
 
 from . import blocking
@@ -31,6 +31,10 @@ class _UsageError(Exception):
 
     def __init__(self, status: int) -> None:
         self.status = status
+
+
+class _Failure(Exception):
+    """A command failed; its message is the one line printed for it."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -79,6 +83,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("-r", "--recursive", action="store_true", help="the whole subtree")
     c.add_argument("-n", "--count", type=int, help="stop after this many events")
     sub.add_parser("shell", parents=[common], help="interactive prompt")
+    # Listed for --help; ccore.main hands these to the server before this parser runs.
+    sub.add_parser("serve", help="start a server (ccore serve --help)")
+    sub.add_parser("ensemble", help="start a local ensemble of servers (ccore ensemble --help)")
     return p
 
 
@@ -136,10 +143,17 @@ def cmd_stat(zk: BlockingClient, ns: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_create(zk: BlockingClient, ns: argparse.Namespace, out: TextIO) -> int:
-    created = zk.create(
-        ns.path, ns.data.encode("utf-8"), ephemeral=ns.ephemeral, sequence=ns.sequential,
-        container=ns.container, ttl=ns.ttl, make_parents=ns.parents,
-    )  # fmt: skip
+    try:
+        created = zk.create(
+            ns.path, ns.data.encode("utf-8"), ephemeral=ns.ephemeral, sequence=ns.sequential,
+            container=ns.container, ttl=ns.ttl, make_parents=ns.parents,
+        )  # fmt: skip
+    except NoNodeError:
+        if ns.parents:
+            raise
+        # The node cannot exist yet (create would say NodeExists): its parent is missing.
+        missing = parent(ns.path)
+        raise _Failure(f"no node: {missing} (the parent of {ns.path}); add -p to create missing parents") from None
     print(f"Created {created}", file=out)
     return 0
 
@@ -181,7 +195,7 @@ def _run(zk: BlockingClient, ns: argparse.Namespace, out: TextIO, err: TextIO) -
     except ZKError as e:
         print(f"ccore {ns.command}: {e}", file=err)
         return 1
-    except (TypeError, ValueError) as e:
+    except (_Failure, TypeError, ValueError) as e:
         print(f"ccore {ns.command}: {e}", file=err)
         return 1
 

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -72,6 +72,20 @@ def spawn(script: str, *args: str) -> subprocess.Popen:
         [sys.executable, "-u", str(Path(__file__).parent / script), *args],
         env=child_env(), stdout=subprocess.PIPE, text=True, bufsize=1,
     )  # fmt: skip
+
+
+def run(main: Callable[..., Awaitable[object]], *args: object) -> None:
+    """`trio.run(main, *args)`; Ctrl-C ends it with one line instead of a traceback."""
+    import trio
+
+    from znodes.groups import unwrap_single
+
+    try:
+        with unwrap_single():
+            trio.run(main, *args)
+    except KeyboardInterrupt:
+        say("interrupted")
+        sys.exit(130)
 
 
 def say(text: str) -> None:

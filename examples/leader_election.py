@@ -50,7 +50,7 @@ def main() -> None:
     parser.add_argument("--candidate", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.candidate:
-        trio.run(candidate, args.candidate, args.hosts, args.term)
+        _common.run(candidate, args.candidate, args.hosts, args.term)
         return
     with _common.server(args.hosts) as hosts:
         procs = [
@@ -65,7 +65,7 @@ def main() -> None:
                 with trio.fail_after(args.candidates * (args.term + 5) + 10):
                     await observe(hosts, args.candidates)
 
-        trio.run(run)
+        _common.run(run)
         for p in procs:
             p.wait()
 

@@ -77,10 +77,7 @@ def main() -> None:
         if not args.hosts:
             parser.error("a node needs --hosts")
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
-        try:
-            trio.run(node, args.name, args.hosts, args.ttl)
-        except KeyboardInterrupt:
-            pass
+        _common.run(node, args.name, args.hosts, args.ttl)
     else:
         demo(args.hosts, args.ttl)
 

@@ -58,7 +58,7 @@ def main() -> None:
     parser.add_argument("--worker", metavar="STORE", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        trio.run(worker, args.hosts, args.worker, args.rounds)
+        _common.run(worker, args.hosts, args.worker, args.rounds)
         return
     with _common.server(args.hosts) as hosts, tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "store.json"

@@ -50,7 +50,7 @@ def main() -> None:
     parser.add_argument("--instance-port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.instance_port:
-        trio.run(instance, args.instance_port, args.hosts)
+        _common.run(instance, args.instance_port, args.hosts)
         return
     with _common.server(args.hosts) as hosts:
         procs = [
@@ -58,7 +58,7 @@ def main() -> None:
             for i in range(args.instances)
         ]
         try:
-            trio.run(client, hosts, procs)
+            _common.run(client, hosts, procs)
         finally:
             for p in procs:
                 p.kill()

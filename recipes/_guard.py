@@ -34,6 +34,7 @@ import attrs
 import trio
 
 from client import Client, ClientClosedError, ClientState
+from znodes.groups import unwrap_single
 from znodes.errors import ConnectionLossError, SessionExpiredError, ZKError
 
 from .errors import LostError
@@ -154,7 +155,7 @@ async def guarded(
     hold = Hold(path, token, owner, timeout_s, margin, acked_at)
     body_scope = trio.CancelScope(deadline=hold.deadline)
     hold._scope = body_scope
-    try:
+    with unwrap_single():  # the body's own error, not the nursery's group
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_watch_states, zk, hold, cancel_on_suspend)
             nursery.start_soon(_heartbeat, zk, hold)
@@ -163,10 +164,6 @@ async def guarded(
                     yield hold
             finally:
                 nursery.cancel_scope.cancel()
-    except BaseExceptionGroup as group:  # strict exception groups: unwrap the body's error
-        if len(group.exceptions) == 1:
-            raise group.exceptions[0] from None
-        raise
     if body_scope.cancelled_caught:
         if hold.reason is None:
             late = trio.current_time() - hold.acked_at

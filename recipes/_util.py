@@ -15,6 +15,7 @@ import attrs
 import trio
 
 from client import Client
+from znodes.groups import unwrap_single
 from znodes.errors import ConnectionLossError, NodeExistsError, NoNodeError
 from znodes.paths import ROOT, join, parent
 
@@ -121,7 +122,8 @@ class Background:
             return await self._nursery.start(fn, *args)
         except BaseException as e:
             self._nursery.cancel_scope.cancel()
-            await self._nursery_cm.__aexit__(type(e), e, e.__traceback__)
+            with unwrap_single():
+                await self._nursery_cm.__aexit__(type(e), e, e.__traceback__)
             raise
 
     async def _stop(
@@ -129,9 +131,5 @@ class Background:
     ) -> bool | None:
         assert self._nursery is not None, "not started"
         self._nursery.cancel_scope.cancel()
-        try:
+        with unwrap_single():
             return await self._nursery_cm.__aexit__(exc_type, exc, tb)
-        except BaseExceptionGroup as group:  # strict exception groups: unwrap a lone error
-            if len(group.exceptions) == 1:
-                raise group.exceptions[0] from None
-            raise

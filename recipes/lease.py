@@ -77,9 +77,18 @@ class Lease:
         cancel_on_suspend: bool = False,
         safety_margin: float | None = None,
     ) -> None:
-        if ttl is not None and abs(ttl - zk.session_timeout) > TTL_TOLERANCE_S:
+        granted = zk.session_timeout
+        if ttl is not None and abs(ttl - granted) > TTL_TOLERANCE_S:
+            asked = zk.requested_session_timeout
+            if abs(ttl - asked) <= TTL_TOLERANCE_S:
+                # The client did ask for it: the server clamped it to its own limits.
+                raise ValueError(
+                    f"a lease's TTL is its session's timeout: the client asked for {asked:g}s but the "
+                    f"server granted {granted:g}s (its min/maxSessionTimeout, by default 2 and 20 "
+                    f"ticks); use ttl={granted:g}, or widen the server's limits"
+                )
             raise ValueError(
-                f"a lease's TTL is its session's timeout: the client's is {zk.session_timeout:g}s, "
+                f"a lease's TTL is its session's timeout: the client's is {granted:g}s, "
                 f"not {ttl:g}s; connect with session_timeout={ttl:g} (within the server's limits)"
             )
         self.zk = zk

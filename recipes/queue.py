@@ -33,6 +33,7 @@ import attrs
 import trio
 
 from client import Client, Watch
+from znodes.groups import first_error
 from znodes.errors import (
     BadVersionError,
     ConnectionLossError,
@@ -85,15 +86,16 @@ async def _put(zk: Client, path: str, value: bytes, priority: int) -> str:
 
 async def _wait_any(watches: list[Watch]) -> None:
     """Until one of the watches fires (or the session expires); then remove the others."""
-    async with trio.open_nursery() as nursery:
+    with first_error():
+        async with trio.open_nursery() as nursery:
 
-        async def one(w: Watch) -> None:
-            with contextlib.suppress(SessionExpiredError):
-                await w
-            nursery.cancel_scope.cancel()
+            async def one(w: Watch) -> None:
+                with contextlib.suppress(SessionExpiredError):
+                    await w
+                nursery.cancel_scope.cancel()
 
-        for w in watches:
-            nursery.start_soon(one, w)
+            for w in watches:
+                nursery.start_soon(one, w)
     with trio.CancelScope(shield=True), trio.move_on_after(1.0):
         for w in watches:
             if not w.fired:

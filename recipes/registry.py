@@ -54,6 +54,16 @@ class ServiceInstance:
     ssl_port: int | None = None
     registration_time_ms: int = attrs.field(factory=lambda: int(time.time() * 1000))
 
+    def __attrs_post_init__(self) -> None:
+        # Refused here, where the caller made it, not deep inside a registration.
+        try:
+            json.dumps(self.payload)
+        except (TypeError, ValueError) as e:
+            raise TypeError(
+                f"ServiceInstance payload must be a JSON value (dict, list, str, number, bool or None), "
+                f"not {type(self.payload).__name__}: {e}"
+            ) from None
+
     def to_json(self) -> bytes:
         obj = {
             "name": self.name, "id": self.id, "address": self.address, "port": self.port,

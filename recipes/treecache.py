@@ -28,6 +28,7 @@ import attrs
 import trio
 
 from client import Client, ClientClosedError, EventType, KeeperState, Stat, WatchedEvent
+from znodes.groups import first_error
 from znodes.errors import ConnectionLossError, NoNodeError, SessionExpiredError
 from znodes.paths import join
 
@@ -149,9 +150,10 @@ class TreeCache(Background):
                     names = await retry_loss(self.zk.children, path)
                 except NoNodeError:
                     return
-                async with trio.open_nursery() as nursery:
-                    for name in names:
-                        nursery.start_soon(visit, join(path, name))
+                with first_error():
+                    async with trio.open_nursery() as nursery:
+                        for name in names:
+                            nursery.start_soon(visit, join(path, name))
 
         await visit(self.path)
         return found

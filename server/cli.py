@@ -11,6 +11,8 @@ from pathlib import Path
 
 import trio
 
+from znodes.groups import unwrap_single
+
 from . import config as cfg
 from .storage import StorageError
 from .zkserver import ZKServer
@@ -69,7 +71,8 @@ def serve(argv: list[str]) -> int:
     )
     try:
         config = build_config(ns)
-        trio.run(_serve_until_signalled, ZKServer(config))
+        with unwrap_single():  # a failed listen arrives from inside the server's nurseries
+            trio.run(_serve_until_signalled, ZKServer(config))
     except (cfg.ConfigError, StorageError) as e:
         print(f"ccore serve: {e}", file=sys.stderr)
         return 2

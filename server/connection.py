@@ -134,7 +134,9 @@ class Connection:
                     await self._read_loop()
                     # The client closed its side: deliver what is queued, then stop.
                     self.close_after_flush()
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
+        except* (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            # The client reset or closed the socket: that ends this connection, nothing else
+            # (reader and writer may both see it, hence a group).
             pass
         finally:
             self._closing = True

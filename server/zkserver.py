@@ -172,7 +172,11 @@ class ZKServer:
             await stream.aclose()
             return
         self.connections.add(conn)
-        await conn.run()
+        try:
+            await conn.run()
+        except Exception:
+            # A bug met by one connection costs that connection, never the server.
+            log.exception("connection from %s:%d failed unexpectedly; it is closed", *conn.peer)
 
     def connection_closed(self, conn: Connection) -> None:
         self.connections.discard(conn)

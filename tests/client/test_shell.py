@@ -56,6 +56,9 @@ def test_errors_are_one_line(sh, hosts):
     assert sh("create", "/dup")[0] == 0
     assert sh("create", "/dup") == (1, "", "ccore create: node exists: /dup\n")
     assert sh("set", "/dup", "x", "-v", "7") == (1, "", "ccore set: bad version: /dup\n")
+    assert sh("create", "/m/n/o", "x") == (
+        1, "", "ccore create: no node: /m/n (the parent of /m/n/o); add -p to create missing parents\n",
+    )  # fmt: skip
     status, _, err = sh("get", "no-slash")
     assert status == 1 and err.count("\n") == 1 and "path must start with /" in err
     status, _, err = run("ls", "/", "--server", "127.0.0.1:1", "--timeout", "0.3")

@@ -27,6 +27,15 @@ async def test_ttl_is_the_session_timeout(zk):
         Lease(zk, NAME, b"x", ttl=zk.session_timeout + 1)
 
 
+async def test_a_ttl_the_server_clamped_says_what_it_granted(connect_zk):
+    # The shared servers tick every 0.5 s: a 0.5 s session is raised to their minimum, 1 s.
+    async with connect_zk(session_timeout=0.5) as zk:
+        assert zk.requested_session_timeout == 0.5 and zk.session_timeout == 1.0
+        with pytest.raises(ValueError, match=r"asked for 0.5s but the server granted 1s.*use ttl=1"):
+            Lease(zk, NAME, b"x", ttl=0.5)
+        Lease(zk, NAME, b"x", ttl=1.0)  # what was granted is accepted
+
+
 async def test_one_lease_per_name_per_client(zk):
     async with Lease(zk, NAME, b"a"):
         with pytest.raises(RuntimeError, match="already held"):

@@ -3,6 +3,7 @@ including after a disconnection and after the session expired."""
 
 from __future__ import annotations
 
+import pytest
 import trio
 
 from recipes import (
@@ -135,3 +136,9 @@ async def test_instance_json_is_curators():
     assert obj["name"] == "api" and obj["id"] == "abc" and obj["serviceType"] == "DYNAMIC"
     assert "registrationTimeUTC" in obj and "sslPort" in obj
     assert ServiceInstance.from_json(instance.to_json()) == instance
+
+
+def test_instance_payload_must_be_json_where_it_is_made():
+    with pytest.raises(TypeError, match="payload must be a JSON value.*not bytes"):
+        ServiceInstance("api", payload=b"raw bytes")
+    ServiceInstance("api", payload={"zone": "a", "weights": [1, 2.5], "tls": None})
