@@ -13,14 +13,17 @@ class ConfigError(ValueError):
 
 @attrs.define
 class PeerAddress:
-    """One `server.N=host:quorumPort:electionPort[:observer][;clientHost:clientPort]` line."""
+    """One `server.N=host:quorumPort:electionPort[:participant|:observer][;[clientHost:]clientPort]`
+    line, as ZooKeeper 3.5+ reads it. The host is where this server reaches server N (or, for
+    its own line, where it listens: `0.0.0.0` listens on every interface); servers may name the
+    same member by different addresses. A client part without a host means 0.0.0.0."""
 
     server_id: int
     host: str
     quorum_port: int
     election_port: int
     observer: bool = False
-    client_address: str | None = None
+    client_address: tuple[str, int] | None = None
 
 
 @attrs.define
@@ -84,16 +87,65 @@ _INT_KEYS = {
 }
 
 
+_ANY_ADDRESS = ("0.0.0.0", "::", "")
+
+
+def _host_and_rest(text: str) -> list[str]:
+    """`host:a:b` or `[v6 address]:a:b` split into [host, a, b] (ZooKeeper's getHostAndPort)."""
+    text = text.strip()
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise ValueError("an IPv6 address must be written [address]")
+        return [host, *rest[1:].split(":")] if rest else [host]
+    return text.split(":")
+
+
+def _port(text: str) -> int:
+    port = int(text.strip())
+    if not 0 <= port <= 65535:
+        raise ValueError(f"{port} is not a port number")
+    return port
+
+
 def parse_peer(server_id: int, value: str) -> PeerAddress:
-    main, _, client = value.partition(";")
-    parts = main.strip().split(":")
-    if len(parts) < 3:
-        raise ConfigError(f"server.{server_id}={value}: expected host:quorumPort:electionPort[:observer]")
-    observer = len(parts) > 3 and parts[3] == "observer"
+    expected = (
+        f"server.{server_id}={value}: expected host:quorumPort:electionPort[:participant|:observer]"
+        "[;[clientHost:]clientPort]"
+    )
+    main, *client = value.split(";")
+    if len(client) > 1:
+        raise ConfigError(expected)
+    if "|" in main:
+        raise ConfigError(f"server.{server_id}={value}: several addresses for one server (a|b) are not supported; give one")
     try:
-        return PeerAddress(server_id, parts[0], int(parts[1]), int(parts[2]), observer, client.strip() or None)
-    except ValueError:
-        raise ConfigError(f"server.{server_id}={value}: ports must be numbers") from None
+        parts = _host_and_rest(main)
+    except ValueError as e:
+        raise ConfigError(f"server.{server_id}={value}: {e}") from None
+    if not 3 <= len(parts) <= 4 or not parts[0]:
+        raise ConfigError(expected)
+    observer = False
+    if len(parts) == 4:
+        role = parts[3].strip().lower()
+        if role not in ("participant", "observer"):
+            raise ConfigError(f"server.{server_id}={value}: unknown role {parts[3]!r}; use participant or observer")
+        observer = role == "observer"
+    client_parts: list[str] = []
+    if client and client[0].strip():
+        try:
+            client_parts = _host_and_rest(client[0])
+        except ValueError as e:
+            raise ConfigError(f"server.{server_id}={value}: {e}") from None
+        if len(client_parts) > 2 or not client_parts[0]:
+            raise ConfigError(expected)
+    try:
+        quorum_port, election_port = _port(parts[1]), _port(parts[2])
+        # `;2181` alone listens on every interface, as in ZooKeeper.
+        client_host = client_parts[0] if len(client_parts) == 2 else "0.0.0.0"
+        client_address = (client_host, _port(client_parts[-1])) if client_parts else None
+    except ValueError as e:
+        raise ConfigError(f"server.{server_id}={value}: ports must be numbers ({e})") from None
+    return PeerAddress(server_id, parts[0].strip(), quorum_port, election_port, observer, client_address)
 
 
 def load(path: Path) -> ServerConfig:
@@ -103,6 +155,7 @@ def load(path: Path) -> ServerConfig:
     except OSError as e:
         raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
     config = ServerConfig()
+    explicit: set[str] = set()  # keys the file sets
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -111,6 +164,7 @@ def load(path: Path) -> ServerConfig:
         key, value = key.strip(), value.strip()
         if not sep:
             raise ConfigError(f"{path}:{lineno}: expected key=value, got {line!r}")
+        explicit.add(key)
         if key in _INT_KEYS:
             try:
                 setattr(config, _INT_KEYS[key], int(value))
@@ -128,6 +182,8 @@ def load(path: Path) -> ServerConfig:
                 sid = int(key.split(".", 1)[1])
             except ValueError:
                 raise ConfigError(f"{path}:{lineno}: bad server id in {key!r}") from None
+            if sid in config.peers:
+                raise ConfigError(f"{path}:{lineno}: server.{sid} is listed twice")
             config.peers[sid] = parse_peer(sid, value)
     if config.peers:
         myid = config.data_dir / "myid"
@@ -138,8 +194,19 @@ def load(path: Path) -> ServerConfig:
         if config.server_id not in config.peers:
             raise ConfigError(f"{myid} says server {config.server_id}, which no server.N line in {path} names")
         entry = config.peers[config.server_id]
-        if entry.client_address:
-            host, _, port = entry.client_address.rpartition(":")
-            config.client_port = int(port)
-            config.client_port_address = host or config.client_port_address
+        if entry.client_address is not None:
+            # The client address after `;` on our own line wins; clientPort and
+            # clientPortAddress may repeat it but not contradict it (as in ZooKeeper).
+            host, port = entry.client_address
+            contradicts = []
+            if "clientPort" in explicit and config.client_port != port:
+                contradicts.append(f"clientPort={config.client_port}")
+            if "clientPortAddress" in explicit and config.client_port_address not in (host, *_ANY_ADDRESS):
+                contradicts.append(f"clientPortAddress={config.client_port_address}")
+            if contradicts:
+                raise ConfigError(
+                    f"{path}: {' and '.join(contradicts)} contradict the client address {host}:{port} of "
+                    f"server.{config.server_id} (after ';'); remove one or make them agree"
+                )
+            config.client_port_address, config.client_port = host, port
     return config
