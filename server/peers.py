@@ -4,8 +4,11 @@ per direction.
 Each server dials every other server and sends on that connection only; it receives on the
 connections others dialled to it. So every directed link is one TCP stream (FIFO, as Zab
 needs), and a fault proxy can sit on any one direction. A connection opens with a hello
-naming the sender and a digest of the ensemble's membership: an unknown id or a different
-membership is refused with a log line. A broken outgoing link is redialled with backoff.
+naming the sender and the ensemble's membership: its server ids and which of them are
+observers. Addresses are not part of it: servers legitimately see different addresses for
+the same member (`0.0.0.0` for themselves, hostnames, NAT, proxies), as ZooKeeper allows. A
+different membership is refused with one log line naming the difference. A broken outgoing
+link is redialled with backoff.
 
 The protocol above sees one link per peer, up when both directions are: `on_connected` when
 the second comes up, `on_disconnected` when either breaks or the peer's incoming connection
@@ -19,8 +22,9 @@ import hashlib
 import logging
 import os
 import random
+import re
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import attrs
@@ -37,14 +41,99 @@ RECEIVE_BYTES = 64 * 1024
 HELLO_MAGIC = "ccore-peer-1"
 
 
-def membership_digest(members: dict[int, tuple[str, int]]) -> str:
-    """Servers agree on who is in the ensemble before they talk."""
+class PeerFrameError(Exception):
+    """A peer sent a frame we cannot read: that connection is dropped, nothing else."""
+
+
+_MEMBERSHIP_TEXT = re.compile(r"members=([-0-9,]*);observers=([-0-9,]*)")
+
+
+def _ids(ids: Iterable[int]) -> str:
+    return ",".join(str(i) for i in sorted(ids))
+
+
+@attrs.frozen
+class Membership:
+    """Who is in the ensemble, as servers must agree on it: the ids and which are observers."""
+
+    members: frozenset[int]
+    observers: frozenset[int] = frozenset()
+
+    @classmethod
+    def of(cls, members: Iterable[int], observers: Iterable[int] = ()) -> Membership:
+        return cls(frozenset(members), frozenset(observers))
+
+    @property
+    def text(self) -> str:
+        """The canonical form, sent in the hello and recorded in the data dir: short and
+        readable, so no hash of it is needed (it replaced the address digest)."""
+        return f"members={_ids(self.members)};observers={_ids(self.observers)}"
+
+    @classmethod
+    def parse(cls, text: object) -> Membership | None:
+        """The membership a `text` names, or None if it is no such text (e.g. the address
+        digest of an older version)."""
+        match = _MEMBERSHIP_TEXT.fullmatch(text) if isinstance(text, str) else None
+        if match is None:
+            return None
+        members, observers = ({int(i) for i in g.split(",") if i} for g in match.groups())
+        return cls.of(members, observers)
+
+    def describe(self) -> str:
+        observers = f"observers {{{_ids(self.observers)}}}" if self.observers else "no observers"
+        return f"{{{_ids(self.members)}}} ({observers})"
+
+    def difference(self, theirs: Membership, their_name: str = "theirs", our_name: str = "ours") -> str:
+        """What differs between ours (self) and theirs, in words."""
+        parts = []
+        if only := theirs.members - self.members:
+            parts.append(f"{{{_ids(only)}}} only in {their_name}")
+        if only := self.members - theirs.members:
+            parts.append(f"{{{_ids(only)}}} only in {our_name}")
+        for sid in sorted(self.members & theirs.members):
+            if (sid in self.observers) != (sid in theirs.observers):
+                role = ("an observer", "a participant")
+                there, here = role if sid in theirs.observers else role[::-1]
+                parts.append(f"server {sid} is {there} in {their_name} and {here} in {our_name}")
+        return "; ".join(parts) or "nothing"
+
+
+def membership_digest(members: Iterable[int], observers: Iterable[int] = ()) -> str:
+    """What a server sends in its hello and expects in others': the membership's canonical
+    text. `members` may be the address map of PeerNetwork (only its ids count)."""
+    return Membership.of(members, observers).text
+
+
+def address_digest(members: dict[int, tuple[str, int]]) -> str:
+    """The membership digest of older versions, a hash of the ids and quorum addresses; their
+    data dirs record it. Only to recognise and upgrade such a record."""
     text = ";".join(f"{sid}={host}:{port}" for sid, (host, port) in sorted(members.items()))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-class PeerFrameError(Exception):
-    """A peer sent a frame we cannot read: that connection is dropped, nothing else."""
+def mismatch_message(peer: object, theirs: object, ours: Membership) -> str:
+    """One line for a hello whose membership `theirs` (as sent) differs from ours."""
+    parsed = Membership.parse(theirs)
+    if parsed is None:
+        if isinstance(theirs, str) and re.fullmatch(r"[0-9a-f]{16}", theirs):
+            return (
+                f"server {peer} sent an address digest ({theirs}): it runs an older version that compares "
+                "addresses; run the same version on every server"
+            )
+        return f"server {peer} sent no membership we can read ({repr(theirs)[:80]})"
+    return (
+        f"server {peer} lists members {parsed.describe()}, we list {ours.describe()}: "
+        f"{ours.difference(parsed)}; fix the server.N lines so that every server names the same ids and roles"
+    )
+
+
+class MembershipMismatch(PeerFrameError):
+    """A peer's hello names another membership, or an id that does not fit ours: logged once
+    per peer and membership, as the peer redials every second or so."""
+
+    def __init__(self, peer: object, theirs: object, message: str) -> None:
+        super().__init__(message)
+        self.key = (repr(peer), repr(theirs))
 
 
 async def read_frames(stream: trio.abc.ReceiveStream, on_frame: Callable[[bytes], None]) -> None:
@@ -95,12 +184,17 @@ class PeerNetwork:
         on_connected: Callable[[int], None] = lambda peer: None,
         on_disconnected: Callable[[int], None] = lambda peer: None,
         dial_address: Callable[[int], tuple[str, int]] | None = None,
+        observers: Iterable[int] = (),
         backoff_s: tuple[float, float] = (0.05, 1.0),
         rng: random.Random | None = None,
     ) -> None:
         self.my_id = my_id
+        # Addresses as this server sees them: its own to bind on (0.0.0.0 is fine), the
+        # others' to dial. Other servers may see other addresses for the same members.
         self.members = dict(members)
-        self.digest = membership_digest(self.members)
+        self.membership = Membership.of(self.members, observers)
+        self.digest = membership_digest(self.members, observers)
+        self._refusals_logged: set[tuple[str, str]] = set()
         self._encode = encode
         self._decode = decode
         self._on_message = on_message
@@ -250,6 +344,14 @@ class PeerNetwork:
 
         try:
             await read_frames(stream, on_frame)
+        except MembershipMismatch as e:
+            if e.key not in self._refusals_logged:  # once, not at every redial
+                if len(self._refusals_logged) >= 64:
+                    self._refusals_logged.clear()  # bounded, whatever strangers send
+                self._refusals_logged.add(e.key)
+                log.warning("refusing peer connection: %s", e)
+            else:
+                log.debug("refusing peer connection: %s", e)
         except PeerFrameError as e:
             log.warning("dropping peer connection: %s", e)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
@@ -267,14 +369,17 @@ class PeerNetwork:
         except Exception:
             raise PeerFrameError("connection did not open with a peer hello") from None
         if magic != HELLO_MAGIC:
-            raise PeerFrameError(f"unknown hello {magic!r}")
-        if peer not in self.members or peer == self.my_id:
-            raise PeerFrameError(f"server id {peer} is not a member of this ensemble (members: {sorted(self.members)})")
+            raise PeerFrameError(f"unknown hello {repr(magic)[:80]}")
+        if not isinstance(peer, int) or isinstance(peer, bool):
+            raise PeerFrameError(f"peer hello names no server id ({repr(peer)[:80]})")
         if digest != self.digest:
-            raise PeerFrameError(
-                f"server {peer} has a different ensemble configuration (digest {digest}, ours {self.digest}); "
-                "check the server.N lines on every server"
+            raise MembershipMismatch(peer, digest, mismatch_message(peer, digest, self.membership))
+        if peer == self.my_id:
+            raise MembershipMismatch(
+                peer, digest, f"another server says it is server {peer}, our own id: two servers have {peer} in their myid file"
             )
-        return int(peer)
+        if peer not in self.members:
+            raise MembershipMismatch(peer, digest, f"server id {peer} is not a member of this ensemble {self.membership.describe()}")
+        return peer
 
 

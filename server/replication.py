@@ -14,6 +14,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import cbor2
@@ -24,8 +25,9 @@ from znodes.codec import decode_snapshot, decode_txn, decode_value, encode_snaps
 from znodes.txn import Op, Result, Txn
 
 from .config import ConfigError, ServerConfig
-from .peers import PeerNetwork
+from .peers import Membership, PeerNetwork, address_digest
 from .storage import PurgedHistoryError
+from .storage._fsutil import atomic_write
 from .zab import NotLeader, Ready, Role, Status, Timing, ZabPeer, decode_message, encode_message
 
 if TYPE_CHECKING:
@@ -55,6 +57,41 @@ def _decode_frame(payload: bytes) -> Any:
     if kind in (_FORWARD, _TOUCH):
         return (kind, *cbor2.loads(body))
     raise ValueError(f"unknown peer frame kind {kind!r}")
+
+
+def check_ensemble_id(data_dir: Path, membership: Membership, addresses: dict[int, tuple[str, int]]) -> None:
+    """A data dir remembers the membership of its ensemble: server ids and observers, not
+    addresses, which servers may see differently. A data dir of another membership is refused,
+    so it cannot vote with a history it never had (like ZooKeeper, nothing tells apart two
+    ensembles with the same ids). Older versions recorded a digest of the ids and this server's
+    view of the addresses: one matching this config is upgraded in place, any other refused,
+    as nothing then says which membership it had."""
+    marker = data_dir / ENSEMBLE_FILE
+    try:
+        recorded = marker.read_text().strip()
+    except FileNotFoundError:
+        recorded = ""
+    if recorded == membership.text:
+        return
+    # Written atomically: a torn record would lock this server out of its data dir. (An empty
+    # one is from a torn write of an older version, right after its first start.)
+    if not recorded or recorded == address_digest(addresses):
+        atomic_write(marker, [membership.text.encode() + b"\n"])
+        if recorded:
+            log.debug("data dir %s: ensemble record upgraded to %s", data_dir, membership.text)
+        return
+    theirs = Membership.parse(recorded)
+    if theirs is not None:
+        raise ConfigError(
+            f"data dir {data_dir} belongs to another ensemble: it was used with members {theirs.describe()}, this "
+            f"config lists {membership.describe()} ({membership.difference(theirs, 'the data dir', 'this config')}); "
+            "fix the server.N lines or give this server an empty data dir"
+        )
+    raise ConfigError(
+        f"data dir {data_dir} belongs to another ensemble or was used with other server.N addresses (its {ENSEMBLE_FILE} "
+        f"{recorded!r} is an address digest of an older version, this config's is {address_digest(addresses)!r}); "
+        "start it once with the server.N lines it ran with to upgrade it, or give this server an empty data dir"
+    )
 
 
 class ZabStorage:
@@ -112,7 +149,10 @@ class Replicator:
             on_connected=self._on_connected,
             on_disconnected=self._on_disconnected,
             dial_address=lambda peer: overrides.get(peer, members[peer]),
+            observers=self.observers,
         )
+        # Before anything runs (and outside any nursery, so that a refusal is one line).
+        self.check_ensemble_id()
         tick_s = config.tick_time_ms / 1000.0
         self.timing = Timing(
             tick_s=tick_s,
@@ -175,23 +215,9 @@ class Replicator:
     # -- running ------------------------------------------------------------------------
 
     def check_ensemble_id(self) -> None:
-        """A data dir remembers the ensemble it belongs to; one from another ensemble (other
-        members or addresses) is refused, so it cannot vote with a history it never had."""
-        marker = self.config.data_dir / ENSEMBLE_FILE
-        digest = self.net.digest
-        try:
-            recorded = marker.read_text().strip()
-        except FileNotFoundError:
-            marker.write_text(digest + "\n")
-            return
-        if recorded != digest:
-            raise ConfigError(
-                f"data dir {self.config.data_dir} belongs to another ensemble (id {recorded}, this config's is "
-                f"{digest}); fix the server.N lines or give this server an empty data dir"
-            )
+        check_ensemble_id(self.config.data_dir, self.net.membership, self.net.members)
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        self.check_ensemble_id()
         self.peer = ZabPeer(
             self.my_id,
             self.voters,

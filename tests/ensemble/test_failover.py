@@ -201,7 +201,9 @@ def test_data_dir_of_another_ensemble_is_refused(tmp_path) -> None:
     with LocalEnsemble(tmp_path / "a", nodes=3) as ens:
         ens.start_all()
         ens.stop_all()
-        with LocalEnsemble(tmp_path / "b", nodes=3) as other:
+        # Membership is by server ids and roles (servers may see each other at different
+        # addresses), so the other ensemble has another member: an observer, server 4.
+        with LocalEnsemble(tmp_path / "b", nodes=3, observers=1) as other:
             # Server 1 of the other ensemble pointed at a data dir of the first one.
             cfg = other.data_dir(1) / "zoo.cfg"
             text = cfg.read_text().replace(f"dataDir={other.data_dir(1)}", f"dataDir={ens.data_dir(1)}")
@@ -210,7 +212,8 @@ def test_data_dir_of_another_ensemble_is_refused(tmp_path) -> None:
                 [sys.executable, "-m", "ccore", "serve", "--config", str(cfg)], capture_output=True, text=True, timeout=60
             )
             assert result.returncode == 2
-            assert "belongs to another ensemble" in result.stderr.strip().splitlines()[-1]
+            last = result.stderr.strip().splitlines()[-1]
+            assert "belongs to another ensemble" in last and "{4} only in this config" in last, last
 
 
 def test_observer_serves_reads_and_forwards_writes(tmp_path) -> None:
