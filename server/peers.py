@@ -285,8 +285,9 @@ class PeerNetwork:
                 out.queue.clear()
                 self._update(out.peer_id)
                 await self._pump(out, stream)
-            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
-                log.debug("link %d->%d broke: %s", self.my_id, out.peer_id, e)
+            except* (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as group:
+                # The hello's send fails bare, the pump's inside its nursery's group.
+                log.debug("link %d->%d broke: %s", self.my_id, out.peer_id, group.exceptions[0])
             finally:
                 out.connected, out.stream, out.fd, out.sending = False, None, None, False
                 out.queue.clear()
