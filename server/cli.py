@@ -63,6 +63,23 @@ async def _serve_until_signalled(server: ZKServer) -> None:
                 break
 
 
+def _raise_open_file_limit() -> None:
+    """Every client connection is a file descriptor: take all the system allows (the JVM does
+    the same for ZooKeeper), so that thousands of clients are not refused at a soft 1024."""
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = max(soft, 1 << 20)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError) as e:
+            log.warning("could not raise the open file limit from %d to %d: %s", soft, hard, e)
+
+
 def serve(argv: list[str]) -> int:
     ns = _parser().parse_args(argv)
     logging.basicConfig(
@@ -71,6 +88,7 @@ def serve(argv: list[str]) -> int:
     )
     try:
         config = build_config(ns)
+        _raise_open_file_limit()
         with unwrap_single():  # a failed listen arrives from inside the server's nurseries
             trio.run(_serve_until_signalled, ZKServer(config))
     except (cfg.ConfigError, StorageError) as e:
