@@ -25,7 +25,7 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from client import connect
+from ccore.client import connect
 from tests.compat.servers import apache_installed, make_server
 
 

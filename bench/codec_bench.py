@@ -20,12 +20,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from server.requests import to_op, write_response
-from server.sessions import SessionTable
-from znodes import protocol
-from znodes import records as r
-from znodes.acl import OPEN_ACL_UNSAFE, Id
-from znodes.codec import (
+from ccore.server.requests import to_op, write_response
+from ccore.server.sessions import SessionTable
+from ccore.znodes import protocol
+from ccore.znodes import records as r
+from ccore.znodes.acl import OPEN_ACL_UNSAFE, Id
+from ccore.znodes.codec import (
     decode_snapshot,
     decode_txn,
     decode_value,
@@ -33,9 +33,9 @@ from znodes.codec import (
     encode_txn,
     encode_value,
 )
-from znodes.constants import OpCode
-from znodes.tree import DataTree
-from znodes.txn import Check, Create, CreateSession, Delete, Multi, Op, SetData, Txn
+from ccore.znodes.constants import OpCode
+from ccore.znodes.tree import DataTree
+from ccore.znodes.txn import Check, Create, CreateSession, Delete, Multi, Op, SetData, Txn
 
 VALUE = b"x" * 100
 AUTH = (Id("ip", "127.0.0.1"),)

@@ -290,7 +290,7 @@ def client_main(argv: list[str]) -> int:
     IN_FLIGHT outstanding; setdata (OPS/10 setData, one at a time)."""
     import trio
 
-    from client import connect
+    from ccore.client import connect
 
     from .workloads import VALUE, _ours_pipelined, fresh_root
 

@@ -50,8 +50,8 @@ def lock_worker(client: str, hosts: str, path: str, start_at: float, seconds: fl
     if client == "ours":
         import trio
 
-        from client import connect
-        from recipes import Lock
+        from ccore.client import connect
+        from ccore.recipes import Lock
 
         async def run() -> int:
             n = 0
@@ -94,8 +94,8 @@ def lease_node(client: str, hosts: str, name: str, ttl: float) -> None:
     if client == "ours":
         import trio
 
-        from client import connect
-        from recipes import Lease
+        from ccore.client import connect
+        from ccore.recipes import Lease
 
         async def run() -> None:
             async with connect(hosts, session_timeout=ttl) as zk:

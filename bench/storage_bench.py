@@ -23,8 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from server.storage import TxnLog
-from server.storage.txnlog import DEFAULT_PREALLOCATE_BYTES
+from ccore.server.storage import TxnLog
+from ccore.server.storage.txnlog import DEFAULT_PREALLOCATE_BYTES
 
 
 def run(directory: Path, batch: int, size: int, seconds: float) -> tuple[float, float, float]:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 from chaos.ensemble import LocalEnsemble
-from server.ensemble import mode as srvr_mode
+from ccore.server.ensemble import mode as srvr_mode
 from tests.compat.servers import ZK_NOT_INSTALLED, zookeeper_classpath
 
 from .reaper import Reaper

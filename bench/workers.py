@@ -55,8 +55,8 @@ def kazoo_client(hosts: str, timeout: float = 10.0, **options):
 
 
 async def lock_ours(args: argparse.Namespace) -> dict:
-    from client import connect
-    from recipes import Lock
+    from ccore.client import connect
+    from ccore.recipes import Lock
 
     async with connect(args.hosts, connect_timeout=CONNECT_TIMEOUT_S) as zk:
         await zk.ensure_path(args.path)
@@ -109,8 +109,8 @@ def lock_kazoo(args: argparse.Namespace) -> dict:
 
 
 async def owner_ours(args: argparse.Namespace) -> None:
-    from client import connect
-    from recipes import Lease
+    from ccore.client import connect
+    from ccore.recipes import Lease
 
     async with connect(
         args.hosts, session_timeout=args.ttl, connect_timeout=CONNECT_TIMEOUT_S
@@ -124,8 +124,8 @@ async def owner_ours(args: argparse.Namespace) -> None:
 
 
 async def waiter_ours(args: argparse.Namespace) -> dict:
-    from client import connect
-    from recipes import Lease
+    from ccore.client import connect
+    from ccore.recipes import Lease
 
     async with connect(
         args.hosts, session_timeout=args.ttl, connect_timeout=CONNECT_TIMEOUT_S
@@ -181,8 +181,8 @@ def waiter_kazoo(args: argparse.Namespace) -> dict:
 async def writer_ours(args: argparse.Namespace) -> dict:
     """setData one at a time until told the kill time, then until the first write sent after
     it succeeds; reports that write's reply time."""
-    from client import connect
-    from znodes.errors import ZKError
+    from ccore.client import connect
+    from ccore.znodes.errors import ZKError
 
     killed_at = math.inf
     acks: list[tuple[float, float]] = []

@@ -71,7 +71,7 @@ async def _ours_pipelined(
 async def _ours_basic(
     hosts: str, ops: int, in_flight: int, latency_samples: int
 ) -> dict[str, float]:
-    from client import connect
+    from ccore.client import connect
 
     root = fresh_root("ours")
     async with connect(hosts, connect_timeout=CONNECT_TIMEOUT_S) as zk:
@@ -97,7 +97,7 @@ async def _ours_basic(
 async def _ours_fanout(
     watcher_hosts: list[str], writer_hosts: str, watchers: int, rounds: int
 ) -> list[float]:
-    from client import connect
+    from ccore.client import connect
 
     path = fresh_root("fanout")
     results: list[float] = []

@@ -25,8 +25,8 @@ from kazoo.exceptions import NodeExistsError as KzNodeExists
 from kazoo.exceptions import NoNodeError as KzNoNode
 from kazoo.retry import KazooRetry
 
-from client import blocking
-from znodes.errors import BadVersionError, NodeExistsError, NoNodeError
+from ccore.client import blocking
+from ccore.znodes.errors import BadVersionError, NodeExistsError, NoNodeError
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from server.ensemble import free_ports, mode
+from ccore.server.ensemble import free_ports, mode
 
 from .proxy import FleetThread
 

@@ -23,8 +23,8 @@ from typing import Any
 
 import trio
 
-from client import connect
-from znodes.errors import NodeExistsError, ZKError
+from ccore.client import connect
+from ccore.znodes.errors import NodeExistsError, ZKError
 
 from .checks import EphemeralLife
 from .history import History

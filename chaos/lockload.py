@@ -31,9 +31,9 @@ from typing import Any
 
 import trio
 
-from client import connect
-from recipes import Lock, LostError, _cleanup
-from znodes.errors import BadVersionError, NodeExistsError, NoNodeError, ZKError
+from ccore.client import connect
+from ccore.recipes import Lock, LostError, _cleanup
+from ccore.znodes.errors import BadVersionError, NodeExistsError, NoNodeError, ZKError
 
 from .history import History
 from .trio_thread import TrioThreadWorkload

@@ -37,9 +37,9 @@ from typing import Any
 import attrs
 import trio
 
-from client import connect
-from znodes.constants import EventType
-from znodes.errors import NodeExistsError, NoNodeError, ZKError
+from ccore.client import connect
+from ccore.znodes.constants import EventType
+from ccore.znodes.errors import NodeExistsError, NoNodeError, ZKError
 
 from .history import History
 from .trio_thread import TrioThreadWorkload

@@ -1,13 +1,13 @@
 """The Trio-native ZooKeeper client, its blocking facade, and the `ccore` shell commands.
 
-    from client import connect
+    from ccore.client import connect
     async with connect("127.0.0.1:2181") as zk:
         data, stat = await zk.get("/node")
 
 `client.blocking.connect(...)` gives the same operations to threaded code.
 """
 
-from znodes.acl import (
+from ccore.znodes.acl import (
     ACL,
     CREATOR_ALL_ACL,
     OPEN_ACL_UNSAFE,
@@ -15,8 +15,8 @@ from znodes.acl import (
     Id,
     make_digest_acl,
 )
-from znodes.constants import EventType, KeeperState, Perms
-from znodes.stat import Stat
+from ccore.znodes.constants import EventType, KeeperState, Perms
+from ccore.znodes.stat import Stat
 
 from .client import Client, connect
 from .errors import ClientClosedError, InvalidArgumentError, NoServerError

@@ -1,6 +1,6 @@
 """The client for plain threaded Python: the Trio client run in a background thread.
 
-    from client import blocking
+    from ccore.client import blocking
     with blocking.connect("127.0.0.1:2181") as zk:
         zk.create("/app", b"v1")
         data, stat, watch = zk.get("/app", watch=True)
@@ -26,7 +26,7 @@ from typing import Any, Self, TypeVar
 
 import trio
 
-from znodes.errors import OperationTimeoutError
+from ccore.znodes.errors import OperationTimeoutError
 
 from .client import Client
 from .client import connect as aconnect

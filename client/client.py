@@ -23,18 +23,18 @@ from typing import Any, Literal, TypeVar, overload
 
 import trio
 
-from znodes.acl import ACL, OPEN_ACL_UNSAFE
-from znodes.constants import MAX_BUFFER, TTL_MAX_MS, CreateMode, OpCode
-from znodes.errors import (
+from ccore.znodes.acl import ACL, OPEN_ACL_UNSAFE
+from ccore.znodes.constants import MAX_BUFFER, TTL_MAX_MS, CreateMode, OpCode
+from ccore.znodes.errors import (
     NoAuthError,
     NodeExistsError,
     NoNodeError,
     NotEmptyError,
     ZKError,
 )
-from znodes.groups import first_error, unwrap_single
-from znodes.paths import ROOT, ZOOKEEPER, join, parent, path_error
-from znodes.records import (
+from ccore.znodes.groups import first_error, unwrap_single
+from ccore.znodes.paths import ROOT, ZOOKEEPER, join, parent, path_error
+from ccore.znodes.records import (
     ClientInfo,
     Create2Response,
     CreateRequest,
@@ -53,7 +53,7 @@ from znodes.records import (
     SetDataRequest,
     SyncRequest,
 )
-from znodes.stat import Stat
+from ccore.znodes.stat import Stat
 
 from . import hosts as hosts_mod
 from .errors import ClientClosedError, InvalidArgumentError, invalid_path

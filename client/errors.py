@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from znodes.errors import BadArgumentsError, Code, ConnectionLossError, ZKError
+from ccore.znodes.errors import BadArgumentsError, Code, ConnectionLossError, ZKError
 
 
 class ClientClosedError(ZKError):

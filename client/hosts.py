@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from znodes.paths import path_error
+from ccore.znodes.paths import path_error
 
 from .errors import InvalidArgumentError
 

@@ -21,8 +21,8 @@ from typing import Any
 
 import attrs
 
-from znodes import protocol as wire
-from znodes.constants import (
+from ccore.znodes import protocol as wire
+from ccore.znodes.constants import (
     XID_AUTH,
     XID_PING,
     XID_SET_WATCHES,
@@ -31,10 +31,10 @@ from znodes.constants import (
     KeeperState,
     OpCode,
 )
-from znodes.errors import Code
-from znodes.jute import ProtocolError
-from znodes.paths import ancestors
-from znodes.records import AuthPacket, ConnectRequest, Record, SetWatches, SetWatches2
+from ccore.znodes.errors import Code
+from ccore.znodes.jute import ProtocolError
+from ccore.znodes.paths import ancestors
+from ccore.znodes.records import AuthPacket, ConnectRequest, Record, SetWatches, SetWatches2
 
 __all__ = [
     "AuthFailed",

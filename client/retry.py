@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import attrs
 import trio
 
-from znodes.errors import ConnectionLossError, OperationTimeoutError, ZKError
+from ccore.znodes.errors import ConnectionLossError, OperationTimeoutError, ZKError
 
 T = TypeVar("T")
 

@@ -21,8 +21,8 @@ from typing import Any
 
 import trio
 
-from znodes.constants import AddWatchMode, EventType, KeeperState, OpCode, WatcherType
-from znodes.errors import (
+from ccore.znodes.constants import AddWatchMode, EventType, KeeperState, OpCode, WatcherType
+from ccore.znodes.errors import (
     AuthFailedError,
     BadArgumentsError,
     ConnectionLossError,
@@ -32,8 +32,8 @@ from znodes.errors import (
     UnimplementedError,
     ZKError,
 )
-from znodes.jute import ProtocolError
-from znodes.records import AddWatchRequest, Record, RemoveWatchesRequest
+from ccore.znodes.jute import ProtocolError
+from ccore.znodes.records import AddWatchRequest, Record, RemoveWatchesRequest
 
 from . import protocol as p
 from .errors import ClientClosedError, NoServerError

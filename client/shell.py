@@ -14,10 +14,10 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
-from znodes.constants import EventType
-from znodes.errors import NoNodeError, ZKError
-from znodes.paths import join, parent
-from znodes.stat import Stat
+from ccore.znodes.constants import EventType
+from ccore.znodes.errors import NoNodeError, ZKError
+from ccore.znodes.paths import join, parent
+from ccore.znodes.stat import Stat
 
 from . import blocking
 from .blocking import BlockingClient

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from znodes.acl import ACL
-from znodes.constants import OpCode
-from znodes.errors import Code, ZKError
-from znodes.records import (
+from ccore.znodes.acl import ACL
+from ccore.znodes.constants import OpCode
+from ccore.znodes.errors import Code, ZKError
+from ccore.znodes.records import (
     CheckResult,
     CheckVersionRequest,
     Create2Result,

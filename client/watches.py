@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
 import trio
 
-from znodes.constants import EventType
+from ccore.znodes.constants import EventType
 
 from .protocol import WatchedEvent, WatchKind
 

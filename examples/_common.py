@@ -16,9 +16,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # run from a checkout without `pip install -e .`
-    sys.path.insert(0, str(REPO))
+REPO = Path(__file__).resolve().parents[1]  # the examples need `pip install -e .` (or the wheel)
 
 
 def free_port() -> int:
@@ -78,7 +76,7 @@ def run(main: Callable[..., Awaitable[object]], *args: object) -> None:
     """`trio.run(main, *args)`; Ctrl-C ends it with one line instead of a traceback."""
     import trio
 
-    from znodes.groups import unwrap_single
+    from ccore.znodes.groups import unwrap_single
 
     try:
         with unwrap_single():

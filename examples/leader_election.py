@@ -15,8 +15,8 @@ import argparse
 import _common
 import trio
 
-from client import connect
-from recipes import Election, LostError
+from ccore.client import connect
+from ccore.recipes import Election, LostError
 
 
 async def candidate(name: str, hosts: str, term_s: float) -> None:

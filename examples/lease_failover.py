@@ -18,8 +18,8 @@ import time
 import _common
 import trio
 
-from client import connect
-from recipes import Lease, LostError
+from ccore.client import connect
+from ccore.recipes import Lease, LostError
 
 NAME = "/leases/migo-group"
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import _common
 import trio
 
-from client import connect
-from recipes import Lock
+from ccore.client import connect
+from ccore.recipes import Lock
 
 
 class FencedFile:

@@ -14,8 +14,8 @@ import signal
 import _common
 import trio
 
-from client import connect
-from recipes import ServiceInstance, ServiceRegistry
+from ccore.client import connect
+from ccore.recipes import ServiceInstance, ServiceRegistry
 
 
 async def instance(port: int, hosts: str) -> None:

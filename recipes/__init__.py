@@ -1,7 +1,7 @@
 """Coordination recipes on the Trio client: locks, elections, barriers, leases, registries.
 
-    from client import connect
-    from recipes import Lock, Lease
+    from ccore.client import connect
+    from ccore.recipes import Lock, Lease
 
     async with connect("127.0.0.1:2181", session_timeout=5) as zk:
         async with Lock(zk, "/locks/db") as token:       # fencing token: grows with each grant

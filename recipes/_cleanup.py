@@ -28,8 +28,8 @@ from collections.abc import Awaitable, Callable
 import attrs
 import trio
 
-from client import Client, ClientClosedError, ClientState
-from znodes.errors import (
+from ccore.client import Client, ClientClosedError, ClientState
+from ccore.znodes.errors import (
     BadVersionError,
     ConnectionLossError,
     NoNodeError,

@@ -31,9 +31,9 @@ from collections.abc import Callable
 import attrs
 import trio
 
-from client import Client, Watch
-from znodes.errors import ConnectionLossError, NoNodeError, SessionExpiredError
-from znodes.stat import Stat
+from ccore.client import Client, Watch
+from ccore.znodes.errors import ConnectionLossError, NoNodeError, SessionExpiredError
+from ccore.znodes.stat import Stat
 
 from . import _cleanup
 from ._util import (

@@ -33,9 +33,9 @@ from collections.abc import AsyncIterator
 import attrs
 import trio
 
-from client import Client, ClientClosedError, ClientState
-from znodes.groups import unwrap_single
-from znodes.errors import ConnectionLossError, SessionExpiredError, ZKError
+from ccore.client import Client, ClientClosedError, ClientState
+from ccore.znodes.groups import unwrap_single
+from ccore.znodes.errors import ConnectionLossError, SessionExpiredError, ZKError
 
 from .errors import LostError
 

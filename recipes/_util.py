@@ -14,10 +14,10 @@ from typing import Any, TypeVar
 import attrs
 import trio
 
-from client import Client
-from znodes.groups import unwrap_single
-from znodes.errors import ConnectionLossError, NodeExistsError, NoNodeError
-from znodes.paths import ROOT, join, parent
+from ccore.client import Client
+from ccore.znodes.groups import unwrap_single
+from ccore.znodes.errors import ConnectionLossError, NodeExistsError, NoNodeError
+from ccore.znodes.paths import ROOT, join, parent
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

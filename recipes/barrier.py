@@ -1,7 +1,7 @@
 """Barriers: `Barrier` (wait until a node is removed) and `DoubleBarrier` (start together,
 finish together).
 
-    from recipes import Barrier, DoubleBarrier
+    from ccore.recipes import Barrier, DoubleBarrier
     barrier = Barrier(zk, "/barriers/deploy")
     await barrier.create()                   # the coordinator raises it
     await barrier.wait(timeout=30)           # workers wait...
@@ -36,8 +36,8 @@ from typing import Self
 
 import trio
 
-from client import Client
-from znodes.errors import NodeExistsError, NoNodeError, SessionExpiredError
+from ccore.client import Client
+from ccore.znodes.errors import NodeExistsError, NoNodeError, SessionExpiredError
 
 from . import _cleanup
 from ._util import child, delete_quietly, ensure_dir, new_guid, retry_loss

@@ -1,8 +1,8 @@
 """The recipes for threaded code, on `client.blocking`: the same recipes, run on the client's
 Trio thread, with `with` blocks instead of `async with`.
 
-    from client import blocking
-    from recipes import blocking as recipes
+    from ccore.client import blocking
+    from ccore.recipes import blocking as recipes
 
     with blocking.connect("127.0.0.1:2181", session_timeout=5) as zk:
         lock = recipes.Lock(zk, "/locks/db")
@@ -33,7 +33,7 @@ from typing import Any, Generic, TypeVar
 
 import trio
 
-from client.blocking import BlockingClient
+from ccore.client.blocking import BlockingClient
 
 from . import (
     barrier,

@@ -1,6 +1,6 @@
 """A shared counter: `Counter` (an int or float kept in a node, changed by compare-and-set).
 
-    from recipes import Counter
+    from ccore.recipes import Counter
     counter = Counter(zk, "/counters/jobs")
     await counter.add(1)          # -> the new value
     await counter.value()         # -> the current value (the default while the node is absent)
@@ -14,8 +14,8 @@ may not have applied: retrying it could count twice, so `add` raises ConnectionL
 
 from __future__ import annotations
 
-from client import Client
-from znodes.errors import (
+from ccore.client import Client
+from ccore.znodes.errors import (
     BadVersionError,
     ConnectionLossError,
     NodeExistsError,

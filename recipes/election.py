@@ -1,6 +1,6 @@
 """Leader election: campaign, resign, see who leads, and lead inside a guarded scope.
 
-    from recipes import Election
+    from ccore.recipes import Election
     election = Election(zk, "/election/scheduler", b"node-a")
     async with election.leadership(cancel_on_suspend=True) as token:
         ...   # we lead; cancelled the moment leadership may be lost (then LostError)
@@ -24,8 +24,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-from client import Client
-from znodes.errors import NoNodeError
+from ccore.client import Client
+from ccore.znodes.errors import NoNodeError
 
 from ._util import child, retry_loss
 from .lock import _identifiers, _queue, _QueueHold

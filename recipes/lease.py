@@ -1,7 +1,7 @@
 """A named lease with a time-to-live: the failover the project started from.
 
-    from client import connect
-    from recipes import Lease
+    from ccore.client import connect
+    from ccore.recipes import Lease
 
     async with connect(hosts, session_timeout=5.0) as zk:            # the TTL is the session's
         async with Lease(zk, "/leases/migo-group", b"NodeA", ttl=5.0) as lease:
@@ -39,14 +39,14 @@ from typing import Self
 
 import trio
 
-from client import Client, Stat
-from znodes.errors import (
+from ccore.client import Client, Stat
+from ccore.znodes.errors import (
     ConnectionLossError,
     NodeExistsError,
     NoNodeError,
     SessionExpiredError,
 )
-from znodes.paths import parent
+from ccore.znodes.paths import parent
 
 from . import _cleanup
 from ._guard import Hold, guarded

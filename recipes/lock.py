@@ -1,6 +1,6 @@
 """Fair distributed locks with fencing tokens: `Lock` and `ReadWriteLock`.
 
-    from recipes import Lock
+    from ccore.recipes import Lock
     async with Lock(zk, "/locks/db", b"worker-1", timeout=10) as token:
         await storage.write(data, fencing_token=token)   # storage refuses tokens below the last
 
@@ -31,8 +31,8 @@ from types import TracebackType
 
 import trio
 
-from client import Client
-from znodes.errors import NoNodeError
+from ccore.client import Client
+from ccore.znodes.errors import NoNodeError
 
 from ._contend import Blocker, Contender, WaitFor, predecessor
 from ._guard import Hold, guarded

@@ -1,7 +1,7 @@
 """Group membership: `Party` (who is here), on `Presence` (an ephemeral node kept present for
 the duration of a block, made again after the session expires).
 
-    from recipes import Party
+    from ccore.recipes import Party
     party = Party(zk, "/parties/workers", b"worker-7")
     async with party:                # we are a member for the block
         await party.members()        # [b"worker-3", b"worker-7", ...]
@@ -28,9 +28,9 @@ from typing import Self
 
 import trio
 
-from client import Client
-from znodes.errors import NodeExistsError, NoNodeError, SessionExpiredError
-from znodes.paths import parent
+from ccore.client import Client
+from ccore.znodes.errors import NodeExistsError, NoNodeError, SessionExpiredError
+from ccore.znodes.paths import parent
 
 from . import _cleanup
 from ._util import Background, child, ensure_dir, new_guid, retry_loss

@@ -1,7 +1,7 @@
 """Distributed queues: `Queue` (take and delete) and `LockingQueue` (each item is locked by one
 consumer while it works on it, and only then removed).
 
-    from recipes import Queue, LockingQueue
+    from ccore.recipes import Queue, LockingQueue
     queue = Queue(zk, "/queues/mail")
     await queue.put(b"hello", priority=10)       # lower priority values come out first
     data = await queue.get(timeout=5)            # waits for an item; trio.TooSlowError
@@ -32,16 +32,16 @@ from collections.abc import AsyncIterator
 import attrs
 import trio
 
-from client import Client, Watch
-from znodes.groups import first_error
-from znodes.errors import (
+from ccore.client import Client, Watch
+from ccore.znodes.groups import first_error
+from ccore.znodes.errors import (
     BadVersionError,
     ConnectionLossError,
     NodeExistsError,
     NoNodeError,
     SessionExpiredError,
 )
-from znodes.stat import Stat
+from ccore.znodes.stat import Stat
 
 from . import _cleanup
 from ._guard import guarded

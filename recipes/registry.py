@@ -1,7 +1,7 @@
 """Service registry and discovery: instances register as ephemeral nodes with a payload;
 clients discover them, follow them in a watched cache, and pick one at random or in turn.
 
-    from recipes import ServiceRegistry, ServiceInstance
+    from ccore.recipes import ServiceRegistry, ServiceInstance
     registry = ServiceRegistry(zk, "/services")
     api = ServiceInstance("api", address="10.0.0.5", port=8080, payload={"zone": "b"})
     async with registry.registered(api):            # listed while the block runs
@@ -34,8 +34,8 @@ from typing import Any, Self
 import attrs
 import trio
 
-from client import Client
-from znodes.errors import NoNodeError
+from ccore.client import Client
+from ccore.znodes.errors import NoNodeError
 
 from ._util import child, new_guid, retry_loss
 from .party import Presence

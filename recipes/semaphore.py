@@ -1,6 +1,6 @@
 """A counting semaphore: at most N holders at once, fair, and no herd.
 
-    from recipes import Semaphore
+    from ccore.recipes import Semaphore
     async with Semaphore(zk, "/semaphores/db-connections", max_leases=3) as token:
         ...   # at most 3 bodies run at once; cancelled if our slot may be lost (LostError)
 
@@ -17,7 +17,7 @@ growing with the order of arrival, but N holders hold at once, so it fences noth
 
 from __future__ import annotations
 
-from client import Client
+from ccore.client import Client
 
 from ._contend import Blocker, WaitFor
 from ._util import Entry

@@ -1,6 +1,6 @@
 """A local copy of a whole subtree, kept current by one persistent recursive watch.
 
-    from recipes import TreeCache
+    from ccore.recipes import TreeCache
     async with TreeCache(zk, "/services") as cache:
         cache.get("/services/api/i-1")            # NodeData(data, stat), or None
         cache.children("/services/api")           # sorted names
@@ -27,10 +27,10 @@ from typing import Self
 import attrs
 import trio
 
-from client import Client, ClientClosedError, EventType, KeeperState, Stat, WatchedEvent
-from znodes.groups import first_error
-from znodes.errors import ConnectionLossError, NoNodeError, SessionExpiredError
-from znodes.paths import join
+from ccore.client import Client, ClientClosedError, EventType, KeeperState, Stat, WatchedEvent
+from ccore.znodes.groups import first_error
+from ccore.znodes.errors import ConnectionLossError, NoNodeError, SessionExpiredError
+from ccore.znodes.paths import join
 
 from ._util import RETRY_DELAY_S, Background, retry_loss
 

@@ -1,6 +1,6 @@
 """Follow one node's data, or its children, on a persistent watch: `DataWatch`, `ChildrenWatch`.
 
-    from recipes import DataWatch, ChildrenWatch
+    from ccore.recipes import DataWatch, ChildrenWatch
     async with DataWatch(zk, "/config/app") as config:
         print(config.value)                       # (data, stat), or None while absent
         async for value in config:                # the current value, then each change
@@ -26,8 +26,8 @@ from typing import Any, Generic, Self, TypeVar
 
 import trio
 
-from client import Client, ClientClosedError, EventType, KeeperState, Stat, WatchedEvent
-from znodes.errors import ConnectionLossError, NoNodeError, SessionExpiredError
+from ccore.client import Client, ClientClosedError, EventType, KeeperState, Stat, WatchedEvent
+from ccore.znodes.errors import ConnectionLossError, NoNodeError, SessionExpiredError
 
 from ._util import RETRY_DELAY_S, Background
 

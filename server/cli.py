@@ -11,7 +11,7 @@ from pathlib import Path
 
 import trio
 
-from znodes.groups import unwrap_single
+from ccore.znodes.groups import unwrap_single
 
 from . import config as cfg
 from .storage import StorageError

@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
-from znodes import protocol
-from znodes import records as r
-from znodes import acl as acls
-from znodes.acl import ACL, Id, digest
-from znodes.constants import XID_AUTH, XID_PING, KeeperState, OpCode, Perms
-from znodes.errors import Code, NoAuthError, ZKError
-from znodes.jute import ProtocolError
-from znodes.txn import Result, Txn
+from ccore.znodes import protocol
+from ccore.znodes import records as r
+from ccore.znodes import acl as acls
+from ccore.znodes.acl import ACL, Id, digest
+from ccore.znodes.constants import XID_AUTH, XID_PING, KeeperState, OpCode, Perms
+from ccore.znodes.errors import Code, NoAuthError, ZKError
+from ccore.znodes.jute import ProtocolError
+from ccore.znodes.txn import Result, Txn
 
 from . import fourletter
 from .requests import WRITE_OPS, restore_watches, to_op, write_response

@@ -13,9 +13,9 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from znodes.codec import decode_snapshot, decode_txn, encode_snapshot, encode_txn
-from znodes.tree import DataTree
-from znodes.txn import Txn
+from ccore.znodes.codec import decode_snapshot, decode_txn, encode_snapshot, encode_txn
+from ccore.znodes.tree import DataTree
+from ccore.znodes.txn import Txn
 
 from .storage import DataDir
 

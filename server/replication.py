@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 import cbor2
 import trio
 
-from znodes.acl import Id
-from znodes.codec import decode_snapshot, decode_txn, decode_value, encode_snapshot, encode_txn, encode_value
-from znodes.txn import Op, Result, Txn
+from ccore.znodes.acl import Id
+from ccore.znodes.codec import decode_snapshot, decode_txn, decode_value, encode_snapshot, encode_txn, encode_value
+from ccore.znodes.txn import Op, Result, Txn
 
 from .config import ConfigError, ServerConfig
 from .peers import Membership, PeerNetwork, address_digest

@@ -9,15 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from znodes import paths
-from znodes import records as r
-from znodes.acl import Id
-from znodes.constants import AddWatchMode, EventType, OpCode, WatcherType
-from znodes.errors import BadArgumentsError, Code, NoWatcherError, ZKError
-from znodes.records import Record
-from znodes.tree import DataTree
-from znodes.txn import Check, CloseSession, Create, Delete, Multi, NoOp, Op, Result, SetACL, SetData
-from znodes.watches import WatchManager
+from ccore.znodes import paths
+from ccore.znodes import records as r
+from ccore.znodes.acl import Id
+from ccore.znodes.constants import AddWatchMode, EventType, OpCode, WatcherType
+from ccore.znodes.errors import BadArgumentsError, Code, NoWatcherError, ZKError
+from ccore.znodes.records import Record
+from ccore.znodes.tree import DataTree
+from ccore.znodes.txn import Check, CloseSession, Create, Delete, Multi, NoOp, Op, Result, SetACL, SetData
+from ccore.znodes.watches import WatchManager
 
 WRITE_OPS = frozenset(
     {

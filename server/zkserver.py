@@ -18,10 +18,10 @@ from typing import Any
 import attrs
 import trio
 
-from znodes.acl import Id
-from znodes.tree import DataTree
-from znodes.txn import CloseSession, CreateSession, DeleteContainer, NoOp, Op, Result, Txn
-from znodes.watches import WatchManager
+from ccore.znodes.acl import Id
+from ccore.znodes.tree import DataTree
+from ccore.znodes.txn import CloseSession, CreateSession, DeleteContainer, NoOp, Op, Result, Txn
+from ccore.znodes.watches import WatchManager
 
 from .config import ServerConfig
 from .connection import Connection

@@ -15,8 +15,8 @@ import trio.lowlevel
 from chaos import lockload
 from chaos.history import History
 from chaos.lockload import LOCK, LockWorkload
-from recipes import _cleanup
-from znodes.errors import ConnectionLossError, NoNodeError
+from ccore.recipes import _cleanup
+from ccore.znodes.errors import ConnectionLossError, NoNodeError
 
 OURS = 0x1234
 THEIRS = 0x5678

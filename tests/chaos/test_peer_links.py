@@ -11,7 +11,7 @@ import cbor2
 import trio
 
 from chaos.proxy import HOST, ProxyFleet
-from server.peers import PeerNetwork
+from ccore.server.peers import PeerNetwork
 
 
 def _free_ports(n: int) -> list[int]:

@@ -9,9 +9,9 @@ from typing import Any
 import trio
 
 from chaos.watchload import ROOT, WatchWorkload
-from client.protocol import WatchedEvent
-from znodes.constants import EventType, KeeperState
-from znodes.errors import ConnectionLossError, SessionExpiredError
+from ccore.client.protocol import WatchedEvent
+from ccore.znodes.constants import EventType, KeeperState
+from ccore.znodes.errors import ConnectionLossError, SessionExpiredError
 
 CREATED = EventType.NODE_CREATED
 

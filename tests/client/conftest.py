@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 import pytest
 import trio
 
-from client import Client, connect
+from ccore.client import Client, connect
 from tests.client.proxy import Proxy
 from tests.compat.servers import (
     ZK_NOT_INSTALLED,

@@ -7,7 +7,7 @@ import logging
 import pytest
 import trio
 
-from client import ClientClosedError, connect
+from ccore.client import ClientClosedError, connect
 
 
 async def test_outlives_a_cancelled_caller_and_ends_with_the_client(hosts):
@@ -40,7 +40,7 @@ async def test_an_error_is_logged_not_raised(hosts, caplog):
         async def fail() -> None:
             raise KeyError("boom")
 
-        with caplog.at_level(logging.ERROR, logger="client.client"):
+        with caplog.at_level(logging.ERROR, logger="ccore.client.client"):
             zk.start_background(fail)
             with trio.fail_after(5):
                 while not caplog.records:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import trio
 
-from client import InvalidArgumentError, NoServerError, connect
-from client.hosts import HostPort, parse
+from ccore.client import InvalidArgumentError, NoServerError, connect
+from ccore.client.hosts import HostPort, parse
 
 
 def test_connection_strings():

@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
-from client import ClientClosedError, ClientState, EventType, blocking
-from znodes.errors import NodeExistsError, NoNodeError, OperationTimeoutError
+from ccore.client import ClientClosedError, ClientState, EventType, blocking
+from ccore.znodes.errors import NodeExistsError, NoNodeError, OperationTimeoutError
 
 THREADS = 8
 PER_THREAD = 50
@@ -94,7 +94,7 @@ def test_request_timeout_and_close(hosts):
 
 
 def test_connect_failure_is_raised_in_the_caller(hosts):
-    from client import NoServerError
+    from ccore.client import NoServerError
 
     with pytest.raises(NoServerError):
         blocking.connect("127.0.0.1:1", connect_timeout=0.5)

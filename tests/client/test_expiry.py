@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import trio
 
-from client import ClientState, connect
-from znodes.errors import SessionExpiredError
+from ccore.client import ClientState, connect
+from ccore.znodes.errors import SessionExpiredError
 
 CONNECTED, SUSPENDED, LOST = ClientState.CONNECTED, ClientState.SUSPENDED, ClientState.LOST
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import trio
 
-from client import (
+from ccore.client import (
     ACL,
     OPEN_ACL_UNSAFE,
     READ_ACL_UNSAFE,
@@ -18,7 +18,7 @@ from client import (
     connect,
     make_digest_acl,
 )
-from znodes.errors import (
+from ccore.znodes.errors import (
     AuthFailedError,
     BadVersionError,
     InvalidACLError,

@@ -6,13 +6,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from client import protocol as p
-from client.protocol import ClientProtocol, ClientStateError, Phase, WatchKind
-from znodes import protocol as wire
-from znodes.constants import XID_AUTH, XID_SET_WATCHES, EventType, KeeperState, OpCode
-from znodes.errors import Code
-from znodes.jute import ProtocolError
-from znodes.records import (
+from ccore.client import protocol as p
+from ccore.client.protocol import ClientProtocol, ClientStateError, Phase, WatchKind
+from ccore.znodes import protocol as wire
+from ccore.znodes.constants import XID_AUTH, XID_SET_WATCHES, EventType, KeeperState, OpCode
+from ccore.znodes.errors import Code
+from ccore.znodes.jute import ProtocolError
+from ccore.znodes.records import (
     ConnectResponse,
     ErrorResponse,
     ExistsRequest,
@@ -23,7 +23,7 @@ from znodes.records import (
     SetWatches,
     SetWatches2,
 )
-from znodes.stat import Stat
+from ccore.znodes.stat import Stat
 
 STAT = Stat(1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1)
 PASSWD = b"p" * 16

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import trio
 
-from client import ClientState, EventType, KeeperState, connect
+from ccore.client import ClientState, EventType, KeeperState, connect
 
 CONNECTED, SUSPENDED = ClientState.CONNECTED, ClientState.SUSPENDED
 
@@ -178,7 +178,7 @@ async def test_requests_wait_for_the_connection(zk_server, open_proxy):
 
 
 async def test_in_flight_requests_fail_with_connection_loss(zk_server, open_proxy):
-    from znodes.errors import ConnectionLossError
+    from ccore.znodes.errors import ConnectionLossError
 
     proxy = await open_proxy(zk_server.port)
     async with connect(proxy.connect_string, session_timeout=5) as zk:

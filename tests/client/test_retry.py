@@ -7,8 +7,8 @@ import random
 import pytest
 import trio
 
-from client import ClientClosedError, Retry
-from znodes.errors import ConnectionLossError, NoNodeError, OperationTimeoutError
+from ccore.client import ClientClosedError, Retry
+from ccore.znodes.errors import ConnectionLossError, NoNodeError, OperationTimeoutError
 
 
 def flaky(failures: int, error=ConnectionLossError):

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from client.shell import main
+from ccore.client.shell import main
 from tests.compat.servers import REPO_ROOT
 
 

@@ -18,8 +18,8 @@ import uuid
 import pytest
 import trio
 
-from client import NoServerError, blocking, connect
-from znodes.errors import ConnectionLossError
+from ccore.client import NoServerError, blocking, connect
+from ccore.znodes.errors import ConnectionLossError
 from tests.compat.servers import REPO_ROOT
 
 ENV = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
@@ -127,8 +127,8 @@ def test_ctrl_c_stops_ccore_serve_quietly(tmp_path):
 def test_ctrl_c_while_waiting_for_a_lock_prints_at_most_one_line(hosts):
     code = (
         "import trio\n"
-        "from client import connect\n"
-        "from recipes import Lock\n"
+        "from ccore import connect\n"
+        "from ccore.recipes import Lock\n"
         "async def main():\n"
         f"    async with connect({hosts!r}) as zk:\n"
         "        async with Lock(zk, '/ctrl-c-lock'):\n"

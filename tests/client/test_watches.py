@@ -7,8 +7,8 @@ import re
 import pytest
 import trio
 
-from client import EventType, connect
-from client.watches import ClientState
+from ccore.client import EventType, connect
+from ccore.client.watches import ClientState
 
 WAIT_S = 5
 
@@ -176,7 +176,7 @@ async def test_close_ends_watches(hosts):
         _, watch = await zk.exists("/never-created-close-test", watch=True)
         stream = zk.watch("/never-created-close-test")
         await stream.__aenter__()
-    from client import ClientClosedError
+    from ccore.client import ClientClosedError
 
     with pytest.raises(ClientClosedError):
         await watch

@@ -269,7 +269,7 @@ def test_session_of_a_follower_client_expires_within_ten_percent(tmp_path) -> No
 
 
 def test_our_client_fails_over_with_its_session(tmp_path) -> None:
-    from client import blocking
+    from ccore.client import blocking
 
     with LocalEnsemble(tmp_path, nodes=3) as ens:
         ens.start_all()

@@ -14,7 +14,7 @@ import trio
 from kazoo.client import KazooClient
 
 from chaos.ensemble import LocalEnsemble
-from server.peers import PeerNetwork
+from ccore.server.peers import PeerNetwork
 
 
 def free_ports(n: int) -> list[int]:
@@ -61,7 +61,7 @@ async def test_links_form_when_each_server_sees_other_addresses(nursery) -> None
 
 
 async def test_another_membership_is_refused_with_one_log_line(nursery, caplog) -> None:
-    caplog.set_level(logging.DEBUG, logger="server.peers")
+    caplog.set_level(logging.DEBUG, logger="ccore.server.peers")
     ports = dict(zip((1, 2), free_ports(2)))
     members = {1: ("0.0.0.0", ports[1]), 2: ("127.0.0.1", ports[2])}
     links: set = set()

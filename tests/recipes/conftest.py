@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 import trio
 
-from client import Client, ClientState, connect
+from ccore.client import Client, ClientState, connect
 from tests.client.conftest import (  # noqa: F401 - fixtures reused, not copied
     _shared_servers,
     fresh_server,
@@ -116,7 +116,7 @@ class Spy:
             if self.hang is not None and self.hang(name, args):
                 await trio.sleep_forever()
             if name == "delete" and self.fail_deletes:
-                from znodes.errors import ConnectionLossError
+                from ccore.znodes.errors import ConnectionLossError
 
                 await trio.sleep(0.05)  # as a failed attempt takes a moment
                 raise ConnectionLossError(args[0] if args else None, "no server (injected)")
@@ -126,7 +126,7 @@ class Spy:
                 await target(*args, **kwargs)
             if name == "create" and self.lose_create_replies:
                 self.lose_create_replies -= 1
-                from znodes.errors import ConnectionLossError
+                from ccore.znodes.errors import ConnectionLossError
 
                 raise ConnectionLossError(args[0] if args else None, "reply lost (injected)")
             return result

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import trio
 
-from recipes import Barrier, DoubleBarrier
-from znodes.errors import NoNodeError
+from ccore.recipes import Barrier, DoubleBarrier
+from ccore.znodes.errors import NoNodeError
 
 PATH = "/barrier"
 

@@ -9,9 +9,9 @@ import uuid
 
 import pytest
 
-from client import blocking
-from recipes import LostError
-from recipes import blocking as br
+from ccore.client import blocking
+from ccore.recipes import LostError
+from ccore.recipes import blocking as br
 
 
 @pytest.fixture

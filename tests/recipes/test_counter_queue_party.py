@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import trio
 
-from recipes import Counter, LockingQueue, LostError, Party, Queue
+from ccore.recipes import Counter, LockingQueue, LostError, Party, Queue
 
 
 async def test_counter_concurrent_adds(connect_zk):
@@ -127,7 +127,7 @@ async def test_locking_queue_body_cancelled_when_lock_deleted(zk):
 
 
 async def test_party_membership(connect_zk, doomed):
-    from client import ClientState
+    from ccore.client import ClientState
 
     async with connect_zk() as a, doomed() as (b, expire):
         party = Party(a, "/party", b"a")

@@ -8,7 +8,7 @@ import itertools
 import pytest
 import trio
 
-from recipes import Election, LostError
+from ccore.recipes import Election, LostError
 
 PATH = "/election"
 

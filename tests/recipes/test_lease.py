@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import trio
 
-from recipes import Lease, LostError
+from ccore.recipes import Lease, LostError
 
 NAME = "/leases/migo-group"
 

@@ -7,7 +7,7 @@ import itertools
 import pytest
 import trio
 
-from recipes import Lock, LostError
+from ccore.recipes import Lock, LostError
 
 LOCK = "/locks/db"
 
@@ -214,7 +214,7 @@ async def test_server_restart(fresh_server, root):
     survive (the restarted server gives them a fresh deadline), the holder keeps its lock
     through the restart (it heard from the server again before its deadline), the waiter
     keeps its place and gets the lock after, with a higher token."""
-    from client import connect
+    from ccore.client import connect
 
     server = fresh_server(tick_time_ms=500)
     async with connect(server.connect_string) as admin:

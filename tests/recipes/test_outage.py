@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 import trio
 
-from client import Client, connect
-from recipes import (
+from ccore.client import Client, connect
+from ccore.recipes import (
     DoubleBarrier,
     Election,
     Lease,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import trio
 
-from recipes import ReadWriteLock, Semaphore
+from ccore.recipes import ReadWriteLock, Semaphore
 
 PATH = "/rw"
 

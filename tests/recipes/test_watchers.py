@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import trio
 
-from recipes import (
+from ccore.recipes import (
     ChildrenWatch,
     DataWatch,
     ServiceInstance,

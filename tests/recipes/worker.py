@@ -17,8 +17,8 @@ import time
 
 import trio
 
-from client import connect
-from recipes import Lease, Lock, Semaphore
+from ccore.client import connect
+from ccore.recipes import Lease, Lock, Semaphore
 
 
 def emit(event: str, **fields: object) -> None:

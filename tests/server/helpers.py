@@ -12,12 +12,12 @@ from typing import Any
 
 import trio
 
-from znodes import protocol
-from znodes import records as r
-from znodes.acl import OPEN_ACL_UNSAFE
-from znodes.constants import XID_WATCH_EVENT, CreateMode, OpCode
-from server.config import ServerConfig
-from server.zkserver import ZKServer
+from ccore.znodes import protocol
+from ccore.znodes import records as r
+from ccore.znodes.acl import OPEN_ACL_UNSAFE
+from ccore.znodes.constants import XID_WATCH_EVENT, CreateMode, OpCode
+from ccore.server.config import ServerConfig
+from ccore.server.zkserver import ZKServer
 
 
 def config(tmp_path: Path, **kw: Any) -> ServerConfig:

@@ -7,7 +7,7 @@ import socket
 import cbor2
 import trio
 
-from server.peers import PeerNetwork, frame
+from ccore.server.peers import PeerNetwork, frame
 
 from .helpers import wait_for
 

@@ -7,10 +7,10 @@ import struct
 import pytest
 import trio
 
-from znodes import records as r
-from znodes.acl import OPEN_ACL_UNSAFE
-from znodes.constants import CreateMode, EventType, OpCode
-from znodes.errors import Code
+from ccore.znodes import records as r
+from ccore.znodes.acl import OPEN_ACL_UNSAFE
+from ccore.znodes.constants import CreateMode, EventType, OpCode
+from ccore.znodes.errors import Code
 
 from .helpers import RawClient, start_server, wait_for
 

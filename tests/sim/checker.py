@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 
-from server.zab.api import counter_of, epoch_of, zx
+from ccore.server.zab.api import counter_of, epoch_of, zx
 
 
 class InvariantError(AssertionError):

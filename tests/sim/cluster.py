@@ -17,9 +17,9 @@ from typing import Any
 
 import attrs
 
-from server.zab import Ready, Role, Timing, ZabPeer
-from server.zab.api import NotLeader, zx
-from server.zab.messages import (
+from ccore.server.zab import Ready, Role, Timing, ZabPeer
+from ccore.server.zab.api import NotLeader, zx
+from ccore.server.zab.messages import (
     Ack,
     AckEpoch,
     Diff,
@@ -31,8 +31,8 @@ from server.zab.messages import (
     Trunc,
     UpToDate,
 )
-from znodes.codec import decode_snapshot, decode_txn, encode_snapshot
-from znodes.tree import DataTree
+from ccore.znodes.codec import decode_snapshot, decode_txn, encode_snapshot
+from ccore.znodes.tree import DataTree
 
 from .checker import Checker, InvariantError, digest
 from .disk import SimDisk

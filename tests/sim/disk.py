@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 import random
 
-from server.zab.api import Entry
+from ccore.server.zab.api import Entry
 
 
 class DiskError(AssertionError):

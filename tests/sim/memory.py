@@ -10,9 +10,9 @@ from __future__ import annotations
 import random
 from collections import deque
 
-from server.zab import Ready, Timing, ZabPeer
-from server.zab.api import Entry
-from server.zab.messages import Message
+from ccore.server.zab import Ready, Timing, ZabPeer
+from ccore.server.zab.api import Entry
+from ccore.server.zab.messages import Message
 
 
 class MemoryStorage:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from server.zab.messages import Message, decode_message, encode_message
+from ccore.server.zab.messages import Message, decode_message, encode_message
 
 if TYPE_CHECKING:
     from .cluster import Sim

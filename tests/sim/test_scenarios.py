@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.zab import Role
+from ccore.server.zab import Role
 
 from .checker import InvariantError
 from .scenarios import Script

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from server.zab import NotLeader, Role, Timing, ZabPeer, make_zxid
-from server.zab.messages import (
+from ccore.server.zab import NotLeader, Role, Timing, ZabPeer, make_zxid
+from ccore.server.zab.messages import (
     Ack,
     AckEpoch,
     Commit,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import random
 
-from server.zab import Role, Timing, ZabPeer, make_zxid
-from server.zab.election import Vote
-from server.zab.messages import FollowerInfo, LeaderInfo, Notification, PeerState
+from ccore.server.zab import Role, Timing, ZabPeer, make_zxid
+from ccore.server.zab.election import Vote
+from ccore.server.zab.messages import FollowerInfo, LeaderInfo, Notification, PeerState
 
 from .memory import Bus, MemoryStorage
 

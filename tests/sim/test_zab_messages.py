@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.zab import messages as m
-from server.zab.messages import (
+from ccore.server.zab import messages as m
+from ccore.server.zab.messages import (
     MessageDecodeError,
     PeerState,
     decode_message,

@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.zab import make_zxid as z
-from server.zab.history import History
-from server.zab.messages import Diff, NewLeader, Proposal, Snap, Trunc
-from server.zab.sync import SyncKind, SyncPlan, decide_sync, plan_for, sync_stream
+from ccore.server.zab import make_zxid as z
+from ccore.server.zab.history import History
+from ccore.server.zab.messages import Diff, NewLeader, Proposal, Snap, Trunc
+from ccore.server.zab.sync import SyncKind, SyncPlan, decide_sync, plan_for, sync_stream
 
 from .memory import MemoryStorage
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import random
 
-from znodes.acl import OPEN_ACL_UNSAFE, READ_ACL_UNSAFE
-from znodes.codec import encode_txn
-from znodes.constants import CreateMode
-from znodes.txn import (
+from ccore.znodes.acl import OPEN_ACL_UNSAFE, READ_ACL_UNSAFE
+from ccore.znodes.codec import encode_txn
+from ccore.znodes.constants import CreateMode
+from ccore.znodes.txn import (
     Check,
     CloseSession,
     Create,

@@ -8,8 +8,8 @@ import hypothesis.strategies as st
 import pytest
 from hypothesis import given, settings
 
-from znodes.acl import ACL, CREATOR_ALL_ACL, OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, Id
-from znodes.codec import (
+from ccore.znodes.acl import ACL, CREATOR_ALL_ACL, OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, Id
+from ccore.znodes.codec import (
     TXN_FORMAT,
     TxnDecodeError,
     decode_txn,
@@ -17,8 +17,8 @@ from znodes.codec import (
     encode_txn,
     encode_value,
 )
-from znodes.tree import SessionInfo
-from znodes.txn import (
+from ccore.znodes.tree import SessionInfo
+from ccore.znodes.txn import (
     Check,
     CloseSession,
     Create,

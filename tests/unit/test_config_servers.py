@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from server.config import ConfigError, load, parse_peer
+from ccore.server.config import ConfigError, load, parse_peer
 
 
 def write_config(tmp_path: Path, myid: int, *lines: str) -> Path:

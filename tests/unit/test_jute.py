@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from znodes.acl import ACL, OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, Id
-from znodes.jute import ProtocolError, Reader, Writer, pack_int, read_int_at
-from znodes.stat import Stat
+from ccore.znodes.acl import ACL, OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, Id
+from ccore.znodes.jute import ProtocolError, Reader, Writer, pack_int, read_int_at
+from ccore.znodes.stat import Stat
 
 ints = st.integers(-(2**31), 2**31 - 1)
 longs = st.integers(-(2**63), 2**63 - 1)

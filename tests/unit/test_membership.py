@@ -6,8 +6,8 @@ from __future__ import annotations
 import cbor2
 import pytest
 
-from server.config import ConfigError
-from server.peers import (
+from ccore.server.config import ConfigError
+from ccore.server.peers import (
     HELLO_MAGIC,
     Membership,
     MembershipMismatch,
@@ -17,7 +17,7 @@ from server.peers import (
     frame,
     membership_digest,
 )
-from server.replication import ENSEMBLE_FILE, check_ensemble_id
+from ccore.server.replication import ENSEMBLE_FILE, check_ensemble_id
 
 
 def one_line(exc: BaseException) -> str:

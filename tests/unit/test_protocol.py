@@ -11,12 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import znodes.records as rec
-from znodes.acl import ACL, Id
-from znodes.constants import MAX_BUFFER, XID_AUTH, XID_PING, XID_SET_WATCHES, OpCode
-from znodes.errors import Code
-from znodes.jute import ProtocolError, Reader, Writer
-from znodes.protocol import (
+import ccore.znodes.records as rec
+from ccore.znodes.acl import ACL, Id
+from ccore.znodes.constants import MAX_BUFFER, XID_AUTH, XID_PING, XID_SET_WATCHES, OpCode
+from ccore.znodes.errors import Code
+from ccore.znodes.jute import ProtocolError, Reader, Writer
+from ccore.znodes.protocol import (
     REQUEST_RECORDS,
     RESPONSE_RECORDS,
     BadRequest,
@@ -34,7 +34,7 @@ from znodes.protocol import (
     encode_watch_event,
     frame,
 )
-from znodes.stat import Stat
+from ccore.znodes.stat import Stat
 
 ints = st.integers(-(2**31), 2**31 - 1)
 longs = st.integers(-(2**63), 2**63 - 1)

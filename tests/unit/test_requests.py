@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from server.requests import _TO_OP, WRITE_OPS, to_op
-from znodes import records as r
-from znodes.acl import OPEN_ACL_UNSAFE
-from znodes.constants import OpCode
-from znodes.errors import BadArgumentsError
-from znodes.txn import Check, CloseSession, Create, Delete, Multi, NoOp, SetACL, SetData
+from ccore.server.requests import _TO_OP, WRITE_OPS, to_op
+from ccore.znodes import records as r
+from ccore.znodes.acl import OPEN_ACL_UNSAFE
+from ccore.znodes.constants import OpCode
+from ccore.znodes.errors import BadArgumentsError
+from ccore.znodes.txn import Check, CloseSession, Create, Delete, Multi, NoOp, SetACL, SetData
 
 
 def test_every_write_opcode_translates() -> None:

@@ -6,7 +6,7 @@ import hypothesis.strategies as st
 from hypothesis import settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from server.sessions import SessionTable
+from ccore.server.sessions import SessionTable
 
 
 def test_expires_exactly_at_deadline() -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from server.storage import CorruptLogError, LogFailedError, PurgedHistoryError, TxnLog
-from server.storage import _logformat as fmt
-from server.storage import txnlog as txnlog_module
+from ccore.server.storage import CorruptLogError, LogFailedError, PurgedHistoryError, TxnLog
+from ccore.server.storage import _logformat as fmt
+from ccore.server.storage import txnlog as txnlog_module
 
 HDR = fmt.SEGMENT_HEADER_SIZE
 REC = fmt.RECORD_HEADER_SIZE

@@ -22,8 +22,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from server.storage import TxnLog
-from server.storage.txnlog import DEFAULT_PREALLOCATE_BYTES
+from ccore.server.storage import TxnLog
+from ccore.server.storage.txnlog import DEFAULT_PREALLOCATE_BYTES
 
 SEGMENT_BYTES = 256
 

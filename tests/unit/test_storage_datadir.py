@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from server.storage import (
+from ccore.server.storage import (
     CorruptEpochError,
     CorruptSnapshotError,
     DataDir,
@@ -202,7 +202,7 @@ def test_data_dir_lock_refuses_second_opener(tmp_path: Path) -> None:
 
 def test_data_dir_lock_across_processes(tmp_path: Path) -> None:
     code = (
-        "import sys; from server.storage import DataDir, DataDirLockedError\n"
+        "import sys; from ccore.server.storage import DataDir, DataDirLockedError\n"
         "try:\n    DataDir(sys.argv[1])\nexcept DataDirLockedError as e:\n    print(e); sys.exit(3)\n"
     )
     with DataDir(tmp_path):

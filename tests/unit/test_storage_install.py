@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 
-from server.storage import DataDir
+from ccore.server.storage import DataDir
 
 
 def _state(d: DataDir) -> tuple[int, list[tuple[int, bytes]]]:
@@ -42,7 +42,7 @@ def test_install_without_entries(tmp_path) -> None:
 
 def test_crash_before_the_marker_keeps_the_old_state(tmp_path, monkeypatch) -> None:
     d = _old(tmp_path)
-    import server.storage.datadir as mod
+    import ccore.server.storage.datadir as mod
 
     def crash(*args, **kwargs):
         raise KeyboardInterrupt("crash")

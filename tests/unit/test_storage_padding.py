@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from server.storage import CorruptLogError, DataDir, TxnLog
-from server.storage import _logformat as fmt
-from server.storage import txnlog as txnlog_module
+from ccore.server.storage import CorruptLogError, DataDir, TxnLog
+from ccore.server.storage import _logformat as fmt
+from ccore.server.storage import txnlog as txnlog_module
 
 HDR = fmt.SEGMENT_HEADER_SIZE
 REC = fmt.RECORD_HEADER_SIZE

@@ -6,13 +6,13 @@ import hypothesis.strategies as st
 from hypothesis import given, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from znodes import paths
-from znodes.acl import ACL, OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, Id, digest
-from znodes.codec import decode_snapshot, decode_txn, encode_snapshot, encode_txn
-from znodes.constants import CONTAINER_EPHEMERAL_OWNER, CreateMode, EventType, Perms
-from znodes.errors import Code
-from znodes.tree import DataTree, Node, ttl_owner
-from znodes.txn import (
+from ccore.znodes import paths
+from ccore.znodes.acl import ACL, OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, Id, digest
+from ccore.znodes.codec import decode_snapshot, decode_txn, encode_snapshot, encode_txn
+from ccore.znodes.constants import CONTAINER_EPHEMERAL_OWNER, CreateMode, EventType, Perms
+from ccore.znodes.errors import Code
+from ccore.znodes.tree import DataTree, Node, ttl_owner
+from ccore.znodes.txn import (
     Check,
     CloseSession,
     Create,

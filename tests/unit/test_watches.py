@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from znodes.constants import EventType, WatcherType
-from znodes.watches import WatchManager
+from ccore.znodes.constants import EventType, WatcherType
+from ccore.znodes.watches import WatchManager
 
 CREATED, DELETED, CHANGED, CHILDREN = (
     EventType.NODE_CREATED,

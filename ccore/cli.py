@@ -14,14 +14,11 @@ SERVER_COMMANDS = {"serve", "ensemble"}
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in SERVER_COMMANDS:
-        from server.cli import main as server_main
+        from ccore.server.cli import main as server_main
 
         return server_main(args)
-    try:
-        from client.shell import main as client_main
-    except ImportError:
-        print("ccore: usage: ccore serve [options]  (client shell commands are not built yet)", file=sys.stderr)
-        return 2
+    from ccore.client.shell import main as client_main
+
     return client_main(args)
 
 
