@@ -1,11 +1,12 @@
 """The Trio driver of the Zab core: peer links, timers, persistence, forwarding, sessions.
 
-It carries out each `Ready` of `server.zab.ZabPeer` as its contract says: send its messages
-(the core never puts an acknowledgement in the Ready whose persistence it depends on, so
-sending while the fsync runs is safe), persist (in a worker thread, one fsync per Ready),
-then apply the committed transactions through the server. Writes from clients of a follower
-travel to the leader as `ForwardWrite` frames on the same FIFO link as the Zab messages;
-session touches follow every half tick as `Touch` frames.
+It carries out each `Ready` of `ccore.server.zab.ZabPeer` as its contract allows: send its
+messages first (the core never puts an acknowledgement in the Ready whose persistence it
+depends on, so a leader's proposals may leave before its own fsync, as in Raft), persist
+(appends and epoch files fsynced on the loop, one fsync per Ready; truncations and snapshot
+installs in a worker thread), then apply the committed transactions through the server.
+Writes from clients of a follower travel to the leader as `ForwardWrite` frames on the same
+FIFO link as the Zab messages; session touches follow every quarter tick as `Touch` frames.
 """
 
 from __future__ import annotations
@@ -304,7 +305,8 @@ class Replicator:
             peer.advance(ready)
 
     def _persist(self, ready: Ready) -> None:
-        """Step 1 of a Ready, in its order. Runs in a worker thread."""
+        """Step 1 of a Ready, in its order (on the loop, or in a worker thread when it
+        truncates or installs a snapshot)."""
         db = self.server.db
         d = db.dir
         assert d is not None

@@ -199,6 +199,9 @@ class Ready:
     2. SEND `messages` (to_id, message) in order, each on its FIFO link to `to_id`; drop
        those whose link is down. The core never puts in a Ready a message that depends on
        the same Ready's persistence: acknowledgements come in the Ready after `advance`.
+       So a driver may also send before step 1 has finished (ours does: a leader's
+       proposals leave before its own fsync, as in Raft; it counts itself toward a quorum
+       only with its durable log end, which moves at `advance`).
     3. APPLY `committed` (zxid, payload) to the state machine in order. Every one is
        committed by a quorum and durable here (persisted by an earlier Ready).
     `status` is the peer's state after this Ready; `must_sync` tells whether step 1 has work.
