@@ -82,7 +82,7 @@ def close_all(conns: list[Conn]) -> None:
 
 def wait_new_session(target: Target, control: Control | None, within_s: float = 15.0) -> None:
     deadline = time.monotonic() + within_s
-    while True:
+    for _attempt in range(1000):
         try:
             new_session_works(target.client_port, control)
             return
@@ -91,6 +91,7 @@ def wait_new_session(target: Target, control: Control | None, within_s: float = 
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+    raise AssertionError(f"no new session on port {target.client_port} in 1000 attempts")
 
 
 # -- thousands of connections ------------------------------------------------------------------
