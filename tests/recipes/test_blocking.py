@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 import time
@@ -9,6 +10,7 @@ import uuid
 
 import pytest
 
+from ccore import NoNodeError
 from ccore.client import blocking
 from ccore.recipes import LostError
 from ccore.recipes import blocking as br
@@ -50,7 +52,9 @@ def test_lock_from_threads(bzk):
     assert len(spans) == 20
     for (s1, e1, t1), (s2, e2, t2) in itertools.pairwise(spans):
         assert e1 <= s2 and t1 < t2
-    assert bzk.children("/lock") == []
+    # Empty, or gone: Apache ZooKeeper's container sweep may reap the empty lock node.
+    with contextlib.suppress(NoNodeError):
+        assert bzk.children("/lock") == []
 
 
 def test_lost_is_reported_to_the_thread(bzk):
