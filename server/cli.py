@@ -30,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--min-session-timeout", type=int, metavar="MS", help="default 2 x tickTime")
     p.add_argument("--max-session-timeout", type=int, metavar="MS", help="default 20 x tickTime")
     p.add_argument("--snap-count", type=int, help="transactions between snapshots (default 100000)")
+    p.add_argument("--max-client-cnxns", type=int, metavar="N", help="connections per client address (default 60; 0: unlimited)")
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
     return p
 
@@ -44,6 +45,7 @@ def build_config(ns: argparse.Namespace) -> cfg.ServerConfig:
         "min_session_timeout_ms": ns.min_session_timeout,
         "max_session_timeout_ms": ns.max_session_timeout,
         "snap_count": ns.snap_count,
+        "max_client_cnxns": ns.max_client_cnxns,
     }
     for key, value in overrides.items():
         if value is not None:

@@ -34,7 +34,7 @@ class ServerConfig:
     tick_time_ms: int = 2000
     min_session_timeout_ms: int | None = None  # default 2 x tickTime
     max_session_timeout_ms: int | None = None  # default 20 x tickTime
-    max_client_cnxns: int = 0  # 0: unlimited, per client address
+    max_client_cnxns: int = 60  # per client address, as ZooKeeper; 0: unlimited
     snap_count: int = 100_000  # transactions between snapshots
     snap_retain_count: int = 3
     container_check_interval_ms: int = 1000
@@ -71,6 +71,8 @@ class ServerConfig:
             )
         if not 0 <= self.client_port <= 65535:
             raise ConfigError(f"clientPort {self.client_port} is not a port number")
+        if self.max_client_cnxns < 0:
+            raise ConfigError(f"maxClientCnxns must be 0 (no limit) or more, got {self.max_client_cnxns}")
 
 
 _INT_KEYS = {

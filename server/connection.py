@@ -9,6 +9,7 @@ transaction that fires them is applied, so they precede any reply that reflects 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RECEIVE_BYTES = 256 * 1024
+# A connection that has not started a session by then is closed (ZooKeeper's
+# zookeeper.nio.sessionlessCnxnTimeout), so idle sockets cannot pile up to the fd limit.
+SESSIONLESS_TIMEOUT_S = 10.0
 # A client that stops reading its replies is dropped once this much is queued for it.
 MAX_QUEUED_BYTES = 64 * 1024 * 1024
 # Compared for every request: module names are cheaper to load than enum class attributes.
@@ -127,6 +131,7 @@ class Connection:
     # -- lifecycle ------------------------------------------------------------------------
 
     async def run(self) -> None:
+        self._cancel.deadline = trio.current_time() + SESSIONLESS_TIMEOUT_S
         try:
             with self._cancel:
                 async with trio.open_nursery() as nursery:
@@ -213,6 +218,7 @@ class Connection:
                 return True
         self.session_id = session_id
         self.timeout_ms = timeout
+        self._cancel.deadline = math.inf  # a session now: its own timeout governs
         server.attach(session_id, self)
         self.send(protocol.encode_connect_response(r.ConnectResponse(0, timeout, session_id, password, False)))
         return True

@@ -39,6 +39,7 @@ _LEN = struct.Struct(">I")
 # every call (~8 us per receive); a big frame (a SNAP) simply takes many receives.
 RECEIVE_BYTES = 64 * 1024
 HELLO_MAGIC = "ccore-peer-1"
+MAX_HELLO = 64 * 1024  # a hello names ids and roles: a few hundred bytes
 
 
 class PeerFrameError(Exception):
@@ -136,17 +137,23 @@ class MembershipMismatch(PeerFrameError):
         self.key = (repr(peer), repr(theirs))
 
 
-async def read_frames(stream: trio.abc.ReceiveStream, on_frame: Callable[[bytes], None]) -> None:
+async def read_frames(
+    stream: trio.abc.ReceiveStream, on_frame: Callable[[bytes], None], *, first_frame_max: int = MAX_FRAME
+) -> None:
+    """Call `on_frame` with each frame's payload until the stream ends. The first frame may
+    have a lower limit (a hello): a stranger cannot make us buffer a SNAP-sized frame."""
     buf = bytearray()
+    limit = first_frame_max
     while True:
         while len(buf) >= 4:
             (size,) = _LEN.unpack_from(buf, 0)
-            if size > MAX_FRAME:
-                raise PeerFrameError(f"frame of {size} bytes is over the {MAX_FRAME} limit")
+            if size > limit:
+                raise PeerFrameError(f"frame of {size} bytes is over the {limit} limit")
             if len(buf) < 4 + size:
                 break
             payload = bytes(buf[4 : 4 + size])
             del buf[: 4 + size]
+            limit = MAX_FRAME
             on_frame(payload)
         chunk = await stream.receive_some(RECEIVE_BYTES)
         if not chunk:
@@ -205,7 +212,8 @@ class PeerNetwork:
         self._backoff = backoff_s
         self._rng = rng or random.Random()
         self._out = {peer: _Outgoing(peer) for peer in self.members if peer != my_id}
-        self._incoming: dict[int, object] = {}  # peer -> token of its live incoming connection
+        # peer -> the cancel scope of its live incoming connection's reader (also its token)
+        self._incoming: dict[int, trio.CancelScope] = {}
         self._up: set[int] = set()
         self.port: int | None = None
         self._last_message: Any = None
@@ -322,15 +330,18 @@ class PeerNetwork:
 
     async def _accept(self, stream: trio.SocketStream) -> None:
         peer: int | None = None
-        token = object()
+        token = trio.CancelScope()  # cancelled when a newer connection from the same peer wins
 
         def on_frame(payload: bytes) -> None:
             nonlocal peer
             if peer is None:
                 peer = self._check_hello(payload)
-                if peer in self._incoming:
-                    # A new connection replaces the old: report the break before its frames.
-                    del self._incoming[peer]
+                replaced = self._incoming.pop(peer, None)
+                if replaced is not None:
+                    # A new connection replaces the old: report the break before its frames,
+                    # and close the old one, so that if the newcomer was not really that
+                    # peer, the real one sees its connection end and dials again.
+                    replaced.cancel()
                     self._update(peer)
                 self._incoming[peer] = token
                 self._update(peer)
@@ -344,7 +355,8 @@ class PeerNetwork:
             # else: a stale connection, or the link is down: its frames are lost
 
         try:
-            await read_frames(stream, on_frame)
+            with token:
+                await read_frames(stream, on_frame, first_frame_max=MAX_HELLO)
         except MembershipMismatch as e:
             if e.key not in self._refusals_logged:  # once, not at every redial
                 if len(self._refusals_logged) >= 64:
