@@ -20,7 +20,7 @@ import trio
 
 from ccore.client import NoServerError, blocking, connect
 from ccore.znodes.errors import ConnectionLossError
-from tests.compat.servers import REPO_ROOT
+from tests.compat.servers import REPO_ROOT, wait_for_imok
 
 ENV = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
 DEAD = "127.0.0.1:1"  # nothing listens on port 1 of loopback
@@ -101,26 +101,21 @@ def test_ctrl_c_stops_ccore_serve_quietly(tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ccore", "serve", "--client-port", str(port), "--data-dir", str(tmp_path / "d"),
-         "--log-level", "WARNING"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, cwd=REPO_ROOT,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )  # fmt: skip
+    log = tmp_path / "server.log"
+    with log.open("w") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ccore", "serve", "--client-port", str(port), "--data-dir", str(tmp_path / "d"),
+             "--log-level", "WARNING"],
+            stdout=log_file, stderr=subprocess.STDOUT, env=ENV, cwd=REPO_ROOT,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )  # fmt: skip
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                    s.sendall(b"ruok")
-                    if s.recv(4) == b"imok":
-                        break
-            except OSError:
-                time.sleep(0.1)
+        wait_for_imok(port, proc, log)
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=20)
+        proc.wait(timeout=20)
     finally:
         proc.kill()
+    err = log.read_text()
     assert proc.returncode == 0 and "Traceback" not in err and "Group" not in err
 
 

@@ -8,14 +8,12 @@ import socket
 import subprocess
 import sys
 import tarfile
-import time
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from tests.compat.servers import REPO_ROOT
-
+from tests.compat.servers import REPO_ROOT, wait_for_imok
 
 CLIENT_SCRIPT = """
 import sys, trio
@@ -89,22 +87,14 @@ def test_installed_wheel_serves_kazoo_and_our_recipes(dist, tmp_path):
     _run([sys.executable, "-m", "venv", str(venv)], cwd=tmp_path)
     python, ccore = venv / "bin" / "python", venv / "bin" / "ccore"
     _run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(wheel), "kazoo"], cwd=tmp_path)
-    port = _free_port()
-    server = subprocess.Popen(
-        [str(ccore), "serve", "--client-port", str(port), "--data-dir", str(tmp_path / "data"), "--log-level", "WARNING"],
-        cwd=tmp_path, env=_clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    port, log = _free_port(), tmp_path / "server.log"
+    with log.open("w") as log_file:
+        server = subprocess.Popen(
+            [str(ccore), "serve", "--client-port", str(port), "--data-dir", str(tmp_path / "data"), "--log-level", "WARNING"],
+            cwd=tmp_path, env=_clean_env(), stdout=log_file, stderr=subprocess.STDOUT,
+        )  # fmt: skip
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and server.poll() is None:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                    s.sendall(b"ruok")
-                    if s.recv(4) == b"imok":
-                        break
-            except OSError:
-                time.sleep(0.2)
-        assert server.poll() is None, server.communicate()[1][-2000:]
+        wait_for_imok(port, server, log)
         (tmp_path / "app.py").write_text(CLIENT_SCRIPT)
         out = _run([str(python), "app.py", f"127.0.0.1:{port}"], cwd=tmp_path, timeout=120)
         assert out.strip() == "ok hello"
