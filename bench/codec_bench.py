@@ -79,7 +79,9 @@ def bench_txn(number: int, repeat: int) -> list[tuple[str, float]]:
         txns = _txns(number, make)
         payloads = [encode_txn(t) for t in txns]
         assert [decode_txn(p) for p in payloads] == txns
-        out.append((f"encode_txn {kind} ({len(payloads[0])} B)", best(lambda txns=txns: [encode_txn(t) for t in txns], number, repeat)))
+        out.append(
+            (f"encode_txn {kind} ({len(payloads[0])} B)", best(lambda txns=txns: [encode_txn(t) for t in txns], number, repeat))
+        )
         out.append((f"decode_txn {kind}", best(lambda payloads=payloads: [decode_txn(p) for p in payloads], number, repeat)))
     ops = [_create(i) for i in range(number)]
     values = [encode_value(op, Op) for op in ops]
@@ -114,13 +116,13 @@ def bench_protocol(number: int, repeat: int) -> list[tuple[str, float]]:
     ]
     tree = DataTree()
     results = []
-    for i, t in enumerate([Txn(1, 0, 0, Create(PARENT, b"", OPEN_ACL_UNSAFE, 0))] + _txns(number, _create)):
+    for t in [Txn(1, 0, 0, Create(PARENT, b"", OPEN_ACL_UNSAFE, 0))] + _txns(number, _create):
         results.append((t, tree.apply(t)[0]))
     results = results[1:]
     decoded = [protocol.decode_request(p) for p in requests]
 
     def replies() -> None:
-        for (header, record), (txn, result) in zip(decoded, results):
+        for (header, record), (txn, result) in zip(decoded, results, strict=True):
             err, body = write_response(header.type, record, result)
             protocol.encode_reply(header.xid, txn.zxid, err, body)
 

@@ -166,35 +166,25 @@ def parse_raw(path: Path) -> dict[str, dict[str, Any]]:
         if not count.isdigit():
             continue
         n, frames = int(count), stack.split(";")
-        kind = (
-            "workers"
-            if any(f.startswith("Thread._bootstrap") for f in frames)
-            else "trio"
-        )
+        kind = "workers" if any(f.startswith("Thread._bootstrap") for f in frames) else "trio"
         name = categorise(frames)
         out[kind]["samples"] += n
         out[kind]["categories"][name] += n
         if name == "other":
             out[kind]["other"][re.sub(r" \(.*\)$", "", frames[-1])] += n
         if name == TRIO:
-            out[kind].setdefault("trio_parts", collections.Counter())[
-                trio_part(frames)
-            ] += n
+            out[kind].setdefault("trio_parts", collections.Counter())[trio_part(frames)] += n
     return out
 
 
 TRIO = "Trio scheduler, tasks, threads"
 # What the Trio overhead is made of. A stack under to_thread_run_sync (or the worker-thread
 # cache and its wake-up queue) is thread hand-off; otherwise its innermost Trio frame decides.
-HANDOFF = re.compile(
-    r"to_thread_run_sync|_thread_cache|EntryQueue|TrioToken|run_sync_soon"
-)
+HANDOFF = re.compile(r"to_thread_run_sync|_thread_cache|EntryQueue|TrioToken|run_sync_soon")
 TRIO_PARTS: list[tuple[str, re.Pattern[str]]] = [
     (
         "socket I/O wrappers (_try_sync, wait_readable/writable, epoll registration)",
-        re.compile(
-            r"^(_try_sync|wait_(readable|writable)|_nonblocking_helper|EpollIOManager\.(_update|wait|notify))"
-        ),
+        re.compile(r"^(_try_sync|wait_(readable|writable)|_nonblocking_helper|EpollIOManager\.(_update|wait|notify))"),
     ),
     (
         "task wake-ups (Event, ParkingLot, checkpoints, cancel scopes, nurseries)",
@@ -204,9 +194,7 @@ TRIO_PARTS: list[tuple[str, re.Pattern[str]]] = [
     ),
     (
         "event loop (epoll poll, run queue, reschedule)",
-        re.compile(
-            r"^(unrolled_run|EpollIOManager\.|Runner\.|reschedule|current_time)"
-        ),
+        re.compile(r"^(unrolled_run|EpollIOManager\.|Runner\.|reschedule|current_time)"),
     ),
 ]
 
@@ -243,18 +231,14 @@ def thread_times(pid: int | None) -> dict[str, tuple[str, float, float]]:
     for task in tasks:
         try:
             name = (task / "comm").read_text().strip()
-            on_cpu, waiting, _ = (
-                int(x) for x in (task / "schedstat").read_text().split()
-            )
+            on_cpu, waiting, _ = (int(x) for x in (task / "schedstat").read_text().split())
         except (OSError, ValueError):
             continue
         out[task.name] = (name, on_cpu / 1e9, waiting / 1e9)
     return out
 
 
-def thread_deltas(
-    before: dict, after: dict, main_tid: str
-) -> dict[str, dict[str, float]]:
+def thread_deltas(before: dict, after: dict, main_tid: str) -> dict[str, dict[str, float]]:
     """CPU and run-queue wait of the main (Trio) thread and of all other threads together."""
     out = {
         "trio": {"cpu_s": 0.0, "wait_s": 0.0},
@@ -342,9 +326,7 @@ def client_main(argv: list[str]) -> int:
 
 
 class Profiler:
-    def __init__(
-        self, out_dir: Path, rate_hz: int, progress: Callable[[str], None]
-    ) -> None:
+    def __init__(self, out_dir: Path, rate_hz: int, progress: Callable[[str], None]) -> None:
         self.out_dir = out_dir
         self.rate_hz = rate_hz
         self.progress = progress
@@ -362,11 +344,7 @@ class Profiler:
         leader = wait_healthy(system)
         target = min(followers(system))
         roles = {
-            sid: "leader"
-            if sid == leader
-            else "follower (client's)"
-            if sid == target
-            else "follower (other)"
+            sid: "leader" if sid == leader else "follower (client's)" if sid == target else "follower (other)"
             for sid in system.servers
         }
         client = Worker(
@@ -387,9 +365,7 @@ class Profiler:
             for phase in ("creates", "reads", "setdata"):
                 results[phase] = self._phase(system, client, phase, roles, spy=spy)
             if strace and shutil.which("strace"):
-                results["creates"]["syscalls"] = self._strace_pass(
-                    system, client, roles
-                )
+                results["creates"]["syscalls"] = self._strace_pass(system, client, roles)
         finally:
             client.close()
         return results
@@ -407,10 +383,7 @@ class Profiler:
         try:
             if spy:
                 for sid in system.servers:
-                    raw = (
-                        self.out_dir
-                        / f"{system.name}-{phase}-{roles[sid].split()[0]}{sid}.txt"
-                    )
+                    raw = self.out_dir / f"{system.name}-{phase}-{roles[sid].split()[0]}{sid}.txt"
                     argv = [
                         "py-spy",
                         "record",
@@ -426,9 +399,7 @@ class Profiler:
                     ]
                     spies[sid] = (
                         raw,
-                        subprocess.Popen(
-                            argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-                        ),
+                        subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
                     )
                 time.sleep(SPY_ATTACH_S)
             cpu0 = {sid: cpu_seconds(system.pid(sid)) for sid in system.servers}
@@ -437,14 +408,9 @@ class Profiler:
             client.send(f"go {phase}")
             got = client.result(PHASE_TIMEOUT_S)
             wall = time.monotonic() - wall0
-            cpu = {
-                sid: cpu_seconds(system.pid(sid)) - cpu0[sid] for sid in system.servers
-            }
+            cpu = {sid: cpu_seconds(system.pid(sid)) - cpu0[sid] for sid in system.servers}
             threads = {
-                sid: thread_deltas(
-                    threads0[sid], thread_times(system.pid(sid)), str(system.pid(sid))
-                )
-                for sid in system.servers
+                sid: thread_deltas(threads0[sid], thread_times(system.pid(sid)), str(system.pid(sid))) for sid in system.servers
             }
         finally:
             _stop_all([proc for _, proc in spies.values()])
@@ -471,9 +437,7 @@ class Profiler:
             "rate_hz": self.rate_hz,
         }
 
-    def _strace_pass(
-        self, system: System, client: Worker, roles: dict[int, str]
-    ) -> dict[str, Any]:
+    def _strace_pass(self, system: System, client: Worker, roles: dict[int, str]) -> dict[str, Any]:
         """Another creates pass under strace -c (slower: only the counts are used)."""
         outs: dict[int, tuple[Path, subprocess.Popen]] = {}
         try:
@@ -490,19 +454,14 @@ class Profiler:
                 ]
                 outs[sid] = (
                     out,
-                    subprocess.Popen(
-                        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-                    ),
+                    subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
                 )
             time.sleep(SPY_ATTACH_S)
             client.send("go creates")
             got = client.result(PHASE_TIMEOUT_S)
         finally:
             _stop_all([proc for _, proc in outs.values()])
-        counts = {
-            str(sid): {"role": roles[sid], "calls": parse_strace(out)}
-            for sid, (out, _) in outs.items()
-        }
+        counts = {str(sid): {"role": roles[sid], "calls": parse_strace(out)} for sid, (out, _) in outs.items()}
         self.progress(f"{system.name} creates under strace: {got['rate']:,.0f} ops/s")
         return {"ops": got["ops"], "servers": counts}
 
@@ -510,9 +469,7 @@ class Profiler:
 def _stop_all(procs: list[subprocess.Popen]) -> None:
     for proc in procs:
         if proc.poll() is None:
-            proc.send_signal(
-                signal.SIGINT
-            )  # py-spy and strace write their output on SIGINT
+            proc.send_signal(signal.SIGINT)  # py-spy and strace write their output on SIGINT
     for proc in procs:
         try:
             proc.wait(timeout=60)
@@ -556,9 +513,7 @@ def _server_section(sid: str, s: dict, ops: int) -> list[str]:
             n = cats.get(cat, 0)
             if n:
                 stage_n += n
-                lines.append(
-                    f"| {stage} | {cat} | {n / total:.0%} | {_ms_per_1000(trio_t['cpu_s'] * n / total, ops):.1f} |"
-                )
+                lines.append(f"| {stage} | {cat} | {n / total:.0%} | {_ms_per_1000(trio_t['cpu_s'] * n / total, ops):.1f} |")
         if stage_n:
             stage_totals.append(f"{stage} {stage_n / total:.0%}")
     lines.append("by stage: " + ", ".join(stage_totals))
@@ -566,24 +521,15 @@ def _server_section(sid: str, s: dict, ops: int) -> list[str]:
     if parts:
         lines.append(
             "Trio overhead made of: "
-            + ", ".join(
-                f"{k} {_ms_per_1000(trio_t['cpu_s'] * v / total, ops):.1f} ms"
-                for k, v in parts.most_common()
-            )
+            + ", ".join(f"{k} {_ms_per_1000(trio_t['cpu_s'] * v / total, ops):.1f} ms" for k, v in parts.most_common())
         )
     others = collections.Counter(samples["trio"]["other"]).most_common(5)
     if others:
-        lines.append(
-            "'other', by innermost frame: "
-            + ", ".join(f"{k} {v / total:.1%}" for k, v in others)
-        )
+        lines.append("'other', by innermost frame: " + ", ".join(f"{k} {v / total:.1%}" for k, v in others))
     w = samples["workers"]
     if w["samples"]:
         lines.append(
-            "other threads, GIL held: "
-            + ", ".join(
-                f"{k} {v / w['samples']:.0%}" for k, v in w["categories"].most_common(4)
-            )
+            "other threads, GIL held: " + ", ".join(f"{k} {v / w['samples']:.0%}" for k, v in w["categories"].most_common(4))
         )
     return lines
 
@@ -609,9 +555,7 @@ def _totals(res: dict, ops: int) -> list[str]:
     for stage, members in STAGES.items():
         for cat in members:
             if totals.get(cat):
-                lines.append(
-                    f"| {stage} | {cat} | {_ms_per_1000(totals[cat], ops):.1f} | {totals[cat] / whole:.0%} |"
-                )
+                lines.append(f"| {stage} | {cat} | {_ms_per_1000(totals[cat], ops):.1f} | {totals[cat] / whole:.0%} |")
     return lines
 
 
@@ -627,19 +571,14 @@ def report(all_results: dict[str, dict[str, dict]]) -> str:
     theirs = all_results.get("zookeeper", {})
     for phase, res in all_results.get("ccore", {}).items():
         ops = res["ops"]
-        lines.append(
-            f"\n## {PHASE_TITLES[phase]}: {ops:,} ops at {res['rate']:,.0f} ops/s (our client, connected to a follower)"
-        )
+        lines.append(f"\n## {PHASE_TITLES[phase]}: {ops:,} ops at {res['rate']:,.0f} ops/s (our client, connected to a follower)")
         ours_cpu = sum(s["cpu_s"] for s in res["servers"].values())
         cpu = f"CPU per 1000 ops, 3 servers together: ccore {_ms_per_1000(ours_cpu, ops):.0f} ms"
         if phase in theirs:
             t = theirs[phase]
             t_cpu = sum(s["cpu_s"] for s in t["servers"].values())
             cpu += f", ZooKeeper {_ms_per_1000(t_cpu, t['ops']):.0f} ms (at {t['rate']:,.0f} ops/s)"
-        lines.append(
-            cpu
-            + f"; the client process {_ms_per_1000(res['client_cpu_s'], ops):.0f} ms"
-        )
+        lines.append(cpu + f"; the client process {_ms_per_1000(res['client_cpu_s'], ops):.0f} ms")
         lines += _totals(res, ops)
         for sid, s in res["servers"].items():
             lines += _server_section(sid, s, ops)
@@ -652,9 +591,7 @@ def report(all_results: dict[str, dict[str, dict]]) -> str:
                 calls = entry["calls"]
                 fsyncs = calls.get("fdatasync", 0) + calls.get("fsync", 0)
                 batch = f", {sc['ops'] / fsyncs:.0f} txns per fsync" if fsyncs else ""
-                counts = ", ".join(
-                    f"{k} {v / sc['ops'] * 1000:.0f}" for k, v in sorted(calls.items())
-                )
+                counts = ", ".join(f"{k} {v / sc['ops'] * 1000:.0f}" for k, v in sorted(calls.items()))
                 lines.append(f"- server {sid} ({entry['role']}): {counts}{batch}")
     return "\n".join(lines)
 
@@ -667,23 +604,13 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m bench.profile",
         description=__doc__.splitlines()[0] if __doc__ else None,
     )
-    p.add_argument(
-        "--ops", type=int, default=20000, help="pipelined creates (default 20000)"
-    )
-    p.add_argument(
-        "--reads", type=int, default=100000, help="pipelined reads (default 100000)"
-    )
+    p.add_argument("--ops", type=int, default=20000, help="pipelined creates (default 20000)")
+    p.add_argument("--reads", type=int, default=100000, help="pipelined reads (default 100000)")
     p.add_argument("--in-flight", type=int, default=200)
-    p.add_argument(
-        "--rate", type=int, default=200, help="py-spy samples per second (default 200)"
-    )
+    p.add_argument("--rate", type=int, default=200, help="py-spy samples per second (default 200)")
     p.add_argument("--tick-ms", type=int, default=2000)
-    p.add_argument(
-        "--no-apache", action="store_true", help="skip ZooKeeper's CPU figures"
-    )
-    p.add_argument(
-        "--no-strace", action="store_true", help="skip the syscall-count pass"
-    )
+    p.add_argument("--no-apache", action="store_true", help="skip ZooKeeper's CPU figures")
+    p.add_argument("--no-strace", action="store_true", help="skip the syscall-count pass")
     args = p.parse_args(argv)
     if shutil.which("py-spy") is None:
         print("py-spy not found: pip install py-spy", file=sys.stderr)
@@ -723,8 +650,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.reads,
                 args.in_flight,
                 spy=system.name == "ccore",
-                strace=system.name == "ccore"
-                and not args.no_strace,  # strace slows Java 5x: no figures
+                strace=system.name == "ccore" and not args.no_strace,  # strace slows Java 5x: no figures
             )
     finally:
         for system in systems:
@@ -733,9 +659,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(base, ignore_errors=True)
     (out_dir / "profile.json").write_text(json.dumps(results, indent=1))
     print(report(results))
-    print(
-        f"\nraw py-spy stacks, strace counts and profile.json: {out_dir.relative_to(REPO_ROOT)}"
-    )
+    print(f"\nraw py-spy stacks, strace counts and profile.json: {out_dir.relative_to(REPO_ROOT)}")
     return 0
 
 

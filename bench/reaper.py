@@ -32,9 +32,7 @@ def start_time(pid: int) -> str | None:
 
 
 def main() -> int:
-    signal.signal(
-        signal.SIGINT, signal.SIG_IGN
-    )  # a Ctrl-C is for the benchmark, not for us
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is for the benchmark, not for us
     watched: dict[int, str] = {}
     scratch: list[str] = []
     for line in sys.stdin:

@@ -36,7 +36,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.compat.servers import ServerHandle, apache_installed, make_server
+from tests.compat.servers import ServerHandle, apache_installed, make_server  # noqa: E402 - needs REPO on sys.path (run as a script)
 
 LEASE = "/leases/migo-group"
 
@@ -226,7 +226,10 @@ def main() -> None:
                             rates[client].append(lock_rate(client, server.connect_string, args.processes, args.seconds))
                     for client in clients:
                         lock_results[kind, client] = statistics.median(rates[client])
-                        print(f"lock  {kind:6} {client:5}: {lock_results[kind, client]:7.0f} grants/s  runs {[round(r) for r in rates[client]]}", flush=True)
+                        print(
+                            f"lock  {kind:6} {client:5}: {lock_results[kind, client]:7.0f} grants/s  runs {[round(r) for r in rates[client]]}",
+                            flush=True,
+                        )
                 if args.only != "lock":
                     ratios: dict[str, list[float]] = {c: [] for c in clients}
                     for _ in range(args.takeovers):
@@ -234,7 +237,10 @@ def main() -> None:
                             ratios[client].append(takeover_ratio(client, server.connect_string, args.ttl))
                     for client in clients:
                         lease_results[kind, client] = ratios[client]
-                        print(f"lease {kind:6} {client:5}: takeover {statistics.median(ratios[client]):.2f} x TTL (median)  runs {[round(r, 2) for r in ratios[client]]}", flush=True)
+                        print(
+                            f"lease {kind:6} {client:5}: takeover {statistics.median(ratios[client]):.2f} x TTL (median)  runs {[round(r, 2) for r in ratios[client]]}",
+                            flush=True,
+                        )
             finally:
                 server.kill()
     print(f"\nlock hand-offs/s, {args.processes} processes, median of {args.runs} x {args.seconds:g}s:")

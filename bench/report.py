@@ -32,9 +32,7 @@ METRICS = (
     Metric("set_p99_ms", "setData latency p99 (1 outstanding)", "ms", False, 2),
     Metric("lock_per_s", "lock hand-offs, 4 processes", "/s", True),
     Metric("fanout_ms", "watch fan-out, 1 change to 100 watchers", "ms", False, 1),
-    Metric(
-        "failover_ratio", "lease failover: owner killed -> new owner", "x TTL", False, 2
-    ),
+    Metric("failover_ratio", "lease failover: owner killed -> new owner", "x TTL", False, 2),
     Metric("outage_s", "leader kill -9 -> writes succeed", "s", False, 2),
 )
 BY_KEY = {m.key: m for m in METRICS}
@@ -123,11 +121,7 @@ class Results:
 
     def to_json(self, meta: dict[str, Any]) -> dict[str, Any]:
         medians = {
-            m.key: {
-                c: {s: self.median(m.key, c, s) for s in SYSTEMS}
-                | {"ratio": self.ratio(m.key, c)}
-                for c in CLIENTS
-            }
+            m.key: {c: {s: self.median(m.key, c, s) for s in SYSTEMS} | {"ratio": self.ratio(m.key, c)} for c in CLIENTS}
             for m in METRICS
         }
         return {

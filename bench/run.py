@@ -106,9 +106,7 @@ class Bench:
         """The server a single-session workload talks to: a follower (as 2 of 3 clients are)."""
         return min(followers(system) or system.servers)
 
-    def measure(
-        self, what: str, client: str, system: System, fn: Callable[..., Any], *args: Any
-    ) -> Any:
+    def measure(self, what: str, client: str, system: System, fn: Callable[..., Any], *args: Any) -> Any:
         """Run one measurement; a failure is recorded and reported, and the ensemble made
         healthy again before the next. An ensemble that cannot be healed is skipped from then
         on (its server logs are copied under bench/results/)."""
@@ -125,18 +123,14 @@ class Bench:
             self.broken.add(system.name)
             self._failed(f"{system.name} ensemble", e)
             kept = keep_logs(system)
-            self.progress(
-                f"skipping the rest of {system.name}; its server logs: {kept}"
-            )
+            self.progress(f"skipping the rest of {system.name}; its server logs: {kept}")
         return None
 
     def _failed(self, label: str, error: BaseException) -> None:
         text = f"{label}: {describe(error)}"
         self.results.errors.append(text)
         self.progress(f"FAILED {text}")
-        logging.getLogger(__name__).debug(
-            "%s", "".join(traceback.format_exception(error))
-        )
+        logging.getLogger(__name__).debug("%s", "".join(traceback.format_exception(error)))
 
     def order(self, run: int) -> list[str]:
         """Systems alternate who goes first, run by run."""
@@ -192,9 +186,7 @@ class Bench:
                     continue
                 ms = [r * 1000 for r in rounds]
                 self.results.add("fanout_ms", client, name, statistics.median(ms))
-                self.results.extra.setdefault("fanout_rounds_ms", {}).setdefault(
-                    f"{client}->{name}", []
-                ).append(ms)
+                self.results.extra.setdefault("fanout_rounds_ms", {}).setdefault(f"{client}->{name}", []).append(ms)
                 self.progress(
                     f"{report.CLIENT_NAMES[client]:>11} -> {name:<9} fan-out to {self.p.watchers} watchers: "
                     f"median {statistics.median(ms):.1f} ms, max {max(ms):.1f} ms over {len(ms)} changes"
@@ -236,9 +228,7 @@ class Bench:
             if got is None:
                 continue
             self.results.add("failover_ratio", client, name, got["ratio"])
-            self.results.extra.setdefault("failover", {}).setdefault(
-                f"{client}->{name}", []
-            ).append(got)
+            self.results.extra.setdefault("failover", {}).setdefault(f"{client}->{name}", []).append(got)
             self.progress(
                 f"{report.CLIENT_NAMES[client]:>11} -> {name:<9} lease failover {got['delay_s']:.2f} s "
                 f"= {got['ratio']:.2f} x the {got['ttl_s']:g} s TTL"
@@ -258,13 +248,9 @@ class Bench:
             if outage is None:
                 continue
             self.results.add("outage_s", client, name, outage)
-            self.progress(
-                f"{report.CLIENT_NAMES[client]:>11} -> {name:<9} leader kill -9: writes back after {outage:.2f} s"
-            )
+            self.progress(f"{report.CLIENT_NAMES[client]:>11} -> {name:<9} leader kill -9: writes back after {outage:.2f} s")
 
-    def _pairs(
-        self, pairs: tuple[tuple[str, str], ...], run: int
-    ) -> list[tuple[str, str]]:
+    def _pairs(self, pairs: tuple[tuple[str, str], ...], run: int) -> list[tuple[str, str]]:
         order = self.order(run)
         return sorted(
             pairs,
@@ -422,9 +408,7 @@ def check_disk(path: Path) -> str | None:
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="python -m bench", description=__doc__.splitlines()[0] if __doc__ else None
-    )
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument(
         "--quick",
         action="store_true",
@@ -462,12 +446,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         type=Path,
         help="where the data dirs go (default: a temp dir); same disk for both",
     )
-    p.add_argument(
-        "--keep", action="store_true", help="keep the data dirs and server logs"
-    )
-    p.add_argument(
-        "--seed", type=int, default=0, help="seeds the kill timing of the failover"
-    )
+    p.add_argument("--keep", action="store_true", help="keep the data dirs and server logs")
+    p.add_argument("--seed", type=int, default=0, help="seeds the kill timing of the failover")
     p.add_argument(
         "--json",
         type=Path,
@@ -507,9 +487,7 @@ def main(argv: list[str] | None = None) -> int:
     progress = Progress()
 
     def on_sigterm(signum: int, _frame: object) -> None:
-        raise SystemExit(
-            128 + signum
-        )  # unwinds through the finally that stops the servers
+        raise SystemExit(128 + signum)  # unwinds through the finally that stops the servers
 
     signal.signal(signal.SIGTERM, on_sigterm)
     if args.work_dir:
@@ -518,9 +496,7 @@ def main(argv: list[str] | None = None) -> int:
     if warning := check_disk(base):
         progress(f"WARNING: {warning}")
     load_before = background_now()
-    progress(
-        f"other processes use {load_before:.1f} of {os.cpu_count()} CPUs right now"
-    )
+    progress(f"other processes use {load_before:.1f} of {os.cpu_count()} CPUs right now")
     meter = LoadMeter()
     reaper = Reaper()
     if not args.keep:
@@ -528,9 +504,7 @@ def main(argv: list[str] | None = None) -> int:
     systems: dict[str, System] = {}
     started_at = time.time()
     try:
-        systems["ccore"] = Ours(
-            base / "ccore", reaper, tick_ms=params.tick_ms, snap_count=args.snap_count
-        )
+        systems["ccore"] = Ours(base / "ccore", reaper, tick_ms=params.tick_ms, snap_count=args.snap_count)
         systems["zookeeper"] = Apache(
             base / "zookeeper",
             reaper,
@@ -540,9 +514,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, system in systems.items():
             system.start_all()
             leader = wait_healthy(system)
-            progress(
-                f"{name}: 3 servers up on {system.connect_string()}, leader {leader}"
-            )
+            progress(f"{name}: 3 servers up on {system.connect_string()}, leader {leader}")
         bench = Bench(params, systems, only, args.seed, progress)
         try:
             bench.run()
@@ -562,9 +534,7 @@ def main(argv: list[str] | None = None) -> int:
     results = bench.results
     load_during = meter.background_cpus()
     meta = {
-        "command": " ".join(
-            ["python -m bench", *(argv if argv is not None else sys.argv[1:])]
-        ),
+        "command": " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])]),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started_at)),
         "duration_s": round(time.time() - started_at, 1),
         "params": attrs.asdict(params) | {"snap_count": args.snap_count},
@@ -574,11 +544,7 @@ def main(argv: list[str] | None = None) -> int:
         "background_cpus_before": round(load_before, 2),
         "background_cpus_during": round(load_during, 2),
     }
-    out = (
-        args.json
-        or RESULTS_DIR
-        / f"bench-{time.strftime('%Y%m%d-%H%M%S', time.localtime(started_at))}.json"
-    )
+    out = args.json or RESULTS_DIR / f"bench-{time.strftime('%Y%m%d-%H%M%S', time.localtime(started_at))}.json"
     report.write_json(out, results.to_json(meta))
     runs_text = f"medians of {params.runs} runs" if params.runs > 1 else "1 run"
     sys.stderr.flush()
@@ -589,9 +555,7 @@ def main(argv: list[str] | None = None) -> int:
     print(report.table(results, params.runs))
     print()
     print(report.targets_table(results))
-    print(
-        f"\nJSON: {out.relative_to(REPO_ROOT) if out.is_relative_to(REPO_ROOT) else out}  ({meta['duration_s']:.0f} s)"
-    )
+    print(f"\nJSON: {out.relative_to(REPO_ROOT) if out.is_relative_to(REPO_ROOT) else out}  ({meta['duration_s']:.0f} s)")
     for error in results.errors:
         print(f"failed: {error}", file=sys.stderr)
     return 1 if results.errors else 0

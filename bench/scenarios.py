@@ -33,17 +33,13 @@ class Worker:
     """One `python -m MODULE ARGS...` process (MODULE: bench.workers); its stdout lines arrive
     on a queue, its stdin takes commands. It dies with us where the kernel allows."""
 
-    def __init__(
-        self, role: str, args: list[str], module: str = "bench.workers"
-    ) -> None:
+    def __init__(self, role: str, args: list[str], module: str = "bench.workers") -> None:
         argv = [sys.executable, "-m", module, *args]
         setpriv = shutil.which("setpriv")
         if setpriv:
             argv = [setpriv, "--pdeathsig", "KILL", "--", *argv]
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")])
-        )
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
         self.role = role
         self.proc = subprocess.Popen(
             argv,
@@ -60,9 +56,7 @@ class Worker:
         threading.Thread(target=self._drain_stderr, daemon=True).start()
 
     @classmethod
-    def bench(
-        cls, role: str, client: str, hosts: str, path: str, **options: float
-    ) -> Worker:
+    def bench(cls, role: str, client: str, hosts: str, path: str, **options: float) -> Worker:
         """A `bench.workers` process in `role` with `client` against `hosts`."""
         args = [role, "--client", client, "--hosts", hosts, "--path", path]
         for key, value in options.items():
@@ -90,9 +84,7 @@ class Worker:
             ) from None
         if line is None:
             self.proc.wait(timeout=5)
-            raise WorkerError(
-                f"{self.role} worker exited ({self.proc.returncode}): {''.join(self.stderr)[-2000:]}"
-            )
+            raise WorkerError(f"{self.role} worker exited ({self.proc.returncode}): {''.join(self.stderr)[-2000:]}")
         return line
 
     def result(self, timeout_s: float) -> dict:
@@ -100,9 +92,7 @@ class Worker:
         try:
             return json.loads(line)
         except json.JSONDecodeError:
-            raise WorkerError(
-                f"{self.role} worker printed {line!r}, not a result"
-            ) from None
+            raise WorkerError(f"{self.role} worker printed {line!r}, not a result") from None
 
     def send(self, line: str) -> None:
         assert self.proc.stdin is not None
@@ -158,23 +148,17 @@ def lock_handoffs(system: System, client: str, seconds: float) -> float:
     return sum(r["count"] for r in results) / seconds
 
 
-def lease_failover(
-    system: System, client: str, ttl_s: float, rng: random.Random
-) -> dict[str, float]:
+def lease_failover(system: System, client: str, ttl_s: float, rng: random.Random) -> dict[str, float]:
     """The seed's lease failover: NodeA owns the name (an ephemeral node of a session whose
     timeout is the TTL) and is killed with SIGKILL; NodeB, waiting on another server, takes
     it over. Returns the delay from the kill to NodeB's ownership, and that over the TTL."""
     path = f"/bench-lease-{uuid.uuid4().hex[:8]}/migo-group"
     sids = system.servers
-    owner = Worker.bench(
-        "owner", client, system.connect_string([sids[0]]), path, ttl=ttl_s
-    )
+    owner = Worker.bench("owner", client, system.connect_string([sids[0]]), path, ttl=ttl_s)
     waiter: Worker | None = None
     try:
         held = owner.result(READY_TIMEOUT_S)
-        waiter = Worker.bench(
-            "waiter", client, system.connect_string([sids[1]]), path, ttl=ttl_s
-        )
+        waiter = Worker.bench("waiter", client, system.connect_string([sids[1]]), path, ttl=ttl_s)
         if (line := waiter.line(READY_TIMEOUT_S)) != "ready":
             raise WorkerError(f"lease waiter: {line!r}")
         # Let the waiter reach its watch, then kill at a random point of the owner's

@@ -54,7 +54,7 @@ def latency(directory: Path, size: int, count: int, steps: list[int | None]) -> 
     times: list[list[float]] = [[] for _ in logs]
     try:
         for block in range(0, count, 100):
-            for log, out in zip(logs, times):
+            for log, out in zip(logs, times, strict=True):
                 for zxid in range(block + 1, min(count, block + 100) + 1):
                     start = time.perf_counter()
                     log.append([(zxid, payload)])
@@ -85,9 +85,7 @@ def main() -> None:
     parser.add_argument("--batches", default="1,10,100,1000")
     parser.add_argument("--size", type=int, default=100)
     parser.add_argument("--latency", type=int, metavar="N", help="time N single-record append + sync calls")
-    parser.add_argument(
-        "--preallocate", default="0,default", help="padding steps to compare, in bytes or 'default'"
-    )
+    parser.add_argument("--preallocate", default="0,default", help="padding steps to compare, in bytes or 'default'")
     args = parser.parse_args()
     fs = os.statvfs(args.dir)
     if args.latency:
@@ -101,13 +99,11 @@ def main() -> None:
             f"dir {args.dir.resolve()} (block size {fs.f_bsize}), {args.latency} x append 1 record "
             f"({args.size}-byte payload) + sync"
         )
-        for step, times in zip(steps, results):
+        for step, times in zip(steps, results, strict=True):
             name = f"default ({DEFAULT_PREALLOCATE_BYTES})" if step is None else str(step)
             print(f"  preallocate {name:>17}: {_percentiles_us(times)}")
         return
-    print(
-        f"dir {args.dir.resolve()} (block size {fs.f_bsize}), payload {args.size} bytes, {args.seconds}s per run"
-    )
+    print(f"dir {args.dir.resolve()} (block size {fs.f_bsize}), payload {args.size} bytes, {args.seconds}s per run")
     print(f"{'batch':>6} {'records/s':>12} {'syncs/s':>10} {'ms/batch':>9}")
     for batch in (int(b) for b in args.batches.split(",")):
         work = Path(tempfile.mkdtemp(prefix="storage-bench-", dir=args.dir))

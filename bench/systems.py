@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 from typing import Protocol
 
-from chaos.ensemble import LocalEnsemble
 from ccore.server.ensemble import mode as srvr_mode
+from chaos.ensemble import LocalEnsemble
 from tests.compat.servers import ZK_NOT_INSTALLED, zookeeper_classpath
 
 from .reaper import Reaper
@@ -68,9 +68,7 @@ def wait_healthy(system: System, timeout_s: float = READY_TIMEOUT_S) -> int:
         if len(leaders) == 1 and all(m in SERVING_MODES for m in modes.values()):
             return leaders[0]
         if time.monotonic() > deadline:
-            raise RuntimeError(
-                f"{system.name}: ensemble not healthy after {timeout_s:.0f} s: {modes}"
-            )
+            raise RuntimeError(f"{system.name}: ensemble not healthy after {timeout_s:.0f} s: {modes}")
         time.sleep(0.1)
 
 
@@ -160,23 +158,19 @@ class Apache:
 
     name = "zookeeper"
 
-    def __init__(
-        self, base_dir: Path, reaper: Reaper, *, tick_ms: int, snap_count: int = 100_000
-    ) -> None:
+    def __init__(self, base_dir: Path, reaper: Reaper, *, tick_ms: int, snap_count: int = 100_000) -> None:
         classpath = zookeeper_classpath()
         if classpath is None:
-            raise FileNotFoundError(
-                ZK_NOT_INSTALLED + " (and java, e.g. openjdk-17-jre-headless)"
-            )
+            raise FileNotFoundError(ZK_NOT_INSTALLED + " (and java, e.g. openjdk-17-jre-headless)")
         self.classpath = os.pathsep.join(str(p) for p in classpath)
         self.base = Path(base_dir)
         self.reaper = reaper
         self.tick_ms = tick_ms
         self.ids = [1, 2, 3]
         ports = _free_ports(9)
-        self.client_ports = dict(zip(self.ids, ports[0:3]))
-        quorum = dict(zip(self.ids, ports[3:6]))
-        election = dict(zip(self.ids, ports[6:9]))
+        self.client_ports = dict(zip(self.ids, ports[0:3], strict=True))
+        quorum = dict(zip(self.ids, ports[3:6], strict=True))
+        election = dict(zip(self.ids, ports[6:9], strict=True))
         self._procs: dict[int, subprocess.Popen] = {}
         self._logs: dict[int, object] = {}
         for sid in self.ids:
@@ -265,9 +259,7 @@ class Apache:
             for sid in waiting:
                 proc = self._procs.get(sid)
                 if proc is None or proc.poll() is not None:
-                    raise RuntimeError(
-                        f"zookeeper server {sid} exited: {self.log_tail(sid)}"
-                    )
+                    raise RuntimeError(f"zookeeper server {sid} exited: {self.log_tail(sid)}")
             if time.monotonic() > deadline:
                 raise RuntimeError(
                     f"zookeeper servers {waiting} not serving after {timeout_s:.0f} s: {self.log_tail(waiting[0])}"
@@ -306,8 +298,6 @@ class Apache:
 
     def log_tail(self, sid: int, lines: int = 20) -> str:
         try:
-            return "\n".join(
-                self.log_path(sid).read_text(errors="replace").splitlines()[-lines:]
-            )
+            return "\n".join(self.log_path(sid).read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log)"

@@ -35,9 +35,7 @@ def say(line: str | dict) -> None:
 def read_line(timeout_s: float = MAX_LIFETIME_S) -> str:
     """A line from stdin, '' at end of input or after timeout_s (the parent is gone or stuck)."""
     got: list[str] = []
-    reader = threading.Thread(
-        target=lambda: got.append(sys.stdin.readline()), daemon=True
-    )
+    reader = threading.Thread(target=lambda: got.append(sys.stdin.readline()), daemon=True)
     reader.start()
     reader.join(timeout_s)
     return got[0].strip() if got else ""
@@ -112,12 +110,8 @@ async def owner_ours(args: argparse.Namespace) -> None:
     from ccore.client import connect
     from ccore.recipes import Lease
 
-    async with connect(
-        args.hosts, session_timeout=args.ttl, connect_timeout=CONNECT_TIMEOUT_S
-    ) as zk:
-        lease = Lease(
-            zk, args.path, b"NodeA", ttl=zk.session_timeout, timeout=CONNECT_TIMEOUT_S
-        )
+    async with connect(args.hosts, session_timeout=args.ttl, connect_timeout=CONNECT_TIMEOUT_S) as zk:
+        lease = Lease(zk, args.path, b"NodeA", ttl=zk.session_timeout, timeout=CONNECT_TIMEOUT_S)
         async with lease:
             say({"held": time.monotonic(), "ttl": zk.session_timeout})
             await trio.sleep(MAX_LIFETIME_S)  # until killed
@@ -127,9 +121,7 @@ async def waiter_ours(args: argparse.Namespace) -> dict:
     from ccore.client import connect
     from ccore.recipes import Lease
 
-    async with connect(
-        args.hosts, session_timeout=args.ttl, connect_timeout=CONNECT_TIMEOUT_S
-    ) as zk:
+    async with connect(args.hosts, session_timeout=args.ttl, connect_timeout=CONNECT_TIMEOUT_S) as zk:
         say("ready")
         lease = Lease(zk, args.path, b"NodeB", ttl=zk.session_timeout)
         await lease.acquire(timeout=MAX_LIFETIME_S)
@@ -162,12 +154,7 @@ def waiter_kazoo(args: argparse.Namespace) -> dict:
                 return {"acquired": acquired, "ttl": zk._session_timeout / 1000}
             except NodeExistsError:
                 changed = threading.Event()
-                if (
-                    zk.exists(
-                        args.path, watch=lambda _event, changed=changed: changed.set()
-                    )
-                    is not None
-                ):
+                if zk.exists(args.path, watch=lambda _event, changed=changed: changed.set()) is not None:
                     changed.wait(max(0.0, give_up - time.monotonic()))
         return {"error": "never acquired"}
     finally:
@@ -192,9 +179,7 @@ async def writer_ours(args: argparse.Namespace) -> dict:
         async def listen() -> None:
             nonlocal killed_at
             line = await trio.to_thread.run_sync(read_line)
-            killed_at = (
-                float(line.split()[1]) if line.startswith("killed") else -math.inf
-            )
+            killed_at = float(line.split()[1]) if line.startswith("killed") else -math.inf
 
         say("ready")
         async with trio.open_nursery() as nursery:
@@ -228,9 +213,7 @@ def writer_kazoo(args: argparse.Namespace) -> dict:
 
         def listen() -> None:
             line = read_line()
-            killed.append(
-                float(line.split()[1]) if line.startswith("killed") else -math.inf
-            )
+            killed.append(float(line.split()[1]) if line.startswith("killed") else -math.inf)
 
         threading.Thread(target=listen, daemon=True).start()
         say("ready")

@@ -49,9 +49,7 @@ def fresh_root(tag: str) -> str:
 # --- our Trio client ------------------------------------------------------------------------
 
 
-async def _ours_pipelined(
-    op: Callable[[int], Awaitable[object]], ops: int, in_flight: int
-) -> float:
+async def _ours_pipelined(op: Callable[[int], Awaitable[object]], ops: int, in_flight: int) -> float:
     next_index = 0
 
     async def worker() -> None:
@@ -68,9 +66,7 @@ async def _ours_pipelined(
     return ops / (time.perf_counter() - start)
 
 
-async def _ours_basic(
-    hosts: str, ops: int, in_flight: int, latency_samples: int
-) -> dict[str, float]:
+async def _ours_basic(hosts: str, ops: int, in_flight: int, latency_samples: int) -> dict[str, float]:
     from ccore.client import connect
 
     root = fresh_root("ours")
@@ -78,9 +74,7 @@ async def _ours_basic(
         with trio.fail_after(WORKLOAD_TIMEOUT_S):
             await zk.create(root)
             paths = [f"{root}/n{i:07d}" for i in range(ops)]
-            creates = await _ours_pipelined(
-                lambda i: zk.create(paths[i], VALUE), ops, in_flight
-            )
+            creates = await _ours_pipelined(lambda i: zk.create(paths[i], VALUE), ops, in_flight)
             reads = await _ours_pipelined(lambda i: zk.get(paths[i]), ops, in_flight)
             samples = []
             for _ in range(latency_samples):
@@ -94,9 +88,7 @@ async def _ours_basic(
     }
 
 
-async def _ours_fanout(
-    watcher_hosts: list[str], writer_hosts: str, watchers: int, rounds: int
-) -> list[float]:
+async def _ours_fanout(watcher_hosts: list[str], writer_hosts: str, watchers: int, rounds: int) -> list[float]:
     from ccore.client import connect
 
     path = fresh_root("fanout")
@@ -104,9 +96,7 @@ async def _ours_fanout(
     # No cancel scope around the entries: each client's nursery lives on the exit stack, and
     # a scope opened here would close inside them. connect_timeout bounds each connection.
     async with contextlib.AsyncExitStack() as stack:
-        writer = await stack.enter_async_context(
-            connect(writer_hosts, connect_timeout=CONNECT_TIMEOUT_S)
-        )
+        writer = await stack.enter_async_context(connect(writer_hosts, connect_timeout=CONNECT_TIMEOUT_S))
         with trio.fail_after(FANOUT_ROUND_TIMEOUT_S):
             await writer.create(path, VALUE)
         clients = [
@@ -124,9 +114,7 @@ async def _ours_fanout(
                 armed = []
 
                 async def arm(zk, armed=armed) -> None:
-                    await zk.sync(
-                        path
-                    )  # the watcher's server has the node: get cannot fail
+                    await zk.sync(path)  # the watcher's server has the node: get cannot fail
                     _, _, watch = await zk.get(path, watch=True)
                     armed.append(watch)
 
@@ -148,15 +136,11 @@ async def _ours_fanout(
     return results
 
 
-def ours_basic(
-    hosts: str, ops: int, in_flight: int, latency_samples: int
-) -> dict[str, float]:
+def ours_basic(hosts: str, ops: int, in_flight: int, latency_samples: int) -> dict[str, float]:
     return trio.run(_ours_basic, hosts, ops, in_flight, latency_samples)
 
 
-def ours_fanout(
-    watcher_hosts: list[str], writer_hosts: str, watchers: int, rounds: int
-) -> list[float]:
+def ours_fanout(watcher_hosts: list[str], writer_hosts: str, watchers: int, rounds: int) -> list[float]:
     return trio.run(_ours_fanout, watcher_hosts, writer_hosts, watchers, rounds)
 
 
@@ -178,9 +162,7 @@ def _kazoo_close(zk) -> None:
         zk.close()
 
 
-def _kazoo_pipelined(
-    submit: Callable[[int], object], ops: int, in_flight: int
-) -> float:
+def _kazoo_pipelined(submit: Callable[[int], object], ops: int, in_flight: int) -> float:
     window: deque = deque()
     start = time.perf_counter()
     for i in range(ops):
@@ -192,17 +174,13 @@ def _kazoo_pipelined(
     return ops / (time.perf_counter() - start)
 
 
-def kazoo_basic(
-    hosts: str, ops: int, in_flight: int, latency_samples: int
-) -> dict[str, float]:
+def kazoo_basic(hosts: str, ops: int, in_flight: int, latency_samples: int) -> dict[str, float]:
     root = fresh_root("kazoo")
     zk = _kazoo(hosts)
     try:
         zk.create(root)
         paths = [f"{root}/n{i:07d}" for i in range(ops)]
-        creates = _kazoo_pipelined(
-            lambda i: zk.create_async(paths[i], VALUE), ops, in_flight
-        )
+        creates = _kazoo_pipelined(lambda i: zk.create_async(paths[i], VALUE), ops, in_flight)
         reads = _kazoo_pipelined(lambda i: zk.get_async(paths[i]), ops, in_flight)
         samples = []
         for _ in range(latency_samples):
@@ -218,9 +196,7 @@ def kazoo_basic(
     }
 
 
-def kazoo_fanout(
-    watcher_hosts: list[str], writer_hosts: str, watchers: int, rounds: int
-) -> list[float]:
+def kazoo_fanout(watcher_hosts: list[str], writer_hosts: str, watchers: int, rounds: int) -> list[float]:
     path = fresh_root("fanout")
     writer = _kazoo(writer_hosts)
     clients = []
@@ -244,7 +220,7 @@ def kazoo_fanout(
             pending = []
             for zk in clients:
                 pending.append((zk, zk.sync_async(path)))
-            for zk, sync in pending:
+            for _, sync in pending:
                 sync.get(timeout=FANOUT_ROUND_TIMEOUT_S)
             gets = [zk.get_async(path, watch=on_event) for zk in clients]
             for get in gets:
@@ -252,9 +228,7 @@ def kazoo_fanout(
             start = time.perf_counter()
             writer.set(path, VALUE)
             if not everyone.wait(FANOUT_ROUND_TIMEOUT_S):
-                raise TimeoutError(
-                    f"only {len(told)} of {watchers} kazoo watchers told within {FANOUT_ROUND_TIMEOUT_S} s"
-                )
+                raise TimeoutError(f"only {len(told)} of {watchers} kazoo watchers told within {FANOUT_ROUND_TIMEOUT_S} s")
             results.append(max(told) - start)
     finally:
         for zk in [writer, *clients]:

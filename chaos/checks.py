@@ -110,7 +110,9 @@ def check_reads(history: History | Sequence[Operation], *, read: str = "read") -
         if value0 != value:
             violations.append(f"key {key}: two values at version {version}: {op0.describe()} and {op.describe()}")
         if zxid is not None and zxid0 is not None and zxid != zxid0:
-            violations.append(f"key {key}: version {version} made at two zxids {zxid0:#x} and {zxid:#x}: {op0.describe()}, {op.describe()}")
+            violations.append(
+                f"key {key}: version {version} made at two zxids {zxid0:#x} and {zxid:#x}: {op0.describe()}, {op.describe()}"
+            )
         elif zxid0 is None and zxid is not None:
             at_version[(key, version)] = (value0, zxid, op0)
 

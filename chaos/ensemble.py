@@ -60,9 +60,9 @@ class LocalEnsemble:
         self.tick_ms = tick_ms
         self.log_level = log_level
         ports = free_ports(3 * len(self.ids))
-        self.client_ports = dict(zip(self.ids, ports[: len(self.ids)]))
-        self.peer_ports = dict(zip(self.ids, ports[len(self.ids) : 2 * len(self.ids)]))
-        election_ports = dict(zip(self.ids, ports[2 * len(self.ids) :]))
+        self.client_ports = dict(zip(self.ids, ports[: len(self.ids)], strict=True))
+        self.peer_ports = dict(zip(self.ids, ports[len(self.ids) : 2 * len(self.ids)], strict=True))
+        election_ports = dict(zip(self.ids, ports[2 * len(self.ids) :], strict=True))
         self._procs: dict[int, subprocess.Popen] = {}
         self._logs: dict[int, threading.Thread] = {}
         self._paused: set[int] = set()
@@ -74,8 +74,7 @@ class LocalEnsemble:
                 {i: ("127.0.0.1", self.client_ports[i]) for i in self.ids},
             )
         lines = [
-            f"server.{i}=127.0.0.1:{self.peer_ports[i]}:{election_ports[i]}"
-            + (":observer" if i in self.observer_ids else "")
+            f"server.{i}=127.0.0.1:{self.peer_ports[i]}:{election_ports[i]}" + (":observer" if i in self.observer_ids else "")
             for i in self.ids
         ]
         for i in self.ids:
@@ -128,7 +127,16 @@ class LocalEnsemble:
         # Output through a pipe, copied to the log by us: a full-disk fault (RLIMIT_FSIZE on
         # the server, chaos.disk) must not silence the server's own last words.
         proc = subprocess.Popen(
-            [sys.executable, "-m", "ccore", "serve", "--config", str(self.data_dir(sid) / "zoo.cfg"), "--log-level", self.log_level],
+            [
+                sys.executable,
+                "-m",
+                "ccore",
+                "serve",
+                "--config",
+                str(self.data_dir(sid) / "zoo.cfg"),
+                "--log-level",
+                self.log_level,
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -190,7 +198,7 @@ class LocalEnsemble:
         return ("127.0.0.1", self.client_ports[sid])
 
     def connect_string(self, sids: list[int] | None = None) -> str:
-        return ",".join("%s:%d" % self.client_address(s) for s in (sids or self.ids))
+        return ",".join(f"{host}:{port}" for host, port in map(self.client_address, sids or self.ids))
 
     def start_all(self, timeout_s: float = READY_TIMEOUT_S) -> None:
         for sid in self.ids:
@@ -210,7 +218,9 @@ class LocalEnsemble:
                 if proc.poll() is not None:
                     raise RuntimeError(f"server {s} exited with {proc.returncode}: {self.log_tail(s)}")
             if time.monotonic() > deadline:
-                raise RuntimeError(f"servers {waiting} not serving after {timeout_s:.0f} s; last log lines: {self.log_tail(waiting[0])}")
+                raise RuntimeError(
+                    f"servers {waiting} not serving after {timeout_s:.0f} s; last log lines: {self.log_tail(waiting[0])}"
+                )
             time.sleep(0.05)
 
     def wait_leader(self, timeout_s: float = READY_TIMEOUT_S) -> int:

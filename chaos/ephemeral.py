@@ -33,7 +33,6 @@ from .trio_thread import TrioThreadWorkload
 log = logging.getLogger(__name__)
 
 ROOT = "/chaos/ephemeral"
-STOP_POLL_S = 0.1
 MAX_OWNERS = 1_000_000
 
 
@@ -74,11 +73,13 @@ class EphemeralWorkload(TrioThreadWorkload):
         for slot in range(self.owners):
             for sid, upstream in self.upstreams.items():
                 await trio.to_thread.run_sync(self.fleet.add, ("owner", slot, sid), upstream)
-        async with connect(self.connect_string, session_timeout=4.0, connect_timeout=30) as observer, trio.open_nursery() as nursery:
+        async with (
+            connect(self.connect_string, session_timeout=4.0, connect_timeout=30) as observer,
+            trio.open_nursery() as nursery,
+        ):
             for slot in range(self.owners):
                 nursery.start_soon(self._owner_loop, observer, slot)
-            while not self.stop_event.is_set():
-                await trio.sleep(STOP_POLL_S)
+            await self._until_stopped()
             nursery.cancel_scope.cancel()
 
     def _links(self, slot: int) -> list[tuple[Any, ...]]:

@@ -425,6 +425,4 @@ def _narrow(model: Model, key: Hashable, ops: Sequence[Operation], budget: _Budg
 
 def _originals(failure: Failure, by_id: dict[int, Operation]) -> Failure:
     """Report the operations as recorded, not as `prepare` rewrote them."""
-    return attrs.evolve(
-        failure, culprit=by_id[failure.culprit.id], window=[by_id[op.id] for op in failure.window]
-    )
+    return attrs.evolve(failure, culprit=by_id[failure.culprit.id], window=[by_id[op.id] for op in failure.window])

@@ -43,7 +43,6 @@ log = logging.getLogger(__name__)
 ROOT = "/chaos/lock"
 LOCK = f"{ROOT}/lock"
 GUARD = f"{ROOT}/guarded"
-STOP_POLL_S = 0.1
 MAX_HOLDS = 1_000_000
 # How long a deletion in progress may take before its node counts as an orphan: well over its
 # retry pause (at most 1 s) plus a reconnect, under the acquire timeout it follows.
@@ -84,8 +83,7 @@ class LockWorkload(TrioThreadWorkload):
         async with trio.open_nursery() as nursery:
             for p in range(self.workers):
                 nursery.start_soon(self._worker, p)
-            while not self.stop_event.is_set():
-                await trio.sleep(STOP_POLL_S)
+            await self._until_stopped()
             nursery.cancel_scope.cancel()
 
     async def _worker(self, p: int) -> None:

@@ -227,9 +227,7 @@ class LinkProxy:
         self._counters["upstream_failures"] += 1
         return None
 
-    def _start_direction(
-        self, nursery: trio.Nursery, pipe: _Pipe, src: trio.SocketStream, dst: trio.SocketStream
-    ) -> None:
+    def _start_direction(self, nursery: trio.Nursery, pipe: _Pipe, src: trio.SocketStream, dst: trio.SocketStream) -> None:
         send, receive = trio.open_memory_channel[tuple[float, bytes]](_QUEUE_CHUNKS)
         nursery.start_soon(self._reader, pipe, src, send)
         nursery.start_soon(self._writer, pipe, dst, receive)
@@ -240,9 +238,7 @@ class LinkProxy:
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             return _EOF  # a reset is an end of stream here; the other side learns it as EOF
 
-    async def _reader(
-        self, pipe: _Pipe, src: trio.SocketStream, send: trio.MemorySendChannel[tuple[float, bytes]]
-    ) -> None:
+    async def _reader(self, pipe: _Pipe, src: trio.SocketStream, send: trio.MemorySendChannel[tuple[float, bytes]]) -> None:
         last_due = 0.0
         async with send:
             while True:
@@ -261,9 +257,7 @@ class LinkProxy:
                 if not chunk:
                     return
 
-    async def _writer(
-        self, pipe: _Pipe, dst: trio.SocketStream, receive: trio.MemoryReceiveChannel[tuple[float, bytes]]
-    ) -> None:
+    async def _writer(self, pipe: _Pipe, dst: trio.SocketStream, receive: trio.MemoryReceiveChannel[tuple[float, bytes]]) -> None:
         async with receive:
             async for due, chunk in receive:
                 await trio.sleep_until(due)
@@ -287,9 +281,9 @@ class LinkProxy:
 class ProxyFleet:
     """Many `LinkProxy`s in one nursery, addressed by link name. Use on the Trio thread:
 
-        async with trio.open_nursery() as nursery:
-            fleet = await nursery.start(ProxyFleet().run)
-            port = await fleet.add(("peer", 1, 2), ("127.0.0.1", 4002))
+    async with trio.open_nursery() as nursery:
+        fleet = await nursery.start(ProxyFleet().run)
+        port = await fleet.add(("peer", 1, 2), ("127.0.0.1", 4002))
     """
 
     def __init__(self, *, host: str = HOST, seed: int = 0) -> None:

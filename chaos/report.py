@@ -62,7 +62,13 @@ def check_workload(name: str, history: History, workload: Any, cfg: Any, extra: 
         out = []
         if name == "register":
             strict_ops = [op for op in ops if op.f != "read" or op.process == "final"]
-            out.append(_lin(linearizability.check(strict_ops, time_limit_s=limit), "linearizability (writes, cas, final sync'd reads)", True))
+            out.append(
+                _lin(
+                    linearizability.check(strict_ops, time_limit_s=limit),
+                    "linearizability (writes, cas, final sync'd reads)",
+                    True,
+                )
+            )
             stale = linearizability.check(ops, time_limit_s=INFORMATIVE_TIME_LIMIT_S)
             info = _lin(stale, "linearizability with plain reads (informative: reads are served locally)", False)
             out.append(info)
@@ -72,7 +78,10 @@ def check_workload(name: str, history: History, workload: Any, cfg: Any, extra: 
         out.append(_verdict(checks.check_zxid_order(ops)))
         return out
     if name == "lock":
-        return [_verdict(checks.check_fenced_writes(ops)), {"checker": "lock stats", "strict": False, "ok": True, "verdict": "ok", **workload.stats}]
+        return [
+            _verdict(checks.check_fenced_writes(ops)),
+            {"checker": "lock stats", "strict": False, "ok": True, "verdict": "ok", **workload.stats},
+        ]
     if name == "ephemeral":
         windows = disruptions(extra["faults"], extra["epoch_changes"])
         lives = extend_lives(workload.lives, windows, cfg.expiry_bound_ms)
@@ -81,7 +90,10 @@ def check_workload(name: str, history: History, workload: Any, cfg: Any, extra: 
         return [verdict, {"checker": "expiry delays", "strict": False, "ok": True, "verdict": "ok", **expiry_stats(lives, ops)}]
     if name == "watch":
         windows = workload.windows
-        tracked = lambda path: path.count("/") == 4  # ROOT/w<p>/n<k>: the changes we made
+
+        def tracked(path: str) -> bool:
+            return path.count("/") == 4  # ROOT/w<p>/n<k>: the changes we made
+
         v = _verdict(checks.check_watch_windows(extra["watch_changes"], windows, tracked=tracked))
         v["windows"] = len(windows)
         v["changes"] = len(extra["watch_changes"])
@@ -215,7 +227,9 @@ def check_and_report(cfg: Any, schedule: Schedule, result: Any, errors: list[str
 
 def summary(report: dict[str, Any], out: Path) -> str:
     c = report["counts"]
-    lines = [f"result: {report['status'].upper()}  (seed {report['seed']}; ok {c['ok']}, failed {c['fail']}, unknown {c['info']})"]
+    lines = [
+        f"result: {report['status'].upper()}  (seed {report['seed']}; ok {c['ok']}, failed {c['fail']}, unknown {c['info']})"
+    ]
     applied = ", ".join(f"{k} x{v}" for k, v in sorted(report["nemeses_applied"].items()))
     lines.append(f"  nemeses applied: {applied or 'none'}")
     for name, w in report["workloads"].items():
@@ -231,7 +245,9 @@ def summary(report: dict[str, Any], out: Path) -> str:
                 lines += [f"      {x}" for x in v.get("violations", [])[:5]]
     for crash in report.get("server_crashes", [])[:10]:
         last = crash["log_tail"].strip().splitlines()[-2:] if crash["log_tail"] else []
-        lines.append(f"  server {crash['server']} exited on its own (exit {crash['exit']}) before {crash['at_s']}s: {' | '.join(last)[:300]}")
+        lines.append(
+            f"  server {crash['server']} exited on its own (exit {crash['exit']}) before {crash['at_s']}s: {' | '.join(last)[:300]}"
+        )
     lines += [f"  error: {e}" for e in report["errors"][:10]]
     lines.append(f"report: {out / 'report.json'}")
     return "\n".join(lines)

@@ -14,6 +14,8 @@ import trio
 
 log = logging.getLogger(__name__)
 
+STOP_POLL_S = 0.1
+
 
 class TrioThreadWorkload:
     """Subclasses set `name` and `stop_timeout_s` and define `async def _run(self)`."""
@@ -44,3 +46,9 @@ class TrioThreadWorkload:
 
     async def _run(self) -> None:
         raise NotImplementedError
+
+    async def _until_stopped(self) -> None:
+        """Return once `stop()` is called. `stop_event` is a threading.Event set by the
+        runner's thread, which Trio cannot await without holding a worker thread: poll it."""
+        while not self.stop_event.is_set():  # noqa: ASYNC110 - set by another thread
+            await trio.sleep(STOP_POLL_S)

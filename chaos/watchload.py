@@ -47,7 +47,6 @@ from .trio_thread import TrioThreadWorkload
 log = logging.getLogger(__name__)
 
 ROOT = "/chaos/watch"
-STOP_POLL_S = 0.1
 MAX_STEPS = 10_000_000
 EVENT_NAMES = {EventType.NODE_CREATED: "created", EventType.NODE_DATA_CHANGED: "changed", EventType.NODE_DELETED: "deleted"}
 
@@ -104,8 +103,7 @@ class WatchWorkload(TrioThreadWorkload):
             async with trio.open_nursery() as writers:
                 for p in range(self.writers):
                     writers.start_soon(self._writer, p)
-                while not self.stop_event.is_set():
-                    await trio.sleep(STOP_POLL_S)
+                await self._until_stopped()
                 writers.cancel_scope.cancel()
             # The watchers' last probes after the last write, so the tail is checked too.
             await trio.sleep(3 * self.probe_s)

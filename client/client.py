@@ -201,9 +201,33 @@ class Client:
     # --- node operations ------------------------------------------------------------------
 
     @overload
-    async def create(self, path: str, data: Data | None = ..., *, acl: Sequence[ACL] | None = ..., ephemeral: bool = ..., sequence: bool = ..., container: bool = ..., ttl: float | None = ..., make_parents: bool = ..., include_stat: Literal[False] = ...) -> str: ...
+    async def create(
+        self,
+        path: str,
+        data: Data | None = ...,
+        *,
+        acl: Sequence[ACL] | None = ...,
+        ephemeral: bool = ...,
+        sequence: bool = ...,
+        container: bool = ...,
+        ttl: float | None = ...,
+        make_parents: bool = ...,
+        include_stat: Literal[False] = ...,
+    ) -> str: ...
     @overload
-    async def create(self, path: str, data: Data | None = ..., *, acl: Sequence[ACL] | None = ..., ephemeral: bool = ..., sequence: bool = ..., container: bool = ..., ttl: float | None = ..., make_parents: bool = ..., include_stat: Literal[True]) -> tuple[str, Stat]: ...
+    async def create(
+        self,
+        path: str,
+        data: Data | None = ...,
+        *,
+        acl: Sequence[ACL] | None = ...,
+        ephemeral: bool = ...,
+        sequence: bool = ...,
+        container: bool = ...,
+        ttl: float | None = ...,
+        make_parents: bool = ...,
+        include_stat: Literal[True],
+    ) -> tuple[str, Stat]: ...
 
     async def create(
         self,
@@ -284,11 +308,17 @@ class Client:
     @overload
     async def children(self, path: str, *, watch: Literal[False] = ..., include_stat: Literal[False] = ...) -> list[str]: ...
     @overload
-    async def children(self, path: str, *, watch: Literal[False] = ..., include_stat: Literal[True]) -> tuple[list[str], Stat]: ...
+    async def children(
+        self, path: str, *, watch: Literal[False] = ..., include_stat: Literal[True]
+    ) -> tuple[list[str], Stat]: ...
     @overload
-    async def children(self, path: str, *, watch: Literal[True], include_stat: Literal[False] = ...) -> tuple[list[str], Watch]: ...
+    async def children(
+        self, path: str, *, watch: Literal[True], include_stat: Literal[False] = ...
+    ) -> tuple[list[str], Watch]: ...
     @overload
-    async def children(self, path: str, *, watch: Literal[True], include_stat: Literal[True]) -> tuple[list[str], Stat, Watch]: ...
+    async def children(
+        self, path: str, *, watch: Literal[True], include_stat: Literal[True]
+    ) -> tuple[list[str], Stat, Watch]: ...
 
     async def children(self, path: str, *, watch: bool = False, include_stat: bool = False) -> Any:
         """Child names (unsorted, as the server keeps them); `include_stat` adds the parent's
@@ -373,9 +403,7 @@ class Client:
 
     async def descendant_count(self, path: str) -> int:
         """How many nodes are below `path` (getAllChildrenNumber, ZooKeeper 3.6+)."""
-        resp: Any = await self._session.call(
-            OpCode.getAllChildrenNumber, GetAllChildrenNumberRequest(self._path(path)), path
-        )
+        resp: Any = await self._session.call(OpCode.getAllChildrenNumber, GetAllChildrenNumberRequest(self._path(path)), path)
         return resp.total_number
 
     async def whoami(self) -> list[ClientInfo]:
@@ -410,7 +438,7 @@ class Client:
         records = tuple(read_request(op, self._path(op.path)) for op in ops)
         resp: Any = await self._session.call(OpCode.multiRead, MultiRequest(records), ops[0].path)
         out: list[Any] = []
-        for op, result in zip(ops, resp.results):
+        for op, result in zip(ops, resp.results, strict=True):
             if isinstance(result, ErrorResult):
                 out.append(ZKError.from_code(result.err, op.path))
             else:

@@ -285,9 +285,7 @@ class ClientProtocol:
         if self.phase is not Phase.CONNECTED:
             return
         wanted = set(paths)
-        self._outbox += self._set_watches_packets(
-            {k: [p for p in table if p in wanted] for k, table in self._watches.items()}
-        )
+        self._outbox += self._set_watches_packets({k: [p for p in table if p in wanted] for k, table in self._watches.items()})
 
     @property
     def has_data_to_send(self) -> bool:
@@ -492,4 +490,3 @@ class ClientProtocol:
 
     def pending_tokens(self) -> Sequence[Any]:
         return [p.token for p in self._pending]
-

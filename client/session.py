@@ -299,7 +299,9 @@ class Session:
             self._on_auth_failed(event)
 
     @staticmethod
-    def _resolve(call: _Call, *, err: int = 0, zxid: int = 0, record: Record | None = None, error: BaseException | None = None) -> None:
+    def _resolve(
+        call: _Call, *, err: int = 0, zxid: int = 0, record: Record | None = None, error: BaseException | None = None
+    ) -> None:
         call.err, call.zxid, call.record, call.error = err, zxid, record, error
         call.done.set()
 
@@ -345,7 +347,9 @@ class Session:
                 raise self._close_error or ClientClosedError()
             await self._connected.wait()
 
-    async def call(self, op: int, record: Record | None, path: str | None = None, watch: tuple[p.WatchKind, str, Any] | None = None) -> Record | None:
+    async def call(
+        self, op: int, record: Record | None, path: str | None = None, watch: tuple[p.WatchKind, str, Any] | None = None
+    ) -> Record | None:
         """Send one request (waiting for a connection first) and return its reply record.
 
         Raises the ZooKeeper error it got, ConnectionLossError if the connection dropped

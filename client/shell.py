@@ -48,7 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     # SUPPRESS: `--server` may come before or after the command without the later default
     # overwriting the earlier value.
-    common.add_argument("--server", default=argparse.SUPPRESS, help=f"host:port[,host:port...][/chroot] (default {DEFAULT_SERVER})")
+    common.add_argument(
+        "--server", default=argparse.SUPPRESS, help=f"host:port[,host:port...][/chroot] (default {DEFAULT_SERVER})"
+    )
     common.add_argument("--timeout", type=float, default=argparse.SUPPRESS, help="connect timeout in seconds (default 5)")
     p = _Parser(prog="ccore", description="consistent-core client commands", parents=[common])
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -249,7 +251,9 @@ def shell(zk: BlockingClient, server: str, parser: argparse.ArgumentParser, inp:
     return status
 
 
-def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None, *, stdin: TextIO | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None
+) -> int:
     """Run one `ccore` client command; returns the exit status."""
     out, err = stdout or sys.stdout, stderr or sys.stderr
     parser = _parser()

@@ -142,4 +142,3 @@ def read_request(op: GetData | GetChildren, full_path: str) -> tuple[int, Record
     if isinstance(op, GetChildren):
         return OpCode.getChildren, GetChildrenRequest(full_path, False)
     raise TypeError(f"multi_read takes GetData and GetChildren ops, not {op!r}")
-

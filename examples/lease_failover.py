@@ -34,7 +34,9 @@ async def node(name: str, hosts: str, ttl: float) -> None:
                     _common.say(f"{name}: OWNS Migo Group (token {lease.token})")
                     while True:  # the work an owner does, each step fenced by the token
                         await trio.sleep(1)
-                        _common.say(f"{name}: working as owner, safe until {lease.hold.deadline - trio.current_time():.1f}s from now")
+                        _common.say(
+                            f"{name}: working as owner, safe until {lease.hold.deadline - trio.current_time():.1f}s from now"
+                        )
             except LostError as e:
                 _common.say(f"{name}: lost Migo Group ({e.reason}); trying again")
 

@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import _common
-import trio
 
 from ccore.client import connect
 from ccore.recipes import Lock

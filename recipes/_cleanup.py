@@ -153,7 +153,9 @@ async def _run(zk: Client, deletion: Deletion, attempt: Attempt) -> None:
             except ZKError as e:
                 # Not something time mends (e.g. NoAuth after an ACL change): say so loudly,
                 # the node stays until its session ends.
-                log.error("%s: cannot delete %s: %r; it stays until session %#x ends", deletion.key, deletion.what, e, deletion.owner)
+                log.error(
+                    "%s: cannot delete %s: %r; it stays until session %#x ends", deletion.key, deletion.what, e, deletion.owner
+                )
                 return
             if tries == 1:
                 log.info("%s: could not delete %s yet; retrying until done or the session ends", deletion.key, deletion.what)

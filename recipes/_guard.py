@@ -34,8 +34,8 @@ import attrs
 import trio
 
 from ccore.client import Client, ClientClosedError, ClientState
-from ccore.znodes.groups import unwrap_single
 from ccore.znodes.errors import ConnectionLossError, SessionExpiredError, ZKError
+from ccore.znodes.groups import unwrap_single
 
 from .errors import LostError
 

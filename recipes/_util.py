@@ -15,8 +15,8 @@ import attrs
 import trio
 
 from ccore.client import Client
-from ccore.znodes.groups import unwrap_single
 from ccore.znodes.errors import ConnectionLossError, NodeExistsError, NoNodeError
+from ccore.znodes.groups import unwrap_single
 from ccore.znodes.paths import ROOT, join, parent
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ class Entry:
 
     def has_kind(self, kind: str) -> bool:
         """Whether the name's text before the sequence number ends with `kind`."""
-        return self.name[: -10].endswith(kind)
+        return self.name[:-10].endswith(kind)
 
 
 def parse_entry(name: str) -> Entry | None:

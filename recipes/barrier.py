@@ -196,9 +196,7 @@ class DoubleBarrier:
         await self.enter(self.timeout)
         return self
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         if exc_type is None:
             await self.leave(self.timeout)
         else:  # the body failed: leave without waiting for the others

@@ -110,9 +110,7 @@ class Held(Generic[T]):
             raise self._error
         return self.value  # type: ignore[return-value]
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         assert self._thread is not None
 
         async def release() -> None:
@@ -167,9 +165,7 @@ class _HeldFacade(_Facade):
         value = self._held.__enter__()
         return self if value is self._target else value
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         assert self._held is not None
         self._held.__exit__(exc_type, exc, tb)
 

@@ -51,9 +51,7 @@ class Election:
         return self._candidacy is not None and self._candidacy.is_acquired
 
     @contextlib.asynccontextmanager
-    async def leadership(
-        self, *, timeout: float | None = None, cancel_on_suspend: bool = False
-    ) -> AsyncIterator[int]:
+    async def leadership(self, *, timeout: float | None = None, cancel_on_suspend: bool = False) -> AsyncIterator[int]:
         """Campaign (at most `timeout` s: trio.TooSlowError), then lead for the duration of
         the block, which is cancelled if leadership may be lost (LostError); resign after."""
         candidacy = _Candidacy(

@@ -203,9 +203,7 @@ class Lease:
         self._stack = stack
         return self
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool:
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> bool:
         stack, self._stack = self._stack, None
         try:
             assert stack is not None

@@ -139,9 +139,7 @@ class _QueueHold:
         self._stack = stack
         return token
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool:
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> bool:
         stack, self._stack = self._stack, None
         try:
             assert stack is not None

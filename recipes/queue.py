@@ -33,7 +33,6 @@ import attrs
 import trio
 
 from ccore.client import Client, Watch
-from ccore.znodes.groups import first_error
 from ccore.znodes.errors import (
     BadVersionError,
     ConnectionLossError,
@@ -41,6 +40,7 @@ from ccore.znodes.errors import (
     NoNodeError,
     SessionExpiredError,
 )
+from ccore.znodes.groups import first_error
 from ccore.znodes.stat import Stat
 
 from . import _cleanup
@@ -299,9 +299,7 @@ class LockingQueue:
             log.warning("%s: could not unlock the item yet; still trying in the background", lock)
 
     @contextlib.asynccontextmanager
-    async def take(
-        self, timeout: float | None = None, *, cancel_on_suspend: bool = False
-    ) -> AsyncIterator[Item]:
+    async def take(self, timeout: float | None = None, *, cancel_on_suspend: bool = False) -> AsyncIterator[Item]:
         """Lock an item for the block (guarded like a Lock: LostError if the lock may be
         lost); consume it on a clean exit, give it back otherwise."""
         item = await self.get(timeout)

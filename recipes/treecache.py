@@ -28,8 +28,8 @@ import attrs
 import trio
 
 from ccore.client import Client, ClientClosedError, EventType, KeeperState, Stat, WatchedEvent
-from ccore.znodes.groups import first_error
 from ccore.znodes.errors import ConnectionLossError, NoNodeError, SessionExpiredError
+from ccore.znodes.groups import first_error
 from ccore.znodes.paths import join
 
 from ._util import RETRY_DELAY_S, Background, retry_loss

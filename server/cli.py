@@ -98,7 +98,10 @@ def serve(argv: list[str]) -> int:
         return 2
     except OSError as e:
         if e.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES) and e.filename is None:
-            print(f"ccore serve: cannot listen: {e.strerror or e}; is another server on that port? try --client-port", file=sys.stderr)
+            print(
+                f"ccore serve: cannot listen: {e.strerror or e}; is another server on that port? try --client-port",
+                file=sys.stderr,
+            )
         else:
             print(f"ccore serve: stopped by an I/O error: {e}; check the disk and the data dir", file=sys.stderr)
         return 2

@@ -112,8 +112,7 @@ def _port(text: str) -> int:
 
 def parse_peer(server_id: int, value: str) -> PeerAddress:
     expected = (
-        f"server.{server_id}={value}: expected host:quorumPort:electionPort[:participant|:observer]"
-        "[;[clientHost:]clientPort]"
+        f"server.{server_id}={value}: expected host:quorumPort:electionPort[:participant|:observer][;[clientHost:]clientPort]"
     )
     main, *client = value.split(";")
     if len(client) > 1:

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
+from ccore.znodes import acl as acls
 from ccore.znodes import protocol
 from ccore.znodes import records as r
-from ccore.znodes import acl as acls
 from ccore.znodes.acl import ACL, Id, digest
 from ccore.znodes.constants import XID_AUTH, XID_PING, KeeperState, OpCode, Perms
 from ccore.znodes.errors import Code, NoAuthError, ZKError

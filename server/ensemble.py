@@ -115,7 +115,7 @@ def start(configs: list[Path], log_level: str = "INFO") -> list[subprocess.Popen
 
 def wait_ready(configs: list[Path], procs: list[subprocess.Popen], timeout_s: float = READY_TIMEOUT_S) -> None:
     deadline = time.monotonic() + timeout_s
-    pending = {client_port(c): (c, p) for c, p in zip(configs, procs)}
+    pending = {client_port(c): (c, p) for c, p in zip(configs, procs, strict=True)}
     while pending:
         for port, (cfg, proc) in list(pending.items()):
             if proc.poll() is not None:
@@ -168,7 +168,7 @@ def main(argv: list[str]) -> int:
         reported: set[int] = set()
         while True:
             # A server that dies (or is killed to try a failover) is reported; the rest go on.
-            for i, (cfg, proc) in enumerate(zip(configs, procs)):
+            for i, (cfg, proc) in enumerate(zip(configs, procs, strict=True)):
                 if proc.poll() is not None and i not in reported:
                     reported.add(i)
                     print(f"server {i + 1} exited with status {proc.returncode}; see {cfg.parent / 'server.log'}", flush=True)

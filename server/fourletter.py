@@ -10,7 +10,26 @@ if TYPE_CHECKING:
     from .zkserver import ZKServer
 
 VERSION = "3.8.4-consistent-core-0.1.0"
-WORDS = frozenset(w.encode() for w in ("ruok", "srvr", "stat", "mntr", "conf", "cons", "wchs", "wchc", "wchp", "dump", "isro", "envi", "srst", "crst", "dirs"))
+WORDS = frozenset(
+    w.encode()
+    for w in (
+        "ruok",
+        "srvr",
+        "stat",
+        "mntr",
+        "conf",
+        "cons",
+        "wchs",
+        "wchc",
+        "wchp",
+        "dump",
+        "isro",
+        "envi",
+        "srst",
+        "crst",
+        "dirs",
+    )
+)
 
 
 def _latency(server: ZKServer) -> tuple[float, float, float]:
@@ -159,7 +178,7 @@ def answer(server: ZKServer, word: str) -> str:
     if word == "envi":
         return f"Environment:\nzookeeper.version={VERSION}\nos.name={os.uname().sysname}\nuser.dir={os.getcwd()}\n"
     if word == "dirs":
-        return f"datadir_size: 0\nlogdir_size: 0\n"
+        return "datadir_size: 0\nlogdir_size: 0\n"
     if word in ("srst", "crst"):
         server.stats.reset()
         return "Server stats reset.\n" if word == "srst" else "Connection stats reset.\n"

@@ -392,7 +392,7 @@ class PeerNetwork:
                 peer, digest, f"another server says it is server {peer}, our own id: two servers have {peer} in their myid file"
             )
         if peer not in self.members:
-            raise MembershipMismatch(peer, digest, f"server id {peer} is not a member of this ensemble {self.membership.describe()}")
+            raise MembershipMismatch(
+                peer, digest, f"server id {peer} is not a member of this ensemble {self.membership.describe()}"
+            )
         return peer
-
-

@@ -189,9 +189,7 @@ class Replicator:
     def mode(self) -> str:
         if self.status is None or not self.status.serving:
             return "looking"
-        return {Role.LEADING: "leader", Role.FOLLOWING: "follower", Role.OBSERVING: "observer"}.get(
-            self.status.role, "looking"
-        )
+        return {Role.LEADING: "leader", Role.FOLLOWING: "follower", Role.OBSERVING: "observer"}.get(self.status.role, "looking")
 
     def metrics(self) -> list[tuple[str, Any]]:
         s = self.status

@@ -88,7 +88,7 @@ def write_response(op_code: int, record: Any, result: Result) -> tuple[int, Reco
     """(error code, response record) for a committed write."""
     if op_code == OpCode.multi:
         failed = any(res.err for res in result.results)
-        subs = tuple(_op_result(sub_code, res, failed) for (sub_code, _), res in zip(record.ops, result.results))
+        subs = tuple(_op_result(sub_code, res, failed) for (sub_code, _), res in zip(record.ops, result.results, strict=True))
         return 0, r.MultiResponse(subs)
     if result.err:
         return result.err, None

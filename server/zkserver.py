@@ -289,7 +289,7 @@ class ZKServer:
                 # read and committed together as the next batch (group commit all the same).
                 await trio.lowlevel.checkpoint()
                 self.db.persist(self.db.encode(written))
-            for w, txn in zip(batch, txns):
+            for w, txn in zip(batch, txns, strict=True):
                 if txn is not None:
                     self._apply(txn, w.on_done)
                 elif w.on_done is not None:

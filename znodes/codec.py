@@ -134,9 +134,7 @@ def _encode_op(op: Op) -> list[Any]:
 
 
 _ENCODERS: dict[type, Callable[[Any], list[Any]]] = {
-    Create: lambda op: [
-        _CREATE, op.path, op.data, _acl_out(op.acl), op.mode, op.ttl, op.ttl_request, op.container_request
-    ],
+    Create: lambda op: [_CREATE, op.path, op.data, _acl_out(op.acl), op.mode, op.ttl, op.ttl_request, op.container_request],
     Delete: lambda op: [_DELETE, op.path, op.version],
     DeleteContainer: lambda op: [_DELETE_CONTAINER, op.path],
     SetData: lambda op: [_SET_DATA, op.path, op.data, op.version],

@@ -58,7 +58,7 @@ class ZKError(Exception):
         super().__init__(f"{text}: {path}" if path else text)
 
     @staticmethod
-    def from_code(code: int, path: str | None = None) -> "ZKError":
+    def from_code(code: int, path: str | None = None) -> ZKError:
         """The exception for a wire error code (an unknown code gives a plain ZKError)."""
         cls = _BY_CODE.get(code)
         if cls is None:
@@ -254,7 +254,5 @@ class ThrottledError(ZKError):
 
 
 _BY_CODE: dict[int, type[ZKError]] = {
-    cls.code: cls
-    for cls in list(globals().values())
-    if isinstance(cls, type) and issubclass(cls, ZKError) and cls is not ZKError
+    cls.code: cls for cls in list(globals().values()) if isinstance(cls, type) and issubclass(cls, ZKError) and cls is not ZKError
 }

@@ -184,9 +184,7 @@ class Reader:
         if n < -1:
             raise ProtocolError(f"negative {what} length {n} at offset {pos - 4}")
         if n > self._end - pos:
-            raise ProtocolError(
-                f"{what} length {n} at offset {pos - 4} exceeds the {self._end - pos} bytes left"
-            )
+            raise ProtocolError(f"{what} length {n} at offset {pos - 4} exceeds the {self._end - pos} bytes left")
         return n
 
     def read_int(self) -> int:

@@ -364,9 +364,7 @@ def encode_request(xid: int, op: int, record: Record | None = None) -> bytes:
 _BODYLESS_XIDS = frozenset({XID_PING, XID_AUTH, XID_SET_WATCHES})
 
 
-def decode_reply(
-    payload: bytes | bytearray | memoryview, op: int | None
-) -> tuple[ReplyHeader, Record | None]:
+def decode_reply(payload: bytes | bytearray | memoryview, op: int | None) -> tuple[ReplyHeader, Record | None]:
     """A reply frame: its header and body record.
 
     `op` is the type of the request the client expects an answer to next (replies come in

@@ -66,7 +66,7 @@ def _jute(*kinds: str) -> Any:
         if len(names) != len(kinds):
             raise TypeError(f"{cls.__name__}: {len(names)} fields but {len(kinds)} jute kinds")
         lines = ["def write(self, w):"]
-        lines += [f"    w.{_KINDS[k][0]}(self.{n})" for n, k in zip(names, kinds)] or ["    pass"]
+        lines += [f"    w.{_KINDS[k][0]}(self.{n})" for n, k in zip(names, kinds, strict=True)] or ["    pass"]
         args = ", ".join(f"r.{_KINDS[k][1]}()" for k in kinds)
         lines += ["def read(cls, r):", f"    return cls({args})"]
         ns: dict[str, Any] = {}

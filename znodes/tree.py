@@ -136,7 +136,7 @@ class Node:
         return tuple(getattr(self, f) for f in self.FIELDS)
 
     def restore(self, fields: tuple) -> None:
-        for name, value in zip(self.FIELDS, fields):
+        for name, value in zip(self.FIELDS, fields, strict=True):
             setattr(self, name, value)
 
     @property
@@ -231,8 +231,7 @@ class DataTree:
         except NoAuthError:
             # Without ADMIN a reader sees digest ids with the hash blanked out (ZooKeeper 3.8).
             redacted = tuple(
-                ACL(a.perms, Id(a.id.scheme, a.id.id.split(":", 1)[0] + ":x")) if a.id.scheme == "digest" else a
-                for a in node.acl
+                ACL(a.perms, Id(a.id.scheme, a.id.id.split(":", 1)[0] + ":x")) if a.id.scheme == "digest" else a for a in node.acl
             )
             return redacted, node.stat()
         return node.acl, node.stat()
@@ -465,7 +464,8 @@ class DataTree:
 
     def _save(self, node: Node, undo: Undo | None) -> None:
         if undo is not None:
-            undo.append(lambda fields=node.fields(): node.restore(fields))
+            fields = node.fields()  # the values now, restored by the undo step
+            undo.append(lambda: node.restore(fields))
 
     def _link(self, path: str, parent: Node, node: Node, undo: Undo | None) -> None:
         parent.children.add(path[path.rfind("/") + 1 :])

@@ -8,8 +8,6 @@ error code, the same on every replica.
 
 from __future__ import annotations
 
-from typing import Union
-
 import attrs
 
 from .acl import ACL, Id
@@ -65,7 +63,7 @@ class Check:
 
 @attrs.frozen(slots=True)
 class Multi:
-    ops: tuple["Op", ...]
+    ops: tuple[Op, ...]
 
 
 @attrs.frozen(slots=True)
@@ -84,7 +82,7 @@ class NoOp:
     """A transaction that changes nothing (a new leader's first proposal, a sync barrier)."""
 
 
-Op = Union[Create, Delete, DeleteContainer, SetData, SetACL, Check, Multi, CreateSession, CloseSession, NoOp]
+Op = Create | Delete | DeleteContainer | SetData | SetACL | Check | Multi | CreateSession | CloseSession | NoOp
 MULTI_OPS = (Create, Delete, SetData, Check)
 
 
@@ -108,7 +106,7 @@ class Result:
     err: int = 0
     path: str | None = None
     stat: Stat | None = None
-    results: tuple["Result", ...] = ()
+    results: tuple[Result, ...] = ()
 
 
 # A watch trigger: what happened, where, and the ACL that decides who may hear of it.

@@ -91,9 +91,7 @@ def decode_segment_header(data: bytes | memoryview) -> tuple[int, int]:
     if zlib.crc32(data[: SEGMENT_HEADER_SIZE - 4]) != crc:
         raise BadHeader("header CRC mismatch")
     if version != SEGMENT_VERSION:
-        raise UnsupportedVersion(
-            f"unsupported segment version {version} (this build reads {SEGMENT_VERSION})"
-        )
+        raise UnsupportedVersion(f"unsupported segment version {version} (this build reads {SEGMENT_VERSION})")
     return first, prev
 
 
@@ -232,9 +230,7 @@ def scan_segment(
                 raise corrupt(offset, f"{exc} in a segment that is not the last") from None
             later = find_valid_record(data, offset + 1)
             if later is not None:
-                raise corrupt(
-                    offset, f"{exc}, but valid records follow at offset {later}"
-                ) from None
+                raise corrupt(offset, f"{exc}, but valid records follow at offset {later}") from None
             log.warning(
                 "txn log %s: torn tail at offset %d after zxid %#x (%s); truncating %d bytes",
                 path,
@@ -247,8 +243,6 @@ def scan_segment(
         if frame.zxid <= last:
             raise corrupt(offset, f"zxid {frame.zxid:#x} does not follow {last:#x}")
         if count == 0 and frame.zxid != first_zxid:
-            raise corrupt(
-                offset, f"first record has zxid {frame.zxid:#x}, the name says {first_zxid:#x}"
-            )
+            raise corrupt(offset, f"first record has zxid {frame.zxid:#x}, the name says {first_zxid:#x}")
         last, offset, count = frame.zxid, frame.end, count + 1
     return ScanResult(first_zxid, prev_zxid, last, offset, count, None)

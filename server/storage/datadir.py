@@ -84,13 +84,9 @@ class DataDir:
                 fsync_dir(self.path)
                 fsync_dir(self.path.parent)
         except OSError as exc:
-            raise DataDirAccessError(
-                f"data dir {self.path} cannot be set up ({_reason(exc)}); {fix}"
-            ) from None
+            raise DataDirAccessError(f"data dir {self.path} cannot be set up ({_reason(exc)}); {fix}") from None
         if not os.access(self.path, os.R_OK | os.W_OK | os.X_OK):
-            raise DataDirAccessError(
-                f"data dir {self.path} is not readable and writable by this user; {fix}"
-            )
+            raise DataDirAccessError(f"data dir {self.path} is not readable and writable by this user; {fix}")
         for directory in (self.path, self.path / "log", self.path / "snap"):
             probe = directory / _PROBE_NAME
             try:  # os.access says yes to root even on a read-only mount: really write
@@ -99,9 +95,7 @@ class DataDir:
                 probe.unlink()
                 os.listdir(directory)
             except OSError as exc:
-                raise DataDirAccessError(
-                    f"data dir {directory} is not readable and writable ({_reason(exc)}); {fix}"
-                ) from None
+                raise DataDirAccessError(f"data dir {directory} is not readable and writable ({_reason(exc)}); {fix}") from None
 
     def _lock(self) -> None:
         lock_path = self.path / LOCK_NAME
@@ -135,11 +129,7 @@ class DataDir:
         latest = self.snapshots.latest()
         snap_zxid, payload = latest if latest is not None else (0, None)
         if self.log.base_zxid > snap_zxid:
-            where = (
-                f"the newest valid snapshot is at zxid {snap_zxid:#x}"
-                if latest
-                else "there is no valid snapshot"
-            )
+            where = f"the newest valid snapshot is at zxid {snap_zxid:#x}" if latest else "there is no valid snapshot"
             raise MissingHistoryError(
                 f"data dir {self.path}: the log only holds records after zxid {self.log.base_zxid:#x} but "
                 f"{where}; the history between is missing: resync this server (move the data dir aside)"

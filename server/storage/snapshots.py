@@ -78,11 +78,7 @@ class SnapshotStore:
 
     def list(self) -> list[int]:
         """zxids of the snapshot files present, oldest first (not validated)."""
-        return sorted(
-            int(match.group(1), 16)
-            for path in self.directory.iterdir()
-            if (match := _NAME.fullmatch(path.name))
-        )
+        return sorted(int(match.group(1), 16) for path in self.directory.iterdir() if (match := _NAME.fullmatch(path.name)))
 
     def read(self, zxid: int) -> bytes:
         """The payload of the snapshot at `zxid`; raises CorruptSnapshotError if it does not validate."""
@@ -90,9 +86,7 @@ class SnapshotStore:
         data = path.read_bytes()
 
         def corrupt(what: str) -> CorruptSnapshotError:
-            return CorruptSnapshotError(
-                f"snapshot {path}: {what}; delete it to use an older snapshot, or resync from the leader"
-            )
+            return CorruptSnapshotError(f"snapshot {path}: {what}; delete it to use an older snapshot, or resync from the leader")
 
         if len(data) < HEADER_SIZE:
             raise corrupt(f"file is {len(data)} bytes, shorter than the header")
@@ -104,9 +98,7 @@ class SnapshotStore:
         if header_zxid != zxid:
             raise corrupt(f"header says zxid {header_zxid:#x}, the name says {zxid:#x}")
         if HEADER_SIZE + length != len(data):
-            raise corrupt(
-                f"header says {length} payload bytes, the file holds {len(data) - HEADER_SIZE}"
-            )
+            raise corrupt(f"header says {length} payload bytes, the file holds {len(data) - HEADER_SIZE}")
         view = memoryview(data)
         if zlib.crc32(view[HEADER_SIZE:], zlib.crc32(view[: HEADER_SIZE - 4])) != crc:
             raise corrupt("CRC mismatch")
@@ -147,7 +139,5 @@ class SnapshotStore:
             path.unlink()
         if doomed:
             fsync_dir(self.directory)
-            log.info(
-                "snapshots %s: purged %d older than zxid %#x", self.directory, len(doomed), floor
-            )
+            log.info("snapshots %s: purged %d older than zxid %#x", self.directory, len(doomed), floor)
         return floor

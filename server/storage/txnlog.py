@@ -148,9 +148,7 @@ class TxnLog:
             raise RuntimeError("TxnLog.open() called twice")
         self.directory.mkdir(parents=True, exist_ok=True)
         found = sorted(
-            (zxid, path)
-            for path in self.directory.iterdir()
-            if (zxid := fmt.parse_segment_name(path.name)) is not None
+            (zxid, path) for path in self.directory.iterdir() if (zxid := fmt.parse_segment_name(path.name)) is not None
         )
         records = truncated = 0
         torn_at: tuple[Path, int] | None = None
@@ -182,9 +180,7 @@ class TxnLog:
                 truncated += len(data) - scan.torn_offset
                 os.truncate(path, scan.torn_offset)
                 file_size = scan.torn_offset
-            self._segments.append(
-                _Segment(path, scan.first_zxid, scan.prev_zxid, scan.last_zxid, scan.end, file_size)
-            )
+            self._segments.append(_Segment(path, scan.first_zxid, scan.prev_zxid, scan.last_zxid, scan.end, file_size))
         if self._segments:
             last = self._segments[-1]
             self._fd = os.open(last.path, os.O_WRONLY)
@@ -224,9 +220,7 @@ class TxnLog:
             if not isinstance(zxid, int) or not last < zxid <= fmt.MAX_ZXID:
                 raise ValueError(f"zxid {zxid!r} must be an integer above {last:#x}")
             if len(payload) > fmt.MAX_PAYLOAD_BYTES:
-                raise ValueError(
-                    f"payload of zxid {zxid:#x} is {len(payload)} bytes, over the limit"
-                )
+                raise ValueError(f"payload of zxid {zxid:#x} is {len(payload)} bytes, over the limit")
             last = zxid
         try:
             buf = bytearray()
@@ -396,9 +390,7 @@ class TxnLog:
             try:
                 frame = fmt.parse_record(data, offset)
             except fmt.BadRecord as exc:
-                raise CorruptLogError(
-                    f"txn log {seg.path} at offset {offset}: {exc} while truncating; {fmt.FIX}"
-                ) from None
+                raise CorruptLogError(f"txn log {seg.path} at offset {offset}: {exc} while truncating; {fmt.FIX}") from None
             if frame.zxid > zxid:
                 break
             offset, last = frame.end, frame.zxid
@@ -475,9 +467,7 @@ class TxnLog:
                     try:
                         frame = fmt.parse_record(data, 0)
                     except fmt.BadRecord as exc:
-                        raise CorruptLogError(
-                            f"txn log {path} at offset {offset}: {exc} while reading; {fmt.FIX}"
-                        ) from None
+                        raise CorruptLogError(f"txn log {path} at offset {offset}: {exc} while reading; {fmt.FIX}") from None
                     if frame.zxid > after:
                         yield frame.zxid, data[fmt.RECORD_HEADER_SIZE :]
                     offset += frame.end
@@ -513,9 +503,7 @@ class TxnLog:
     def _check_usable(self) -> None:
         self._check_open()
         if self._failed is not None:
-            raise LogFailedError(
-                f"txn log {self.directory} failed earlier ({self._failed}); restart the server to recover it"
-            )
+            raise LogFailedError(f"txn log {self.directory} failed earlier ({self._failed}); restart the server to recover it")
 
     def _fail(self, exc: BaseException) -> None:
         log.error("txn log %s: I/O error, refusing further writes: %s", self.directory, exc)

@@ -40,7 +40,7 @@ def zx(zxid: int | None) -> str:
     return f"{epoch_of(zxid):x}:{counter_of(zxid):x}"
 
 
-class Role(str, enum.Enum):
+class Role(enum.StrEnum):
     LOOKING = "LOOKING"
     FOLLOWING = "FOLLOWING"
     LEADING = "LEADING"

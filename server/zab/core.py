@@ -287,9 +287,7 @@ class ZabPeer:
 
     def set_current_epoch(self, epoch: int) -> None:
         if epoch < self.current_epoch or epoch > self.accepted_epoch:
-            raise ZabSafetyError(
-                f"current epoch {epoch} outside [{self.current_epoch}, accepted {self.accepted_epoch}]"
-            )
+            raise ZabSafetyError(f"current epoch {epoch} outside [{self.current_epoch}, accepted {self.accepted_epoch}]")
         self.current_epoch = epoch
 
     def append(self, zxid: int, payload: bytes) -> None:

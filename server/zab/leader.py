@@ -230,9 +230,7 @@ class Leading:
         if self.epoch_quorum or not self.epoch_durable:
             return
         acks = 1 + sum(
-            1
-            for learner in self.learners.values()
-            if not learner.observer and learner.phase is Phase.ACKED and learner.fresh
+            1 for learner in self.learners.values() if not learner.observer and learner.phase is Phase.ACKED and learner.fresh
         )
         if acks < p.quorum:
             return
@@ -257,7 +255,12 @@ class Leading:
         plan, messages = sync_stream(plan, p.log, p.storage.snapshot, upto, self.epoch)
         log.info(
             "peer %d: sync %d (last %s) by %s %s up to %s",
-            p.id, learner.id, zx(learner.last_zxid), plan.kind.value, zx(plan.zxid), zx(upto),
+            p.id,
+            learner.id,
+            zx(learner.last_zxid),
+            plan.kind.value,
+            zx(plan.zxid),
+            zx(upto),
         )
         for message in messages:
             p.send(learner.id, message)
@@ -381,9 +384,7 @@ class Leading:
             live = 1 + sum(
                 1
                 for learner in self.learners.values()
-                if not learner.observer
-                and learner.newleader_acked
-                and p.now - learner.last_heard <= p.timing.sync_timeout_s
+                if not learner.observer and learner.newleader_acked and p.now - learner.last_heard <= p.timing.sync_timeout_s
             )
             if live < p.quorum:
                 p.become_looking(f"only {live} voters heard within {p.timing.sync_timeout_s}s")
@@ -408,6 +409,7 @@ class Leading:
             )
             for learner in self._sorted()
         )
+
 
 # Handlers by name, so a test can patch a method on the class.
 _HANDLERS: dict[type, str] = {

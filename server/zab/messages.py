@@ -22,7 +22,7 @@ import attrs
 import cbor2
 
 
-class PeerState(str, enum.Enum):
+class PeerState(enum.StrEnum):
     """A peer's role as announced in election notifications (ZooKeeper's ServerState)."""
 
     LOOKING = "LOOKING"
@@ -305,5 +305,5 @@ def decode_message(frame: bytes) -> Message:
     if len(values) != len(names):
         raise MessageDecodeError(f"{cls.__name__}: {len(values)} fields, expected {len(names)}")
     types = _field_types(cls)
-    args = [_check(cls, n, t, v) for n, t, v in zip(names, types, values)]
+    args = [_check(cls, n, t, v) for n, t, v in zip(names, types, values, strict=True)]
     return cls(*args)

@@ -27,7 +27,7 @@ from .history import History
 from .messages import Diff, Message, NewLeader, Proposal, Snap, Trunc
 
 
-class SyncKind(str, enum.Enum):
+class SyncKind(enum.StrEnum):
     DIFF = "DIFF"
     TRUNC = "TRUNC"
     SNAP = "SNAP"
@@ -39,9 +39,7 @@ class SyncPlan:
     zxid: int | None = None  # DIFF: entries after it follow; TRUNC: cut after it
 
 
-def decide_sync(
-    peer_last: int, upto: int, base: int, floor: Callable[[int], int | None]
-) -> SyncPlan:
+def decide_sync(peer_last: int, upto: int, base: int, floor: Callable[[int], int | None]) -> SyncPlan:
     """Pure decision: `base` is the leader's log base, `floor(z)` its largest zxid <= z
     (counting `base`, None below it), `upto` the end of what the learner must get."""
     if peer_last < base:

@@ -57,9 +57,13 @@ class FakeEnsemble:
         self.fixed_leader: int | None = None
         self.events: list[tuple[str, int]] = []
         self.root = root
-        self.links = FakeLinks(
-            [("peer", i, j) for i in self._servers for j in self._servers if i != j] + [("client", i) for i in self._servers]
-        ) if proxies else None
+        self.links = (
+            FakeLinks(
+                [("peer", i, j) for i in self._servers for j in self._servers if i != j] + [("client", i) for i in self._servers]
+            )
+            if proxies
+            else None
+        )
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
 
     @property

@@ -50,7 +50,9 @@ def test_reads_fail_when_a_client_goes_back_in_version() -> None:
 
 
 def test_reads_fail_when_a_client_misses_its_own_write() -> None:
-    h = _ops(("a", "write", "x", 1, 0, 1, 0x10), ("a", "write", "y", 2, 2, 3, 0x11), ("a", "read", None, ["x", 1, 0x10], 4, 5, None))
+    h = _ops(
+        ("a", "write", "x", 1, 0, 1, 0x10), ("a", "write", "y", 2, 2, 3, 0x11), ("a", "read", None, ["x", 1, 0x10], 4, 5, None)
+    )
     assert not check_reads(h).ok
 
 
@@ -121,7 +123,11 @@ def test_watch_event_zxid_when_sent_must_be_the_changes() -> None:
 
 
 def test_epoch_changes_are_when_each_new_epoch_was_first_seen() -> None:
-    h = _ops(("a", "write", "x", 1, 0, 1 * S, 1 << 32 | 5), ("b", "write", "y", 2, 0, 4 * S, 2 << 32 | 1), ("a", "write", "z", 3, 5 * S, 6 * S, 2 << 32 | 2))
+    h = _ops(
+        ("a", "write", "x", 1, 0, 1 * S, 1 << 32 | 5),
+        ("b", "write", "y", 2, 0, 4 * S, 2 << 32 | 1),
+        ("a", "write", "z", 3, 5 * S, 6 * S, 2 << 32 | 2),
+    )
     assert epoch_changes({"register": h}) == [4.0]
 
 

@@ -104,7 +104,11 @@ def test_two_cas_succeeding_from_one_version_fails() -> None:
             id="unknown-write-seen-then-unseen",
         ),
         pytest.param(
-            [(1, W, "a", 1, 0, 1, "ok", "/x"), (2, R, None, (None, 0), 2, 3, "ok", "/y"), (3, R, None, (None, 0), 2, 3, "ok", "/x")],
+            [
+                (1, W, "a", 1, 0, 1, "ok", "/x"),
+                (2, R, None, (None, 0), 2, 3, "ok", "/y"),
+                (3, R, None, (None, 0), 2, 3, "ok", "/x"),
+            ],
             id="fault-on-one-key-of-two",
         ),
     ],

@@ -12,11 +12,11 @@ import pytest
 import trio
 import trio.lowlevel
 
+from ccore.recipes import _cleanup
+from ccore.znodes.errors import ConnectionLossError, NoNodeError
 from chaos import lockload
 from chaos.history import History
 from chaos.lockload import LOCK, LockWorkload
-from ccore.recipes import _cleanup
-from ccore.znodes.errors import ConnectionLossError, NoNodeError
 
 OURS = 0x1234
 THEIRS = 0x5678

@@ -17,7 +17,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_list_and_unknown_nemeses_and_workloads(tmp_path: Path) -> None:
-    listed = subprocess.run([sys.executable, "-m", "chaos", "--list-nemeses"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    listed = subprocess.run(
+        [sys.executable, "-m", "chaos", "--list-nemeses"], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
     assert listed.returncode == 0 and "halves" in listed.stdout and "needs link proxies" in listed.stdout
     for option, name in (("--nemesis", "flood"), ("--workload", "bank")):
         bad = subprocess.run(
@@ -32,7 +34,9 @@ def _result(name: str, history: History) -> RunResult:
 
 
 def test_report_of_a_violation_has_status_1_and_the_shortest_failing_window(tmp_path: Path) -> None:
-    keyed = lambda *spec: (*spec, "ok", "/k")
+    def keyed(*spec: object) -> tuple[object, ...]:
+        return (*spec, "ok", "/k")
+
     h = build(
         keyed("p1", "write", "a", 1, 0, 10),
         keyed("p1", "write", "b", 2, 11, 12),
@@ -50,7 +54,9 @@ def test_report_of_a_violation_has_status_1_and_the_shortest_failing_window(tmp_
 
 
 def test_a_stale_plain_read_is_reported_but_is_no_violation(tmp_path: Path) -> None:
-    keyed = lambda *spec: (*spec, "ok", "/k")
+    def keyed(*spec: object) -> tuple[object, ...]:
+        return (*spec, "ok", "/k")
+
     h = build(
         keyed("p1", "write", "a", 1, 0, 10),
         keyed("p1", "write", "b", 2, 11, 12),
@@ -61,4 +67,7 @@ def test_a_stale_plain_read_is_reported_but_is_no_violation(tmp_path: Path) -> N
     verdicts = {v["checker"].split(" (")[0]: v for v in report["workloads"]["register"]["verdicts"]}
     assert status == 0 and report["status"] == "pass"
     assert verdicts["linearizability"]["verdict"] == "ok"
-    assert verdicts["linearizability with plain reads"]["verdict"] == "fail" and not verdicts["linearizability with plain reads"]["strict"]
+    assert (
+        verdicts["linearizability with plain reads"]["verdict"] == "fail"
+        and not verdicts["linearizability with plain reads"]["strict"]
+    )

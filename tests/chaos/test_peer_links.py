@@ -5,13 +5,13 @@ each peer through the proxy of that directed link (the `dial_address` hook), so 
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
 
 import cbor2
 import trio
 
-from chaos.proxy import HOST, ProxyFleet
 from ccore.server.peers import PeerNetwork
+from chaos.proxy import HOST, ProxyFleet
+from tests.polling import wait_for
 
 
 def _free_ports(n: int) -> list[int]:
@@ -22,12 +22,6 @@ def _free_ports(n: int) -> list[int]:
     for s in socks:
         s.close()
     return ports
-
-
-async def _until(predicate: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    with trio.fail_after(timeout_s):
-        while not predicate():
-            await trio.sleep(0.01)
 
 
 async def test_a_fault_on_one_directed_link_stops_only_that_direction(nursery: trio.Nursery) -> None:
@@ -57,42 +51,42 @@ async def test_a_fault_on_one_directed_link_stops_only_that_direction(nursery: t
     for net in nets.values():
         await nursery.start(net.run)
     every_link = {(i, j) for i in members for j in members if i != j}
-    await _until(lambda: links == every_link)
+    await wait_for(lambda: links == every_link)
 
     def got(frm: int, to: int, msg: str) -> bool:
         return (frm, to, msg) in inbox
 
     nets[1].send(2, "before")
     nets[2].send(1, "before")
-    await _until(lambda: got(1, 2, "before") and got(2, 1, "before"))
+    await wait_for(lambda: got(1, 2, "before") and got(2, 1, "before"))
 
     # Cut 1 -> 2: the link between 1 and 2 is down for both (Zab needs both directions), so
     # nothing flows either way; the links to 3 are untouched.
     await fleet["peer", 1, 2].cut()
-    await _until(lambda: (1, 2) not in links and (2, 1) not in links)
+    await wait_for(lambda: (1, 2) not in links and (2, 1) not in links)
     nets[1].send(2, "during-cut")
     nets[2].send(1, "during-cut")
     nets[1].send(3, "during-cut")
-    await _until(lambda: got(1, 3, "during-cut"))
+    await wait_for(lambda: got(1, 3, "during-cut"))
     await trio.sleep(0.2)
     assert not got(1, 2, "during-cut") and not got(2, 1, "during-cut")
     assert {(1, 3), (3, 1), (2, 3), (3, 2)} <= links
     await fleet["peer", 1, 2].heal()
-    await _until(lambda: (1, 2) in links)
+    await wait_for(lambda: (1, 2) in links)
     nets[1].send(2, "after-cut")
-    await _until(lambda: got(1, 2, "after-cut"))
+    await wait_for(lambda: got(1, 2, "after-cut"))
 
     # Blackhole 2 -> 3: server 2 still believes the link is up, yet nothing arrives.
     fleet["peer", 2, 3].blackhole()
     nets[2].send(3, "into-the-void")
     nets[3].send(2, "the-other-way")
-    await _until(lambda: got(3, 2, "the-other-way"))
+    await wait_for(lambda: got(3, 2, "the-other-way"))
     await trio.sleep(0.2)
     assert (2, 3) in links and not got(2, 3, "into-the-void")
     # Heal closes the connection that lost bytes; server 2 redials and talks again.
     await fleet["peer", 2, 3].heal()
-    await _until(lambda: (2, 3) in links and fleet["peer", 2, 3].stats().accepted >= 2)
+    await wait_for(lambda: (2, 3) in links and fleet["peer", 2, 3].stats().accepted >= 2)
     nets[2].send(3, "after-blackhole")
-    await _until(lambda: got(2, 3, "after-blackhole"))
+    await wait_for(lambda: got(2, 3, "after-blackhole"))
     assert not got(2, 3, "into-the-void")
     nursery.cancel_scope.cancel()

@@ -8,10 +8,10 @@ from typing import Any
 
 import trio
 
-from chaos.watchload import ROOT, WatchWorkload
 from ccore.client.protocol import WatchedEvent
 from ccore.znodes.constants import EventType, KeeperState
 from ccore.znodes.errors import ConnectionLossError, SessionExpiredError
+from chaos.watchload import ROOT, WatchWorkload
 
 CREATED = EventType.NODE_CREATED
 

@@ -1,10 +1,10 @@
 """A Trio TCP proxy for one upstream server that a test can cut or hold.
 
-    proxy = await open_proxy(server.port)      # fixture; runs in the test's nursery
-    connect(proxy.connect_string)
-    proxy.cut()      # close every connection, and close new ones at once (server "gone")
-    proxy.hold()     # keep connections open but forward nothing (a silent network)
-    proxy.restore()  # forward again
+proxy = await open_proxy(server.port)      # fixture; runs in the test's nursery
+connect(proxy.connect_string)
+proxy.cut()      # close every connection, and close new ones at once (server "gone")
+proxy.hold()     # keep connections open but forward nothing (a silent network)
+proxy.restore()  # forward again
 """
 
 from __future__ import annotations

@@ -7,14 +7,16 @@ import trio
 
 from ccore.client import ClientState, connect
 from ccore.znodes.errors import SessionExpiredError
+from tests.polling import wait_for
 
 CONNECTED, SUSPENDED, LOST = ClientState.CONNECTED, ClientState.SUSPENDED, ClientState.LOST
 
 
 async def wait_gone(client, path: str, timeout_s: float = 15.0) -> None:
-    with trio.fail_after(timeout_s):
-        while await client.exists(path) is not None:
-            await trio.sleep(0.05)
+    async def gone() -> bool:
+        return await client.exists(path) is None
+
+    await wait_for(gone, timeout_s=timeout_s, interval_s=0.05)
 
 
 async def check_expired(zk, states, old_session, data_watch, stream) -> None:

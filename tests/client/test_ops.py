@@ -28,6 +28,7 @@ from ccore.znodes.errors import (
     NotEmptyError,
     RuntimeInconsistencyError,
 )
+from tests.polling import wait_for
 
 
 async def test_create_get_set_delete(zk):
@@ -76,9 +77,11 @@ async def test_container_and_ttl(zk, server_kind):
     await zk.delete("/c/child")
     path, stat = await zk.create("/ttl", b"t", ttl=0.5, include_stat=True)
     assert path == "/ttl" and stat.ephemeralOwner == 0
-    with trio.fail_after(10):  # both servers check containers and TTLs about every second
-        while await zk.exists("/c") is not None or await zk.exists("/ttl") is not None:
-            await trio.sleep(0.1)
+
+    async def both_gone() -> bool:
+        return await zk.exists("/c") is None and await zk.exists("/ttl") is None
+
+    await wait_for(both_gone, timeout_s=10, interval_s=0.1)  # both servers check containers and TTLs about every second
 
 
 async def test_exists_children_stat(zk):
@@ -109,9 +112,7 @@ async def test_recursive_delete_and_ensure_path(zk):
 
 async def test_transactions(zk):
     await zk.create("/t", b"0")
-    results = await (
-        zk.transaction().create("/t/a", b"a").set("/t", b"1", version=0).check("/t", 1).delete("/t/a").commit()
-    )
+    results = await zk.transaction().create("/t/a", b"a").set("/t", b"1", version=0).check("/t", 1).delete("/t/a").commit()
     assert results[0] == "/t/a" and isinstance(results[1], Stat) and results[1].version == 1
     assert results[2:] == [None, None]
     with pytest.raises(NodeExistsError) as e:

@@ -134,7 +134,7 @@ def test_reconnect_resumes_session_and_restores_watches():
     client = ClientProtocol(10000, auth=[("digest", b"u:p")])
     server, events = handshake(client)
     assert events == [] and client.phase is Phase.AUTHENTICATING
-    (header, packet), = server.requests()
+    ((header, packet),) = server.requests()
     assert header.xid == XID_AUTH and packet.scheme == "digest"
     assert client.receive_data(wire.encode_reply(XID_AUTH, 0, 0)) == [p.Connected(0x1234, 9000, False, True)]
     register(client, WatchKind.DATA, "/d", "d")
@@ -177,9 +177,7 @@ def test_auth_failure_is_terminal():
 
 
 @settings(max_examples=50, deadline=None)
-@given(
-    st.lists(st.tuples(st.sampled_from(list(WatchKind)), st.text("abc", min_size=1, max_size=40000)), max_size=30)
-)
+@given(st.lists(st.tuples(st.sampled_from(list(WatchKind)), st.text("abc", min_size=1, max_size=40000)), max_size=30))
 def test_set_watches_batches(watches):
     client = ClientProtocol(10000)
     handshake(client)
@@ -201,7 +199,7 @@ def test_set_watches_batches(watches):
         longest = max((len(path) for paths in fields for path in paths), default=0)
         assert total < p.SET_WATCHES_MAX_LENGTH + longest
         order = (WatchKind.DATA, WatchKind.EXIST, WatchKind.CHILD, WatchKind.PERSISTENT, WatchKind.RECURSIVE)
-        for kind, paths in zip(order, fields):
+        for kind, paths in zip(order, fields, strict=True):
             seen[kind] += paths
     for kind in WatchKind:
         assert sorted(seen[kind]) == sorted(client.watch_paths(kind))

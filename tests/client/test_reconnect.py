@@ -6,6 +6,7 @@ import pytest
 import trio
 
 from ccore.client import ClientState, EventType, KeeperState, connect
+from tests.polling import wait_for
 
 CONNECTED, SUSPENDED = ClientState.CONNECTED, ClientState.SUSPENDED
 
@@ -141,9 +142,7 @@ async def test_never_connects_to_a_server_that_has_seen_less(fresh_server, serve
                 ahead_proxy.cut()
             await trio.to_thread.run_sync(ahead.kill)
             await expect_states(states, [SUSPENDED])
-            with trio.fail_after(10):
-                while behind_proxy.accepted < 2:
-                    await trio.sleep(0.05)
+            await wait_for(lambda: behind_proxy.accepted >= 2, timeout_s=10, interval_s=0.05)
             # `behind` was tried and refused us (it has not seen our zxid): still suspended.
             assert zk.state is SUSPENDED and states.pending() == 0
             await trio.to_thread.run_sync(ahead.start)

@@ -1,11 +1,11 @@
 """A loopback TCP proxy that a test can cut: clients keep their session but lose the network.
 
-    with TcpProxy(server_port) as proxy:
-        client = KazooClient(hosts=proxy.connect_string)
-        ...
-        proxy.cut()      # drop every connection and refuse (accept-and-close) new ones
-        ...              # change things while the client is away
-        proxy.restore()  # let it reconnect
+with TcpProxy(server_port) as proxy:
+    client = KazooClient(hosts=proxy.connect_string)
+    ...
+    proxy.cut()      # drop every connection and refuse (accept-and-close) new ones
+    ...              # change things while the client is away
+    proxy.restore()  # let it reconnect
 """
 
 from __future__ import annotations

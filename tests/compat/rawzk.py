@@ -768,7 +768,9 @@ def kazoo_call(client, request, timeout_s: float = 10.0):
     return async_result.get(timeout=timeout_s)
 
 
-def multi_create(path: str, data: bytes = b"", acl=None, flags: int = 0, ttl: int | None = None, op: int | None = None) -> MultiOp:
+def multi_create(
+    path: str, data: bytes = b"", acl=None, flags: int = 0, ttl: int | None = None, op: int | None = None
+) -> MultiOp:
     if op is None:
         if flags == CreateFlag.CONTAINER:
             op = Op.createContainer

@@ -86,8 +86,7 @@ def wait_for_imok(port: int, proc: subprocess.Popen, log_path: Path, timeout_s: 
             last_error = exc
         time.sleep(0.1)
     raise ServerStartError(
-        f"no imok from port {port} within {timeout_s}s (last: {last_error})\n"
-        f"--- log tail ({log_path}) ---\n{tail(log_path)}"
+        f"no imok from port {port} within {timeout_s}s (last: {last_error})\n--- log tail ({log_path}) ---\n{tail(log_path)}"
     )
 
 

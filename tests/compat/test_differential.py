@@ -106,7 +106,9 @@ def test_differential_apache_against_apache(apache_side, second_apache_side):
     """The normalisation must make two Apache servers (different session ids, different
     zxid histories) agree exactly; otherwise the test above would cry wolf."""
 
-    @settings(max_examples=SELF_CHECK_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @settings(
+        max_examples=SELF_CHECK_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+    )
     @given(program=programs)
     def check(program):
         compare(apache_side, second_apache_side, program)

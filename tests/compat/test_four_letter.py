@@ -73,7 +73,7 @@ def test_srvr_lines(zk_handle):
     text = zk_handle.four_letter("srvr")
     lines = [line for line in text.splitlines() if line]
     assert len(lines) == len(SRVR_LINES), text
-    for pattern, line in zip(SRVR_LINES, lines):
+    for pattern, line in zip(SRVR_LINES, lines, strict=True):
         assert re.fullmatch(pattern, line), f"{line!r} does not match {pattern!r}"
 
 

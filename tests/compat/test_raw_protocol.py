@@ -321,7 +321,12 @@ def test_multi_read(raw_factory, zk_root):
     client.create(f"{zk_root}/a", b"data")
     client.create(f"{zk_root}/a/kid")
     results = client.multi_read(
-        [multi_get_data(f"{zk_root}/a"), multi_get_children(f"{zk_root}/a"), multi_get_data(f"{zk_root}/nope"), multi_get_children(f"{zk_root}/nope")]
+        [
+            multi_get_data(f"{zk_root}/a"),
+            multi_get_children(f"{zk_root}/a"),
+            multi_get_data(f"{zk_root}/nope"),
+            multi_get_children(f"{zk_root}/nope"),
+        ]
     )
     data, stat = results[0]
     assert data == b"data" and stat.numChildren == 1

@@ -27,7 +27,10 @@ def ev(type_: int, path: str) -> Event:
 # --- negotiation -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("requested_ms, expected_ms", [(1, 4000), (0, 4000), (3999, 4000), (4000, 4000), (12345, 12345), (40000, 40000), (40001, 40000), (10**6, 40000)])
+@pytest.mark.parametrize(
+    "requested_ms, expected_ms",
+    [(1, 4000), (0, 4000), (3999, 4000), (4000, 4000), (12345, 12345), (40000, 40000), (40001, 40000), (10**6, 40000)],
+)
 def test_session_timeout_clamped_to_2_and_20_ticks(raw_factory, requested_ms, expected_ms):
     """The shared servers run tickTime=2000: sessions are clamped to [4000, 40000] ms."""
     client = raw_factory(timeout_ms=requested_ms)

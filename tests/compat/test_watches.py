@@ -211,7 +211,12 @@ def test_multi_events_in_op_order(raw_factory, zk_root):
     watcher.get(f"{zk_root}/x", watch=True)
     watcher.get_children(zk_root, watch=True)
     results = writer.multi(
-        [multi_create(f"{zk_root}/m1"), multi_set(f"{zk_root}/x", b"1"), multi_create(f"{zk_root}/m2"), multi_delete(f"{zk_root}/x")]
+        [
+            multi_create(f"{zk_root}/m1"),
+            multi_set(f"{zk_root}/x", b"1"),
+            multi_create(f"{zk_root}/m2"),
+            multi_delete(f"{zk_root}/x"),
+        ]
     )
     assert results[0] == f"{zk_root}/m1"
     assert watcher.drain_events() == [

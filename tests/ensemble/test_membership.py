@@ -10,11 +10,11 @@ import socket
 
 import cbor2
 import pytest
-import trio
 from kazoo.client import KazooClient
 
-from chaos.ensemble import LocalEnsemble
 from ccore.server.peers import PeerNetwork
+from chaos.ensemble import LocalEnsemble
+from tests.polling import wait_for
 
 
 def free_ports(n: int) -> list[int]:
@@ -25,12 +25,6 @@ def free_ports(n: int) -> list[int]:
     for s in socks:
         s.close()
     return ports
-
-
-async def until(predicate, timeout_s: float = 5.0) -> None:
-    with trio.fail_after(timeout_s):
-        while not predicate():
-            await trio.sleep(0.01)
 
 
 def network(my_id, members, observers, links) -> PeerNetwork:
@@ -48,7 +42,7 @@ def network(my_id, members, observers, links) -> PeerNetwork:
 
 
 async def test_links_form_when_each_server_sees_other_addresses(nursery) -> None:
-    ports = dict(zip((1, 2, 3), free_ports(3)))
+    ports = dict(zip((1, 2, 3), free_ports(3), strict=True))
     views = {  # each server: itself on 0.0.0.0, the others by address or by name
         1: {1: ("0.0.0.0", ports[1]), 2: ("127.0.0.1", ports[2]), 3: ("localhost", ports[3])},
         2: {1: ("localhost", ports[1]), 2: ("0.0.0.0", ports[2]), 3: ("127.0.0.1", ports[3])},
@@ -57,29 +51,31 @@ async def test_links_form_when_each_server_sees_other_addresses(nursery) -> None
     links: set = set()
     for sid, view in views.items():
         await nursery.start(network(sid, view, [3], links).run)
-    await until(lambda: len(links) == 6)
+    await wait_for(lambda: len(links) == 6)
 
 
 async def test_another_membership_is_refused_with_one_log_line(nursery, caplog) -> None:
     caplog.set_level(logging.DEBUG, logger="ccore.server.peers")
-    ports = dict(zip((1, 2), free_ports(2)))
+    ports = dict(zip((1, 2), free_ports(2), strict=True))
     members = {1: ("0.0.0.0", ports[1]), 2: ("127.0.0.1", ports[2])}
     links: set = set()
     await nursery.start(network(1, members, [], links).run)
     # Server 2 thinks it is an observer: it dials 1 again and again and is refused every time.
     await nursery.start(network(2, {**members, 1: ("localhost", ports[1])}, [2], links).run)
-    await until(lambda: sum("refusing peer connection" in r.getMessage() for r in caplog.records) >= 4)
+    await wait_for(lambda: sum("refusing peer connection" in r.getMessage() for r in caplog.records) >= 4)
     assert not links
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     # One line on each side, however often server 2 redials.
-    assert sorted(warnings) == sorted([
-        "refusing peer connection: server 2 lists members {1,2} (observers {2}), we list {1,2} (no observers): "
-        "server 2 is an observer in theirs and a participant in ours; fix the server.N lines so that every "
-        "server names the same ids and roles",
-        "refusing peer connection: server 1 lists members {1,2} (no observers), we list {1,2} (observers {2}): "
-        "server 2 is a participant in theirs and an observer in ours; fix the server.N lines so that every "
-        "server names the same ids and roles",
-    ])
+    assert sorted(warnings) == sorted(
+        [
+            "refusing peer connection: server 2 lists members {1,2} (observers {2}), we list {1,2} (no observers): "
+            "server 2 is an observer in theirs and a participant in ours; fix the server.N lines so that every "
+            "server names the same ids and roles",
+            "refusing peer connection: server 1 lists members {1,2} (no observers), we list {1,2} (observers {2}): "
+            "server 2 is a participant in theirs and an observer in ours; fix the server.N lines so that every "
+            "server names the same ids and roles",
+        ]
+    )
 
 
 @pytest.mark.slow

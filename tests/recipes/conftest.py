@@ -36,6 +36,7 @@ from tests.client.conftest import (  # noqa: F401 - fixtures reused, not copied
     server_kind,
     zk_server,
 )
+from tests.polling import wait_for
 
 DEFAULT_SESSION_TIMEOUT_S = 4.0
 
@@ -76,8 +77,7 @@ def doomed(hosts: str, connect_zk: Callable[..., Any], open_proxy: Any, zk_serve
             async def expire() -> None:
                 proxy.cut()
                 with trio.fail_after(10):
-                    while client.state is not ClientState.SUSPENDED:
-                        await trio.sleep(0.01)
+                    await wait_for(lambda: client.state is ClientState.SUSPENDED, timeout_s=10)
                     # The same timeout: a resumed session takes the timeout its new connection asks.
                     twin = connect(hosts, session=(client.session_id, client.session_passwd), session_timeout=session_timeout)
                     async with twin:

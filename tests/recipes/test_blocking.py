@@ -50,7 +50,7 @@ def test_lock_from_threads(bzk):
     assert not errors, errors
     spans.sort()
     assert len(spans) == 20
-    for (s1, e1, t1), (s2, e2, t2) in itertools.pairwise(spans):
+    for (_, e1, t1), (s2, _, t2) in itertools.pairwise(spans):
         assert e1 <= s2 and t1 < t2
     # Empty, or gone: Apache ZooKeeper's container sweep may reap the empty lock node.
     with contextlib.suppress(NoNodeError):

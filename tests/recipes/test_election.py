@@ -9,6 +9,7 @@ import pytest
 import trio
 
 from ccore.recipes import Election, LostError
+from tests.polling import wait_for
 
 PATH = "/election"
 
@@ -29,11 +30,12 @@ async def test_leaders_in_campaign_order(connect_zk):
                     await trio.sleep(0.05)
                     terms.append((name, token, start, trio.current_time()))
 
+            async def queued(n: int) -> bool:
+                return len(await observer.candidates()) >= n
+
             for i, zk in enumerate((a, b, a)):
                 nursery.start_soon(candidate, zk, f"node-{i}".encode())
-                with trio.fail_after(5):  # queued in this order
-                    while len(await observer.candidates()) < i + 1:
-                        await trio.sleep(0.01)
+                await wait_for(queued, i + 1)  # queued in this order
             assert await observer.candidates() == [b"node-0", b"node-1", b"node-2"]
             go.set()
         assert [t[0] for t in terms] == [b"node-0", b"node-1", b"node-2"]
@@ -59,17 +61,15 @@ async def test_campaign_resign_and_observe(connect_zk):
             with pytest.raises(trio.TooSlowError):
                 await eb.campaign(timeout=0.2)
             nursery.start_soon(eb.campaign)
-            with trio.fail_after(5):
-                while len(await ea.candidates()) < 2:
-                    await trio.sleep(0.01)
+
+            async def both_candidates() -> bool:
+                return len(await ea.candidates()) >= 2
+
+            await wait_for(both_candidates)
             await ea.resign()
-            with trio.fail_after(5):
-                while not eb.is_leader or seen[-1:] != [b"B"]:
-                    await trio.sleep(0.01)
+            await wait_for(lambda: eb.is_leader and seen[-1:] == [b"B"])
             await eb.resign()
-            with trio.fail_after(5):
-                while seen[-1:] != [None] or len(seen) < 4:
-                    await trio.sleep(0.01)
+            await wait_for(lambda: seen[-1:] == [None] and len(seen) >= 4)
             nursery.cancel_scope.cancel()
         assert seen == [None, b"A", b"B", None]
 
@@ -79,6 +79,7 @@ async def test_leadership_ends_when_the_session_expires(connect_zk, doomed):
     leads with a higher token."""
     async with doomed(session_timeout=4) as (leader_zk, expire), connect_zk() as rival_zk:
         t: dict[str, float] = {}
+        old_leads = trio.Event()
         with trio.fail_after(20):
             async with trio.open_nursery() as nursery:
 
@@ -86,6 +87,7 @@ async def test_leadership_ends_when_the_session_expires(connect_zk, doomed):
                     with pytest.raises(LostError):
                         async with Election(leader_zk, PATH, b"old").leadership() as token:
                             t["old_token"] = token
+                            old_leads.set()
                             await expire()
                             t["closed"] = trio.current_time()
                             try:
@@ -94,8 +96,7 @@ async def test_leadership_ends_when_the_session_expires(connect_zk, doomed):
                                 t["old_stopped"] = trio.current_time()
 
                 async def rival() -> None:
-                    while "old_token" not in t:
-                        await trio.sleep(0.01)
+                    await old_leads.wait()
                     async with Election(rival_zk, PATH, b"new").leadership() as token:
                         t["new_token"] = token
                         t["new_started"] = trio.current_time()

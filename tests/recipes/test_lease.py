@@ -86,6 +86,7 @@ async def test_seed_failover(zk_server, connect_zk, open_proxy):
     ttl = 2.0
     proxy = await open_proxy(zk_server.port)
     t: dict[str, float] = {}
+    a_owns = trio.Event()
     async with connect_zk(session_timeout=ttl, via=proxy.connect_string) as a, connect_zk(session_timeout=ttl) as b:
         assert a.session_timeout == ttl
         with trio.fail_after(4 * ttl + 10):
@@ -95,6 +96,7 @@ async def test_seed_failover(zk_server, connect_zk, open_proxy):
                     with pytest.raises(LostError):
                         async with Lease(a, NAME, b"NodeA", ttl=ttl) as lease:
                             t["a_token"] = lease.token
+                            a_owns.set()
                             await trio.sleep(ttl)  # heartbeats keep it
                             assert lease.is_held
                             proxy.cut()  # NodeA is gone for the server
@@ -105,8 +107,7 @@ async def test_seed_failover(zk_server, connect_zk, open_proxy):
                                 t["a_stopped"] = trio.current_time()
 
                 async def node_b() -> None:
-                    while "a_token" not in t:
-                        await trio.sleep(0.01)
+                    await a_owns.wait()
                     async with Lease(b, NAME, b"NodeB", ttl=ttl) as lease:
                         t["b_started"] = trio.current_time()
                         t["b_token"] = lease.token

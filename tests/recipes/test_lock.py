@@ -8,6 +8,7 @@ import pytest
 import trio
 
 from ccore.recipes import Lock, LostError
+from tests.polling import wait_for
 
 LOCK = "/locks/db"
 
@@ -51,16 +52,17 @@ async def test_exclusive_and_fair_in_arrival_order(connect_zk):
                     await trio.sleep(0.05)
                     spans.append((start, trio.current_time(), token))
 
+            async def queued(n: int) -> bool:
+                return len(await Lock(a, LOCK).contenders()) >= n
+
             for i, zk in enumerate((b, c, a), start=1):
                 nursery.start_soon(contend, i, zk)
-                with trio.fail_after(5):  # queue them in this order
-                    while len(await Lock(a, LOCK).contenders()) < i + 1:
-                        await trio.sleep(0.01)
+                await wait_for(queued, i + 1)  # queue them in this order
             assert await holder.contenders() == [b"0", b"1", b"2", b"3"]
             await holder.release()
     assert order == [1, 2, 3]
     spans.sort()
-    for (s1, e1, t1), (s2, e2, t2) in itertools.pairwise(spans):
+    for (_, e1, t1), (s2, _, t2) in itertools.pairwise(spans):
         assert e1 <= s2 and t1 < t2
 
 
@@ -71,18 +73,18 @@ async def test_release_wakes_only_the_next_contender(zk, connect_zk, spy):
         await holder.acquire()
         spies = [spy(other) for _ in range(4)]
         async with trio.open_nursery() as nursery:
-            for s in spies:
+
+            async def queued(n: int) -> bool:
+                return len(await holder.contenders()) >= n
+
+            for n, s in enumerate(spies, start=2):
                 nursery.start_soon(Lock(s, LOCK).acquire)
-                with trio.fail_after(5):
-                    while len(await holder.contenders()) < spies.index(s) + 2:
-                        await trio.sleep(0.01)
+                await wait_for(queued, n)
             await trio.sleep(0.2)
             for s in spies:
                 s.reset()
             await holder.release()
-            with trio.fail_after(5):
-                while not spies[0].total or spies[0].calls.get("children", 0) < 1:
-                    await trio.sleep(0.01)
+            await wait_for(lambda: spies[0].total and spies[0].calls.get("children", 0) >= 1)
             await trio.sleep(0.3)
             assert [s.total for s in spies[1:]] == [0, 0, 0]
             nursery.cancel_scope.cancel()
@@ -165,9 +167,11 @@ async def test_cancel_on_suspend(zk_server, connect_zk, open_proxy):
                     proxy.cut()
                     nursery.start_soon(restore_soon)
                     await trio.sleep_forever()
-        with trio.fail_after(10):  # the session lives on: the release removed the node
-            while await nodes(zk):
-                await trio.sleep(0.05)
+
+        async def released() -> bool:
+            return not await nodes(zk)
+
+        await wait_for(released, timeout_s=10, interval_s=0.05)  # the session lives on: the release removed the node
 
 
 @pytest.mark.slow
@@ -177,6 +181,7 @@ async def test_partitioned_holder_stops_before_the_next_holder_starts(zk_server,
     to the next contender; and the next token is higher."""
     proxy = await open_proxy(zk_server.port)
     events: dict[str, float] = {}
+    silenced = trio.Event()
     async with connect_zk(session_timeout=2.0, via=proxy.connect_string) as cut_off, connect_zk() as rival:
         timeout = cut_off.session_timeout
         with trio.fail_after(4 * timeout + 10):
@@ -188,14 +193,14 @@ async def test_partitioned_holder_stops_before_the_next_holder_starts(zk_server,
                             events["old_token"] = token
                             proxy.hold()  # silence: no error, no close, nothing
                             events["silenced"] = trio.current_time()
+                            silenced.set()
                             try:
                                 await trio.sleep_forever()
                             finally:
                                 events["old_stopped"] = trio.current_time()
 
                 async def new_holder() -> None:
-                    while "silenced" not in events:
-                        await trio.sleep(0.01)
+                    await silenced.wait()
                     async with Lock(rival, LOCK) as token:
                         events["new_started"] = trio.current_time()
                         events["new_token"] = token
@@ -222,21 +227,24 @@ async def test_server_restart(fresh_server, root):
     hosts = server.connect_string + root
     async with connect(hosts, session_timeout=10) as a, connect(hosts, session_timeout=10) as b:
         got: dict[str, int] = {}
+        a_holds = trio.Event()
         with trio.fail_after(60):
             async with trio.open_nursery() as nursery:
+
+                async def both_queued() -> bool:
+                    return len(await Lock(a, LOCK).contenders()) >= 2
 
                 async def holder() -> None:
                     async with Lock(a, LOCK) as token:
                         got["a"] = token
-                        while len(await Lock(a, LOCK).contenders()) < 2:
-                            await trio.sleep(0.01)
+                        a_holds.set()
+                        await wait_for(both_queued, timeout_s=60)
                         await trio.to_thread.run_sync(server.restart)
                         await a.sync()  # the holder is heard from again: still ours
                         assert len(await Lock(a, LOCK).contenders()) == 2
 
                 async def waiter() -> None:
-                    while "a" not in got:
-                        await trio.sleep(0.01)
+                    await a_holds.wait()
                     async with Lock(b, LOCK) as token:
                         got["b"] = token
 

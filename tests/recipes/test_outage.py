@@ -34,6 +34,7 @@ from ccore.recipes import (
     ServiceInstance,
     ServiceRegistry,
 )
+from tests.polling import wait_for
 
 SESSION_TIMEOUT_S = 4.0
 # The old cleanup gave up after session timeout + 1 s; the outage lasts longer than that.
@@ -202,11 +203,13 @@ async def test_cancelled_wait_during_outage_leaves_no_orphan(outage):
 
         with trio.fail_after(OUTAGE_S + 10):
             async with trio.open_nursery() as nursery:
-                for acquire, scope, path in zip(waiters, scopes, paths):
+                for acquire, scope, path in zip(waiters, scopes, paths, strict=True):
                     nursery.start_soon(wait, acquire, scope, path)
-                with trio.fail_after(5):  # all three queued behind b
-                    while not all([len(await names(b, p)) == 2 for p in paths]):
-                        await trio.sleep(0.01)
+
+                async def all_queued() -> bool:
+                    return all([len(await names(b, p)) == 2 for p in paths])
+
+                await wait_for(all_queued)  # all three queued behind b
                 await out.begin()
                 for scope in scopes:
                     scope.cancel()
@@ -245,10 +248,11 @@ async def test_failed_delete_is_retried_until_it_succeeds(zk, connect_zk, spy):
         async def acquire(name: str, lock: Lock) -> None:
             got[name] = await lock.acquire(timeout=30)
 
+        async def two_nodes() -> bool:
+            return len(await names(zk, "/lock")) >= 2
+
         nursery.start_soon(acquire, "queued", queued)
-        with trio.fail_after(5):
-            while len(await names(zk, "/lock")) < 2:
-                await trio.sleep(0.01)
+        await wait_for(two_nodes)
         s.fail_deletes = True
         started = trio.current_time()
         await lock.release()  # waits a session timeout for the delete, then leaves it running
@@ -262,17 +266,13 @@ async def test_failed_delete_is_retried_until_it_succeeds(zk, connect_zk, spy):
         assert len(await names(zk, "/lock")) == 2  # the node on its way out and `queued`'s
         s.fail_deletes = False
         with trio.fail_after(10):  # the delete goes through: `queued` (not deleted) is next
-            while "queued" not in got:
-                await trio.sleep(0.01)
-            while len(await names(zk, "/lock")) < 2:
-                await trio.sleep(0.01)
+            await wait_for(lambda: "queued" in got, timeout_s=10)
+            await wait_for(two_nodes, timeout_s=10)
         assert held not in await names(zk, "/lock")
         assert await queued.contenders() == [b"queued", b"again"]
         assert "again" not in got
         await queued.release()
-        with trio.fail_after(10):
-            while "again" not in got:
-                await trio.sleep(0.01)
+        await wait_for(lambda: "again" in got, timeout_s=10)
         await again.release()
     assert await names(zk, "/lock") == []
 

@@ -58,7 +58,7 @@ def spans(records: list[dict], killed_at: dict[int, float] | None = None) -> lis
 
 
 def assert_exclusive(held: list[tuple[float, float, int, int]]) -> None:
-    for (s1, e1, t1, p1), (s2, e2, t2, p2) in itertools.pairwise(held):
+    for (_, e1, t1, p1), (s2, _, t2, p2) in itertools.pairwise(held):
         assert e1 <= s2, f"pid {p1} held until {e1} but pid {p2} started at {s2}"
         assert t1 < t2, f"token {t2} of pid {p2} is not above {t1} of pid {p1}"
 

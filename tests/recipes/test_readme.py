@@ -26,7 +26,12 @@ def _run(code: str, hosts: str, timeout: float = 60) -> subprocess.CompletedProc
 
 def test_readme_has_the_recipes_it_promises():
     recipes = [b for b in BLOCKS if "ccore.recipes" in b]
-    names = {name for b in recipes for name in ("Lock", "Election", "ServiceRegistry", "Lease") if f"import {name}" in b or f", {name}" in b}
+    names = {
+        name
+        for b in recipes
+        for name in ("Lock", "Election", "ServiceRegistry", "Lease")
+        if f"import {name}" in b or f", {name}" in b
+    }
     assert names == {"Lock", "Election", "ServiceRegistry", "Lease"}
 
 

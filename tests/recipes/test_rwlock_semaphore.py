@@ -6,6 +6,7 @@ import pytest
 import trio
 
 from ccore.recipes import ReadWriteLock, Semaphore
+from tests.polling import wait_for
 
 PATH = "/rw"
 
@@ -93,25 +94,23 @@ async def test_semaphore_release_wakes_one(zk, connect_zk, spy):
         spies = [spy(other) for _ in range(4)]
         waiters = [Semaphore(s, "/sem", max_leases=2) for s in spies]
         async with trio.open_nursery() as nursery:
+
+            async def queued(n: int) -> bool:
+                return len(await zk.children("/sem")) >= n
+
             for i, w in enumerate(waiters):
                 nursery.start_soon(w.acquire)
-                with trio.fail_after(5):
-                    while len(await zk.children("/sem")) < 3 + i:
-                        await trio.sleep(0.01)
+                await wait_for(queued, 3 + i)
             await trio.sleep(0.2)
             for s in spies:
                 s.reset()
             await holders[0].release()
-            with trio.fail_after(5):
-                while not waiters[0].is_acquired:
-                    await trio.sleep(0.01)
+            await wait_for(lambda: waiters[0].is_acquired)
             await trio.sleep(0.3)
             assert spies[2].total == 0 and spies[3].total == 0  # the rest of the queue slept
             assert not waiters[1].is_acquired  # still one slot, held by holders[1]
             await holders[1].release()
-            with trio.fail_after(5):
-                while not waiters[1].is_acquired:
-                    await trio.sleep(0.01)
+            await wait_for(lambda: waiters[1].is_acquired)
             assert await waiters[0].holders() == [b"", b""]
             nursery.cancel_scope.cancel()
         for w in waiters:

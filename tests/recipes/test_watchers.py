@@ -14,6 +14,7 @@ from ccore.recipes import (
     TreeCache,
     TreeEventType,
 )
+from tests.polling import wait_for
 
 
 async def test_data_watch(zk, connect_zk):
@@ -90,14 +91,12 @@ async def test_tree_cache_after_disconnection_and_expiry(connect_zk, doomed):
             await writer.create("/t/during", b"x")
             await writer.set("/t", b"changed")
             await writer.set("/d", b"changed")
-            with trio.fail_after(10):
-                while cache.get("/t/during") is None or cache.get("/t").data != b"changed":
-                    await trio.sleep(0.05)
+            await wait_for(
+                lambda: cache.get("/t/during") is not None and cache.get("/t").data == b"changed", timeout_s=10, interval_s=0.05
+            )
             await data.wait_for(lambda v: v is not None and v[0] == b"changed", timeout=10)
             await writer.create("/t/after", b"y")  # and the new session's watch works
-            with trio.fail_after(10):
-                while cache.get("/t/after") is None:
-                    await trio.sleep(0.05)
+            await wait_for(lambda: cache.get("/t/after") is not None, timeout_s=10, interval_s=0.05)
 
 
 async def test_service_registry(connect_zk, doomed):
@@ -117,9 +116,9 @@ async def test_service_registry(connect_zk, doomed):
                     assert cache.choose("random") in (api1, api2)
                     old = server_zk.session_id
                     await expire()  # api1's session expires; it registers again by itself
-                    with trio.fail_after(10):
-                        while server_zk.session_id == old or len(cache.instances) != 2:
-                            await trio.sleep(0.05)
+                    await wait_for(
+                        lambda: server_zk.session_id != old and len(cache.instances) == 2, timeout_s=10, interval_s=0.05
+                    )
                     stat = await client.exists(f"/services/api/{api1.id}")
                     assert stat.ephemeralOwner == server_zk.session_id
                 await cache.wait_for(lambda xs: xs == [api1], timeout=5)

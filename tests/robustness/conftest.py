@@ -33,9 +33,9 @@ from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import KazooException, NodeExistsError
 from kazoo.retry import KazooRetry
 
-from chaos.ensemble import LocalEnsemble
 from ccore.server.ensemble import mode
 from ccore.server.peers import membership_digest
+from chaos.ensemble import LocalEnsemble
 from tests.compat import rawzk
 from tests.compat.servers import ServerHandle, ccore_server, tail
 
@@ -374,7 +374,9 @@ def assert_still_serving(target: Target, control: Control | None, what: str = "t
             control.round_trip()
         except Exception as e:
             target.assert_alive(f"after {what} (the control round trip failed: {e!r})")
-            raise AssertionError(f"after {what}, the control session on the {target.name} server failed a round trip: {e!r}") from e
+            raise AssertionError(
+                f"after {what}, the control session on the {target.name} server failed a round trip: {e!r}"
+            ) from e
         assert control.zk.client_id is not None and control.zk.client_id[0] == control.session_id, (
             f"after {what}, the control session changed: {control.session_id:#x} -> {control.zk.client_id}"
         )

@@ -259,7 +259,11 @@ def test_garbage_request_after_handshake(target, control, seed) -> None:
 
 # -- impossible lengths -------------------------------------------------------------------------
 
-OVERSIZED = {"0x7fffffff": lambda limit: 0x7FFFFFFF, "0xffffffff": lambda limit: 0xFFFFFFFF, "maxbuffer+1": lambda limit: limit + 1}
+OVERSIZED = {
+    "0x7fffffff": lambda limit: 0x7FFFFFFF,
+    "0xffffffff": lambda limit: 0xFFFFFFFF,
+    "maxbuffer+1": lambda limit: limit + 1,
+}
 NEGATIVE = {"-1": -1, "-5": -5, "-2**31": -(2**31)}
 
 
@@ -268,7 +272,9 @@ def _oversized_then_closed(target: Target, length: int, after_handshake: bool) -
     c.send(length_prefix(length) + b"\x00" * 16)
     closed = c.closed_by_server()
     c.close()
-    assert closed, f"the server kept a connection open after a frame length of {length & 0xFFFFFFFF:#x} (jute.maxbuffer {target.max_buffer:#x})"
+    assert closed, (
+        f"the server kept a connection open after a frame length of {length & 0xFFFFFFFF:#x} (jute.maxbuffer {target.max_buffer:#x})"
+    )
 
 
 @pytest.mark.parametrize("after_handshake", [False, True], ids=["before-handshake", "after-handshake"])

@@ -197,4 +197,3 @@ def test_silent_connection_is_closed_after_zookeepers_sessionless_timeout(standa
     c.close()
     target.assert_alive("while a silent connection was held")
     assert closed, f"a connection that never sent a byte was still open after {waited:.0f}s (ZooKeeper closes it after 10-20 s)"
-

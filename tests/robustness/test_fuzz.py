@@ -61,7 +61,18 @@ CLIENT_FRAMES = {
     "srvr": b"srvr",
     "cons": b"cons",
 }
-LENGTHS = [0, 1, 4, JUTE_MAX_BUFFER - 1, JUTE_MAX_BUFFER, JUTE_MAX_BUFFER + 1, PEER_MAX_FRAME + 1, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF]
+LENGTHS = [
+    0,
+    1,
+    4,
+    JUTE_MAX_BUFFER - 1,
+    JUTE_MAX_BUFFER,
+    JUTE_MAX_BUFFER + 1,
+    PEER_MAX_FRAME + 1,
+    0x7FFFFFFF,
+    0x80000000,
+    0xFFFFFFFF,
+]
 ENDINGS = ["rst", "half-close", "close", "abandon"]
 
 
@@ -85,7 +96,9 @@ def actions(frame_names: list[str]) -> st.SearchStrategy:
         st.tuples(st.just("bytes"), st.binary(min_size=1, max_size=64)),
         st.tuples(st.just("length"), st.sampled_from(LENGTHS)),
         st.tuples(st.just("pause"), st.integers(0, 40)),
-        st.tuples(st.just("read"),),
+        st.tuples(
+            st.just("read"),
+        ),
     )
     return st.tuples(st.lists(one, max_size=6), st.sampled_from(ENDINGS))
 
@@ -195,7 +208,15 @@ def test_fuzz_client_port(fuzzed, script) -> None:
     fuzzed.check()
 
 
-PEER_FRAME_NAMES = ["hello-member", "hello-stranger", "hello-self", "hello-bad-digest", "hello-bad-magic", "cbor-junk", "not-cbor"]
+PEER_FRAME_NAMES = [
+    "hello-member",
+    "hello-stranger",
+    "hello-self",
+    "hello-bad-digest",
+    "hello-bad-magic",
+    "cbor-junk",
+    "not-cbor",
+]
 
 
 @FUZZ_SETTINGS

@@ -12,12 +12,12 @@ from typing import Any
 
 import trio
 
+from ccore.server.config import ServerConfig
+from ccore.server.zkserver import ZKServer
 from ccore.znodes import protocol
 from ccore.znodes import records as r
 from ccore.znodes.acl import OPEN_ACL_UNSAFE
 from ccore.znodes.constants import XID_WATCH_EVENT, CreateMode, OpCode
-from ccore.server.config import ServerConfig
-from ccore.server.zkserver import ZKServer
 
 
 def config(tmp_path: Path, **kw: Any) -> ServerConfig:
@@ -92,15 +92,6 @@ class RawClient:
 
 async def start_server(nursery: trio.Nursery, tmp_path: Path, **kw: Any) -> ZKServer:
     return await nursery.start(ZKServer(config(tmp_path, **kw)).run)
-
-
-async def wait_for(predicate, timeout_s: float = 5.0, interval_s: float = 0.01) -> float:
-    """Poll `predicate` until true; returns the time it took. Fails after `timeout_s`."""
-    start = trio.current_time()
-    with trio.fail_after(timeout_s):
-        while not predicate():
-            await trio.sleep(interval_s)
-    return trio.current_time() - start
 
 
 INF = math.inf

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from kazoo.client import KazooClient
 
-from tests.compat.servers import ServerStartError, ccore_server
+from tests.compat.servers import ccore_server
 
 
 def _client(handle) -> KazooClient:
@@ -74,9 +74,7 @@ def test_torn_tail_is_truncated_and_corrupt_middle_refuses_start(tmp_path) -> No
         raw = bytearray(segment.read_bytes())
         raw[len(bytes(raw).rstrip(b"\0")) // 3] ^= 0xFF
         segment.write_bytes(bytes(raw))
-        result = subprocess.run(
-            handle.argv, cwd=handle.cwd, env=handle.env, capture_output=True, text=True, timeout=60
-        )
+        result = subprocess.run(handle.argv, cwd=handle.cwd, env=handle.env, capture_output=True, text=True, timeout=60)
         assert result.returncode == 2
         last = result.stderr.strip().splitlines()[-1]
         assert last.startswith("ccore serve: txn log") and "crc mismatch" in last.lower(), result.stderr

@@ -6,10 +6,10 @@ import socket
 
 import cbor2
 import trio
+import trio.lowlevel
 
 from ccore.server.peers import PeerNetwork, frame
-
-from .helpers import wait_for
+from tests.polling import wait_for
 
 
 def free_ports(n: int) -> list[int]:
@@ -38,7 +38,7 @@ def make_nets(members, inbox, links):
 
 
 async def test_messages_flow_in_order_between_all_pairs(nursery) -> None:
-    members = {i: ("127.0.0.1", p) for i, p in zip((1, 2, 3), free_ports(3))}
+    members = {i: ("127.0.0.1", p) for i, p in zip((1, 2, 3), free_ports(3), strict=True)}
     inbox: list = []
     links: set = set()
     nets = make_nets(members, inbox, links)
@@ -57,7 +57,7 @@ async def test_big_bursts_stay_whole_and_in_order(nursery) -> None:
     """`send` writes straight to the socket while nothing is queued: a burst that fills the
     socket buffer must go on through the pump task, partial writes included, in order. One
     message object sent to two peers is encoded once and must reach both whole."""
-    members = {i: ("127.0.0.1", p) for i, p in zip((1, 2, 3), free_ports(3))}
+    members = {i: ("127.0.0.1", p) for i, p in zip((1, 2, 3), free_ports(3), strict=True)}
     inbox: list = []
     links: set = set()
     nets = make_nets(members, inbox, links)
@@ -72,7 +72,7 @@ async def test_big_bursts_stay_whole_and_in_order(nursery) -> None:
         nets[1].send(3, message)
         backlogged |= nets[1].backlogged
         if i % 4 == 3:
-            await trio.sleep(0)  # let readers drain some while a queue may still wait
+            await trio.lowlevel.checkpoint()  # let readers drain some while a queue may still wait
     assert backlogged, "no burst ever filled a socket buffer: the test proves nothing"
     await wait_for(lambda: len(inbox) == 120, timeout_s=30)
     for to in (2, 3):
@@ -82,7 +82,7 @@ async def test_big_bursts_stay_whole_and_in_order(nursery) -> None:
 
 
 async def test_restarted_peer_is_redialled(nursery) -> None:
-    members = {i: ("127.0.0.1", p) for i, p in zip((1, 2), free_ports(2))}
+    members = {i: ("127.0.0.1", p) for i, p in zip((1, 2), free_ports(2), strict=True)}
     inbox: list = []
     links: set = set()
     nets = make_nets(members, inbox, links)
@@ -101,7 +101,7 @@ async def test_restarted_peer_is_redialled(nursery) -> None:
 
 
 async def test_strangers_and_garbage_are_refused(nursery) -> None:
-    members = {i: ("127.0.0.1", p) for i, p in zip((1, 2), free_ports(2))}
+    members = {i: ("127.0.0.1", p) for i, p in zip((1, 2), free_ports(2), strict=True)}
     inbox: list = []
     nets = make_nets(members, inbox, set())
     await nursery.start(nets[1].run)

@@ -11,8 +11,9 @@ from ccore.znodes import records as r
 from ccore.znodes.acl import OPEN_ACL_UNSAFE
 from ccore.znodes.constants import CreateMode, EventType, OpCode
 from ccore.znodes.errors import Code
+from tests.polling import wait_for
 
-from .helpers import RawClient, start_server, wait_for
+from .helpers import RawClient, start_server
 
 
 async def four_letter(port: int, word: str) -> str:
@@ -256,4 +257,3 @@ async def test_sync_waits_for_writes_queued_by_another_connection(nursery, tmp_p
     assert header.err == 0 and body.path == "/"
     assert all(f"/q{i}" in server.tree.nodes for i in range(100))
     assert header.zxid == server.last_zxid  # no transaction of its own on a single server
-

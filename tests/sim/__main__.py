@@ -1,8 +1,8 @@
 """Run many simulated seeds, or replay one.
 
-    python -m tests.sim --seeds 10000 --minutes 30     # until either runs out, with progress
-    python -m tests.sim --seed 1234 --trace            # replay one seed, printing every event
-    python -m tests.sim --start 5000 --seeds 200 -j 8  # seeds 5000..5199 on 8 processes
+python -m tests.sim --seeds 10000 --minutes 30     # until either runs out, with progress
+python -m tests.sim --seed 1234 --trace            # replay one seed, printing every event
+python -m tests.sim --start 5000 --seeds 200 -j 8  # seeds 5000..5199 on 8 processes
 """
 
 from __future__ import annotations
@@ -40,17 +40,21 @@ class Progress:
         now = time.monotonic()
         if now - self.last_report >= 5 or self.done == self.total:
             elapsed = now - self.started
-            print(f"{self.done}/{self.total} seeds, {len(self.failures)} failed, {self.done / elapsed:.1f} seeds/s, "
-                  f"{self.events / elapsed:.0f} events/s, slowest recovery {self.slowest[0]:.2f}s "
-                  f"(seed {self.slowest[1]})", flush=True)
+            print(
+                f"{self.done}/{self.total} seeds, {len(self.failures)} failed, {self.done / elapsed:.1f} seeds/s, "
+                f"{self.events / elapsed:.0f} events/s, slowest recovery {self.slowest[0]:.2f}s "
+                f"(seed {self.slowest[1]})",
+                flush=True,
+            )
             self.last_report = now
         out_of_time = self.deadline is not None and now >= self.deadline
         return out_of_time or bool(self.failures and not self.keep_going)
 
     def summary(self) -> str:
         names = " ".join(str(f.seed) for f in self.failures)
-        return (f"{self.done} seeds run in {time.monotonic() - self.started:.0f}s, {len(self.failures)} failed"
-                + (f": {names}" if names else ""))
+        return f"{self.done} seeds run in {time.monotonic() - self.started:.0f}s, {len(self.failures)} failed" + (
+            f": {names}" if names else ""
+        )
 
 
 def run_many(seeds: range, jobs: int, progress: Progress) -> None:
@@ -75,14 +79,17 @@ def replay(seed: int, trace: bool) -> int:
     if not result.ok:
         print(result.report())
         return 1
-    print(f"seed {result.seed} ok: {result.events} events, t={result.sim_s:.2f}s, {result.committed} committed, "
-          f"{result.acked} acked, recovered in {result.recovery_s:.2f}s, ran {result.elapsed_s:.2f}s")
+    print(
+        f"seed {result.seed} ok: {result.events} events, t={result.sim_s:.2f}s, {result.committed} committed, "
+        f"{result.acked} acked, recovered in {result.recovery_s:.2f}s, ran {result.elapsed_s:.2f}s"
+    )
     return 0
 
 
 def main(argv: Iterable[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.sim", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.sim", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seed", type=int, help="replay this one seed")
     parser.add_argument("--trace", action="store_true", help="with --seed: print every event as it happens")
     parser.add_argument("--start", type=int, default=0, help="first seed (default 0)")

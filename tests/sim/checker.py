@@ -85,9 +85,7 @@ class Checker:
         """Returns True the first time this epoch is seen established."""
         first = epoch not in self.leaders
         if first and self.leaders and epoch < max(self.leaders):
-            raise InvariantError(
-                f"server {node_id} established epoch {epoch} after epoch {max(self.leaders)} was established"
-            )
+            raise InvariantError(f"server {node_id} established epoch {epoch} after epoch {max(self.leaders)} was established")
         other = self.leaders.setdefault(epoch, node_id)
         if other != node_id:
             raise InvariantError(f"two leaders established in epoch {epoch}: {other} and {node_id}")
@@ -102,8 +100,7 @@ class Checker:
         if counter_of(zxid) == 0:
             if disk.current_epoch < epoch_of(zxid):
                 raise InvariantError(
-                    f"server {node_id} acked NEWLEADER of epoch {epoch_of(zxid)} with current epoch "
-                    f"{disk.current_epoch} on disk"
+                    f"server {node_id} acked NEWLEADER of epoch {epoch_of(zxid)} with current epoch {disk.current_epoch} on disk"
                 )
         elif not disk.holds_durably(zxid):
             raise InvariantError(f"server {node_id} acked {zx(zxid)} before it was durable")

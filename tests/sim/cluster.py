@@ -49,9 +49,7 @@ class SimConfig:
     chaos_s: float = 3.0  # faults happen during this much simulated time
     liveness_s: float = 6.0  # then, healed, the ensemble must converge within this (12 initLimits)
     timing: Timing = attrs.Factory(
-        lambda: Timing(
-            tick_s=0.05, init_limit=10, sync_limit=5, finalize_wait_s=0.01, committed_window=50, max_apply_batch=16
-        )
+        lambda: Timing(tick_s=0.05, init_limit=10, sync_limit=5, finalize_wait_s=0.01, committed_window=50, max_apply_batch=16)
     )
     tick_every_s: float = 0.0125
     latency_min_s: float = 0.0005
@@ -156,14 +154,22 @@ class Node:
         self.tree = decode_snapshot(snap[1]) if snap is not None else DataTree()
         self.position = sim.checker.position_after(self.tree.last_zxid)
         self.peer = ZabPeer(
-            self.id, sim.voters, sim.observers, SimStorage(self),
-            random.Random(sim.rng.getrandbits(64)), sim.cfg.timing, now=sim.now,
+            self.id,
+            sim.voters,
+            sim.observers,
+            SimStorage(self),
+            random.Random(sim.rng.getrandbits(64)),
+            sim.cfg.timing,
+            now=sim.now,
         )
         self.proposed = {}
         self.in_flight = None
         self.last_status = None
-        sim.trace_event("start", f"{self.id} starts: epochs {self.disk.accepted_epoch}/{self.disk.current_epoch} "
-                        f"log ({zx(self.disk.base)}, {zx(self.disk.last_zxid)}] tree {zx(self.tree.last_zxid)}")
+        sim.trace_event(
+            "start",
+            f"{self.id} starts: epochs {self.disk.accepted_epoch}/{self.disk.current_epoch} "
+            f"log ({zx(self.disk.base)}, {zx(self.disk.last_zxid)}] tree {zx(self.tree.last_zxid)}",
+        )
         sim.at(sim.now + sim.rng.uniform(0, sim.cfg.tick_every_s), self._tick, self.incarnation)
         sim.net.node_up(self.id)
         self.pump()
@@ -243,11 +249,15 @@ class Node:
         if established and self.sim.checker.established(self.id, status.epoch):
             self.sim.stats["epochs established"] += 1
         if self.last_status is None or (status.role, status.leader_id, status.epoch, status.serving) != (
-            self.last_status.role, self.last_status.leader_id, self.last_status.epoch, self.last_status.serving
+            self.last_status.role,
+            self.last_status.leader_id,
+            self.last_status.epoch,
+            self.last_status.serving,
         ):
             self.sim.trace_event(
-                "role", f"{self.id} {status.role.value} leader={status.leader_id} epoch={status.epoch} "
-                f"serving={status.serving} last={zx(status.last_zxid)} committed={zx(status.last_committed_zxid)}"
+                "role",
+                f"{self.id} {status.role.value} leader={status.leader_id} epoch={status.epoch} "
+                f"serving={status.serving} last={zx(status.last_zxid)} committed={zx(status.last_committed_zxid)}",
             )
         self.last_status = status
 
@@ -332,8 +342,7 @@ class Node:
                 checker.acknowledged(self.id, zxid, payload)
         if ready.committed:
             self.since_snapshot += len(ready.committed)
-            self.sim.trace_event("apply", f"{self.id} applied up to {zx(self.tree.last_zxid)} "
-                                 f"({len(ready.committed)} entries)")
+            self.sim.trace_event("apply", f"{self.id} applied up to {zx(self.tree.last_zxid)} ({len(ready.committed)} entries)")
             if self.sim.rng.random() < 0.25:
                 checker.tree_at(self.id, self.tree.last_zxid, digest(encode_snapshot(self.tree)))
 
@@ -370,9 +379,7 @@ class Node:
 
 
 class Sim:
-    def __init__(
-        self, seed: int, cfg: SimConfig | None = None, trace_len: int = 300, **overrides: Any
-    ) -> None:
+    def __init__(self, seed: int, cfg: SimConfig | None = None, trace_len: int = 300, **overrides: Any) -> None:
         """`cfg` fixes the configuration; otherwise it is drawn from the seed, then `overrides`."""
         self.seed = seed
         self.rng = random.Random(seed)

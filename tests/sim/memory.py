@@ -86,8 +86,7 @@ class Bus:
         self.timing = timing or Timing(tick_s=1.0, finalize_wait_s=0.1)
         self.now = 0.0
         self.peers = {
-            i: ZabPeer(i, self.voters, observers, s, random.Random(i), self.timing, now=0.0)
-            for i, s in sorted(storages.items())
+            i: ZabPeer(i, self.voters, observers, s, random.Random(i), self.timing, now=0.0) for i, s in sorted(storages.items())
         }
         self.links: set[tuple[int, int]] = set()
         self.queue: deque[tuple[int, int, Message]] = deque()

@@ -33,14 +33,23 @@ def test_many_seeds() -> None:
 def test_a_seed_replays_exactly() -> None:
     first, second = run_seed(1234), run_seed(1234)
     assert (first.events, first.sim_s, first.committed, first.acked) == (
-        second.events, second.sim_s, second.committed, second.acked,
+        second.events,
+        second.sim_s,
+        second.committed,
+        second.acked,
     )
 
 
 def test_five_voters_two_observers_heavy_faults() -> None:
     for seed in range(3):
         result = run_seed(
-            seed, voters=5, observers=2, crash_rate=4.0, partition_rate=1.0, link_break_rate=3.0,
-            crash_in_ready_probability=0.03, crash_on_phase_message=0.1,
+            seed,
+            voters=5,
+            observers=2,
+            crash_rate=4.0,
+            partition_rate=1.0,
+            link_break_rate=3.0,
+            crash_in_ready_probability=0.03,
+            crash_on_phase_message=0.1,
         )
         assert result.ok, result.report()

@@ -214,8 +214,7 @@ def test_leader_steps_down_when_a_quorum_goes_silent() -> None:
 
 
 def test_leader_reports_learners_and_outstanding_proposals() -> None:
-    bus = Bus({1: MemoryStorage(), 2: MemoryStorage(), 3: MemoryStorage(), 4: MemoryStorage()},
-              observers=frozenset({4}))
+    bus = Bus({1: MemoryStorage(), 2: MemoryStorage(), 3: MemoryStorage(), 4: MemoryStorage()}, observers=frozenset({4}))
     bus.tick(1.0)
     leader = bus.peers[3]
     stats = leader.learners()

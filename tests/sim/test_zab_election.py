@@ -85,8 +85,9 @@ def test_single_voter_leads_alone() -> None:
 
 
 def test_observers_never_lead_and_learn_the_leader() -> None:
-    bus = Bus({1: MemoryStorage(), 2: MemoryStorage(), 3: MemoryStorage(), 9: MemoryStorage(entries(5, 5), 5)},
-              observers=frozenset({9}))
+    bus = Bus(
+        {1: MemoryStorage(), 2: MemoryStorage(), 3: MemoryStorage(), 9: MemoryStorage(entries(5, 5), 5)}, observers=frozenset({9})
+    )
     settle(bus)
     assert bus.leader() == 3, "the observer's long history does not make it, or anyone, win"
     assert bus.peers[9].role is Role.OBSERVING and bus.peers[9].serving

@@ -21,8 +21,9 @@ EPOCHS = st.integers(min_value=0, max_value=(1 << 32) - 1)
 REGISTRATIONS = st.integers(min_value=0, max_value=(1 << 63) - 1)
 
 STRATEGIES = {
-    m.Notification: st.builds(m.Notification, st.integers(1, 255), ZXIDS, EPOCHS, st.integers(0, 1 << 40),
-                              st.sampled_from(PeerState)),
+    m.Notification: st.builds(
+        m.Notification, st.integers(1, 255), ZXIDS, EPOCHS, st.integers(0, 1 << 40), st.sampled_from(PeerState)
+    ),
     m.FollowerInfo: st.builds(m.FollowerInfo, EPOCHS, REGISTRATIONS),
     m.ObserverInfo: st.builds(m.ObserverInfo, EPOCHS, REGISTRATIONS),
     m.LeaderInfo: st.builds(m.LeaderInfo, EPOCHS, REGISTRATIONS),

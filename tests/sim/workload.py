@@ -48,8 +48,9 @@ class Workload:
         if kind < 0.25:
             return session, Create(parent, b"p", OPEN_ACL_UNSAFE, int(CreateMode.PERSISTENT))
         if kind < 0.50:
-            mode = r.choice((CreateMode.PERSISTENT, CreateMode.EPHEMERAL, CreateMode.PERSISTENT_SEQUENTIAL,
-                             CreateMode.EPHEMERAL_SEQUENTIAL))
+            mode = r.choice(
+                (CreateMode.PERSISTENT, CreateMode.EPHEMERAL, CreateMode.PERSISTENT_SEQUENTIAL, CreateMode.EPHEMERAL_SEQUENTIAL)
+            )
             path = child if not mode.is_sequential else f"{parent}/s-"
             return session, Create(path, r.randbytes(r.randrange(8)), OPEN_ACL_UNSAFE, int(mode))
         if kind < 0.70:
@@ -57,10 +58,15 @@ class Workload:
         if kind < 0.75:
             # Containers and TTL nodes borrow the ephemeral-owner field: easy to get wrong.
             if r.random() < 0.5:
-                return session, Create(f"{parent}/box", None, OPEN_ACL_UNSAFE, int(CreateMode.CONTAINER),
-                                       container_request=True)
-            return session, Create(f"{parent}/ttl", b"t", OPEN_ACL_UNSAFE, int(CreateMode.PERSISTENT_WITH_TTL),
-                                   ttl=r.choice((1, 5000)), ttl_request=True)
+                return session, Create(f"{parent}/box", None, OPEN_ACL_UNSAFE, int(CreateMode.CONTAINER), container_request=True)
+            return session, Create(
+                f"{parent}/ttl",
+                b"t",
+                OPEN_ACL_UNSAFE,
+                int(CreateMode.PERSISTENT_WITH_TTL),
+                ttl=r.choice((1, 5000)),
+                ttl_request=True,
+            )
         if kind < 0.78:
             return session, DeleteContainer(r.choice((f"{parent}/box", f"{parent}/ttl")))
         if kind < 0.82:

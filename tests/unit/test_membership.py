@@ -29,9 +29,7 @@ def one_line(exc: BaseException) -> str:
 
 
 def network(my_id: int, members: dict[int, tuple[str, int]], observers=()) -> PeerNetwork:
-    return PeerNetwork(
-        my_id, members, encode=cbor2.dumps, decode=cbor2.loads, on_message=lambda *a: None, observers=observers
-    )
+    return PeerNetwork(my_id, members, encode=cbor2.dumps, decode=cbor2.loads, on_message=lambda *a: None, observers=observers)
 
 
 def hello(net: PeerNetwork) -> bytes:

@@ -21,9 +21,7 @@ def test_users_modules_named_like_our_folders_change_nothing(tmp_path):
     for name in ("client", "server", "recipes", "znodes"):
         # What a user's file of that name might hold: here, a marker and a broken import.
         (tmp_path / f"{name}.py").write_text("MINE = True\nConnect = Client = Lock = None\n")
-    done = subprocess.run(
-        [sys.executable, "-c", SCRIPT], cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
-    )
+    done = subprocess.run([sys.executable, "-c", SCRIPT], cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "ok\n"
 

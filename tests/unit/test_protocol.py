@@ -97,9 +97,7 @@ FIELDS: dict[type, tuple[st.SearchStrategy, ...]] = {
     rec.ErrorResult: (ints,),
 }
 STRATEGIES: dict[type, st.SearchStrategy] = {cls: st.builds(cls, *f) for cls, f in FIELDS.items()}
-STRATEGIES[rec.WhoAmIResponse] = st.builds(
-    rec.WhoAmIResponse, st.lists(STRATEGIES[rec.ClientInfo], max_size=3)
-)
+STRATEGIES[rec.WhoAmIResponse] = st.builds(rec.WhoAmIResponse, st.lists(STRATEGIES[rec.ClientInfo], max_size=3))
 
 
 def multi_ops(allowed: set[int] | None = None) -> st.SearchStrategy:
@@ -128,9 +126,7 @@ def request_body(op: int) -> st.SearchStrategy:
     return st.none() if cls is None else STRATEGIES[cls]
 
 
-requests = st.sampled_from(sorted(REQUEST_RECORDS)).flatmap(
-    lambda op: st.tuples(st.just(op), ints, request_body(op))
-)
+requests = st.sampled_from(sorted(REQUEST_RECORDS)).flatmap(lambda op: st.tuples(st.just(op), ints, request_body(op)))
 replies = st.sampled_from(sorted(RESPONSE_RECORDS)).flatmap(
     lambda op: st.tuples(
         st.just(op),
@@ -160,9 +156,7 @@ def encoded(record: rec.Record) -> bytes:
 
 def test_every_record_has_a_strategy() -> None:
     records = {
-        obj
-        for obj in vars(rec).values()
-        if inspect.isclass(obj) and issubclass(obj, rec.Record) and obj is not rec.Record
+        obj for obj in vars(rec).values() if inspect.isclass(obj) and issubclass(obj, rec.Record) and obj is not rec.Record
     }
     assert records == set(STRATEGIES)
 
@@ -200,7 +194,7 @@ def test_sequences_become_tuples() -> None:
 def test_frames_survive_any_chunking(payloads: list[bytes], data: st.DataObject) -> None:
     stream = b"".join(frame(p) for p in payloads)
     cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=10)))
-    chunks = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)])]
+    chunks = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
     fr = FrameReader()
     got = []
     for chunk in chunks:
@@ -448,8 +442,8 @@ def test_golden_watch_event() -> None:
 # --- kazoo speaks the same protocol -----------------------------------------------------------
 
 kz = pytest.importorskip("kazoo.protocol.serialization")
-from kazoo import security as kz_security
-from kazoo.protocol.states import ZnodeStat
+from kazoo import security as kz_security  # noqa: E402 - once importorskip has found kazoo
+from kazoo.protocol.states import ZnodeStat  # noqa: E402
 
 # kazoo writes "" as a null ustring, so its paths are never empty here; we read null as "".
 kz_texts = st.text(st.characters(codec="utf-8"), min_size=1, max_size=16)
@@ -467,17 +461,13 @@ def to_kazoo_acls(acl: list[ACL]) -> list[object]:
 
 
 @given(ints, longs, ints, longs, st.binary(max_size=16), bools)
-def test_kazoo_connect_request(
-    pv: int, zxid: int, timeout: int, sid: int, pw: bytes, ro: bool
-) -> None:
+def test_kazoo_connect_request(pv: int, zxid: int, timeout: int, sid: int, pw: bytes, ro: bool) -> None:
     raw = bytes(kz.Connect(pv, zxid, timeout, sid, pw, ro).serialize())
     assert decode_connect_request(raw) == rec.ConnectRequest(pv, zxid, timeout, sid, pw, ro)
 
 
 @given(ints, ints, longs, st.binary(max_size=16), bools)
-def test_kazoo_reads_our_connect_response(
-    pv: int, timeout: int, sid: int, pw: bytes, ro: bool
-) -> None:
+def test_kazoo_reads_our_connect_response(pv: int, timeout: int, sid: int, pw: bytes, ro: bool) -> None:
     raw = unframe(encode_connect_response(rec.ConnectResponse(pv, timeout, sid, pw, ro)))
     got, offset = kz.Connect.deserialize(raw, 0)
     assert (got.protocol_version, got.time_out, got.session_id, got.passwd, got.read_only) == (
@@ -487,9 +477,7 @@ def test_kazoo_reads_our_connect_response(
 
 
 @given(kz_texts, kz_datas, kz_acls, st.integers(0, 6), st.integers(1, 2**31 - 1))
-def test_kazoo_create_requests(
-    path: str, data: bytes, acl: list[ACL], flags: int, xid: int
-) -> None:
+def test_kazoo_create_requests(path: str, data: bytes, acl: list[ACL], flags: int, xid: int) -> None:
     for kz_cls, op in ((kz.Create, OpCode.create), (kz.Create2, OpCode.create2)):
         raw = kazoo_request(xid, kz_cls(path, data, to_kazoo_acls(acl), flags))
         assert decode_request(raw) == (
@@ -524,9 +512,7 @@ def test_kazoo_simple_requests(path: str, data: bytes, version: int, watch: bool
 
 def test_kazoo_empty_strings_arrive_as_null() -> None:
     # kazoo's CREATOR_ALL_ACL is auth:"" and it writes "" as a null ustring.
-    raw = kazoo_request(
-        1, kz.Create("/a", b"", [kz_security.ACL(31, kz_security.Id("auth", ""))], 0)
-    )
+    raw = kazoo_request(1, kz.Create("/a", b"", [kz_security.ACL(31, kz_security.Id("auth", ""))], 0))
     assert decode_request(raw)[1] == rec.CreateRequest("/a", b"", [ACL(31, Id("auth", ""))], 0)
 
 
@@ -553,9 +539,7 @@ def kazoo_stat(stat: Stat) -> ZnodeStat:
 
 
 @given(kz_texts, kz_datas, stats, st.lists(kz_texts, max_size=4), kz_acls)
-def test_kazoo_reads_our_responses(
-    path: str, data: bytes, stat: Stat, children: list[str], acl: list[ACL]
-) -> None:
+def test_kazoo_reads_our_responses(path: str, data: bytes, stat: Stat, children: list[str], acl: list[ACL]) -> None:
     def body(op: int, record: rec.Record) -> bytes:
         payload = unframe(encode_reply(3, 9, 0, record))
         header, offset = kz.ReplyHeader.deserialize(payload, 0)
@@ -593,14 +577,10 @@ def test_kazoo_reads_our_responses(
 
 @given(kz_texts, stats)
 def test_kazoo_reads_our_multi_response(path: str, stat: Stat) -> None:
-    ok = rec.MultiResponse(
-        [rec.CreateResult(path), rec.DeleteResult(), rec.SetDataResult(stat), rec.CheckResult()]
-    )
+    ok = rec.MultiResponse([rec.CreateResult(path), rec.DeleteResult(), rec.SetDataResult(stat), rec.CheckResult()])
     payload = unframe(encode_reply(3, 9, 0, ok))
     assert kz.Transaction.deserialize(payload, 16) == [path, True, kazoo_stat(stat), True]
-    failed = rec.MultiResponse(
-        [rec.ErrorResult(0), rec.ErrorResult(Code.BAD_VERSION), rec.ErrorResult(-2)]
-    )
+    failed = rec.MultiResponse([rec.ErrorResult(0), rec.ErrorResult(Code.BAD_VERSION), rec.ErrorResult(-2)])
     got = kz.Transaction.deserialize(unframe(encode_reply(3, 9, 0, failed)), 16)
     from kazoo import exceptions as kz_exc
 

@@ -137,9 +137,7 @@ def test_torn_tail_at_every_offset_of_last_record(tmp_path: Path, padding: int) 
         with TxnLog.recover(d) as log:
             assert log.last_zxid == 4
             assert log.recovery is not None
-            assert log.recovery.torn_at == (
-                (d / "log.0000000000000001", start) if cut > start else None
-            )
+            assert log.recovery.torn_at == ((d / "log.0000000000000001", start) if cut > start else None)
             # A torn record is cut with whatever follows it; zeros right after the last whole
             # record are padding, not damage.
             assert log.recovery.truncated_bytes == (cut + padding - start if cut > start else 0)
@@ -163,9 +161,7 @@ def test_bad_byte_in_last_record_is_a_torn_tail(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("tail", [b"\x00" * 4096, b"\x00" * 3, b"\x00" * 25])
-def test_zero_tail_is_padding_not_damage(
-    tmp_path: Path, tail: bytes, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_zero_tail_is_padding_not_damage(tmp_path: Path, tail: bytes, caplog: pytest.LogCaptureFixture) -> None:
     recs = records(3)
     write_log(tmp_path, recs)
     path = only_segment(tmp_path)
@@ -180,9 +176,7 @@ def test_zero_tail_is_padding_not_damage(
 
 
 @pytest.mark.parametrize("tail", [bytes(range(256)) * 8, b"\x00" * 40 + b"\x01", b"\x07"])
-def test_garbage_tail_is_truncated(
-    tmp_path: Path, tail: bytes, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_garbage_tail_is_truncated(tmp_path: Path, tail: bytes, caplog: pytest.LogCaptureFixture) -> None:
     recs = records(3)
     write_log(tmp_path, recs)
     path = only_segment(tmp_path)
@@ -247,9 +241,7 @@ def test_empty_segments_keep_the_base(tmp_path: Path) -> None:
 def test_empty_segment_before_a_full_one_is_valid(tmp_path: Path) -> None:
     """A crash while replacing an empty segment leaves both: the chain still holds."""
     (tmp_path / "log.0000000000000004").write_bytes(fmt.encode_segment_header(4, 3))
-    (tmp_path / "log.0000000000000009").write_bytes(
-        fmt.encode_segment_header(9, 3) + fmt.encode_record(9, b"z")
-    )
+    (tmp_path / "log.0000000000000009").write_bytes(fmt.encode_segment_header(9, 3) + fmt.encode_record(9, b"z"))
     with TxnLog.recover(tmp_path) as log:
         assert (log.base_zxid, list(log.read_after(3))) == (3, [(9, b"z")])
 
@@ -313,9 +305,7 @@ def _old_version_segment(path: Path, records_in: list[tuple[int, bytes]]) -> Pat
     first = records_in[0][0] if records_in else 1
     body = struct.pack(">8sIQQ", fmt.SEGMENT_MAGIC, 1, first, 0)
     seg = path / fmt.segment_name(first)
-    seg.write_bytes(
-        body + struct.pack(">I", zlib.crc32(body)) + b"".join(fmt.encode_record(z, p) for z, p in records_in)
-    )
+    seg.write_bytes(body + struct.pack(">I", zlib.crc32(body)) + b"".join(fmt.encode_record(z, p) for z, p in records_in))
     return seg
 
 
@@ -341,9 +331,7 @@ def test_missing_middle_segment_is_a_gap(tmp_path: Path) -> None:
 
 def test_zxids_not_increasing_raise(tmp_path: Path) -> None:
     path = tmp_path / "log.0000000000000005"
-    path.write_bytes(
-        fmt.encode_segment_header(5, 0) + fmt.encode_record(5, b"a") + fmt.encode_record(5, b"b")
-    )
+    path.write_bytes(fmt.encode_segment_header(5, 0) + fmt.encode_record(5, b"a") + fmt.encode_record(5, b"b"))
     with pytest.raises(CorruptLogError) as info:
         TxnLog.recover(tmp_path)
     assert_one_line(info.value, str(path), "does not follow")

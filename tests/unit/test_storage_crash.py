@@ -60,7 +60,7 @@ class FsyncSpy:
 
 
 def first_difference(a: bytes, b: bytes) -> int:
-    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
 
 
 class TxnLogCrashMachine(RuleBasedStateMachine):
@@ -144,18 +144,14 @@ class TxnLogCrashMachine(RuleBasedStateMachine):
         self.log._close_fd()  # the process dies: no sync, no close
         for path in sorted(self.dir.glob("log.*")):
             durable, current = self.spy.durable_content(path), path.read_bytes()
-            written = data.draw(
-                st.integers(first_difference(durable, current), len(current)), label=path.name
-            )
+            written = data.draw(st.integers(first_difference(durable, current), len(current)), label=path.name)
             left = current[:written] + durable[written:]
             path.write_bytes(left)
             self.spy.crashed(path, left)
         self.log = self.reopen()
         recovered = list(self.log.read_after(self.log.base_zxid))
         survivors = [r for r in self.model if r[0] > self.log.base_zxid]
-        assert recovered == survivors[: len(recovered)], (
-            "recovered log is not a prefix of what was appended"
-        )
+        assert recovered == survivors[: len(recovered)], "recovered log is not a prefix of what was appended"
         lost = len(survivors) - len(recovered)
         assert len(self.model) - lost >= self.durable, "a synced record was lost"
         self.model = self.model[: len(self.model) - lost]

@@ -49,12 +49,8 @@ def test_snapshot_round_trip(tmp_path: Path) -> None:
     ]
 
 
-@pytest.mark.parametrize(
-    "damage", ["flip_payload", "flip_header", "truncate", "extend", "empty", "rename"]
-)
-def test_latest_falls_back_when_newest_is_corrupt(
-    tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture
-) -> None:
+@pytest.mark.parametrize("damage", ["flip_payload", "flip_header", "truncate", "extend", "empty", "rename"])
+def test_latest_falls_back_when_newest_is_corrupt(tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture) -> None:
     store = SnapshotStore(tmp_path)
     store.write(10, b"old" * 100)
     newest = store.write(20, b"new" * 100)
@@ -108,9 +104,7 @@ def test_interrupted_snapshot_write_leaves_temp_that_is_ignored_then_cleaned(
     assert (tmp_path / "snapshot.0000000000000005").exists()
 
 
-def test_failed_snapshot_write_removes_temp(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_failed_snapshot_write_removes_temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = SnapshotStore(tmp_path)
 
     def full(fd: int) -> None:
@@ -156,9 +150,7 @@ def test_epoch_file(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == [tmp_path / "accepted_epoch"]
 
 
-@pytest.mark.parametrize(
-    "content", [b"", b"7", b"abc\n", b"-1\n", b"07\n", b"1 2\n", b"4294967296\n", b"\x00\x00"]
-)
+@pytest.mark.parametrize("content", [b"", b"7", b"abc\n", b"-1\n", b"07\n", b"1 2\n", b"4294967296\n", b"\x00\x00"])
 def test_garbage_epoch_file_raises(tmp_path: Path, content: bytes) -> None:
     (tmp_path / "current_epoch").write_bytes(content)
     with pytest.raises(CorruptEpochError) as info:
@@ -206,14 +198,10 @@ def test_data_dir_lock_across_processes(tmp_path: Path) -> None:
         "try:\n    DataDir(sys.argv[1])\nexcept DataDirLockedError as e:\n    print(e); sys.exit(3)\n"
     )
     with DataDir(tmp_path):
-        proc = subprocess.run(
-            [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=False
-        )
+        proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=False)
     assert proc.returncode == 3, proc.stderr
     assert "in use by another server" in proc.stdout
-    proc = subprocess.run(
-        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=False
-    )
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

@@ -233,10 +233,7 @@ def test_all_children_number() -> None:
     assert a.tree.all_children_number("/", ()) == len(a.tree.nodes) - 1
 
 
-@given(
-    st.sampled_from([0, 7, CONTAINER_EPHEMERAL_OWNER, ttl_owner(1), ttl_owner(2**40 - 1)])
-    | st.integers(-(2**63), 2**63 - 1)
-)
+@given(st.sampled_from([0, 7, CONTAINER_EPHEMERAL_OWNER, ttl_owner(1), ttl_owner(2**40 - 1)]) | st.integers(-(2**63), 2**63 - 1))
 def test_stat_shows_only_a_session_as_owner(owner: int) -> None:
     # Node.stat inlines is_ephemeral: containers and TTL nodes show 0, sessions themselves.
     node = Node(b"", OPEN_ACL_UNSAFE, 1, 1, owner)
