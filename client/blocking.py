@@ -40,6 +40,18 @@ T = TypeVar("T")
 CLOSE_JOIN_TIMEOUT_S = 10.0
 
 
+def _forward(name: str) -> Callable[..., Any]:
+    """A blocking method running `Client.<name>` on the Trio thread: the same arguments and
+    results, watches wrapped as BlockingWatch."""
+    target = getattr(Client, name)
+
+    @functools.wraps(target)
+    def method(self: BlockingClient, *args: Any, **kwargs: Any) -> Any:
+        return self._wrap(self._run(getattr(self.client, name), *args, **kwargs))
+
+    return method
+
+
 class BlockingClient:
     """See the module docstring. Made by `connect`; close with `close()` or a `with` block."""
 
@@ -167,23 +179,23 @@ class BlockingClient:
             delay = min(2.0, delay * 2)
         raise AssertionError("unreachable")
 
-
-def _forward(name: str) -> Callable[..., Any]:
-    target = getattr(Client, name)
-
-    @functools.wraps(target)
-    def method(self: BlockingClient, *args: Any, **kwargs: Any) -> Any:
-        return self._wrap(self._run(getattr(self.client, name), *args, **kwargs))
-
-    return method
-
-
-FORWARDED = (
-    "create", "ensure_path", "get", "exists", "children", "set", "delete", "get_acl", "set_acl",
-    "sync", "ephemerals", "descendant_count", "whoami", "add_auth", "multi_read",
-)  # fmt: skip
-for _name in FORWARDED:
-    setattr(BlockingClient, _name, _forward(_name))
+    # The forwarded operations, assigned in the class body (not set in a loop after it) so that
+    # type checkers see them; last, so that `set` names no builtin for the code above.
+    create = _forward("create")
+    ensure_path = _forward("ensure_path")
+    get = _forward("get")
+    exists = _forward("exists")
+    children = _forward("children")
+    set = _forward("set")
+    delete = _forward("delete")
+    get_acl = _forward("get_acl")
+    set_acl = _forward("set_acl")
+    sync = _forward("sync")
+    ephemerals = _forward("ephemerals")
+    descendant_count = _forward("descendant_count")
+    whoami = _forward("whoami")
+    add_auth = _forward("add_auth")
+    multi_read = _forward("multi_read")
 
 
 class BlockingWatch:
@@ -236,9 +248,10 @@ class BlockingStream(Iterator[T]):
     def get(self, timeout: float | None = None) -> T:
         """The next item; TimeoutError if none within `timeout`; StopIteration at the end."""
         try:
-            return self._owner._run(_wait_or_timeout, self._stream.receive, timeout, timeout=math.inf)  # type: ignore[arg-type]
+            item: T = self._owner._run(_wait_or_timeout, self._stream.receive, timeout, timeout=math.inf)
         except trio.EndOfChannel:
             raise StopIteration from None
+        return item
 
     def __next__(self) -> T:
         return self.get()

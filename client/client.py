@@ -19,7 +19,7 @@ import logging
 import math
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, Literal, TypeVar, cast, overload
 
 import trio
 
@@ -44,13 +44,16 @@ from ccore.znodes.records import (
     ExistsRequest,
     GetACLRequest,
     GetAllChildrenNumberRequest,
+    GetAllChildrenNumberResponse,
     GetChildren2Request,
     GetDataRequest,
     GetEphemeralsRequest,
     MultiRequest,
     Record,
     SetACLRequest,
+    SetACLResponse,
     SetDataRequest,
+    SetDataResponse,
     SyncRequest,
 )
 from ccore.znodes.stat import Stat
@@ -338,10 +341,10 @@ class Client:
     async def set(self, path: str, data: Data | None, *, version: int = -1) -> Stat:
         """Replace the node's data (if its version is `version`, unless -1); the new Stat."""
         self._check_data(data)
-        resp: Any = await self._session.call(
+        resp = await self._session.call(
             OpCode.setData, SetDataRequest(self._path(path), bytes(data) if data is not None else None, version), path
         )
-        return resp.stat
+        return cast(SetDataResponse, resp).stat
 
     async def delete(self, path: str, *, version: int = -1, recursive: bool = False) -> None:
         """Delete the node (if its version is `version`); `recursive` deletes its subtree first
@@ -388,8 +391,8 @@ class Client:
 
     async def set_acl(self, path: str, acl: Sequence[ACL], *, version: int = -1) -> Stat:
         """Replace the node's ACL (if its ACL version is `version`); the new Stat."""
-        resp: Any = await self._session.call(OpCode.setACL, SetACLRequest(self._path(path), tuple(acl), version), path)
-        return resp.stat
+        resp = await self._session.call(OpCode.setACL, SetACLRequest(self._path(path), tuple(acl), version), path)
+        return cast(SetACLResponse, resp).stat
 
     async def sync(self, path: str = ROOT) -> None:
         """Make the server catch up with the leader, so the next read sees every write
@@ -403,8 +406,8 @@ class Client:
 
     async def descendant_count(self, path: str) -> int:
         """How many nodes are below `path` (getAllChildrenNumber, ZooKeeper 3.6+)."""
-        resp: Any = await self._session.call(OpCode.getAllChildrenNumber, GetAllChildrenNumberRequest(self._path(path)), path)
-        return resp.total_number
+        resp = await self._session.call(OpCode.getAllChildrenNumber, GetAllChildrenNumberRequest(self._path(path)), path)
+        return cast(GetAllChildrenNumberResponse, resp).total_number
 
     async def whoami(self) -> list[ClientInfo]:
         """The identities this session has authenticated as (ZooKeeper 3.7+)."""

@@ -366,9 +366,10 @@ class ClientProtocol:
                 i += 1
                 batch[kind].append(path)
                 length += len(path)
-            head = (self.last_zxid, batch[WatchKind.DATA], batch[WatchKind.EXIST], batch[WatchKind.CHILD])
-            if batch[WatchKind.PERSISTENT] or batch[WatchKind.RECURSIVE]:
-                record: Record = SetWatches2(*head, batch[WatchKind.PERSISTENT], batch[WatchKind.RECURSIVE])
+            paths = {kind: tuple(batch[kind]) for kind in order}
+            head = (self.last_zxid, paths[WatchKind.DATA], paths[WatchKind.EXIST], paths[WatchKind.CHILD])
+            if paths[WatchKind.PERSISTENT] or paths[WatchKind.RECURSIVE]:
+                record: Record = SetWatches2(*head, paths[WatchKind.PERSISTENT], paths[WatchKind.RECURSIVE])
                 op = OpCode.setWatches2
             else:
                 # Servers before 3.6 know only setWatches; use it when it is enough, as Java does.
@@ -381,7 +382,7 @@ class ClientProtocol:
         header, record = wire.decode_reply(frame, head.op if head is not None else None)
         xid = header.xid
         if xid == XID_WATCH_EVENT:
-            return self._watch_event(record, header.zxid)  # type: ignore[arg-type]
+            return self._watch_event(record, header.zxid)
         if xid == XID_PING:
             return None
         if xid == XID_AUTH:

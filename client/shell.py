@@ -45,7 +45,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)  # a parent of _Parser subparsers: the same class
     # SUPPRESS: `--server` may come before or after the command without the later default
     # overwriting the earlier value.
     common.add_argument(

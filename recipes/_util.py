@@ -111,25 +111,25 @@ class Background:
     block (caches, watchers, registrations): the task runs in a nursery entered by
     `_start` and cancelled by `_stop`, in the task that runs the block."""
 
-    _nursery_cm: Any = None
+    _nursery_cm: contextlib.AbstractAsyncContextManager[trio.Nursery] | None = None
     _nursery: trio.Nursery | None = None
 
     async def _start(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
         """Start `fn` (which calls `task_status.started(value)`) and return its value."""
-        self._nursery_cm = trio.open_nursery()
-        self._nursery = await self._nursery_cm.__aenter__()
+        cm = self._nursery_cm = trio.open_nursery()
+        nursery = self._nursery = await cm.__aenter__()
         try:
-            return await self._nursery.start(fn, *args)
+            return await nursery.start(fn, *args)
         except BaseException as e:
-            self._nursery.cancel_scope.cancel()
+            nursery.cancel_scope.cancel()
             with unwrap_single():
-                await self._nursery_cm.__aexit__(type(e), e, e.__traceback__)
+                await cm.__aexit__(type(e), e, e.__traceback__)
             raise
 
     async def _stop(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool | None:
-        assert self._nursery is not None, "not started"
+        assert self._nursery is not None and self._nursery_cm is not None, "not started"
         self._nursery.cancel_scope.cancel()
         with unwrap_single():
             return await self._nursery_cm.__aexit__(exc_type, exc, tb)

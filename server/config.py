@@ -176,8 +176,8 @@ def load(path: Path) -> ServerConfig:
         elif key == "clientPortAddress":
             config.client_port_address = value
         elif key.startswith("dial."):
-            host, _, port = value.rpartition(":")
-            config.dial_overrides[int(key.split(".", 1)[1])] = (host, int(port))
+            dial_host, _, dial_port = value.rpartition(":")
+            config.dial_overrides[int(key.split(".", 1)[1])] = (dial_host, int(dial_port))
         elif key.startswith("server."):
             try:
                 sid = int(key.split(".", 1)[1])

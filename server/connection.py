@@ -210,12 +210,13 @@ class Connection:
         if req.session_id == 0:
             session_id, password = await server.create_session(timeout)
         else:
-            session_id, password = req.session_id, req.passwd
-            if not server.resume_session(session_id, password, timeout, self):
+            session_id, sent = req.session_id, req.passwd
+            if sent is None or not server.resume_session(session_id, sent, timeout, self):
                 log.info("session %#x from %s:%d is expired or its password is wrong", session_id, *self.peer)
                 self.send(protocol.encode_connect_response(r.ConnectResponse(0, 0, 0, bytes(16), False)))
                 self.close_after_flush()
                 return True
+            password = sent
         self.session_id = session_id
         self.timeout_ms = timeout
         self._cancel.deadline = math.inf  # a session now: its own timeout governs

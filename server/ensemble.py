@@ -97,7 +97,7 @@ def mode(port: int) -> str | None:
     return None
 
 
-def start(configs: list[Path], log_level: str = "INFO") -> list[subprocess.Popen]:
+def start(configs: list[Path], log_level: str = "INFO") -> list[subprocess.Popen[bytes]]:
     procs = []
     for cfg in configs:
         log = open(cfg.parent / "server.log", "ab")
@@ -113,7 +113,7 @@ def start(configs: list[Path], log_level: str = "INFO") -> list[subprocess.Popen
     return procs
 
 
-def wait_ready(configs: list[Path], procs: list[subprocess.Popen], timeout_s: float = READY_TIMEOUT_S) -> None:
+def wait_ready(configs: list[Path], procs: list[subprocess.Popen[bytes]], timeout_s: float = READY_TIMEOUT_S) -> None:
     deadline = time.monotonic() + timeout_s
     pending = {client_port(c): (c, p) for c, p in zip(configs, procs, strict=True)}
     while pending:
@@ -127,7 +127,7 @@ def wait_ready(configs: list[Path], procs: list[subprocess.Popen], timeout_s: fl
         time.sleep(0.1)
 
 
-def stop(procs: list[subprocess.Popen]) -> None:
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
     for p in procs:
         if p.poll() is None:
             p.send_signal(signal.SIGTERM)

@@ -47,7 +47,8 @@ _ZAB, _FORWARD, _TOUCH = b"Z", b"W", b"T"
 
 def _encode_frame(message: Any) -> bytes:
     if isinstance(message, tuple) and message and message[0] in (_FORWARD, _TOUCH):
-        return message[0] + cbor2.dumps(list(message[1:]))
+        kind: bytes = message[0]
+        return kind + cbor2.dumps(list(message[1:]))
     return _ZAB + encode_message(message)
 
 

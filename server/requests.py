@@ -15,6 +15,7 @@ from ccore.znodes.acl import Id
 from ccore.znodes.constants import AddWatchMode, EventType, OpCode, WatcherType
 from ccore.znodes.errors import BadArgumentsError, Code, NoWatcherError, ZKError
 from ccore.znodes.records import Record
+from ccore.znodes.stat import Stat
 from ccore.znodes.tree import DataTree
 from ccore.znodes.txn import Check, CloseSession, Create, Delete, Multi, NoOp, Op, Result, SetACL, SetData
 from ccore.znodes.watches import WatchManager
@@ -67,6 +68,16 @@ _TO_OP: dict[int, Callable[[Any], Op]] = {
 }
 
 
+def _path(result: Result) -> str:
+    assert result.path is not None, result  # every successful create names its node
+    return result.path
+
+
+def _stat(result: Result) -> Stat:
+    assert result.stat is not None, result  # every successful create2, setData and setACL has one
+    return result.stat
+
+
 def _op_result(op_code: int, result: Result, failed: bool) -> Record:
     if failed:
         # In a failed multi every op answers with an error: 0 (rolled back) before the
@@ -74,13 +85,13 @@ def _op_result(op_code: int, result: Result, failed: bool) -> Record:
         return r.ErrorResult(result.err)
     if op_code in (OpCode.create, OpCode.create2):
         # ZooKeeper 3.8 answers create2 inside a multi like create: the path only.
-        return r.CreateResult(result.path)
+        return r.CreateResult(_path(result))
     if op_code in CREATE2_STYLE:
-        return r.Create2Result(result.path, result.stat)
+        return r.Create2Result(_path(result), _stat(result))
     if op_code == OpCode.delete:
         return r.DeleteResult()
     if op_code == OpCode.setData:
-        return r.SetDataResult(result.stat)
+        return r.SetDataResult(_stat(result))
     return r.CheckResult()
 
 
@@ -93,13 +104,13 @@ def write_response(op_code: int, record: Any, result: Result) -> tuple[int, Reco
     if result.err:
         return result.err, None
     if op_code == OpCode.create:
-        return 0, r.CreateResponse(result.path)
+        return 0, r.CreateResponse(_path(result))
     if op_code in CREATE2_STYLE:
-        return 0, r.Create2Response(result.path, result.stat)
+        return 0, r.Create2Response(_path(result), _stat(result))
     if op_code == OpCode.setData:
-        return 0, r.SetDataResponse(result.stat)
+        return 0, r.SetDataResponse(_stat(result))
     if op_code == OpCode.setACL:
-        return 0, r.SetACLResponse(result.stat)
+        return 0, r.SetACLResponse(_stat(result))
     if op_code == OpCode.sync:
         return 0, r.SyncResponse(record.path)
     return 0, None

@@ -7,13 +7,14 @@ commit), then applies the batch in order, firing watches before each reply.
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import math
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import attrs
 import trio
@@ -252,7 +253,10 @@ class ZKServer:
             for path in self.tree.due_for_deletion(now_ms):
                 if path not in self._reaping:
                     self._reaping.add(path)
-                    self.submit(0, DeleteContainer(path), (), lambda txn, result, p=path: self._reaping.discard(p))
+                    self.submit(0, DeleteContainer(path), (), functools.partial(self._reaped, path))
+
+    def _reaped(self, path: str, txn: Txn, result: Result) -> None:
+        self._reaping.discard(path)
 
     # -- writes ----------------------------------------------------------------------------
 
@@ -306,7 +310,7 @@ class ZKServer:
             self.sessions.add(txn.session, op.timeout_ms, trio.current_time())
             self._sessions_changed.set()
         for watcher, event_type, path, acl in self.watches.fire(triggers):
-            watcher.send_event(txn.zxid, event_type, path, acl)
+            cast(Connection, watcher).send_event(txn.zxid, event_type, path, acl)  # our watchers are connections
         if on_done is not None:
             on_done(txn, result)
         if isinstance(op, CloseSession):

@@ -267,7 +267,7 @@ def _not_a_txn(items: Any) -> str:
 # -- other records (peer messages) ----------------------------------------------------------
 
 _OP_CLASSES = (Create, Delete, DeleteContainer, SetData, SetACL, Check, Multi, CreateSession, CloseSession, NoOp)
-_TAGS = {cls: cls.__name__ for cls in _OP_CLASSES}
+_TAGS: dict[type, str] = {cls: cls.__name__ for cls in _OP_CLASSES}
 
 converter = cattrs.Converter()
 configure_tagged_union(Op, converter, tag_generator=_TAGS.__getitem__, tag_name="op")

@@ -175,6 +175,7 @@ class Reader:
     def _length(self, what: str) -> int:
         """A length prefix: -1 (null) or a count that fits in what is left."""
         pos = self._pos
+        n: int
         try:
             (n,) = _INT.unpack_from(self._buf, pos)
         except struct.error:
@@ -189,6 +190,7 @@ class Reader:
 
     def read_int(self) -> int:
         pos = self._pos
+        v: int
         try:
             (v,) = _INT.unpack_from(self._buf, pos)
         except struct.error:
@@ -198,6 +200,7 @@ class Reader:
 
     def read_long(self) -> int:
         pos = self._pos
+        v: int
         try:
             (v,) = _LONG.unpack_from(self._buf, pos)
         except struct.error:
@@ -303,10 +306,12 @@ class Reader:
 
 def read_int_at(data: bytes | bytearray | memoryview, offset: int = 0) -> int:
     """One big-endian int at `offset` (a frame length, an xid) without building a Reader."""
+    v: int
     try:
-        return _INT.unpack_from(data, offset)[0]
+        (v,) = _INT.unpack_from(data, offset)
     except struct.error:
         raise ProtocolError(f"truncated int at offset {offset}") from None
+    return v
 
 
 def pack_int(value: int) -> bytes:

@@ -8,6 +8,7 @@ applies the same transactions reaches the same tree and returns the same results
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import attrs
 
@@ -132,10 +133,10 @@ class Node:
             self.pzxid,
         )
 
-    def fields(self) -> tuple:
+    def fields(self) -> tuple[Any, ...]:
         return tuple(getattr(self, f) for f in self.FIELDS)
 
-    def restore(self, fields: tuple) -> None:
+    def restore(self, fields: tuple[Any, ...]) -> None:
         for name, value in zip(self.FIELDS, fields, strict=True):
             setattr(self, name, value)
 

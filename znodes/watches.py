@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable
 
 from . import paths
+from .acl import ACL
 from .constants import EventType, WatcherType
 
 STANDARD = 1
@@ -18,7 +19,7 @@ PERSISTENT = 2
 RECURSIVE = 4
 
 Watcher = Hashable
-Event = tuple[EventType, str, tuple]  # (type, path, the ACL that filters who hears it)
+Event = tuple[EventType, str, tuple[ACL, ...]]  # (type, path, the ACL that filters who hears it)
 
 
 class _Table:
@@ -157,10 +158,10 @@ class WatchManager:
 
     # -- firing -------------------------------------------------------------------------
 
-    def fire(self, triggers: Iterable[Event]) -> list[tuple[Watcher, EventType, str, tuple]]:
+    def fire(self, triggers: Iterable[Event]) -> list[tuple[Watcher, EventType, str, tuple[ACL, ...]]]:
         """Events to deliver, in order, for the triggers of one applied transaction, each with
         the ACL of the node it concerns: ZooKeeper delivers it only to watchers that may READ."""
-        out: list[tuple[Watcher, EventType, str, tuple]] = []
+        out: list[tuple[Watcher, EventType, str, tuple[ACL, ...]]] = []
         if not self._data.by_path and not self._child.by_path:
             return out  # nobody watches anything (the common case under a write load)
         for event_type, path, acl in triggers:

@@ -207,7 +207,7 @@ Message = (
 )
 
 # Wire tags: never renumber, only append.
-_CLASSES: tuple[type, ...] = (
+_CLASSES: tuple[type[Message], ...] = (
     Notification,
     FollowerInfo,
     ObserverInfo,
