@@ -91,6 +91,8 @@ def _mntr(server: ZKServer) -> str:
         ("zk_last_zxid", f"{server.last_zxid:#x}"),
         ("zk_commit_batches", server.stats.batches),
         ("zk_committed_txns", server.stats.txns),
+        ("zk_loop_stalls", server.stalls.count),  # event-loop stalls over 100 ms
+        ("zk_loop_stall_max_ms", round(server.stalls.max_s * 1000)),
     ]
     extra = getattr(server, "extra_metrics", None)
     if extra is not None:

@@ -30,6 +30,7 @@ from .database import Database
 from .replication import Replicator
 from .requests import Reads
 from .sessions import SessionTable
+from .stalls import StallDetector
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ class ZKServer:
         self.sessions = SessionTable()
         self.reads = Reads(lambda: self.db.tree, self.watches)
         self.stats = ServerStats()
+        self.stalls = StallDetector()
         self.connections: set[Connection] = set()
         self._by_session: dict[int, Connection] = {}
         self._closing: set[int] = set()
@@ -152,6 +154,7 @@ class ZKServer:
             )
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                await nursery.start(self.stalls.run)
                 if self.replicator is None:
                     nursery.start_soon(self._commit_loop)
                 else:

@@ -35,3 +35,17 @@ async def test_short_pauses_are_not_stalls(nursery):
         hold_the_loop_for(0.05)
         await trio.sleep(0.02)
     assert detector.count == 0
+
+
+async def test_the_server_counts_its_stalls_in_mntr(nursery, tmp_path):
+    from ccore.server import fourletter
+    from ccore.server.zkserver import ZKServer
+    from tests.server.helpers import config
+
+    server = await nursery.start(ZKServer(config(tmp_path)).run)
+    fields = dict(line.split("\t") for line in fourletter.answer(server, "mntr").splitlines())
+    assert fields["zk_loop_stalls"] == "0"
+    hold_the_loop_for(0.3)
+    await trio.sleep(0.2)
+    fields = dict(line.split("\t") for line in fourletter.answer(server, "mntr").splitlines())
+    assert fields["zk_loop_stalls"] == "1" and int(fields["zk_loop_stall_max_ms"]) >= 200
