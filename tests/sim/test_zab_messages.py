@@ -61,7 +61,7 @@ def test_encoding_is_a_compact_array() -> None:
     "frame, why",
     [
         (b"", "not CBOR"),
-        (b"\xff\xff", "not CBOR"),
+        (b"\xff\xff", "not CBOR|not a message array"),  # cbor2 before 5.5 reads 0xff as a break marker
         (cbor2.dumps({"a": 1}), "not a message array"),
         (cbor2.dumps([]), "not a message array"),
         (cbor2.dumps(["Ack", 1]), "not a message array"),
