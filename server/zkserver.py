@@ -342,8 +342,11 @@ class ZKServer:
             self.sessions.add(session_id, info.timeout_ms, now)
 
     def stop_serving(self) -> None:
-        """Leadership changed: drop every client connection (they reconnect elsewhere)."""
+        """Leadership changed: drop every client connection (they reconnect elsewhere). Writes
+        in flight may never complete here: forget the reaps among them, so that a later
+        leadership tries those nodes again."""
         self._closing.clear()
+        self._reaping.clear()
         for conn in list(self.connections):
             conn.abort()
 
