@@ -4,28 +4,17 @@ each peer through the proxy of that directed link (the `dial_address` hook), so 
 
 from __future__ import annotations
 
-import socket
-
 import cbor2
 import trio
 
 from ccore.server.peers import PeerNetwork
 from chaos.proxy import HOST, ProxyFleet
+from tests.compat.servers import free_ports
 from tests.polling import wait_for
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind((HOST, 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 async def test_a_fault_on_one_directed_link_stops_only_that_direction(nursery: trio.Nursery) -> None:
-    members = {sid: (HOST, port) for sid, port in zip((1, 2, 3), _free_ports(3), strict=True)}
+    members = {sid: (HOST, port) for sid, port in zip((1, 2, 3), free_ports(3), strict=True)}
     fleet: ProxyFleet = await nursery.start(ProxyFleet(seed=3).run)
     dial: dict[tuple[int, int], tuple[str, int]] = {}
     for i in members:

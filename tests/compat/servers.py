@@ -49,6 +49,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def free_ports(n: int) -> list[int]:
+    """`n` distinct TCP ports on 127.0.0.1 that were free a moment ago (held open together
+    while chosen, so no two are the same)."""
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(n)]
+    try:
+        for sock in socks:
+            sock.bind((HOST, 0))
+        return [sock.getsockname()[1] for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
 def four_letter(port: int, command: str, *, host: str = HOST, timeout_s: float = FOUR_LETTER_TIMEOUT_S) -> str:
     """Send a four-letter word and return everything the server writes before closing."""
     deadline = time.monotonic() + timeout_s

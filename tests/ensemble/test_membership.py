@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import re
-import socket
 
 import cbor2
 import pytest
@@ -14,17 +13,8 @@ from kazoo.client import KazooClient
 
 from ccore.server.peers import PeerNetwork
 from chaos.ensemble import LocalEnsemble
+from tests.compat.servers import free_ports
 from tests.polling import wait_for
-
-
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def network(my_id, members, observers, links) -> PeerNetwork:

@@ -4,7 +4,6 @@ own, with no checkout around it: `ccore serve`, kazoo against it, and a recipe."
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tarfile
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.compat.servers import REPO_ROOT, wait_for_imok
+from tests.compat.servers import REPO_ROOT, free_port, wait_for_imok
 
 CLIENT_SCRIPT = """
 import sys, trio
@@ -40,12 +39,6 @@ async def main():
 
 trio.run(main)
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _clean_env() -> dict[str, str]:
@@ -87,7 +80,7 @@ def test_installed_wheel_serves_kazoo_and_our_recipes(dist, tmp_path):
     _run([sys.executable, "-m", "venv", str(venv)], cwd=tmp_path)
     python, ccore = venv / "bin" / "python", venv / "bin" / "ccore"
     _run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(wheel), "kazoo"], cwd=tmp_path)
-    port, log = _free_port(), tmp_path / "server.log"
+    port, log = free_port(), tmp_path / "server.log"
     with log.open("w") as log_file:
         server = subprocess.Popen(
             [str(ccore), "serve", "--client-port", str(port), "--data-dir", str(tmp_path / "data"), "--log-level", "WARNING"],

@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import socket
-
 import cbor2
 import trio
 import trio.lowlevel
 
 from ccore.server.peers import PeerNetwork, frame
+from tests.compat.servers import free_ports
 from tests.polling import wait_for
-
-
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def make_nets(members, inbox, links):
