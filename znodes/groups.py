@@ -10,12 +10,7 @@ errors is a real group and is left alone.
 from __future__ import annotations
 
 import contextlib
-import functools
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import ParamSpec, TypeVar
-
-P = ParamSpec("P")
-T = TypeVar("T")
+from collections.abc import Iterator
 
 
 def leaves(group: BaseExceptionGroup) -> list[BaseException]:
@@ -66,34 +61,6 @@ def first_error() -> Iterator[None]:
         yield
     except BaseExceptionGroup as group:
         found = leaves(group)
-        if not all(isinstance(e, Exception) for e in found):
-            if len(found) != 1:
-                raise
+        if len(found) > 1 and not all(isinstance(e, Exception) for e in found):
+            raise  # a Cancelled or KeyboardInterrupt among them: not ours to pick
         _raise_unwrapped(found[0])
-
-
-def unwrapping(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
-    """Decorate an async function so that a group of one leaves it as its only exception."""
-
-    @functools.wraps(fn)
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-        with unwrap_single():
-            return await fn(*args, **kwargs)
-
-    return wrapper
-
-
-def unwrapping_context(
-    fn: Callable[P, contextlib.AbstractAsyncContextManager[T]],
-) -> Callable[P, contextlib.AbstractAsyncContextManager[T]]:
-    """Decorate a function returning an async context manager (an `asynccontextmanager`)
-    so that errors from its setup, its teardown and the caller's body leave unwrapped."""
-
-    @functools.wraps(fn)
-    @contextlib.asynccontextmanager
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> AsyncIterator[T]:
-        with unwrap_single():
-            async with fn(*args, **kwargs) as value:
-                yield value
-
-    return wrapper
