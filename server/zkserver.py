@@ -7,6 +7,7 @@ commit), then applies the batch in order, firing watches before each reply.
 
 from __future__ import annotations
 
+import collections
 import functools
 import gc
 import logging
@@ -35,6 +36,7 @@ from .stalls import StallDetector
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 1000
+REFUSAL_LOG_INTERVAL_S = 60.0  # at most one maxClientCnxns warning per address this often
 Callback = Callable[[Txn, Result], None]
 
 
@@ -89,6 +91,8 @@ class ZKServer:
         self.stats = ServerStats()
         self.stalls = StallDetector()
         self.connections: set[Connection] = set()
+        self._per_address: collections.Counter[str] = collections.Counter()  # connections per client address
+        self._refusals: dict[str, tuple[float, int]] = {}  # address -> (last logged, refused since)
         self._by_session: dict[int, Connection] = {}
         self._closing: set[int] = set()
         self._writes: list[_Write] = []
@@ -170,20 +174,41 @@ class ZKServer:
 
     async def _serve_connection(self, stream: trio.SocketStream) -> None:
         conn = Connection(self, stream)
+        address = conn.peer[0]
         limit = self.config.max_client_cnxns
-        if limit and sum(1 for c in self.connections if c.peer[0] == conn.peer[0]) >= limit:
-            log.warning("too many connections from %s (max %d, maxClientCnxns); closing", conn.peer[0], limit)
+        if limit and self._per_address[address] >= limit:
+            self._refused(address, limit)
             await stream.aclose()
             return
         self.connections.add(conn)
+        self._per_address[address] += 1
         try:
             await conn.run()
         except Exception:
             # A bug met by one connection costs that connection, never the server.
             log.exception("connection from %s:%d failed unexpectedly; it is closed", *conn.peer)
 
+    def _refused(self, address: str, limit: int) -> None:
+        """Log a refusal past maxClientCnxns: once a minute per address at most, with how
+        many were refused, so that a connect flood cannot fill the disk with log lines."""
+        now = trio.current_time()
+        last, count = self._refusals.get(address, (-math.inf, 0))
+        if now - last < REFUSAL_LOG_INTERVAL_S:
+            self._refusals[address] = (last, count + 1)
+            return
+        if len(self._refusals) >= 1024:
+            self._refusals.clear()  # bounded, however many addresses flood us
+        self._refusals[address] = (now, 0)
+        also = f" ({count} more refused since the last report)" if count else ""
+        log.warning("too many connections from %s (max %d, maxClientCnxns); refusing%s", address, limit, also)
+
     def connection_closed(self, conn: Connection) -> None:
-        self.connections.discard(conn)
+        if conn in self.connections:
+            self.connections.discard(conn)
+            address = conn.peer[0]
+            self._per_address[address] -= 1
+            if not self._per_address[address]:
+                del self._per_address[address]
         self.watches.remove_watcher(conn)
         if self._by_session.get(conn.session_id) is conn:
             del self._by_session[conn.session_id]
