@@ -93,8 +93,8 @@ ONE_SHOT_KINDS = (WatchKind.DATA, WatchKind.EXIST, WatchKind.CHILD)
 class WatchedEvent:
     """A watch notification: what happened (`type`), the connection `state`, and the `path`.
 
-    `zxid` is the transaction that triggered it when the server says so (ZooKeeper 3.9 and
-    ours do), else -1. Events of type NONE report connection state changes, not node changes.
+    `zxid` is the transaction that triggered it when the server says so (ZooKeeper 3.9 does;
+    3.8 and ours send -1, as 3.8 clients expect), else -1. Events of type NONE report connection state changes, not node changes.
     """
 
     type: EventType
