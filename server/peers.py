@@ -200,7 +200,7 @@ class PeerNetwork:
         # others' to dial. Other servers may see other addresses for the same members.
         self.members = dict(members)
         self.membership = Membership.of(self.members, observers)
-        self.digest = membership_digest(self.members, observers)
+        self.digest = self.membership.text  # what the hello carries
         self._refusals_logged: set[tuple[str, str]] = set()
         self._encode = encode
         self._decode = decode
