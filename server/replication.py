@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,17 +22,16 @@ import cbor2
 import trio
 
 from ccore.znodes.acl import Id
-from ccore.znodes.codec import decode_snapshot, decode_txn, decode_value, encode_snapshot, encode_txn, encode_value
+from ccore.znodes.codec import decode_snapshot, decode_txn, decode_value, encode_txn, encode_value
 from ccore.znodes.txn import Op, Result, Txn
 
 from .config import ConfigError, ServerConfig
 from .peers import Membership, PeerNetwork, address_digest
-from .storage import PurgedHistoryError
 from .storage._fsutil import atomic_write
 from .zab import NotLeader, Ready, Role, Status, Timing, ZabPeer, decode_message, encode_message
+from .zabstorage import ZabStorage
 
 if TYPE_CHECKING:
-    from .database import Database
     from .zkserver import ZKServer
 
 log = logging.getLogger(__name__)
@@ -94,43 +93,6 @@ def check_ensemble_id(data_dir: Path, membership: Membership, addresses: dict[in
         f"{recorded!r} is an address digest of an older version, this config's is {address_digest(addresses)!r}); "
         "start it once with the server.N lines it ran with to upgrade it, or give this server an empty data dir"
     )
-
-
-class ZabStorage:
-    """The core's read-only view of this server's data dir and tree."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    def accepted_epoch(self) -> int:
-        assert self.db.dir is not None
-        return self.db.dir.accepted_epoch.read()
-
-    def current_epoch(self) -> int:
-        assert self.db.dir is not None
-        return self.db.dir.current_epoch.read()
-
-    def last_zxid(self) -> int:
-        assert self.db.dir is not None
-        return max(self.db.dir.log.last_zxid, self.db.snapshot_zxid)
-
-    def first_zxid(self) -> int:
-        assert self.db.dir is not None
-        return self.db.dir.log.base_zxid
-
-    def applied_zxid(self) -> int:
-        return self.db.snapshot_zxid
-
-    def entries_after(self, zxid: int) -> Iterable[tuple[int, bytes]] | None:
-        assert self.db.dir is not None
-        with self.db.log_lock:
-            try:
-                return list(self.db.dir.log.read_after(zxid))
-            except PurgedHistoryError:
-                return None
-
-    def snapshot(self) -> tuple[int, bytes]:
-        return self.db.tree.last_zxid, encode_snapshot(self.db.tree)
 
 
 class Replicator:

@@ -1,0 +1,50 @@
+"""The Zab core's read-only view of a server's data dir and tree (`zab.api.ReadOnlyStorage`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from ccore.znodes.codec import encode_snapshot
+
+from .storage import PurgedHistoryError
+
+if TYPE_CHECKING:
+    from .database import Database
+
+
+class ZabStorage:
+    """The core's read-only view of this server's data dir and tree."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def accepted_epoch(self) -> int:
+        assert self.db.dir is not None
+        return self.db.dir.accepted_epoch.read()
+
+    def current_epoch(self) -> int:
+        assert self.db.dir is not None
+        return self.db.dir.current_epoch.read()
+
+    def last_zxid(self) -> int:
+        assert self.db.dir is not None
+        return max(self.db.dir.log.last_zxid, self.db.snapshot_zxid)
+
+    def first_zxid(self) -> int:
+        assert self.db.dir is not None
+        return self.db.dir.log.base_zxid
+
+    def applied_zxid(self) -> int:
+        return self.db.snapshot_zxid
+
+    def entries_after(self, zxid: int) -> Iterable[tuple[int, bytes]] | None:
+        assert self.db.dir is not None
+        with self.db.log_lock:
+            try:
+                return list(self.db.dir.log.read_after(zxid))
+            except PurgedHistoryError:
+                return None
+
+    def snapshot(self) -> tuple[int, bytes]:
+        return self.db.tree.last_zxid, encode_snapshot(self.db.tree)
