@@ -10,6 +10,10 @@ Established: once a quorum of voters (us included, with our log and current epoc
 acknowledged NEWLEADER, our whole initial history is committed (Zab commits it at that
 point; no NoOp is proposed) and learners get UPTODATE. From then on `propose` works.
 
+The leader's own progress through these steps is `LeaderPhase`, which only moves forward
+one step at a time (`Leading._move_to`); any other move raises ZabSafetyError. Giving up
+(back to LOOKING) drops the whole `Leading` object, so it needs no phase of its own.
+
 Commit: each voter's ack is cumulative (its log holds our history up to it, fsynced), so the
 commit point is the quorum-th highest ack, ours being our durable log end. One COMMIT
 carries the new point to followers; observers get one INFORM per newly committed entry.
@@ -23,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from .api import COUNTER_MASK, NotLeader, counter_of, epoch_of, make_zxid, zx
+from .api import COUNTER_MASK, NotLeader, ZabSafetyError, counter_of, epoch_of, make_zxid, zx
 from .messages import (
     Ack,
     AckEpoch,
@@ -49,7 +53,32 @@ log = logging.getLogger(__name__)
 MAX_EPOCH = (1 << 32) - 1
 
 
+class LeaderPhase(enum.IntEnum):
+    """Where this leader stands; each phase follows the one before it, and only it.
+
+    One field instead of four flags (epoch chosen? durable? acknowledged? established?)
+    because only these five of their combinations can occur, and a test of one flag read
+    wrongly (say, syncing a learner before the epoch quorum) would be a safety bug.
+    """
+
+    CHOOSING_EPOCH = 1  # waiting for FOLLOWERINFO from a quorum of voters (us included)
+    EPOCH_PENDING_DURABLE = 2  # `epoch` chosen; our accepted epoch is being written
+    AWAITING_EPOCH_QUORUM = 3  # LEADERINFO goes out; waiting for a quorum of fresh ACKEPOCHs
+    SYNCING = 4  # current epoch set, learners synced; waiting for a quorum of NEWLEADER ACKs
+    ESTABLISHED = 5  # initial history committed; broadcast: `propose` works
+
+
+_NEXT_PHASE = {
+    LeaderPhase.CHOOSING_EPOCH: LeaderPhase.EPOCH_PENDING_DURABLE,
+    LeaderPhase.EPOCH_PENDING_DURABLE: LeaderPhase.AWAITING_EPOCH_QUORUM,
+    LeaderPhase.AWAITING_EPOCH_QUORUM: LeaderPhase.SYNCING,
+    LeaderPhase.SYNCING: LeaderPhase.ESTABLISHED,
+}
+
+
 class Phase(enum.IntEnum):
+    """One learner's progress, as its leader sees it."""
+
     INFO = 1  # FOLLOWERINFO in; LEADERINFO waits for our new epoch to be durable
     EPOCH = 2  # LEADERINFO sent; waiting for ACKEPOCH
     ACKED = 3  # ACKEPOCH in; sync waits for the epoch quorum (observers: establishment)
@@ -97,14 +126,27 @@ class Leading:
         self.peer = peer
         self.started_at = peer.now
         self.learners: dict[int, Learner] = {}
-        self.epoch: int | None = None
-        self.epoch_durable = False
-        self.epoch_quorum = False
-        self.established = False
+        self.phase = LeaderPhase.CHOOSING_EPOCH
+        self.epoch: int | None = None  # set on leaving CHOOSING_EPOCH
         # Our history as it stood when we were elected: no learner may be ahead of it.
         self.summary = (peer.durable_current_epoch, peer.log.last)
         self.last_allocated = 0
         self.next_ping_at = peer.now
+
+    # -- phase ------------------------------------------------------------------------------
+
+    def _move_to(self, phase: LeaderPhase) -> None:
+        """The one place the phase changes: only to the next phase, with an epoch chosen."""
+        if _NEXT_PHASE.get(self.phase) is not phase or self.epoch is None:
+            raise ZabSafetyError(
+                f"peer {self.peer.id}: leader in phase {self.phase.name} (epoch {self.epoch}) cannot move to phase {phase.name}"
+            )
+        log.debug("peer %d: leader phase %s -> %s", self.peer.id, self.phase.name, phase.name)
+        self.phase = phase
+
+    @property
+    def established(self) -> bool:
+        return self.phase is LeaderPhase.ESTABLISHED
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -120,8 +162,9 @@ class Leading:
 
     def after_advance(self) -> None:
         p = self.peer
-        if self.epoch is not None and not self.epoch_durable and p.durable_accepted_epoch >= self.epoch:
-            self.epoch_durable = True
+        pending = self.phase is LeaderPhase.EPOCH_PENDING_DURABLE
+        if pending and self.epoch is not None and p.durable_accepted_epoch >= self.epoch:
+            self._move_to(LeaderPhase.AWAITING_EPOCH_QUORUM)
             for learner in self._sorted():
                 if learner.phase is Phase.INFO:
                     self._send_leader_info(learner)
@@ -173,7 +216,7 @@ class Leading:
         # New, or a learner that went back to discovery: a fresh handshake.
         learner = Learner(sender, observer, message.accepted_epoch, message.registration, p.now)
         self.learners[sender] = learner
-        if self.epoch_durable:
+        if self.phase >= LeaderPhase.AWAITING_EPOCH_QUORUM:
             self._send_leader_info(learner)
         else:
             self._maybe_choose_epoch()
@@ -187,7 +230,7 @@ class Leading:
 
     def _maybe_choose_epoch(self) -> None:
         p = self.peer
-        if self.epoch is not None:
+        if self.phase is not LeaderPhase.CHOOSING_EPOCH:
             return
         heard = 1 + sum(1 for learner in self.learners.values() if not learner.observer)
         if heard < p.quorum:
@@ -197,6 +240,7 @@ class Leading:
             p.become_looking("epochs exhausted")
             return
         self.epoch = highest + 1
+        self._move_to(LeaderPhase.EPOCH_PENDING_DURABLE)
         log.info("peer %d: proposing epoch %d", p.id, self.epoch)
         p.set_accepted_epoch(self.epoch)  # LEADERINFO goes out once this is durable
 
@@ -211,7 +255,7 @@ class Leading:
         learner.last_zxid = message.last_zxid
         learner.fresh = message.fresh
         learner.phase = Phase.ACKED
-        if not self.epoch_quorum:
+        if self.phase < LeaderPhase.SYNCING:
             theirs = (message.current_epoch, message.last_zxid)
             if message.fresh and not learner.observer and theirs > self.summary:
                 # ZooKeeper's "Follower is ahead of the leader": it may hold committed
@@ -227,7 +271,7 @@ class Leading:
 
     def _maybe_epoch_quorum(self) -> None:
         p = self.peer
-        if self.epoch_quorum or not self.epoch_durable:
+        if self.phase is not LeaderPhase.AWAITING_EPOCH_QUORUM:
             return
         acks = 1 + sum(
             1 for learner in self.learners.values() if not learner.observer and learner.phase is Phase.ACKED and learner.fresh
@@ -235,7 +279,7 @@ class Leading:
         if acks < p.quorum:
             return
         assert self.epoch is not None
-        self.epoch_quorum = True
+        self._move_to(LeaderPhase.SYNCING)
         p.set_current_epoch(self.epoch)
         for learner in self._sorted():
             self._sync(learner)
@@ -245,7 +289,7 @@ class Leading:
 
     def _sync(self, learner: Learner) -> None:
         p = self.peer
-        if learner.phase is not Phase.ACKED or not self.epoch_quorum:
+        if learner.phase is not Phase.ACKED or self.phase < LeaderPhase.SYNCING:
             return
         if learner.observer and not self.established:
             return  # observers take committed history only
@@ -296,7 +340,7 @@ class Leading:
 
     def _maybe_establish(self) -> None:
         p = self.peer
-        if self.established or not self.epoch_quorum:
+        if self.phase is not LeaderPhase.SYNCING:
             return
         if p.durable_current_epoch != self.epoch or p.log.durable < p.log.last:
             return  # our own NEWLEADER ack: history, then current epoch, on disk
@@ -304,7 +348,7 @@ class Leading:
         if acks < p.quorum:
             return
         assert self.epoch is not None
-        self.established = True
+        self._move_to(LeaderPhase.ESTABLISHED)
         self.last_allocated = max(p.log.last, make_zxid(self.epoch, 0))
         log.info("peer %d: established epoch %d with %d voters", p.id, self.epoch, acks)
         p.on_established(self.epoch)
