@@ -169,6 +169,9 @@ class ScanResult:
     end: int  # where the records end (zero padding or a torn tail may follow)
     records: int
     torn_offset: int | None
+    # (zxid, offset) of the first record, then of a record at least `index_stride` bytes
+    # after the previous point: where a reader may start instead of the segment's header.
+    index: tuple[tuple[int, int], ...] = ()
 
 
 def scan_segment(
@@ -178,6 +181,7 @@ def scan_segment(
     prev_path: Path | None,
     prev_last_zxid: int | None,
     is_last: bool,
+    index_stride: int | None = None,
 ) -> ScanResult | None:
     """Validate a whole segment; None means a torn header (a crash while creating the file).
 
@@ -186,6 +190,8 @@ def scan_segment(
     (reported in `torn_offset`, to be truncated). Any other damage raises CorruptLogError:
     a bad record followed by valid ones, damage in an older segment, zxids out of order, or
     a segment that does not follow the one before it (a gap).
+
+    With `index_stride`, the result carries a sparse index of the records (see ScanResult).
     """
 
     def corrupt(offset: int, what: str) -> CorruptLogError:
@@ -218,6 +224,7 @@ def scan_segment(
             ),
         )
     last, count, offset = prev_zxid, 0, SEGMENT_HEADER_SIZE
+    index: list[tuple[int, int]] = []
     while offset < len(data):
         try:
             frame = parse_record(data, offset)
@@ -239,10 +246,12 @@ def scan_segment(
                 exc,
                 len(data) - offset,
             )
-            return ScanResult(first_zxid, prev_zxid, last, offset, count, offset)
+            return ScanResult(first_zxid, prev_zxid, last, offset, count, offset, tuple(index))
         if frame.zxid <= last:
             raise corrupt(offset, f"zxid {frame.zxid:#x} does not follow {last:#x}")
         if count == 0 and frame.zxid != first_zxid:
             raise corrupt(offset, f"first record has zxid {frame.zxid:#x}, the name says {first_zxid:#x}")
+        if index_stride is not None and (not index or offset - index[-1][1] >= index_stride):
+            index.append((frame.zxid, offset))
         last, offset, count = frame.zxid, frame.end, count + 1
-    return ScanResult(first_zxid, prev_zxid, last, offset, count, None)
+    return ScanResult(first_zxid, prev_zxid, last, offset, count, None, tuple(index))

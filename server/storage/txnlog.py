@@ -30,6 +30,13 @@ change that costs what growing the file does (~170 us measured for those writes)
 - `truncate_after` cuts the file at the truncation point (a journaled size change: atomic)
   and pads it again with freshly written zeros, so removed records cannot be read back.
 - Recovery reads zeros after the last record as the end of the log (see `_logformat`).
+Reading: each segment keeps a sparse in-memory index, (zxid, offset) of its first record and
+then of one record every `index_stride_bytes` (64 KiB), built by the recovery scan and kept up
+by appends and truncations. A read after any zxid starts at the nearest point at or before it,
+so `read_batch` (the Zab core's bounded reads, on the event loop) costs what it returns plus
+at most one stride, wherever in a 64 MiB segment it starts. About 1000 points per full
+segment: a few tens of KiB of memory.
+
 - Relies on ext4's default data=ordered, as appends always did: data written into newly
   allocated blocks reaches the disk before the size that exposes them.
 - A power failure during an fdatasync may persist the blocks of a multi-record batch out of
@@ -40,9 +47,10 @@ change that costs what growing the file does (~170 us measured for those writes)
 
 from __future__ import annotations
 
+import bisect
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -57,6 +65,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
 DEFAULT_PREALLOCATE_BYTES = 1024 * 1024
+DEFAULT_INDEX_STRIDE_BYTES = 64 * 1024
+# A batch read opens the file with this much buffering: a 1 MiB buffer (what a replay from
+# the start uses) would read 1 MiB for a probe of one record.
+_BATCH_READ_BUFFER = 64 * 1024
 _ZEROS = bytes(256 * 1024)
 
 
@@ -68,6 +80,26 @@ class _Segment:
     last_zxid: int  # == prev_zxid while the segment holds no record yet
     size: int  # where its records end: the next one is written here
     file_size: int  # the file's length: `size`, then zero padding
+    # The sparse index (see the module docstring): zxids and offsets of some records, ascending.
+    index_zxids: list[int] = attrs.Factory(list)
+    index_offsets: list[int] = attrs.Factory(list)
+
+    def note_record(self, zxid: int, offset: int, stride: int) -> None:
+        """Record `zxid` starts at `offset`: make it an index point if the last is a stride back."""
+        if not self.index_offsets or offset - self.index_offsets[-1] >= stride:
+            self.index_zxids.append(zxid)
+            self.index_offsets.append(offset)
+
+    def start_offset(self, after: int) -> int:
+        """Where to start reading for the records above `after`: the last index point at or
+        below it (its record and a few more are skipped), else the first record."""
+        i = bisect.bisect_right(self.index_zxids, after)
+        return self.index_offsets[i - 1] if i else fmt.SEGMENT_HEADER_SIZE
+
+    def cut_index(self, size: int) -> None:
+        """The records end at `size` now (truncated): forget points at or past it."""
+        i = bisect.bisect_left(self.index_offsets, size)
+        del self.index_zxids[i:], self.index_offsets[i:]
 
 
 @attrs.frozen
@@ -89,7 +121,10 @@ class TxnLog:
         directory: Path,
         segment_bytes: int = DEFAULT_SEGMENT_BYTES,
         preallocate_bytes: int = DEFAULT_PREALLOCATE_BYTES,
+        index_stride_bytes: int = DEFAULT_INDEX_STRIDE_BYTES,
     ) -> None:
+        if index_stride_bytes < 1:
+            raise ValueError("index_stride_bytes must be 1 or more")
         if segment_bytes <= fmt.SEGMENT_HEADER_SIZE:
             raise ValueError(f"segment_bytes must exceed {fmt.SEGMENT_HEADER_SIZE}")
         if preallocate_bytes < 0:
@@ -97,6 +132,7 @@ class TxnLog:
         self.directory = Path(directory)
         self.segment_bytes = segment_bytes
         self.preallocate_bytes = preallocate_bytes
+        self.index_stride_bytes = index_stride_bytes
         self.recovery: RecoveryInfo | None = None
         self._segments: list[_Segment] = []
         self._fd: int | None = None  # open on the last segment while it takes appends
@@ -111,9 +147,10 @@ class TxnLog:
         directory: Path,
         segment_bytes: int = DEFAULT_SEGMENT_BYTES,
         preallocate_bytes: int = DEFAULT_PREALLOCATE_BYTES,
+        index_stride_bytes: int = DEFAULT_INDEX_STRIDE_BYTES,
     ) -> TxnLog:
         """Open the log in `directory`, validating every record and repairing a torn tail."""
-        return cls(directory, segment_bytes, preallocate_bytes).open()
+        return cls(directory, segment_bytes, preallocate_bytes, index_stride_bytes).open()
 
     # -- properties -------------------------------------------------------------------------
 
@@ -164,6 +201,7 @@ class TxnLog:
                 prev.path if prev else None,
                 prev.last_zxid if prev else None,
                 is_last,
+                self.index_stride_bytes,
             )
             if scan is None:  # a torn header: the crash came while the segment was created
                 path.unlink()
@@ -180,7 +218,10 @@ class TxnLog:
                 truncated += len(data) - scan.torn_offset
                 os.truncate(path, scan.torn_offset)
                 file_size = scan.torn_offset
-            self._segments.append(_Segment(path, scan.first_zxid, scan.prev_zxid, scan.last_zxid, scan.end, file_size))
+            seg = _Segment(path, scan.first_zxid, scan.prev_zxid, scan.last_zxid, scan.end, file_size)
+            seg.index_zxids = [zxid for zxid, _ in scan.index]
+            seg.index_offsets = [offset for _, offset in scan.index]
+            self._segments.append(seg)
         if self._segments:
             last = self._segments[-1]
             self._fd = os.open(last.path, os.O_WRONLY)
@@ -227,8 +268,9 @@ class TxnLog:
             for zxid, payload in records:
                 if self._fd is None or self._segments[-1].last_zxid == self._segments[-1].prev_zxid:
                     self._activate_segment(zxid)
-                buf += fmt.encode_record(zxid, payload)
                 seg = self._segments[-1]
+                seg.note_record(zxid, seg.size + len(buf), self.index_stride_bytes)
+                buf += fmt.encode_record(zxid, payload)
                 seg.last_zxid = zxid
                 if seg.size + len(buf) >= self.segment_bytes:
                     self._write(buf)
@@ -403,6 +445,7 @@ class TxnLog:
         # that exposes them), so the old records cannot come back; one fsync covers both.
         os.ftruncate(fd, offset)
         seg.size, seg.file_size, seg.last_zxid = offset, offset, last
+        seg.cut_index(offset)
         self._pad(seg)
         os.fsync(fd)
         self._dirty = False
@@ -445,21 +488,59 @@ class TxnLog:
         Reads what was appended before the call; do not truncate or purge while iterating.
         Raises PurgedHistoryError at once if records after `zxid` were already purged.
         """
+        self._check_readable_after(zxid)
+        return self._read(self._plan(zxid), zxid, 1 << 20)
+
+    def read_batch(self, zxid: int, max_entries: int, max_bytes: int) -> list[tuple[int, bytes]]:
+        """The first records above `zxid`, oldest first: at most `max_entries`, and no more
+        payload bytes in all than `max_bytes` unless the first record alone has more (it is
+        returned all the same, so a caller always gets on). Empty if none is above `zxid`.
+
+        Costs what it returns plus at most one index stride (see the module docstring), so
+        a caller that must not block long (the Zab core on the event loop) reads a big log
+        in batches. Raises PurgedHistoryError as `read_after` does.
+        """
+        if max_entries < 1 or max_bytes < 1:
+            raise ValueError(f"read_batch needs max_entries >= 1 and max_bytes >= 1, not {max_entries}, {max_bytes}")
+        self._check_readable_after(zxid)
+        out: list[tuple[int, bytes]] = []
+        total = 0
+        records = self._read(self._plan(zxid), zxid, _BATCH_READ_BUFFER)
+        try:
+            for record in records:
+                if out and total + len(record[1]) > max_bytes:
+                    break
+                out.append(record)
+                total += len(record[1])
+                if len(out) >= max_entries or total >= max_bytes:
+                    break
+        finally:
+            records.close()  # closes the segment file now, not when collected
+        return out
+
+    def _check_readable_after(self, zxid: int) -> None:
         self._check_open()
         if zxid < self.base_zxid:
             raise PurgedHistoryError(
                 f"txn log {self.directory}: records after zxid {zxid:#x} were purged "
                 f"(the log starts after {self.base_zxid:#x}); send a snapshot instead"
             )
-        plan = [(seg.path, seg.size) for seg in self._segments if seg.last_zxid > zxid]
-        return self._read(plan, zxid)
+
+    def _plan(self, after: int) -> list[tuple[Path, int, int]]:
+        """(path, start offset, end of records) of each segment holding records above `after`."""
+        i = bisect.bisect_right([seg.last_zxid for seg in self._segments], after)
+        plan = [(seg.path, fmt.SEGMENT_HEADER_SIZE, seg.size) for seg in self._segments[i:]]
+        if plan:
+            path, _, size = plan[0]
+            plan[0] = (path, self._segments[i].start_offset(after), size)
+        return plan
 
     @staticmethod
-    def _read(plan: list[tuple[Path, int]], after: int) -> Iterator[tuple[int, bytes]]:
-        for path, size in plan:
-            with open(path, "rb", buffering=1 << 20) as f:
-                f.seek(fmt.SEGMENT_HEADER_SIZE)
-                offset = fmt.SEGMENT_HEADER_SIZE
+    def _read(plan: list[tuple[Path, int, int]], after: int, buffering: int) -> Generator[tuple[int, bytes], None, None]:
+        for path, start, size in plan:
+            with open(path, "rb", buffering=buffering) as f:
+                f.seek(start)
+                offset = start
                 while offset < size:
                     head = f.read(fmt.RECORD_HEADER_SIZE)
                     length = int.from_bytes(head[8:12], "big") if len(head) == 20 else 0

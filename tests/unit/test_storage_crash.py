@@ -66,6 +66,7 @@ def first_difference(a: bytes, b: bytes) -> int:
 class TxnLogCrashMachine(RuleBasedStateMachine):
     segment_bytes = SEGMENT_BYTES
     preallocate_bytes = DEFAULT_PREALLOCATE_BYTES  # capped at the segment size: pads it whole
+    index_stride_bytes = 40  # a few index points per segment, so reads start mid-segment
 
     def __init__(self) -> None:
         super().__init__()
@@ -84,7 +85,7 @@ class TxnLogCrashMachine(RuleBasedStateMachine):
         self.crashes = 0
 
     def reopen(self) -> TxnLog:
-        return TxnLog.recover(self.dir, self.segment_bytes, self.preallocate_bytes)
+        return TxnLog.recover(self.dir, self.segment_bytes, self.preallocate_bytes, self.index_stride_bytes)
 
     def teardown(self) -> None:
         try:
@@ -163,6 +164,20 @@ class TxnLogCrashMachine(RuleBasedStateMachine):
         zxids = [self.log.base_zxid] + [z for z, _ in self.model]
         after = data.draw(st.sampled_from(zxids))
         assert list(self.log.read_after(after)) == [r for r in self.model if r[0] > after]
+
+    @rule(data=st.data(), max_entries=st.integers(1, 5), max_bytes=st.integers(1, 200))
+    def read_batch(self, data: st.DataObject, max_entries: int, max_bytes: int) -> None:
+        base = self.log.base_zxid
+        zxids = [base] + [z for z, _ in self.model]
+        after = data.draw(st.sampled_from(zxids) | st.integers(base, zxids[-1] + 1))
+        expected = [r for r in self.model if r[0] > after]
+        got = self.log.read_batch(after, max_entries, max_bytes)
+        assert got == expected[: len(got)]
+        assert bool(got) == bool(expected), "at least one record when there is any"
+        total = sum(len(payload) for _, payload in got)
+        assert len(got) <= max_entries and (len(got) == 1 or total <= max_bytes)
+        if len(got) < min(max_entries, len(expected)):
+            assert total >= max_bytes or total + len(expected[len(got)][1]) > max_bytes, "stopped early"
 
     @invariant()
     def last_zxid_matches(self) -> None:
