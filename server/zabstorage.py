@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ccore.znodes.codec import encode_snapshot
@@ -38,11 +38,15 @@ class ZabStorage:
     def applied_zxid(self) -> int:
         return self.db.snapshot_zxid
 
-    def entries_after(self, zxid: int) -> Iterable[tuple[int, bytes]] | None:
+    def entries_after(self, zxid: int, max_entries: int, max_bytes: int) -> Sequence[tuple[int, bytes]] | None:
+        """One bounded batch (`TxnLog.read_batch`): the core calls this on the event loop.
+
+        Under `log_lock`, as the log is not thread-safe and a worker thread may be truncating
+        it or installing a snapshot; `Database.write_snapshot` holds the lock only briefly."""
         assert self.db.dir is not None
         with self.db.log_lock:
             try:
-                return list(self.db.dir.log.read_after(zxid))
+                return self.db.dir.log.read_batch(zxid, max_entries, max_bytes)
             except PurgedHistoryError:
                 return None
 

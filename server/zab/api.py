@@ -8,7 +8,7 @@ sends and applies through `Ready`.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Protocol
 
 import attrs
@@ -19,6 +19,8 @@ Entry = tuple[int, bytes]
 """One transaction of the replicated history: (zxid, opaque payload)."""
 
 COUNTER_MASK = 0xFFFFFFFF
+DEFAULT_READ_BATCH_ENTRIES = 1000
+DEFAULT_READ_BATCH_BYTES = 1 << 20
 
 
 def make_zxid(epoch: int, counter: int) -> int:
@@ -76,6 +78,8 @@ class Timing:
     - `ping_s`: how often the leader pings learners (ZooKeeper: tickTime / 2).
     - `committed_window`: committed entries kept in memory for DIFF (ZooKeeper's committedLog).
     - `max_apply_batch`: at most this many entries in one `Ready.committed`.
+    - `read_batch_entries`, `read_batch_bytes`: the bounds the core passes to each
+      `ReadOnlyStorage.entries_after` call (it reads a long stretch of log in several calls).
     """
 
     tick_s: float = 2.0
@@ -86,6 +90,8 @@ class Timing:
     ping_s: float | None = None  # default: tick_s / 2
     committed_window: int = 500
     max_apply_batch: int = 10_000
+    read_batch_entries: int = DEFAULT_READ_BATCH_ENTRIES
+    read_batch_bytes: int = DEFAULT_READ_BATCH_BYTES
 
     @property
     def init_timeout_s(self) -> float:
@@ -98,6 +104,8 @@ class Timing:
     def __attrs_post_init__(self) -> None:
         if self.tick_s <= 0 or self.init_limit < 1 or self.sync_limit < 1 or self.finalize_wait_s < 0:
             raise ValueError(f"bad timing {self}: tick_s > 0, init_limit >= 1, sync_limit >= 1")
+        if self.read_batch_entries < 1 or self.read_batch_bytes < 1 or self.max_apply_batch < 1:
+            raise ValueError(f"bad timing {self}: read_batch_entries, read_batch_bytes and max_apply_batch >= 1")
 
     @property
     def resend_s(self) -> float:
@@ -113,8 +121,9 @@ class Timing:
 class ReadOnlyStorage(Protocol):
     """What the core reads from the driver's storage. The core never writes: see `Ready`.
 
-    Called synchronously from `ZabPeer.__init__`, `step`, `tick` and `advance`. Epochs and
-    `last_zxid` are read only at construction (after a restart); the core tracks them after.
+    Called synchronously from `ZabPeer.__init__`, `step`, `tick` and `advance` (on the
+    server, on its event loop): every call must be short. Epochs and `last_zxid` are read only
+    at construction (after a restart); the core tracks them after.
     """
 
     def accepted_epoch(self) -> int:
@@ -140,10 +149,18 @@ class ReadOnlyStorage(Protocol):
         core hands every committed entry after this zxid to the driver in `Ready.committed`."""
         ...
 
-    def entries_after(self, zxid: int) -> Iterable[Entry] | None:
-        """Durable log records with a zxid above `zxid`, oldest first; None if records after
-        `zxid` were purged (then a learner needs SNAP). Only asked for records the driver
-        has already persisted (the core keeps everything newer in memory)."""
+    def entries_after(self, zxid: int, max_entries: int, max_bytes: int) -> Sequence[Entry] | None:
+        """The first durable log records with a zxid above `zxid`, oldest first: a bounded
+        batch, so that one call never reads a big log whole.
+
+        At most `max_entries` records (>= 1), whose payloads total at most `max_bytes` (>= 1),
+        except that the first record comes even if it alone is bigger: a non-empty result
+        whenever any record lies above `zxid`, so a caller reading batch after batch always
+        gets on. Returning fewer than the bounds allow is fine (the core asks again from the
+        last zxid it got; empty means "no more"). None if records after `zxid` were purged
+        (then a learner needs SNAP). Only asked for records the driver has already
+        persisted (the core keeps everything newer in memory); records beyond what the core
+        needs may come back and are ignored."""
         ...
 
     def snapshot(self) -> tuple[int, bytes]:

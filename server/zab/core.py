@@ -100,7 +100,9 @@ class ZabPeer:
         self.current_epoch = self.durable_current_epoch = storage.current_epoch()
         if self.current_epoch > self.accepted_epoch:
             raise ZabSafetyError(f"current epoch {self.current_epoch} above accepted epoch {self.accepted_epoch}")
-        self.log = History(storage, storage.last_zxid(), timing.committed_window)
+        self.log = History(
+            storage, storage.last_zxid(), timing.committed_window, timing.read_batch_entries, timing.read_batch_bytes
+        )
         self.applied = storage.applied_zxid()
         self.committed = self.applied  # what is known committed; only grows
         if self.applied > self.log.last:

@@ -3,7 +3,10 @@
 The tail holds every entry not yet durable (handed to the driver in a Ready but not yet
 advanced, or not yet handed out) and a window of recent committed ones, like ZooKeeper's
 committedLog, so DIFF and apply rarely read storage. Older entries come from
-`ReadOnlyStorage.entries_after`.
+`ReadOnlyStorage.entries_after`, in batches of bounded size (`read_entries`, `read_bytes`):
+the server answers those calls on its event loop, so a call must never read a big log whole.
+`entries` asks for what lies between its bounds and stops there; `floor` (the sync decision)
+probes single records instead of scanning from the base.
 
 Durability is tracked as one number, `durable`: every entry up to it is on disk. A
 truncation or snapshot install bumps `generation`, so a Ready handed out before it cannot
@@ -13,16 +16,26 @@ claim, when advanced, entries that were cut since.
 from __future__ import annotations
 
 import bisect
-import itertools
 from collections.abc import Iterable
 
-from .api import Entry, ReadOnlyStorage, ZabSafetyError, zx
+from .api import DEFAULT_READ_BATCH_BYTES, DEFAULT_READ_BATCH_ENTRIES, Entry, ReadOnlyStorage, ZabSafetyError, zx
+
+_NO_ENTRY = 1 << 64  # above every zxid: "no stored entry after this one"
 
 
 class History:
-    def __init__(self, storage: ReadOnlyStorage, last_zxid: int, window: int) -> None:
+    def __init__(
+        self,
+        storage: ReadOnlyStorage,
+        last_zxid: int,
+        window: int,
+        read_entries: int = DEFAULT_READ_BATCH_ENTRIES,
+        read_bytes: int = DEFAULT_READ_BATCH_BYTES,
+    ) -> None:
         self.storage = storage
         self.window = window
+        self.read_entries = read_entries  # bounds of one `storage.entries_after` call
+        self.read_bytes = read_bytes
         self.last = last_zxid  # last entry, durable or not
         self.durable = last_zxid  # everything up to here is on disk
         self.generation = 0
@@ -39,21 +52,21 @@ class History:
         return max(self.storage.first_zxid(), self._floor)
 
     def entries(self, after: int, upto: int, limit: int | None = None) -> list[Entry] | None:
-        """Entries with after < zxid <= upto, oldest first; None if some were purged."""
+        """Entries with after < zxid <= upto, oldest first (only the first `limit` of them, if
+        given); None if some were purged.
+
+        Every one is returned: a long stretch of stored log is read in several bounded calls,
+        each short, but all within this one (the sync stream needs them at once)."""
         if after >= upto:
             return []
         if after < self.base:
             return None
         out: list[Entry] = []
         if after < self._mem_base:
-            stored = self.storage.entries_after(after)
+            stored = self._read_stored(after, min(self._mem_base, upto), limit)
             if stored is None:
                 return None
-            stop = min(self._mem_base, upto)
-            for zxid, payload in itertools.islice(stored, limit):
-                if zxid > stop:
-                    break
-                out.append((zxid, payload))
+            out = stored
             if upto <= self._mem_base or (limit is not None and len(out) >= limit):
                 return out
             # The stored part must end exactly where the memory tail starts.
@@ -69,6 +82,36 @@ class History:
         out.extend(self._mem[start:end])
         return out
 
+    def _read_stored(self, after: int, stop: int, limit: int | None) -> list[Entry] | None:
+        """Stored entries with after < zxid <= stop (the first `limit`), batch by batch."""
+        out: list[Entry] = []
+        cursor = after
+        # Each round takes at least one new entry (or stops), so it ends within as many
+        # rounds as there are entries in (after, stop].
+        while cursor < stop and (limit is None or len(out) < limit):
+            want = self.read_entries if limit is None else min(self.read_entries, limit - len(out))
+            batch = self.storage.entries_after(cursor, want, self.read_bytes)
+            if batch is None:
+                return None
+            if not batch:
+                break  # storage ends here; `entries` checks that it meets the memory tail
+            if batch[0][0] <= cursor:
+                raise ZabSafetyError(f"storage answered entries after {zx(cursor)} with {zx(batch[0][0])}")
+            for zxid, payload in batch:
+                if zxid > stop or (limit is not None and len(out) >= limit):
+                    return out
+                out.append((zxid, payload))
+            cursor = batch[-1][0]
+        return out
+
+    def _first_stored_after(self, zxid: int) -> int | None:
+        """The zxid of the first stored entry above `zxid` (one record read); `_NO_ENTRY` if
+        there is none, None if it was purged."""
+        batch = self.storage.entries_after(zxid, 1, 1)
+        if batch is None:
+            return None
+        return batch[0][0] if batch else _NO_ENTRY
+
     def count_after(self, zxid: int) -> int:
         """How many entries are above `zxid` (only those in memory are counted)."""
         return len(self._zxids) - bisect.bisect_right(self._zxids, zxid)
@@ -83,13 +126,34 @@ class History:
         if zxid >= self._mem_base:
             i = bisect.bisect_right(self._zxids, zxid)
             return self._zxids[i - 1] if i else self._mem_base
-        found = base
-        stored = self.storage.entries_after(base)
-        for entry_zxid, _ in stored or ():
-            if entry_zxid > zxid:
-                break
-            found = entry_zxid
-        return found
+        if zxid == base:
+            return base
+        # In storage. Probe single records rather than read the log from its base: first
+        # whether `zxid` itself is an entry (the DIFF case, the usual one), then bisect for
+        # the last entry below it (TRUNC): at most ~64 one-record reads, however long the log.
+        # A purge meanwhile (storage answers None) makes it "below base": a SNAP then.
+        first = self._first_stored_after(zxid - 1)
+        if first is None or first == zxid:
+            return first
+        probe = self._first_stored_after(base)
+        if probe is None:
+            return None
+        if probe > zxid:
+            return base  # nothing stored between the base and zxid
+        lo, hi = base, zxid - 1  # an entry lies in (lo, zxid], none in (hi, zxid]
+        for _ in range(hi.bit_length() + 1):  # each round halves hi - lo
+            if hi - lo <= 1:
+                # The first entry above lo is <= zxid, none is above hi = lo + 1: it is hi.
+                return hi
+            mid = (lo + hi) // 2
+            probe = self._first_stored_after(mid)
+            if probe is None:
+                return None
+            if probe <= zxid:
+                lo = mid
+            else:
+                hi = mid
+        raise ZabSafetyError(f"floor of {zx(zxid)}: the search over ({zx(base)}, {zx(zxid)}) did not converge")
 
     # -- changes ----------------------------------------------------------------------------
 

@@ -49,7 +49,17 @@ class SimConfig:
     chaos_s: float = 3.0  # faults happen during this much simulated time
     liveness_s: float = 6.0  # then, healed, the ensemble must converge within this (12 initLimits)
     timing: Timing = attrs.Factory(
-        lambda: Timing(tick_s=0.05, init_limit=10, sync_limit=5, finalize_wait_s=0.01, committed_window=50, max_apply_batch=16)
+        # Small storage reads, so that DIFFs and applies from storage take many batches.
+        lambda: Timing(
+            tick_s=0.05,
+            init_limit=10,
+            sync_limit=5,
+            finalize_wait_s=0.01,
+            committed_window=50,
+            max_apply_batch=16,
+            read_batch_entries=7,
+            read_batch_bytes=1500,
+        )
     )
     tick_every_s: float = 0.0125
     latency_min_s: float = 0.0005
@@ -116,8 +126,8 @@ class SimStorage:
     def applied_zxid(self) -> int:
         return self.node.tree.last_zxid
 
-    def entries_after(self, zxid: int) -> list[tuple[int, bytes]] | None:
-        return self.node.disk.entries_after(zxid)
+    def entries_after(self, zxid: int, max_entries: int, max_bytes: int) -> list[tuple[int, bytes]] | None:
+        return self.node.disk.entries_after(zxid, max_entries, max_bytes)
 
     def snapshot(self) -> tuple[int, bytes]:
         tree = self.node.tree

@@ -13,6 +13,8 @@ import random
 
 from ccore.server.zab.api import Entry
 
+from .memory import bounded
+
 
 class DiskError(AssertionError):
     """The core asked the disk for something impossible (a bug in the core)."""
@@ -27,6 +29,8 @@ class SimDisk:
         self.snapshot: tuple[int, bytes] | None = None  # newest snapshot (older ones purged)
         self.accepted_epoch = 0
         self.current_epoch = 0
+        self.reads = 0  # entries_after calls, and the records they returned
+        self.read_entries = 0
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -40,11 +44,19 @@ class SimDisk:
     def durable_zxid(self) -> int:
         return self.zxids[-1] if self.zxids else self.base
 
-    def entries_after(self, zxid: int) -> list[Entry] | None:
+    def entries_after(self, zxid: int, max_entries: int, max_bytes: int) -> list[Entry] | None:
+        """At most `max_entries` records after `zxid` (durable, then volatile), within
+        `max_bytes` of payload but at least one: the bounded read of ReadOnlyStorage."""
         if zxid < self.base:
             return None
         i = bisect.bisect_right(self.zxids, zxid)
-        return self.log[i:] + [e for e in self.volatile if e[0] > zxid]
+        out = self.log[i : i + max_entries]
+        if len(out) < max_entries:
+            out += [e for e in self.volatile if e[0] > zxid][: max_entries - len(out)]
+        out = bounded(out, max_bytes)
+        self.reads += 1
+        self.read_entries += len(out)
+        return out
 
     def holds_durably(self, zxid: int) -> bool:
         """Is `zxid` in the durable log (or covered by the snapshot)?"""

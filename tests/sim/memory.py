@@ -7,6 +7,7 @@ The full simulator (cluster.py) is the place for timing, faults and crashes.
 
 from __future__ import annotations
 
+import bisect
 import random
 from collections import deque
 
@@ -25,6 +26,8 @@ class MemoryStorage:
         self.current = current_epoch
         self.snap: tuple[int, bytes] = (0, b"")
         self.applied: list[Entry] = []
+        # Every entries_after call: (after, max_entries, max_bytes, how many it returned).
+        self.reads: list[tuple[int, int, int, int]] = []
 
     # ReadOnlyStorage
     def accepted_epoch(self) -> int:
@@ -42,10 +45,13 @@ class MemoryStorage:
     def applied_zxid(self) -> int:
         return self.applied[-1][0] if self.applied else self.snap[0]
 
-    def entries_after(self, zxid: int) -> list[Entry] | None:
+    def entries_after(self, zxid: int, max_entries: int, max_bytes: int) -> list[Entry] | None:
         if zxid < self.base:
             return None
-        return [e for e in self.log if e[0] > zxid]
+        start = bisect.bisect_right(self.log, zxid, key=lambda e: e[0])
+        out = bounded(self.log[start : start + max_entries], max_bytes)
+        self.reads.append((zxid, max_entries, max_bytes, len(out)))
+        return out
 
     def snapshot(self) -> tuple[int, bytes]:
         zxid = self.applied_zxid()
@@ -69,6 +75,17 @@ class MemoryStorage:
     def purge(self, upto: int) -> None:
         self.log = [e for e in self.log if e[0] > upto]
         self.base = upto
+
+
+def bounded(entries: list[Entry], max_bytes: int) -> list[Entry]:
+    """The longest prefix of `entries` within `max_bytes` of payload, but at least one entry
+    (the contract of `ReadOnlyStorage.entries_after`)."""
+    total = 0
+    for i, (_, payload) in enumerate(entries):
+        total += len(payload)
+        if total > max_bytes:
+            return entries[: max(i, 1)]
+    return entries
 
 
 class Bus:
