@@ -4,10 +4,57 @@ from __future__ import annotations
 
 import os
 import resource
-from typing import TYPE_CHECKING
+from collections.abc import Collection
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from .zkserver import ZKServer
+from ccore.znodes.tree import DataTree
+from ccore.znodes.watches import WatchManager
+
+from .config import ServerConfig
+from .stalls import StallDetector
+from .stats import ServerStats
+
+
+class Described(Protocol):
+    """A client connection, as `cons` and `stat` list it."""
+
+    @property
+    def sent(self) -> int: ...
+
+    def describe(self) -> str: ...
+
+
+class ServerView(Protocol):
+    """What the four-letter words read of a server."""
+
+    config: ServerConfig
+    stats: ServerStats
+    stalls: StallDetector
+    watches: WatchManager
+
+    @property
+    def tree(self) -> DataTree: ...
+
+    @property
+    def last_zxid(self) -> int: ...
+
+    @property
+    def port(self) -> int | None: ...
+
+    @property
+    def connections(self) -> Collection[Described]: ...
+
+    @property
+    def outstanding(self) -> int: ...
+
+    @property
+    def serving(self) -> bool: ...
+
+    @property
+    def mode(self) -> str: ...
+
+    def extra_metrics(self) -> list[tuple[str, Any]]: ...
+
 
 VERSION = "3.8.4-consistent-core-0.1.0"
 WORDS = frozenset(
@@ -32,18 +79,14 @@ WORDS = frozenset(
 )
 
 
-def _latency(server: ZKServer) -> tuple[float, float, float]:
+def _latency(server: ServerView) -> tuple[float, float, float]:
     s = server.stats
     if not s.latency_count:
         return 0.0, 0.0, 0.0
     return s.latency_min_ms, s.latency_total_ms / s.latency_count, s.latency_max_ms
 
 
-def _mode(server: ZKServer) -> str:
-    return getattr(server, "mode", "standalone")
-
-
-def _srvr(server: ZKServer, with_clients: bool) -> str:
+def _srvr(server: ServerView, with_clients: bool) -> str:
     lo, avg, hi = _latency(server)
     lines = [f"Zookeeper version: {VERSION}, built on consistent-core"]
     if with_clients:
@@ -57,13 +100,13 @@ def _srvr(server: ZKServer, with_clients: bool) -> str:
         f"Connections: {len(server.connections)}",
         f"Outstanding: {server.outstanding}",
         f"Zxid: {server.last_zxid:#x}",
-        f"Mode: {_mode(server)}",
+        f"Mode: {server.mode}",
         f"Node count: {len(server.tree.nodes)}",
     ]
     return "\n".join(lines) + "\n"
 
 
-def _mntr(server: ZKServer) -> str:
+def _mntr(server: ServerView) -> str:
     lo, avg, hi = _latency(server)
     tree = server.tree
     try:
@@ -73,7 +116,7 @@ def _mntr(server: ZKServer) -> str:
     data_size = sum(len(p) + (len(n.data) if n.data else 0) for p, n in tree.nodes.items())
     values = [
         ("zk_version", VERSION),
-        ("zk_server_state", _mode(server)),
+        ("zk_server_state", server.mode),
         ("zk_avg_latency", f"{avg:.4f}"),
         ("zk_max_latency", f"{hi:.0f}"),
         ("zk_min_latency", f"{lo:.0f}"),
@@ -94,13 +137,11 @@ def _mntr(server: ZKServer) -> str:
         ("zk_loop_stalls", server.stalls.count),  # event-loop stalls over 100 ms
         ("zk_loop_stall_max_ms", round(server.stalls.max_s * 1000)),
     ]
-    extra = getattr(server, "extra_metrics", None)
-    if extra is not None:
-        values.extend(extra())
+    values.extend(server.extra_metrics())
     return "".join(f"{k}\t{v}\n" for k, v in values)
 
 
-def _conf(server: ZKServer) -> str:
+def _conf(server: ServerView) -> str:
     c = server.config
     return (
         f"clientPort={server.port}\n"
@@ -115,12 +156,12 @@ def _conf(server: ZKServer) -> str:
     )
 
 
-def _wchs(server: ZKServer) -> str:
+def _wchs(server: ServerView) -> str:
     w = server.watches
     return f"{w.watchers()} connections watching {w.paths_watched()} paths\nTotal watches:{w.watch_count()}\n"
 
 
-def _wchc(server: ZKServer) -> str:
+def _wchc(server: ServerView) -> str:
     out = []
     for conn, watched in server.watches.by_watcher().items():
         out.append(f"{getattr(conn, 'session_id', 0):#x}")
@@ -128,7 +169,7 @@ def _wchc(server: ZKServer) -> str:
     return "\n".join(out) + "\n"
 
 
-def _wchp(server: ZKServer) -> str:
+def _wchp(server: ServerView) -> str:
     out = []
     for path, conns in sorted(server.watches.by_path().items()):
         out.append(path)
@@ -136,7 +177,7 @@ def _wchp(server: ZKServer) -> str:
     return "\n".join(out) + "\n"
 
 
-def _dump(server: ZKServer) -> str:
+def _dump(server: ServerView) -> str:
     tree = server.tree
     lines = ["SessionTracker dump:", f"Global Sessions({len(tree.sessions)}):"]
     for session_id, info in sorted(tree.sessions.items()):
@@ -152,7 +193,7 @@ def _dump(server: ZKServer) -> str:
 NOT_SERVING = "This ZooKeeper instance is not currently serving requests\n"
 
 
-def answer(server: ZKServer, word: str) -> str:
+def answer(server: ServerView, word: str) -> str:
     if word == "ruok":
         return "imok"
     if not server.serving and word in ("srvr", "stat", "cons", "wchs", "wchc", "wchp", "dump", "mntr"):

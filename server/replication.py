@@ -16,36 +16,36 @@ import random
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import cbor2
 import trio
 
 from ccore.znodes.acl import Id
 from ccore.znodes.codec import decode_snapshot, decode_txn, decode_value, encode_txn, encode_value
-from ccore.znodes.txn import Op, Result, Txn
+from ccore.znodes.txn import Op, Txn
 
+from .commit import Abandoned, OnDone, StateMachine, abandon_all
 from .config import ConfigError, ServerConfig
+from .database import Database
 from .peers import Membership, PeerNetwork, address_digest
 from .storage._fsutil import atomic_write
 from .zab import NotLeader, Ready, Role, Status, Timing, ZabPeer, decode_message, encode_message
 from .zabstorage import ZabStorage
 
-if TYPE_CHECKING:
-    from .zkserver import ZKServer
-
 log = logging.getLogger(__name__)
 
-Callback = Callable[[Txn, Result], None]
 
 ENSEMBLE_FILE = "ensemble_id"
 
 # Peer frames: one byte of kind, then the body.
-_ZAB, _FORWARD, _TOUCH = b"Z", b"W", b"T"
+# A server that is not the leader answers a forwarded write with _REFUSED (its request id), so
+# the writer hears at once that the write was abandoned.
+_ZAB, _FORWARD, _TOUCH, _REFUSED = b"Z", b"W", b"T", b"R"
 
 
 def _encode_frame(message: Any) -> bytes:
-    if isinstance(message, tuple) and message and message[0] in (_FORWARD, _TOUCH):
+    if isinstance(message, tuple) and message and message[0] in (_FORWARD, _TOUCH, _REFUSED):
         kind: bytes = message[0]
         return kind + cbor2.dumps(list(message[1:]))
     return _ZAB + encode_message(message)
@@ -55,7 +55,7 @@ def _decode_frame(payload: bytes) -> Any:
     kind, body = payload[:1], payload[1:]
     if kind == _ZAB:
         return decode_message(body)
-    if kind in (_FORWARD, _TOUCH):
+    if kind in (_FORWARD, _TOUCH, _REFUSED):
         return (kind, *cbor2.loads(body))
     raise ValueError(f"unknown peer frame kind {kind!r}")
 
@@ -96,8 +96,20 @@ def check_ensemble_id(data_dir: Path, membership: Membership, addresses: dict[in
 
 
 class Replicator:
-    def __init__(self, server: ZKServer, config: ServerConfig) -> None:
-        self.server = server
+    """The `Committer` of an ensemble member (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        db: Database,
+        state: StateMachine,
+        touch_from_peer: Callable[[int, float], None],
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.db = db
+        self.state = state
+        self._touch_from_peer = touch_from_peer
+        self.wall_clock = wall_clock
         self.config = config
         self.my_id = config.server_id
         self.voters = frozenset(sid for sid, p in config.peers.items() if not p.observer)
@@ -126,11 +138,11 @@ class Replicator:
         )
         self.peer: ZabPeer | None = None
         self.status: Status | None = None
-        self._pending: dict[int, Callback | None] = {}
+        self._pending: dict[int, OnDone | None] = {}  # request id -> its writer, until done
         self._to_propose: list[tuple[int, int, int, Op, tuple[Id, ...]]] = []
         # Request numbers start from the clock so that a restarted server never reuses one
         # that a transaction still in flight from its previous life carries.
-        self._next_request = time.time_ns() // 1000
+        self._next_request = int(wall_clock() * 1_000_000)
         self._proposed: dict[int, Txn] = {}  # on the leader: what it proposed, until applied
         self._touched: dict[int, float] = {}  # session -> when our client was last heard
         self._wake = trio.Event()
@@ -147,6 +159,14 @@ class Replicator:
     @property
     def is_leader(self) -> bool:
         return self.peer is not None and self.peer.is_leader
+
+    @property
+    def owns_sessions(self) -> bool:
+        return self.is_leader
+
+    @property
+    def outstanding(self) -> int:
+        return len(self._to_propose)
 
     @property
     def mode(self) -> str:
@@ -184,16 +204,19 @@ class Replicator:
             self.my_id,
             self.voters,
             self.observers,
-            ZabStorage(self.server.db),
+            ZabStorage(self.db),
             random.Random(),
             self.timing,
             now=trio.current_time(),
         )
-        async with trio.open_nursery() as nursery:
-            await nursery.start(self.net.run)
-            nursery.start_soon(self._ticker)
-            nursery.start_soon(self._pump)
-            task_status.started()
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self.net.run)
+                nursery.start_soon(self._ticker)
+                nursery.start_soon(self._pump)
+                task_status.started()
+        finally:
+            self._abandon_all(f"server {self.my_id} is stopping")
 
     def _kick(self) -> None:
         self._wake.set()
@@ -256,19 +279,19 @@ class Replicator:
                 self.persist_s += trio.current_time() - started
             self.applied_entries += len(ready.committed)
             if ready.snapshot is not None:
-                self.server.replace_tree(decode_snapshot(ready.snapshot.data), ready.snapshot.zxid)
+                self.state.replace_tree(decode_snapshot(ready.snapshot.data), ready.snapshot.zxid)
             for zxid, payload in ready.committed:
                 # The leader applies the transactions it built itself: no need to decode them.
                 txn = self._proposed.pop(zxid, None) or decode_txn(payload)
                 callback = self._pending.pop(txn.request_id, None) if txn.origin == self.my_id else None
-                self.server.apply_committed(txn, callback)
+                self.state.apply(txn, callback)
             self._on_status(ready.status)
             peer.advance(ready)
 
     def _persist(self, ready: Ready) -> None:
         """Step 1 of a Ready, in its order (on the loop, or in a worker thread when it
         truncates or installs a snapshot)."""
-        db = self.server.db
+        db = self.db
         d = db.dir
         assert d is not None
         with db.log_lock:
@@ -306,16 +329,24 @@ class Replicator:
         if was_serving:
             # Leadership or the leader changed: requests in flight may or may not commit; the
             # clients hear ConnectionLoss and reconnect, as with ZooKeeper.
-            self._pending.clear()
+            self._abandon_all(f"server {self.my_id} is no longer serving under leader {old.leader_id if old else None}")
             self._to_propose.clear()
             self._proposed.clear()
-            self.server.stop_serving()
+            self.state.leadership_lost()
         if status.serving and status.role == Role.LEADING:
-            self.server.became_leader()
+            self.state.became_leader()
 
     # -- writes -------------------------------------------------------------------------
 
-    def submit(self, session: int, op: Op, auth: tuple[Id, ...], on_done: Callback | None) -> None:
+    def _abandon_all(self, reason: str) -> None:
+        pending, self._pending = self._pending, {}
+        abandon_all(list(pending.values()), reason)
+
+    def submit(self, session: int, op: Op, auth: tuple[Id, ...], on_done: OnDone | None) -> None:
+        if not self.serving:
+            if on_done is not None:
+                on_done(Abandoned(f"server {self.my_id} is not serving"))
+            return
         self._next_request += 1
         request_id = self._next_request
         self._pending[request_id] = on_done
@@ -326,14 +357,16 @@ class Replicator:
             forward = (_FORWARD, request_id, session, encode_value(op, Op), [[i.scheme, i.id] for i in auth])
             self.net.send(self.status.leader_id, forward)
         else:
-            self._pending.pop(request_id, None)  # not serving: the connection is being closed
+            self._pending.pop(request_id, None)
+            if on_done is not None:
+                on_done(Abandoned(f"server {self.my_id} knows no leader"))
 
     def _propose_queued(self) -> None:
         if not self._to_propose:
             return
         peer = self.peer
         assert peer is not None
-        now_ms = int(time.time() * 1000)
+        now_ms = int(self.wall_clock() * 1000)
         batch, self._to_propose = self._to_propose, []
         try:
             for origin, request_id, session, op, auth in batch:
@@ -350,15 +383,22 @@ class Replicator:
         assert self.peer is not None
         if isinstance(message, tuple):
             kind = message[0]
-            if kind == _FORWARD and self.is_leader:
+            if kind == _FORWARD:
                 _, request_id, session, op_bytes, auth = message
-                op = decode_value(op_bytes, Op)
-                ids = tuple(Id(s, i) for s, i in auth)
-                self._to_propose.append((sender, request_id, session, op, ids))
+                if self.is_leader:
+                    op = decode_value(op_bytes, Op)
+                    ids = tuple(Id(s, i) for s, i in auth)
+                    self._to_propose.append((sender, request_id, session, op, ids))
+                else:
+                    self.net.send(sender, (_REFUSED, request_id))
+            elif kind == _REFUSED:
+                on_done = self._pending.pop(message[1], None)
+                if on_done is not None:
+                    on_done(Abandoned(f"server {sender} does not lead any more"))
             elif kind == _TOUCH and self.is_leader:
                 now = trio.current_time()
                 for session, age_ms in message[1]:
-                    self.server.touch_from_peer(session, now - max(0, age_ms) / 1000.0)
+                    self._touch_from_peer(session, now - max(0, age_ms) / 1000.0)
         else:
             self.peer.step(sender, message)
         self._kick()
@@ -373,5 +413,5 @@ class Replicator:
         self.peer.peer_disconnected(peer)
         self._kick()
 
-    def touched(self, session: int) -> None:
-        self._touched[session] = trio.current_time()
+    def session_touched(self, session: int, now: float) -> None:
+        self._touched[session] = now

@@ -221,7 +221,7 @@ async def test_snapshots_are_taken_purged_and_recovered(tmp_path) -> None:
         for i in range(45):
             header, _ = await c.create(f"/s{i}", b"x")
             assert header.err == 0
-        await wait_for(lambda: not server._snapshotting)
+        await wait_for(lambda: not server.applier.snapshotting)
         snaps = sorted((tmp_path / "data" / "snap").glob("snapshot.*"))
         assert 1 <= len(snaps) <= 2  # retention keeps the newest two
         zxid = server.last_zxid

@@ -1,0 +1,214 @@
+"""Sessions on a server: ids, the handshake's decision, touches, expiry and close.
+
+The session manager decides what a ConnectRequest gets (a new session, a resumed one, an
+expired answer, or nothing while the server cannot serve), keeps each session's deadline
+(`SessionTable`), knows which connection holds each session (a session that moves closes its
+old connection), and, where this server owns sessions (standalone, or the leader), expires
+them by committing a CloseSession. Creation and close are transactions: the applier tells
+it when one was applied.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import attrs
+import trio
+
+from ccore.znodes.records import ConnectRequest
+from ccore.znodes.tree import DataTree
+from ccore.znodes.txn import CloseSession, CreateSession
+
+from .commit import Abandoned, Committer, Outcome
+from .config import ServerConfig
+from .sessions import SessionTable
+
+log = logging.getLogger(__name__)
+
+
+class SessionConnection(Protocol):
+    """The connection holding a session, as far as the session manager acts on it."""
+
+    def close(self) -> None:
+        """Send what is queued, then close (the session was closed or expired)."""
+        ...
+
+    def abort(self) -> None:
+        """Close now (the session moved to another connection)."""
+        ...
+
+
+@attrs.frozen
+class SessionOpened:
+    session_id: int
+    timeout_ms: int
+    password: bytes
+
+
+@attrs.frozen
+class SessionRejected:
+    """The session asked for is expired, or its password is wrong."""
+
+
+Decision = SessionOpened | SessionRejected | None  # None: close without an answer
+
+
+class SessionManager:
+    def __init__(self, config: ServerConfig, tree: Callable[[], DataTree], wall_clock: Callable[[], float]) -> None:
+        self.config = config
+        self._tree = tree
+        self.table = SessionTable()
+        self._closing: set[int] = set()
+        self._connections: dict[int, SessionConnection] = {}
+        self._changed = trio.Event()
+        self._next_id = ((int(wall_clock() * 1000) << 16) & ((1 << 56) - 1)) | (config.server_id << 56)
+        self._committer: Committer | None = None
+
+    def bind(self, committer: Committer) -> None:
+        self._committer = committer
+
+    @property
+    def committer(self) -> Committer:
+        if self._committer is None:
+            raise RuntimeError("the session manager has no committer yet (bind one first)")
+        return self._committer
+
+    # -- the handshake ------------------------------------------------------------------------
+
+    async def open(self, request: ConnectRequest, peer: str) -> Decision:
+        """What a ConnectRequest from `peer` gets."""
+        committer = self.committer
+        if not committer.serving:
+            # Between leaders there is nothing consistent to serve: the client tries another
+            # server (ZooKeeper closes such connections the same way).
+            log.info("not serving yet (%s); closing the connection from %s", committer.mode, peer)
+            return None
+        last_zxid = self._tree().last_zxid
+        if request.last_zxid_seen > last_zxid:
+            log.info(
+                "refusing session request from %s: it has seen zxid %#x, our last zxid is %#x",
+                peer,
+                request.last_zxid_seen,
+                last_zxid,
+            )
+            return None
+        timeout = self.config.negotiate_timeout(request.timeout)
+        if request.session_id == 0:
+            return await self._create(timeout)
+        session_id, password = request.session_id, request.passwd
+        if password is None or not self._resumable(session_id, password):
+            log.info("session %#x from %s is expired or its password is wrong", session_id, peer)
+            return SessionRejected()
+        self.table.add(session_id, timeout, trio.current_time())
+        return SessionOpened(session_id, timeout, password)
+
+    async def _create(self, timeout_ms: int) -> Decision:
+        sessions = self._tree().sessions
+        while True:
+            self._next_id += 1
+            if self._next_id not in sessions:
+                break
+        session_id = self._next_id
+        password = os.urandom(16)
+        outcome: list[Outcome] = []
+        done = trio.Event()
+
+        def created(result: Outcome) -> None:
+            outcome.append(result)
+            done.set()
+
+        self.committer.submit(session_id, CreateSession(timeout_ms, password), (), created)
+        await done.wait()
+        if isinstance(outcome[0], Abandoned):
+            log.info("session creation abandoned (%s); closing the connection", outcome[0].reason)
+            return None
+        return SessionOpened(session_id, timeout_ms, password)
+
+    def _resumable(self, session_id: int, password: bytes) -> bool:
+        info = self._tree().sessions.get(session_id)
+        return info is not None and info.password == password and session_id not in self._closing and session_id in self.table
+
+    def attach(self, session_id: int, conn: SessionConnection, peer: str) -> None:
+        """`conn` holds the session now; a connection that held it before is closed."""
+        old = self._connections.get(session_id)
+        if old is not None and old is not conn:
+            log.info("session %#x moved to %s; closing its old connection", session_id, peer)
+            old.abort()
+        self._connections[session_id] = conn
+
+    def detach(self, session_id: int, conn: SessionConnection) -> None:
+        if self._connections.get(session_id) is conn:
+            del self._connections[session_id]
+
+    # -- requests -----------------------------------------------------------------------------
+
+    def touch(self, session_id: int) -> None:
+        now = trio.current_time()
+        self.table.touch(session_id, now)
+        self.committer.session_touched(session_id, now)
+
+    def touch_from_peer(self, session_id: int, heard_at: float) -> None:
+        """A follower heard from one of its clients' sessions at `heard_at` (our clock)."""
+        self.table.touch(session_id, heard_at)
+
+    def is_closing(self, session_id: int) -> bool:
+        return session_id in self._closing or session_id not in self._tree().sessions
+
+    # -- what the applier reports (SessionEvents) -----------------------------------------------
+
+    def created(self, session_id: int, timeout_ms: int) -> None:
+        self.table.add(session_id, timeout_ms, trio.current_time())
+        self._changed.set()
+
+    def closed(self, session_id: int) -> None:
+        self.table.remove(session_id)
+        self._closing.discard(session_id)
+        conn = self._connections.pop(session_id, None)
+        if conn is not None:
+            conn.close()
+
+    def reload(self, tree: DataTree) -> None:
+        self.table = SessionTable()
+        self.track_all(tree)
+
+    def track_all(self, tree: DataTree) -> None:
+        """Sessions live in `tree` get a fresh deadline to reconnect in (after a restart)."""
+        now = trio.current_time()
+        for session_id, info in tree.sessions.items():
+            self.table.add(session_id, info.timeout_ms, now)
+
+    def leadership_lost(self) -> None:
+        self._closing.clear()
+
+    def became_leader(self) -> None:
+        """A new leader gives every session a fresh deadline and starts expiring them."""
+        now = trio.current_time()
+        for session_id, info in self._tree().sessions.items():
+            if session_id in self.table:
+                self.table.touch(session_id, now)
+            else:
+                self.table.add(session_id, info.timeout_ms, now)
+        self._changed.set()
+
+    # -- expiry -------------------------------------------------------------------------------
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Expire sessions past their deadline while this server owns sessions."""
+        task_status.started()
+        while True:
+            committer = self.committer
+            if committer.owns_sessions:
+                for session_id in self.table.expired(trio.current_time()):
+                    log.info("session %#x expired", session_id)
+                    self._closing.add(session_id)
+                    committer.submit(session_id, CloseSession(), (), None)
+                deadline = self.table.next_deadline()
+            else:
+                deadline = trio.current_time() + self.config.tick_time_ms / 1000.0
+            with trio.move_on_at(deadline if deadline is not None else math.inf):
+                await self._changed.wait()
+            self._changed = trio.Event()
