@@ -3,6 +3,11 @@
 `open` and `write_snapshot` are blocking and called from worker threads; `persist` (append and
 fsync a batch) is called on the Trio thread, where it costs less than a thread hand-off; the
 tree is only ever touched on the Trio thread.
+
+`log_lock` serialises the log between those threads, and whoever holds it stalls the event
+loop's next `persist` (and the Zab driver's appends, which take it too). So `write_snapshot`
+holds it only to roll the log and pick the segments to purge, never over its slow parts:
+writing the snapshot, checking and deleting old ones, unlinking segments, fsyncing directories.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ class Database:
         self._snap_threshold = self._next_threshold()
         self.snapshot_zxid = 0
         # persist() (Trio thread), write_snapshot() and the Zab driver's installs (worker
-        # threads) all touch the log.
+        # threads) all touch the log. Hold it only briefly: the event loop waits for it.
         self.log_lock = threading.Lock()
 
     def open(self, replay: bool = True) -> DataTree:
@@ -98,12 +103,24 @@ class Database:
         return self.tree.last_zxid, encode_snapshot(self.tree)
 
     def write_snapshot(self, zxid: int, payload: bytes) -> None:
-        """Write, then purge past the retention count. Blocking: run it in a thread."""
-        assert self.dir is not None
-        self.dir.snapshots.write(zxid, payload)
+        """Write, then purge past the retention count. Blocking: run it in a thread.
+
+        Holds `log_lock` for one fdatasync (closing the active segment) and some list
+        bookkeeping only, so `persist` on the event loop never waits behind the purge's
+        reads, unlinks and directory fsyncs. Each step leaves a data dir that recovers (see
+        DataDir.detach_log): old snapshots go first, then the log segments before the oldest
+        snapshot kept, oldest first.
+        """
+        d = self.dir
+        assert d is not None
+        d.write_snapshot(zxid, payload)
+        floor = d.purge_snapshots(self.snap_retain_count)
         with self.log_lock:
-            self.dir.log.roll()
-            self.dir.purge(self.snap_retain_count)
+            # Start a new segment, so the one just closed can go at a later purge.
+            d.log.roll()
+            detached = d.detach_log(floor) if floor is not None else None
+        if detached is not None:
+            d.remove_detached(detached)
         log.info("snapshot at zxid %#x written (%d bytes)", zxid, len(payload))
 
     def close(self) -> None:

@@ -17,6 +17,7 @@ import fcntl
 import logging
 import os
 import shutil
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -51,11 +52,28 @@ class RecoveryPlan:
     records: Iterator[tuple[int, bytes]]
 
 
+@attrs.frozen
+class LogPurge:
+    """Log segments detached by `DataDir.detach_log`, for `DataDir.remove_detached`."""
+
+    log: TxnLog  # the log they were detached from
+    paths: tuple[Path, ...]
+
+
 class DataDir:
-    """Opens (creating if needed) and locks a data dir, recovering its log; close() releases it."""
+    """Opens (creating if needed) and locks a data dir, recovering its log; close() releases it.
+
+    Threads: the log is the caller's to serialise (the server's `Database.log_lock`), as are
+    epoch files. What changes the set of files beside the log's own appends, truncations and
+    rolls (snapshot writes and purges, a snapshot install, removing purged log segments)
+    takes `_files_lock` here, so a purge in one thread can unlink and fsync without the log
+    lock while a snapshot install may run in another. Lock order: the log lock, then
+    `_files_lock`; never the other way round.
+    """
 
     def __init__(self, path: Path, segment_bytes: int = DEFAULT_SEGMENT_BYTES) -> None:
         self.path = Path(path)
+        self._files_lock = threading.Lock()
         self._lock_fd: int | None = None
         self._prepare()
         self._lock()
@@ -144,7 +162,12 @@ class DataDir:
         A crash leaves either the old snapshot and log or the new ones, never a mix: the new log
         is built aside in `log.install.<zxid>/`, the snapshot written, and only then the
         INSTALL marker (the commit point); the directory swap after it is redone at start.
+        The caller holds the log lock (the log is replaced).
         """
+        with self._files_lock:
+            self._install_snapshot(zxid, payload, entries)
+
+    def _install_snapshot(self, zxid: int, payload: bytes, entries: Sequence[tuple[int, bytes]]) -> None:
         staging = self.path / f"{_INSTALL_PREFIX}{zxid:016x}"
         if staging.exists():
             shutil.rmtree(staging)
@@ -192,16 +215,47 @@ class DataDir:
             log.warning("data dir %s: dropped an unfinished snapshot install at zxid %#x", self.path, zxid)
         shutil.rmtree(self.path / "log.old", ignore_errors=True)
 
+    # -- snapshots and retention ------------------------------------------------------------
+
+    def write_snapshot(self, zxid: int, payload: bytes | bytearray | memoryview) -> Path:
+        """Store a snapshot durably (see SnapshotStore.write); no log lock needed."""
+        with self._files_lock:  # an install may be writing snapshot files too
+            return self.snapshots.write(zxid, payload)
+
     def purge(self, retain_count: int) -> int | None:
         """Keep the newest `retain_count` valid snapshots and the log needed after the oldest.
 
         Returns the zxid of the oldest snapshot kept, or None if fewer than `retain_count`
-        snapshots validate (then nothing is purged).
+        snapshots validate (then nothing is purged). For a single thread; with a log lock,
+        call the steps apart and hold the lock over `detach_log` only:
+        `purge_snapshots`, then `detach_log`, then `remove_detached`.
         """
-        floor = self.snapshots.purge(retain_count)
+        floor = self.purge_snapshots(retain_count)
         if floor is not None:
-            self.log.purge(floor, keep_segments=1)
+            self.remove_detached(self.detach_log(floor))
         return floor
+
+    def purge_snapshots(self, retain_count: int) -> int | None:
+        """Remove the snapshots older than the newest `retain_count` valid ones (reading and
+        checking those, unlinking, fsyncing snap/: slow, so no log lock). Returns the zxid of
+        the oldest snapshot kept, the log purge's floor, or None (then nothing was removed)."""
+        with self._files_lock:
+            return self.snapshots.purge(retain_count)
+
+    def detach_log(self, floor: int) -> LogPurge:
+        """Under the log lock, quick: take the segments holding only records <= `floor` (all
+        but the newest) out of the log (TxnLog.detach_purgeable). Their files stay until
+        `remove_detached`: a crash before then leaves a longer log, which recovers."""
+        return LogPurge(self.log, tuple(self.log.detach_purgeable(floor, keep_segments=1)))
+
+    def remove_detached(self, purge: LogPurge) -> None:
+        """Without the log lock: unlink what `detach_log` took and fsync log/ (slow)."""
+        with self._files_lock:
+            if purge.log is not self.log:
+                # A snapshot install replaced the log meanwhile: the old files went with the
+                # old directory, and a name may now be a segment of the new log.
+                return
+            purge.log.remove_segments(purge.paths)
 
     def close(self) -> None:
         """Sync and close the log, then release the lock."""

@@ -2,13 +2,16 @@
 
 Blocking code, not thread-safe: the server calls it from one thread at a time (appends on the
 Trio thread, truncations and installs in a worker thread), batching many records per
-`append` + `sync` (group commit). The on-disk format is described in `_logformat`.
+`append` + `sync` (group commit); the one exception is `remove_segments`, which may run beside
+the others (see there). The on-disk format is described in `_logformat`.
 
 Durability rules:
 - `append` only writes (page cache); nothing is durable until `sync` returns.
 - `sync` is one fdatasync of the active segment: earlier segments were fsynced when rolled.
 - A new segment's header is fsynced and the directory fsynced before records go into it.
-- `truncate_after` and `purge` fsync what they change before returning.
+- `truncate_after` and `purge` fsync what they change before returning. `purge` is also
+  there in two steps, `detach_purgeable` (memory only) and `remove_segments` (unlinks and a
+  directory fsync), so that the server holds its log lock over the first only.
 - Any OSError while changing the log poisons it (`LogFailedError` afterwards): after a failed
   fsync the page cache may have dropped the data, so retrying would lie. Restart and recover.
 
@@ -453,7 +456,22 @@ class TxnLog:
     def purge(self, upto_zxid: int, keep_segments: int = 1) -> list[Path]:
         """Remove the oldest segments whose records are all <= upto_zxid; returns their paths.
 
-        Always keeps the newest `keep_segments` segments (and never fewer than one).
+        Always keeps the newest `keep_segments` segments (and never fewer than one). This is
+        `detach_purgeable` then `remove_segments`; a caller that serialises the log with a
+        lock calls them apart, so that the unlinks and the directory fsync run outside it.
+        """
+        removed = self.detach_purgeable(upto_zxid, keep_segments)
+        self.remove_segments(removed)
+        return removed
+
+    def detach_purgeable(self, upto_zxid: int, keep_segments: int = 1) -> list[Path]:
+        """Forget the oldest segments whose records are all <= upto_zxid (keeping the newest
+        `keep_segments`, at least one); returns their paths, for `remove_segments`.
+
+        Only memory changes, so it is quick: `base_zxid` moves up at once (reads below it
+        raise PurgedHistoryError) while the files stay on disk until `remove_segments`. A
+        crash in between leaves them where recovery reads them back as the log's older part
+        (they precede the kept segments without a gap): a longer log, never a broken one.
         """
         self._check_usable()
         removable = 0
@@ -461,24 +479,31 @@ class TxnLog:
             if seg.last_zxid > upto_zxid:
                 break
             removable += 1
-        removed = [seg.path for seg in self._segments[:removable]]
+        detached = [seg.path for seg in self._segments[:removable]]
+        del self._segments[:removable]
+        return detached
+
+    def remove_segments(self, paths: Sequence[Path]) -> None:
+        """Unlink segments that `detach_purgeable` returned, oldest first, then fsync the
+        directory once.
+
+        Safe to run while another thread appends to, reads or truncates this log: those touch
+        only the segments still attached, and a new segment is named by a zxid above the
+        base, so never like one of these. (A snapshot install replaces the whole directory:
+        excluding that is the caller's business; see DataDir.) An OSError poisons the log,
+        as any failed change does.
+        """
+        if not paths:
+            return
+        self._check_usable()
         try:
-            for path in removed:  # oldest first: a crash leaves a contiguous suffix
+            for path in paths:  # oldest first: a crash leaves a contiguous suffix
                 path.unlink()
-            if removed:
-                fsync_dir(self.directory)
+            fsync_dir(self.directory)
         except OSError as exc:
             self._fail(exc)
             raise
-        del self._segments[:removable]
-        if removed:
-            log.info(
-                "txn log %s: purged %d segments up to zxid %#x",
-                self.directory,
-                len(removed),
-                self.base_zxid,
-            )
-        return removed
+        log.info("txn log %s: purged %d segments, up to %s", self.directory, len(paths), paths[-1].name)
 
     # -- reading ----------------------------------------------------------------------------
 
