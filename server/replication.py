@@ -25,9 +25,11 @@ from ccore.znodes.acl import Id
 from ccore.znodes.codec import decode_snapshot, decode_txn, decode_value, encode_txn, encode_value
 from ccore.znodes.txn import Op, Txn
 
-from .commit import Abandoned, OnDone, StateMachine, abandon_all
+from .commit import OnDone, StateMachine
 from .config import ConfigError, ServerConfig
 from .database import Database
+from .forwarding import ForwardWrite, PeerFrame, RefuseWrite, Touches, WriteRouter
+from .forwarding import Role as WriteRole
 from .peers import Membership, PeerNetwork, address_digest
 from .storage._fsutil import atomic_write
 from .zab import NotLeader, Ready, Role, Status, Timing, ZabPeer, decode_message, encode_message
@@ -38,16 +40,19 @@ log = logging.getLogger(__name__)
 
 ENSEMBLE_FILE = "ensemble_id"
 
-# Peer frames: one byte of kind, then the body.
-# A server that is not the leader answers a forwarded write with _REFUSED (its request id), so
-# the writer hears at once that the write was abandoned.
+# Peer frames: one byte of kind, then the body: a Zab message, or a frame of the write router
+# (a forwarded write, a refusal of one, session touches) as CBOR.
 _ZAB, _FORWARD, _TOUCH, _REFUSED = b"Z", b"W", b"T", b"R"
 
 
 def _encode_frame(message: Any) -> bytes:
-    if isinstance(message, tuple) and message and message[0] in (_FORWARD, _TOUCH, _REFUSED):
-        kind: bytes = message[0]
-        return kind + cbor2.dumps(list(message[1:]))
+    if isinstance(message, ForwardWrite):
+        auth = [[i.scheme, i.id] for i in message.auth]
+        return _FORWARD + cbor2.dumps([message.request_id, message.session, encode_value(message.op, Op), auth])
+    if isinstance(message, Touches):
+        return _TOUCH + cbor2.dumps([[list(pair) for pair in message.ages]])
+    if isinstance(message, RefuseWrite):
+        return _REFUSED + cbor2.dumps([message.request_id])
     return _ZAB + encode_message(message)
 
 
@@ -55,8 +60,15 @@ def _decode_frame(payload: bytes) -> Any:
     kind, body = payload[:1], payload[1:]
     if kind == _ZAB:
         return decode_message(body)
-    if kind in (_FORWARD, _TOUCH, _REFUSED):
-        return (kind, *cbor2.loads(body))
+    if kind == _FORWARD:
+        request_id, session, op, auth = cbor2.loads(body)
+        return ForwardWrite(request_id, session, decode_value(op, Op), tuple(Id(s, i) for s, i in auth))
+    if kind == _TOUCH:
+        (ages,) = cbor2.loads(body)
+        return Touches(tuple((session, age_ms) for session, age_ms in ages))
+    if kind == _REFUSED:
+        (request_id,) = cbor2.loads(body)
+        return RefuseWrite(request_id)
     raise ValueError(f"unknown peer frame kind {kind!r}")
 
 
@@ -108,7 +120,6 @@ class Replicator:
     ) -> None:
         self.db = db
         self.state = state
-        self._touch_from_peer = touch_from_peer
         self.wall_clock = wall_clock
         self.config = config
         self.my_id = config.server_id
@@ -138,13 +149,9 @@ class Replicator:
         )
         self.peer: ZabPeer | None = None
         self.status: Status | None = None
-        self._pending: dict[int, OnDone | None] = {}  # request id -> its writer, until done
-        self._to_propose: list[tuple[int, int, int, Op, tuple[Id, ...]]] = []
-        # Request numbers start from the clock so that a restarted server never reuses one
-        # that a transaction still in flight from its previous life carries.
-        self._next_request = int(wall_clock() * 1_000_000)
+        # Request numbers start from the clock (see WriteRouter).
+        self.writes = WriteRouter(self.my_id, int(wall_clock() * 1_000_000), touch_from_peer)
         self._proposed: dict[int, Txn] = {}  # on the leader: what it proposed, until applied
-        self._touched: dict[int, float] = {}  # session -> when our client was last heard
         self._wake = trio.Event()
         # Counters for mntr: how the pipeline batches.
         self.readies = self.persists = self.persisted_entries = self.applied_entries = 0
@@ -166,7 +173,7 @@ class Replicator:
 
     @property
     def outstanding(self) -> int:
-        return len(self._to_propose)
+        return self.writes.queued
 
     @property
     def mode(self) -> str:
@@ -182,7 +189,7 @@ class Replicator:
             ("zk_epoch", s.epoch if s else 0),
             ("zk_last_committed_zxid", f"{s.last_committed_zxid:#x}" if s else "0x0"),
             ("zk_connected_peers", sum(1 for p in self.voters | self.observers if self.net.is_connected(p))),
-            ("zk_outstanding_proposals", len(self._to_propose)),
+            ("zk_outstanding_proposals", self.writes.queued),
             ("zk_readies", self.readies),
             ("zk_persists", self.persists),
             ("zk_persisted_entries", self.persisted_entries),
@@ -216,7 +223,7 @@ class Replicator:
                 nursery.start_soon(self._pump)
                 task_status.started()
         finally:
-            self._abandon_all(f"server {self.my_id} is stopping")
+            self.writes.abandon_all(f"server {self.my_id} is stopping")
 
     def _kick(self) -> None:
         self._wake.set()
@@ -233,20 +240,12 @@ class Replicator:
             self.peer.tick(trio.current_time())
             n += 1
             if n % touch_every == 0:
-                self._send_touches()
+                self._send(self.writes.touches_due(trio.current_time()))
             self._kick()
 
-    def _send_touches(self) -> None:
-        """Tell the leader which sessions our clients were heard from, and how long ago: the
-        leader dates each touch back by that age, so relaying adds no slack to expiry."""
-        touched, self._touched = self._touched, {}
-        if not touched or self.status is None or self.is_leader or not self.serving:
-            return
-        leader = self.status.leader_id
-        if leader is not None:
-            now = trio.current_time()
-            ages = [[session, int((now - heard) * 1000)] for session, heard in touched.items()]
-            self.net.send(leader, (_TOUCH, ages))
+    def _send(self, frames: list[tuple[int, PeerFrame]]) -> None:
+        for to, frame in frames:
+            self.net.send(to, frame)
 
     async def _pump(self) -> None:
         peer = self.peer
@@ -283,8 +282,7 @@ class Replicator:
             for zxid, payload in ready.committed:
                 # The leader applies the transactions it built itself: no need to decode them.
                 txn = self._proposed.pop(zxid, None) or decode_txn(payload)
-                callback = self._pending.pop(txn.request_id, None) if txn.origin == self.my_id else None
-                self.state.apply(txn, callback)
+                self.state.apply(txn, self.writes.writer_of(txn))
             self._on_status(ready.status)
             peer.advance(ready)
 
@@ -326,11 +324,11 @@ class Replicator:
             status.serving,
             status.last_zxid,
         )
+        # Leadership or the leader changed: requests in flight may or may not commit; the
+        # clients hear ConnectionLoss and reconnect, as with ZooKeeper.
+        role = WriteRole(status.serving and status.role == Role.LEADING, status.leader_id, status.serving, status.epoch)
+        self.writes.set_role(role, f"server {self.my_id} is no longer serving under leader {old.leader_id if old else None}")
         if was_serving:
-            # Leadership or the leader changed: requests in flight may or may not commit; the
-            # clients hear ConnectionLoss and reconnect, as with ZooKeeper.
-            self._abandon_all(f"server {self.my_id} is no longer serving under leader {old.leader_id if old else None}")
-            self._to_propose.clear()
             self._proposed.clear()
             self.state.leadership_lost()
         if status.serving and status.role == Role.LEADING:
@@ -338,40 +336,22 @@ class Replicator:
 
     # -- writes -------------------------------------------------------------------------
 
-    def _abandon_all(self, reason: str) -> None:
-        pending, self._pending = self._pending, {}
-        abandon_all(list(pending.values()), reason)
-
     def submit(self, session: int, op: Op, auth: tuple[Id, ...], on_done: OnDone | None) -> None:
-        if not self.serving:
-            if on_done is not None:
-                on_done(Abandoned(f"server {self.my_id} is not serving"))
-            return
-        self._next_request += 1
-        request_id = self._next_request
-        self._pending[request_id] = on_done
-        if self.is_leader:
-            self._to_propose.append((self.my_id, request_id, session, op, auth))
+        self._send(self.writes.submit(session, op, auth, on_done))
+        if self.writes.queued:
             self._kick()
-        elif self.serving and self.status is not None and self.status.leader_id is not None:
-            forward = (_FORWARD, request_id, session, encode_value(op, Op), [[i.scheme, i.id] for i in auth])
-            self.net.send(self.status.leader_id, forward)
-        else:
-            self._pending.pop(request_id, None)
-            if on_done is not None:
-                on_done(Abandoned(f"server {self.my_id} knows no leader"))
 
     def _propose_queued(self) -> None:
-        if not self._to_propose:
+        if not self.writes.queued:
             return
         peer = self.peer
         assert peer is not None
         now_ms = int(self.wall_clock() * 1000)
-        batch, self._to_propose = self._to_propose, []
+        batch = self.writes.take_proposals()
         try:
-            for origin, request_id, session, op, auth in batch:
+            for p in batch:
                 zxid = peer.next_zxid()
-                txn = Txn(zxid, now_ms, session, op, auth, origin, request_id)
+                txn = Txn(zxid, now_ms, p.session, p.op, p.auth, p.origin, p.request_id)
                 peer.propose(zxid, encode_txn(txn))
                 self._proposed[zxid] = txn
         except NotLeader:
@@ -381,24 +361,8 @@ class Replicator:
 
     def _on_message(self, sender: int, message: Any) -> None:
         assert self.peer is not None
-        if isinstance(message, tuple):
-            kind = message[0]
-            if kind == _FORWARD:
-                _, request_id, session, op_bytes, auth = message
-                if self.is_leader:
-                    op = decode_value(op_bytes, Op)
-                    ids = tuple(Id(s, i) for s, i in auth)
-                    self._to_propose.append((sender, request_id, session, op, ids))
-                else:
-                    self.net.send(sender, (_REFUSED, request_id))
-            elif kind == _REFUSED:
-                on_done = self._pending.pop(message[1], None)
-                if on_done is not None:
-                    on_done(Abandoned(f"server {sender} does not lead any more"))
-            elif kind == _TOUCH and self.is_leader:
-                now = trio.current_time()
-                for session, age_ms in message[1]:
-                    self._touch_from_peer(session, now - max(0, age_ms) / 1000.0)
+        if isinstance(message, (ForwardWrite, RefuseWrite, Touches)):
+            self._send(self.writes.receive(sender, message, trio.current_time()))
         else:
             self.peer.step(sender, message)
         self._kick()
@@ -414,4 +378,4 @@ class Replicator:
         self._kick()
 
     def session_touched(self, session: int, now: float) -> None:
-        self._touched[session] = now
+        self.writes.touched(session, now)

@@ -15,8 +15,9 @@ import trio
 from ccore.server.commit import Abandoned, Committed, Outcome
 from ccore.server.config import PeerAddress, ServerConfig
 from ccore.server.database import Database
+from ccore.server.forwarding import ForwardWrite, RefuseWrite
 from ccore.server.local_commit import LocalCommitter
-from ccore.server.replication import _REFUSED, Replicator
+from ccore.server.replication import Replicator, _decode_frame, _encode_frame
 from ccore.server.stats import ServerStats
 from ccore.server.zab import Role, Status
 from ccore.znodes.txn import Create, Txn
@@ -105,13 +106,15 @@ async def test_a_forward_to_a_server_that_no_longer_leads_is_refused_and_abandon
     outcomes = Outcomes()
     follower.submit(0x10, Create("/x", b"", (), 0), (), outcomes.callback(0))
     ((to, forward),) = sent
+    assert to == 1 and isinstance(forward, ForwardWrite)
+    assert _decode_frame(_encode_frame(forward)) == forward  # as it crosses the wire
 
     # The old leader, no longer leading, receives it: it answers with a refusal.
     old_leader, _, old_sent = _replicator(tmp_path / "b")
     old_leader.peer = _FakePeer()  # type: ignore[assignment]
     old_leader._on_message(2, forward)
     ((back_to, refusal),) = old_sent
-    assert back_to == 2 and refusal[0] == _REFUSED
+    assert back_to == 2 and refusal == RefuseWrite(forward.request_id)
 
     follower.peer = _FakePeer()  # type: ignore[assignment]
     follower._on_message(1, refusal)

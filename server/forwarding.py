@@ -1,0 +1,182 @@
+"""Client writes between ensemble members, sans I/O: who proposes what, and each write's outcome.
+
+A server's clients submit writes here. On the leader they join the proposal queue; on a
+follower or observer they travel to the leader as `ForwardWrite` frames on the FIFO peer link
+that carries the Zab messages, and the leader proposes them with their origin and request id.
+When a transaction commits, the server it came from finds its writer by that request id.
+
+Every write submitted here completes exactly once: `Committed` when its transaction is
+applied here, `Abandoned` when this server can no longer tell (the role or the leader changed,
+the server it was forwarded to does not lead and sent `RefuseWrite` back, the server stops).
+
+Session touches ride the same links: a follower tells the leader, every quarter tick, which
+sessions its clients were heard from and how long ago (`Touches`), so the leader, which alone
+expires sessions, sees every client.
+
+The driver (`Replicator`, or the simulator's node) feeds it the role from each Zab status,
+peer frames, and the clock; it sends the frames returned and proposes what `take_proposals`
+hands out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import attrs
+
+from ccore.znodes.acl import Id
+from ccore.znodes.txn import Op, Txn
+
+from .commit import Abandoned, OnDone, abandon_all
+
+
+@attrs.frozen
+class ForwardWrite:
+    request_id: int
+    session: int
+    op: Op
+    auth: tuple[Id, ...]
+
+
+@attrs.frozen
+class RefuseWrite:
+    """The forwarded write `request_id` reached a server that does not lead: not proposed."""
+
+    request_id: int
+
+
+@attrs.frozen
+class Touches:
+    """(session, milliseconds since its client was last heard) pairs."""
+
+    ages: tuple[tuple[int, int], ...]
+
+
+PeerFrame = ForwardWrite | RefuseWrite | Touches
+Outgoing = list[tuple[int, PeerFrame]]
+
+
+@attrs.frozen
+class Proposal:
+    """A write the leader is to propose: from server `origin`, its request `request_id`."""
+
+    origin: int
+    request_id: int
+    session: int
+    op: Op
+    auth: tuple[Id, ...]
+
+
+@attrs.frozen
+class Role:
+    """Where this server stands, from the Zab status: a change of any of it ends the writes
+    in flight."""
+
+    leading: bool
+    leader_id: int | None
+    serving: bool
+    epoch: int = 0
+
+
+NOT_SERVING = Role(False, None, False)
+
+
+class WriteRouter:
+    def __init__(self, my_id: int, first_request_id: int, touch_from_peer: Callable[[int, float], None]) -> None:
+        """`first_request_id`: request numbers start there (from the clock, so that a restarted
+        server never reuses one that a transaction still in flight from its previous life
+        carries). `touch_from_peer(session, heard_at)`: a session was heard from elsewhere."""
+        self.my_id = my_id
+        self.role = NOT_SERVING
+        self._touch_from_peer = touch_from_peer
+        self._next_request = first_request_id
+        self._pending: dict[int, OnDone | None] = {}  # request id -> its writer, until done
+        self._to_propose: list[Proposal] = []
+        self._touched: dict[int, float] = {}  # session -> when our client was last heard
+
+    @property
+    def queued(self) -> int:
+        """Writes waiting to be proposed (on the leader)."""
+        return len(self._to_propose)
+
+    @property
+    def in_flight(self) -> int:
+        """Writes of this server's clients without an outcome yet."""
+        return len(self._pending)
+
+    # -- the role -----------------------------------------------------------------------------
+
+    def set_role(self, role: Role, reason: str) -> None:
+        """The Zab status changed. Once this server served under some leader, every write in
+        flight may or may not commit: abandon them all."""
+        old, self.role = self.role, role
+        if old.serving and role != old:
+            self._to_propose.clear()
+            self.abandon_all(reason)
+
+    def abandon_all(self, reason: str) -> None:
+        pending, self._pending = self._pending, {}
+        abandon_all(list(pending.values()), reason)
+
+    # -- this server's clients ------------------------------------------------------------------
+
+    def submit(self, session: int, op: Op, auth: tuple[Id, ...], on_done: OnDone | None) -> Outgoing:
+        """Route a write of one of our clients; returns the frames to send."""
+        role = self.role
+        if not role.serving or (not role.leading and role.leader_id is None):
+            if on_done is not None:
+                on_done(Abandoned(f"server {self.my_id} is not serving"))
+            return []
+        self._next_request += 1
+        request_id = self._next_request
+        self._pending[request_id] = on_done
+        if role.leading:
+            self._to_propose.append(Proposal(self.my_id, request_id, session, op, auth))
+            return []
+        assert role.leader_id is not None
+        return [(role.leader_id, ForwardWrite(request_id, session, op, auth))]
+
+    def touched(self, session: int, now: float) -> None:
+        self._touched[session] = now
+
+    def touches_due(self, now: float) -> Outgoing:
+        """The Touches frame for the leader (call every quarter tick): each session with how
+        long ago it was heard, so that the leader dates the touch back and relaying adds no
+        slack to expiry."""
+        touched, self._touched = self._touched, {}
+        role = self.role
+        if not touched or role.leading or not role.serving or role.leader_id is None:
+            return []
+        ages = tuple((session, int((now - heard) * 1000)) for session, heard in touched.items())
+        return [(role.leader_id, Touches(ages))]
+
+    # -- peers --------------------------------------------------------------------------------------
+
+    def receive(self, sender: int, frame: PeerFrame, now: float) -> Outgoing:
+        """A frame from a peer; returns the frames to send back."""
+        if isinstance(frame, ForwardWrite):
+            if self.role.leading and self.role.serving:
+                self._to_propose.append(Proposal(sender, frame.request_id, frame.session, frame.op, frame.auth))
+                return []
+            return [(sender, RefuseWrite(frame.request_id))]
+        if isinstance(frame, RefuseWrite):
+            on_done = self._pending.pop(frame.request_id, None)
+            if on_done is not None:
+                on_done(Abandoned(f"server {sender} does not lead any more"))
+        elif self.role.leading:
+            for session, age_ms in frame.ages:
+                self._touch_from_peer(session, now - max(0, age_ms) / 1000.0)
+        return []
+
+    # -- proposing and committing -------------------------------------------------------------------
+
+    def take_proposals(self) -> list[Proposal]:
+        proposals, self._to_propose = self._to_propose, []
+        return proposals
+
+    def writer_of(self, txn: Txn) -> OnDone | None:
+        """The writer waiting for a committed transaction here (None if it came from another
+        server's client, or its writer was told it was abandoned)."""
+        if txn.origin != self.my_id:
+            return None
+        return self._pending.pop(txn.request_id, None)

@@ -1,0 +1,125 @@
+"""The write router: forwarding to the leader, refusals, touches, and one outcome per write."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ccore.server.commit import Abandoned, Committed, Outcome
+from ccore.server.forwarding import ForwardWrite, RefuseWrite, Role, Touches, WriteRouter
+from ccore.znodes.txn import NoOp, Result, Txn
+
+LEADER, FOLLOWER = 1, 2
+
+
+def _router(my_id: int, touches: list[Any] | None = None) -> WriteRouter:
+    sink = touches if touches is not None else []
+    return WriteRouter(my_id, 1000 * my_id, lambda session, at: sink.append((session, at)))
+
+
+def test_a_follower_forwards_to_the_leader_which_queues_it_with_its_origin():
+    leader, follower = _router(LEADER), _router(FOLLOWER)
+    leader.set_role(Role(True, LEADER, True, 1), "")
+    follower.set_role(Role(False, LEADER, True, 1), "")
+    outcomes: list[Outcome] = []
+    ((to, frame),) = follower.submit(7, NoOp(), (), outcomes.append)
+    assert to == LEADER and isinstance(frame, ForwardWrite)
+    assert leader.receive(FOLLOWER, frame, 0.0) == []
+    (proposal,) = leader.take_proposals()
+    assert (proposal.origin, proposal.request_id, proposal.session) == (FOLLOWER, frame.request_id, 7)
+    txn = Txn(5, 0, 7, NoOp(), (), proposal.origin, proposal.request_id)
+    assert leader.writer_of(txn) is None  # not the leader's client
+    writer = follower.writer_of(txn)
+    assert writer is not None
+    writer(Committed(txn, Result()))
+    assert follower.writer_of(txn) is None  # found once only
+    assert follower.in_flight == 0
+
+
+def test_touches_go_to_the_leader_dated_back_by_their_age():
+    heard: list[Any] = []
+    leader, follower = _router(LEADER, heard), _router(FOLLOWER)
+    leader.set_role(Role(True, LEADER, True, 1), "")
+    follower.set_role(Role(False, LEADER, True, 1), "")
+    follower.touched(0x10, 100.0)
+    ((to, frame),) = follower.touches_due(100.5)
+    assert to == LEADER and frame == Touches(((0x10, 500),))
+    assert follower.touches_due(101.0) == []  # sent once
+    leader.receive(FOLLOWER, frame, 200.0)
+    assert heard == [(0x10, 199.5)]
+
+
+def test_a_server_that_does_not_lead_refuses_a_forward():
+    stale = _router(3)
+    stale.set_role(Role(False, 1, True, 2), "")
+    assert stale.receive(FOLLOWER, ForwardWrite(9, 7, NoOp(), ()), 0.0) == [(FOLLOWER, RefuseWrite(9))]
+    assert stale.take_proposals() == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.just("submit"), st.sampled_from([1, 2, 3])),
+            st.tuples(st.just("deliver"), st.integers(0, 50)),
+            st.tuples(st.just("drop"), st.integers(0, 50)),
+            st.tuples(st.just("commit"), st.integers(0, 5)),
+            st.tuples(st.just("elect"), st.sampled_from([1, 2, 3, None])),
+        ),
+        max_size=60,
+    )
+)
+def test_every_write_gets_exactly_one_outcome(actions):
+    """Writes submitted anywhere, frames delivered late or lost, leaders changing at any
+    time: no writer hears twice, and once the ensemble settles every writer has heard."""
+    routers = {i: _router(i) for i in (1, 2, 3)}
+    calls: Counter[int] = Counter()
+    outcome_of: dict[int, Outcome] = {}
+    in_flight: list[tuple[int, int, Any]] = []  # (sender, to, frame)
+    epoch = 1
+    leader: int | None = 1
+    zxid = 0
+
+    def set_roles() -> None:
+        for i, router in routers.items():
+            serving = leader is not None
+            router.set_role(Role(i == leader, leader, serving, epoch), "leader changed")
+
+    set_roles()
+    n = 0
+    for action, arg in actions:
+        if action == "submit":
+            n += 1
+            write = n
+
+            def done(outcome: Outcome, write: int = write) -> None:
+                calls[write] += 1
+                outcome_of[write] = outcome
+
+            in_flight += [(arg, to, f) for to, f in routers[arg].submit(0x10, NoOp(), (), done)]
+        elif action in ("deliver", "drop") and in_flight:
+            sender, to, frame = in_flight.pop(arg % len(in_flight))
+            if action == "deliver":
+                in_flight += [(to, back_to, f) for back_to, f in routers[to].receive(sender, frame, 0.0)]
+        elif action == "commit" and leader is not None:
+            for proposal in routers[leader].take_proposals()[: arg + 1]:
+                zxid += 1
+                txn = Txn(zxid, 0, proposal.session, proposal.op, (), proposal.origin, proposal.request_id)
+                for router in routers.values():
+                    writer = router.writer_of(txn)
+                    if writer is not None:
+                        writer(Committed(txn, Result()))
+        elif action == "elect":
+            epoch += 1
+            leader = arg
+            set_roles()
+    assert all(c == 1 for c in calls.values()), calls
+    # Settle: the last leader steps down, as any change of leadership does.
+    epoch += 1
+    leader = None
+    set_roles()
+    assert set(calls) == set(range(1, n + 1)) and all(c == 1 for c in calls.values())
+    assert all(isinstance(o, (Committed, Abandoned)) for o in outcome_of.values())
