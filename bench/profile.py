@@ -85,7 +85,7 @@ RULES: list[tuple[str, str]] = [
     ),
     (
         "sessions",
-        r"^(ZKServer\.(touch|_expire_loop|_reap_loop)|SessionTable\.|Sessions\.|Deadlines\.|Replicator\._send_touches)",
+        r"^(SessionManager\.|Reaper\.|SessionTable\.|WriteRouter\.(touched|touches_due))",
     ),
     (
         "zab core",
@@ -94,7 +94,7 @@ RULES: list[tuple[str, str]] = [
     ("frame splitting (client and peer sockets)", r"^(read_frames|FrameReader\.)"),
     (
         "client connection (dispatch, FIFO queue)",
-        r"^(Connection\.|ZKServer\.(submit|_apply|apply_committed)|Replicator\.submit)",
+        r"^(Connection\.|ServerConnection\.|ClientPort\.|Applier\.apply|LocalCommitter\.|Replicator\.submit|WriteRouter\.(submit|receive|writer_of))",
     ),
     ("peer network", r"^PeerNetwork\."),
     ("replication pump", r"^Replicator\._pump"),
