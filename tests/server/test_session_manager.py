@@ -1,0 +1,129 @@
+"""The session manager's decisions, with a committer the test controls."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+
+from ccore.server.commit import Abandoned, Committed
+from ccore.server.session_manager import SessionManager, SessionOpened, SessionRejected
+from ccore.znodes.records import ConnectRequest
+from ccore.znodes.tree import DataTree
+from ccore.znodes.txn import CloseSession, CreateSession, Txn
+from tests.server.helpers import config
+
+
+class Committer:
+    """Applies writes to a tree at once (or abandons them), like a committer in a hurry."""
+
+    def __init__(self, tree: DataTree, sessions: SessionManager) -> None:
+        self.tree = tree
+        self.sessions = sessions
+        self.serving = True
+        self.mode = "standalone"
+        self.owns_sessions = True
+        self.outstanding = 0
+        self.abandon = False
+        self.submitted: list[Any] = []
+
+    def submit(self, session: int, op: Any, auth: Any, on_done: Any) -> None:
+        self.submitted.append(op)
+        if self.abandon:
+            on_done(Abandoned("leadership changed"))
+            return
+        txn = Txn(self.tree.last_zxid + 1, 0, session, op)
+        result, _ = self.tree.apply(txn)
+        if isinstance(op, CreateSession):
+            self.sessions.created(session, op.timeout_ms)
+        if isinstance(op, CloseSession):
+            self.sessions.closed(session)
+        if on_done is not None:
+            on_done(Committed(txn, result))
+
+    def session_touched(self, session: int, now: float) -> None:
+        pass
+
+
+class Conn:
+    def __init__(self) -> None:
+        self.closed = self.aborted = False
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.aborted = True
+
+
+def _manager(tmp_path: Any) -> tuple[SessionManager, Committer, DataTree]:
+    tree = DataTree()
+    sessions = SessionManager(config(tmp_path), lambda: tree, lambda: 1000.0)
+    committer = Committer(tree, sessions)
+    sessions.bind(committer)
+    return sessions, committer, tree
+
+
+def _request(session_id: int = 0, passwd: bytes = bytes(16), timeout: int = 4000, last_zxid: int = 0) -> ConnectRequest:
+    return ConnectRequest(0, last_zxid, timeout, session_id, passwd, False)
+
+
+async def test_a_new_session_is_committed_then_opened(tmp_path):
+    sessions, committer, tree = _manager(tmp_path)
+    decision = await sessions.open(_request(), "c1")
+    assert isinstance(decision, SessionOpened)
+    assert decision.session_id in tree.sessions and decision.session_id in sessions.table
+    assert isinstance(committer.submitted[0], CreateSession)
+
+
+async def test_a_session_whose_creation_is_abandoned_gets_no_answer(tmp_path):
+    sessions, committer, _ = _manager(tmp_path)
+    committer.abandon = True
+    assert await sessions.open(_request(), "c1") is None
+
+
+async def test_a_resumed_session_moves_and_its_old_connection_is_closed(tmp_path):
+    sessions, _, _ = _manager(tmp_path)
+    opened = await sessions.open(_request(), "c1")
+    assert isinstance(opened, SessionOpened)
+    first, second = Conn(), Conn()
+    sessions.attach(opened.session_id, first, "c1")
+    again = await sessions.open(_request(opened.session_id, opened.password), "c2")
+    assert again == SessionOpened(opened.session_id, opened.timeout_ms, opened.password)
+    sessions.attach(opened.session_id, second, "c2")
+    assert first.aborted and not second.aborted
+    sessions.detach(opened.session_id, first)  # the old one's late goodbye changes nothing
+    sessions.closed(opened.session_id)
+    assert second.closed
+
+
+async def test_a_wrong_password_or_an_unknown_session_is_rejected(tmp_path):
+    sessions, _, _ = _manager(tmp_path)
+    opened = await sessions.open(_request(), "c1")
+    assert isinstance(opened, SessionOpened)
+    assert await sessions.open(_request(opened.session_id, b"x" * 16), "c2") == SessionRejected()
+    assert await sessions.open(_request(0x999, bytes(16)), "c2") == SessionRejected()
+
+
+async def test_a_client_ahead_of_this_server_or_a_server_not_serving_gets_no_answer(tmp_path):
+    sessions, committer, _ = _manager(tmp_path)
+    assert await sessions.open(_request(last_zxid=50), "c1") is None
+    committer.serving = False
+    assert await sessions.open(_request(), "c1") is None
+
+
+async def test_an_idle_session_expires_by_a_committed_close(tmp_path, autojump_clock):
+    sessions, committer, tree = _manager(tmp_path)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sessions.run)
+        opened = await sessions.open(_request(timeout=2000), "c1")
+        assert isinstance(opened, SessionOpened) and opened.timeout_ms == 2000
+        conn = Conn()
+        sessions.attach(opened.session_id, conn, "c1")
+        await trio.sleep(1.5)
+        sessions.touch(opened.session_id)
+        await trio.sleep(1.5)
+        assert opened.session_id in tree.sessions  # the touch moved its deadline
+        await trio.sleep(1.0)
+        assert opened.session_id not in tree.sessions and conn.closed
+        nursery.cancel_scope.cancel()
