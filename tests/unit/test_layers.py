@@ -97,7 +97,11 @@ def test_only_the_cli_imports_the_server_wiring():
 
 def test_no_import_cycles_among_server_modules():
     """The Zab core and its role modules may keep theirs (as etcd-raft's raft.go does)."""
-    graph = {n: {e for e in edges if not e.startswith("server.zab")} for n, edges in _server_graph().items() if not n.startswith("server.zab")}
+    graph = {
+        n: {e for e in edges if not e.startswith("server.zab")}
+        for n, edges in _server_graph().items()
+        if not n.startswith("server.zab")
+    }
     state: dict[str, int] = {}
     stack: list[str] = []
     cycles: list[str] = []
