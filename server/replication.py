@@ -18,11 +18,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import cbor2
 import trio
 
 from ccore.znodes.acl import Id
-from ccore.znodes.codec import decode_snapshot, decode_txn, decode_value, encode_txn, encode_value
+from ccore.znodes.codec import decode_snapshot, decode_txn, encode_txn
 from ccore.znodes.txn import Op, Txn
 
 from .commit import OnDone, StateMachine
@@ -30,46 +29,16 @@ from .config import ConfigError, ServerConfig
 from .database import Database
 from .forwarding import ForwardWrite, PeerFrame, RefuseWrite, Touches, WriteRouter
 from .forwarding import Role as WriteRole
+from .peer_frames import decode_peer_frame, encode_peer_frame
 from .peers import Membership, PeerNetwork, address_digest
 from .storage._fsutil import atomic_write
-from .zab import NotLeader, Ready, Role, Status, Timing, ZabPeer, decode_message, encode_message
+from .zab import NotLeader, Ready, Role, Status, Timing, ZabPeer
 from .zabstorage import ZabStorage
 
 log = logging.getLogger(__name__)
 
 
 ENSEMBLE_FILE = "ensemble_id"
-
-# Peer frames: one byte of kind, then the body: a Zab message, or a frame of the write router
-# (a forwarded write, a refusal of one, session touches) as CBOR.
-_ZAB, _FORWARD, _TOUCH, _REFUSED = b"Z", b"W", b"T", b"R"
-
-
-def _encode_frame(message: Any) -> bytes:
-    if isinstance(message, ForwardWrite):
-        auth = [[i.scheme, i.id] for i in message.auth]
-        return _FORWARD + cbor2.dumps([message.request_id, message.session, encode_value(message.op, Op), auth])
-    if isinstance(message, Touches):
-        return _TOUCH + cbor2.dumps([[list(pair) for pair in message.ages]])
-    if isinstance(message, RefuseWrite):
-        return _REFUSED + cbor2.dumps([message.request_id])
-    return _ZAB + encode_message(message)
-
-
-def _decode_frame(payload: bytes) -> Any:
-    kind, body = payload[:1], payload[1:]
-    if kind == _ZAB:
-        return decode_message(body)
-    if kind == _FORWARD:
-        request_id, session, op, auth = cbor2.loads(body)
-        return ForwardWrite(request_id, session, decode_value(op, Op), tuple(Id(s, i) for s, i in auth))
-    if kind == _TOUCH:
-        (ages,) = cbor2.loads(body)
-        return Touches(tuple((session, age_ms) for session, age_ms in ages))
-    if kind == _REFUSED:
-        (request_id,) = cbor2.loads(body)
-        return RefuseWrite(request_id)
-    raise ValueError(f"unknown peer frame kind {kind!r}")
 
 
 def check_ensemble_id(data_dir: Path, membership: Membership, addresses: dict[int, tuple[str, int]]) -> None:
@@ -130,8 +99,8 @@ class Replicator:
         self.net = PeerNetwork(
             self.my_id,
             members,
-            encode=_encode_frame,
-            decode=_decode_frame,
+            encode=encode_peer_frame,
+            decode=decode_peer_frame,
             on_message=self._on_message,
             on_connected=self._on_connected,
             on_disconnected=self._on_disconnected,

@@ -17,7 +17,8 @@ from ccore.server.config import PeerAddress, ServerConfig
 from ccore.server.database import Database
 from ccore.server.forwarding import ForwardWrite, RefuseWrite
 from ccore.server.local_commit import LocalCommitter
-from ccore.server.replication import Replicator, _decode_frame, _encode_frame
+from ccore.server.peer_frames import decode_peer_frame, encode_peer_frame
+from ccore.server.replication import Replicator
 from ccore.server.stats import ServerStats
 from ccore.server.zab import Role, Status
 from ccore.znodes.txn import Create, Txn
@@ -107,7 +108,7 @@ async def test_a_forward_to_a_server_that_no_longer_leads_is_refused_and_abandon
     follower.submit(0x10, Create("/x", b"", (), 0), (), outcomes.callback(0))
     ((to, forward),) = sent
     assert to == 1 and isinstance(forward, ForwardWrite)
-    assert _decode_frame(_encode_frame(forward)) == forward  # as it crosses the wire
+    assert decode_peer_frame(encode_peer_frame(forward)) == forward  # as it crosses the wire
 
     # The old leader, no longer leading, receives it: it answers with a refusal.
     old_leader, _, old_sent = _replicator(tmp_path / "b")

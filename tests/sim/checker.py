@@ -8,12 +8,16 @@
   every replica has applied it;
 - replicas at the same zxid have byte-identical trees (`encode_snapshot`);
 - an entry is applied only once committed *and* durable on the replica that applies it;
-- an ACK / ACKEPOCH leaves a peer only for what its disk durably holds.
+- an ACK / ACKEPOCH leaves a peer only for what its disk durably holds;
+- a client write routed through any server (forwarded to the leader from a follower) commits
+  at most once, and its writer hears exactly one outcome (committed or abandoned; see
+  runner.Clients).
 """
 
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from ccore.server.zab.api import counter_of, epoch_of, zx
 
@@ -34,6 +38,7 @@ class Checker:
         self.leaders: dict[int, int] = {}  # epoch -> the server established in it
         self.trees: dict[int, bytes] = {}  # zxid -> digest of the tree there
         self.applied_total = 0
+        self.requests: dict[tuple[int, int], int] = {}  # (origin, request id) -> its zxid
 
     # -- histories --------------------------------------------------------------------------
 
@@ -73,6 +78,16 @@ class Checker:
         if zxid in self.acked and self.acked[zxid] != d:
             raise InvariantError(f"{zx(zxid)} acked twice with different payloads")
         self.acked[zxid] = d
+
+    def request_committed(self, txn: Any, zxid: int) -> None:
+        """A client request (origin server, request number) commits at one zxid only: a
+        forwarded write proposed twice would be applied twice."""
+        if not txn.origin:
+            return  # written at the leader directly, with no request number
+        key = (txn.origin, txn.request_id)
+        seen = self.requests.setdefault(key, zxid)
+        if seen != zxid:
+            raise InvariantError(f"request {key} of server {txn.origin} committed twice: at {zx(seen)} and {zx(zxid)}")
 
     def tree_at(self, node_id: int, zxid: int, tree_digest: bytes) -> None:
         seen = self.trees.setdefault(zxid, tree_digest)

@@ -17,6 +17,9 @@ from typing import Any
 
 import attrs
 
+from ccore.server.commit import Committed, Outcome
+from ccore.server.forwarding import ForwardWrite, PeerFrame, RefuseWrite, Touches, WriteRouter
+from ccore.server.forwarding import Role as WriteRole
 from ccore.server.zab import Ready, Role, Timing, ZabPeer
 from ccore.server.zab.api import NotLeader, zx
 from ccore.server.zab.messages import (
@@ -31,8 +34,9 @@ from ccore.server.zab.messages import (
     Trunc,
     UpToDate,
 )
-from ccore.znodes.codec import decode_snapshot, decode_txn, encode_snapshot
+from ccore.znodes.codec import decode_snapshot, decode_txn, encode_snapshot, encode_txn
 from ccore.znodes.tree import DataTree
+from ccore.znodes.txn import Op, Txn
 
 from .checker import Checker, InvariantError, digest
 from .disk import SimDisk
@@ -147,6 +151,7 @@ class Node:
         self.tree = DataTree()
         self.position = 0  # entries of the committed history applied to self.tree
         self.proposed: dict[int, bytes] = {}
+        self.router = WriteRouter(node_id, 0, lambda session, at: None)
         self.in_flight: Ready | None = None
         self.since_snapshot = 0
         self.last_status: Any = None
@@ -173,6 +178,9 @@ class Node:
             now=sim.now,
         )
         self.proposed = {}
+        # Request numbers of a new life never meet those of an old one (the server starts
+        # them from the clock).
+        self.router = WriteRouter(self.id, self.incarnation << 40, lambda session, at: None)
         self.in_flight = None
         self.last_status = None
         sim.trace_event(
@@ -188,6 +196,8 @@ class Node:
         if not self.alive:
             return
         kept = self.disk.crash(self.sim.rng)
+        # Its clients lose their connections: what they wrote may or may not commit.
+        self.router.abandon_all("the server crashed")
         self.alive = False
         self.peer = None
         self.in_flight = None
@@ -196,11 +206,16 @@ class Node:
 
     # -- inputs -----------------------------------------------------------------------------
 
-    def receive(self, sender: int, message: Message) -> None:
+    def receive(self, sender: int, message: Message | PeerFrame) -> None:
         if not self.alive or self.peer is None:
             return
         sim = self.sim
         sim.trace_msg(sender, self.id, message)
+        if isinstance(message, (ForwardWrite, RefuseWrite, Touches)):
+            for to, frame in self.router.receive(sender, message, sim.now):
+                sim.net.send(self.id, to, frame)
+            self.pump()
+            return
         if isinstance(message, self.crash_on_receive):
             self.crash_on_receive = ()
             self.crash(f"scripted, on receiving {type(message).__name__}")
@@ -239,6 +254,7 @@ class Node:
     # -- the driver loop --------------------------------------------------------------------
 
     def pump(self) -> None:
+        self._propose_routed()
         while self.alive and self.peer is not None and self.in_flight is None and self.peer.has_ready():
             ready = self.peer.ready()
             self.in_flight = ready
@@ -270,6 +286,8 @@ class Node:
                 f"serving={status.serving} last={zx(status.last_zxid)} committed={zx(status.last_committed_zxid)}",
             )
         self.last_status = status
+        leading = status.role is Role.LEADING and status.serving
+        self.router.set_role(WriteRole(leading, status.leader_id, status.serving, status.epoch), "the leader changed")
 
     def _persist(self, ready: Ready) -> None:
         """Step 1 up to the fsync: truncate or install (durable at once), append (volatile)."""
@@ -345,11 +363,16 @@ class Node:
             txn = decode_txn(payload)
             if txn.zxid != zxid:
                 raise InvariantError(f"entry {zx(zxid)} carries a transaction for {zx(txn.zxid)}")
-            self.tree.apply(txn)
+            result, _ = self.tree.apply(txn)
             checker.applied(self.id, self.position, zxid, payload)
+            checker.request_committed(txn, zxid)
             self.position += 1
             if self.proposed.pop(zxid, None) is not None:
                 checker.acknowledged(self.id, zxid, payload)
+            writer = self.router.writer_of(txn)
+            if writer is not None:
+                checker.acknowledged(self.id, zxid, payload)  # its client hears it committed
+                writer(Committed(txn, result))
         if ready.committed:
             self.since_snapshot += len(ready.committed)
             self.sim.trace_event("apply", f"{self.id} applied up to {zx(self.tree.last_zxid)} ({len(ready.committed)} entries)")
@@ -366,6 +389,28 @@ class Node:
         self.sim.trace_event("snapshot", f"{self.id} snapshot at {zx(self.tree.last_zxid)} purge={purge}")
 
     # -- clients ----------------------------------------------------------------------------
+
+    def submit(self, session: int, op: Op, on_done: Callable[[Outcome], None]) -> None:
+        """A client of this server writes: through the write router, as the real server does
+        (queued here if we lead, forwarded to the leader otherwise)."""
+        if not self.alive:
+            return
+        for to, frame in self.router.submit(session, op, (), on_done):
+            self.sim.net.send(self.id, to, frame)
+        self.pump()
+
+    def _propose_routed(self) -> None:
+        peer = self.peer
+        if not self.alive or peer is None or not self.router.queued:
+            return
+        for p in self.router.take_proposals():
+            try:
+                zxid = peer.next_zxid()
+            except NotLeader:
+                break  # the rest are dropped: their writers hear when the role changes
+            payload = encode_txn(Txn(zxid, int(self.sim.now * 1000), p.session, p.op, p.auth, p.origin, p.request_id))
+            peer.propose(zxid, payload)
+            self.proposed[zxid] = payload
 
     def write(self, count: int) -> int:
         """A client writes through this server if it leads; returns how many were proposed."""

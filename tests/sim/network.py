@@ -8,7 +8,8 @@ learns it after its own random delay (sending into the void meanwhile), and a ne
 connection comes up later, unless a partition blocks the pair or an end is down. Messages
 of different links interleave freely, which is where reordering comes from.
 
-Every message is encoded to bytes and decoded on arrival, exercising the peer codec.
+Every message is encoded to bytes and decoded on arrival, exercising the servers' peer codec
+(Zab messages and the write router's frames alike).
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from ccore.server.zab.messages import Message, decode_message, encode_message
+from ccore.server.forwarding import PeerFrame
+from ccore.server.peer_frames import decode_peer_frame, encode_peer_frame
+from ccore.server.zab.messages import Message
 
 if TYPE_CHECKING:
     from .cluster import Sim
@@ -48,7 +51,7 @@ class Network:
 
     # -- traffic ----------------------------------------------------------------------------
 
-    def send(self, sender: int, to: int, message: Message) -> None:
+    def send(self, sender: int, to: int, message: Message | PeerFrame) -> None:
         link = self.links[self.key(sender, to)]
         if not link.up or sender not in link.aware:
             return  # the sender's side of a broken connection: lost
@@ -63,12 +66,12 @@ class Network:
         link.tail[sender] = arrival
         self.messages_sent += 1
         self.sim.stats[type(message).__name__] += 1
-        self.sim.at(arrival, self._deliver, link, link.generation, sender, to, encode_message(message))
+        self.sim.at(arrival, self._deliver, link, link.generation, sender, to, encode_peer_frame(message))
 
     def _deliver(self, link: Link, generation: int, sender: int, to: int, frame: bytes) -> None:
         if link.generation != generation or not link.up or to not in link.aware:
             return
-        self.sim.nodes[to].receive(sender, decode_message(frame))
+        self.sim.nodes[to].receive(sender, decode_peer_frame(frame))
 
     # -- connections ------------------------------------------------------------------------
 

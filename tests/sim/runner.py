@@ -15,6 +15,8 @@ from typing import Any
 
 import attrs
 
+from ccore.server.commit import Abandoned, Committed, Outcome
+
 from .checker import InvariantError
 from .cluster import Sim, SimConfig
 
@@ -111,13 +113,38 @@ class Faults:
 
 
 class Clients:
-    """Write attempts at random times through random servers (only leaders take them)."""
+    """Write attempts at random times through random servers. Half go straight into the
+    leader's Zab core (only a leader takes them); half are client writes routed as the
+    servers route them (queued at a leader, forwarded by a follower), each of which must hear
+    exactly one outcome."""
 
     def __init__(self, sim: Sim) -> None:
         self.sim = sim
         self.running = True
         self.proposed = 0
+        self.routed = 0
+        self.outcomes: dict[int, str] = {}  # routed write -> "committed" / "abandoned"
         self._schedule()
+
+    def _routed_write(self, node: Any) -> None:
+        self.routed += 1
+        write = self.routed
+        session, op = self.sim.workload.op()
+
+        def heard(outcome: Outcome) -> None:
+            if write in self.outcomes:
+                raise InvariantError(f"routed write {write} heard twice: {self.outcomes[write]}, then {outcome}")
+            self.outcomes[write] = "committed" if isinstance(outcome, Committed) else "abandoned"
+            self.sim.stats[f"routed {self.outcomes[write]}"] += 1
+
+        node.submit(session, op, heard)
+        if not node.alive:
+            heard(Abandoned("the server is down: the client cannot connect"))
+
+    def check_all_heard(self) -> None:
+        missing = sorted(set(range(1, self.routed + 1)) - set(self.outcomes))
+        if missing:
+            raise InvariantError(f"routed writes {missing[:10]} never heard an outcome")
 
     def _schedule(self) -> None:
         sim = self.sim
@@ -128,7 +155,12 @@ class Clients:
             return
         sim = self.sim
         node = sim.nodes[sim.rng.choice(sorted(sim.nodes))]
-        self.proposed += node.write(sim.rng.choice((1, 1, 1, 2, 5)))
+        count = sim.rng.choice((1, 1, 1, 2, 5))
+        if sim.rng.random() < 0.5:
+            self.proposed += node.write(count)
+        else:
+            for _ in range(count):
+                self._routed_write(node)
         self._schedule()
 
 
@@ -185,6 +217,7 @@ def _run(sim: Sim) -> float:
         raise InvariantError(f"replicas did not converge within {cfg.liveness_s}s after healing ({_roles(sim)})")
     sim.trace_event("phase", f"converged {sim.now - healed_at:.3f}s after healing")
     sim.checker.final({n.id: n.position for n in sim.nodes.values()})
+    clients.check_all_heard()
     return sim.now - healed_at
 
 
@@ -201,7 +234,7 @@ def _converged(sim: Sim) -> bool:
         peer = node.peer
         if peer is None or not peer.serving or peer.leader_id != leader.id or node.position != end:
             return False
-        if node.in_flight is not None:
+        if node.in_flight is not None or node.router.in_flight or node.router.queued:
             return False
     return True
 

@@ -1,0 +1,48 @@
+"""What travels on a peer link: Zab messages and the write router's frames, one byte of kind first.
+
+The same codec runs in the servers and in the simulator's network.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cbor2
+
+from ccore.znodes.acl import Id
+from ccore.znodes.codec import decode_value, encode_value
+from ccore.znodes.txn import Op
+
+from .forwarding import ForwardWrite, RefuseWrite, Touches
+from .zab import decode_message, encode_message
+
+# Peer frames: one byte of kind, then the body: a Zab message, or a frame of the write router
+# (a forwarded write, a refusal of one, session touches) as CBOR.
+_ZAB, _FORWARD, _TOUCH, _REFUSED = b"Z", b"W", b"T", b"R"
+
+
+def encode_peer_frame(message: Any) -> bytes:
+    if isinstance(message, ForwardWrite):
+        auth = [[i.scheme, i.id] for i in message.auth]
+        return _FORWARD + cbor2.dumps([message.request_id, message.session, encode_value(message.op, Op), auth])
+    if isinstance(message, Touches):
+        return _TOUCH + cbor2.dumps([[list(pair) for pair in message.ages]])
+    if isinstance(message, RefuseWrite):
+        return _REFUSED + cbor2.dumps([message.request_id])
+    return _ZAB + encode_message(message)
+
+
+def decode_peer_frame(payload: bytes) -> Any:
+    kind, body = payload[:1], payload[1:]
+    if kind == _ZAB:
+        return decode_message(body)
+    if kind == _FORWARD:
+        request_id, session, op, auth = cbor2.loads(body)
+        return ForwardWrite(request_id, session, decode_value(op, Op), tuple(Id(s, i) for s, i in auth))
+    if kind == _TOUCH:
+        (ages,) = cbor2.loads(body)
+        return Touches(tuple((session, age_ms) for session, age_ms in ages))
+    if kind == _REFUSED:
+        (request_id,) = cbor2.loads(body)
+        return RefuseWrite(request_id)
+    raise ValueError(f"unknown peer frame kind {kind!r}")
