@@ -387,10 +387,6 @@ class ServerConnection:
             log.warning("session %#x: client is not reading its replies; closing the connection", self.session_id)
             self.abort()
 
-    @property
-    def has_data_to_send(self) -> bool:
-        return bool(self._out)
-
     def data_to_send(self) -> bytes:
         """Everything queued for the wire since the last call (b"" when nothing is)."""
         out = self._out
