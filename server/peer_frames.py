@@ -32,17 +32,32 @@ def encode_peer_frame(message: Any) -> bytes:
     return _ZAB + encode_message(message)
 
 
+def _int(value: Any) -> int:
+    # A peer's frame is checked here, so that nothing malformed reaches the write router: a
+    # bad value is a decoding error, which drops that peer's link and nothing else.
+    if type(value) is not int:
+        raise ValueError(f"expected an integer, got {value!r}")
+    return value
+
+
+def _str(value: Any) -> str:
+    if type(value) is not str:
+        raise ValueError(f"expected a string, got {value!r}")
+    return value
+
+
 def decode_peer_frame(payload: bytes) -> Any:
     kind, body = payload[:1], payload[1:]
     if kind == _ZAB:
         return decode_message(body)
     if kind == _FORWARD:
         request_id, session, op, auth = cbor2.loads(body)
-        return ForwardWrite(request_id, session, decode_value(op, Op), tuple(Id(s, i) for s, i in auth))
+        ids = tuple(Id(_str(s), _str(i)) for s, i in auth)
+        return ForwardWrite(_int(request_id), _int(session), decode_value(op, Op), ids)
     if kind == _TOUCH:
         (ages,) = cbor2.loads(body)
-        return Touches(tuple((session, age_ms) for session, age_ms in ages))
+        return Touches(tuple((_int(session), _int(age_ms)) for session, age_ms in ages))
     if kind == _REFUSED:
         (request_id,) = cbor2.loads(body)
-        return RefuseWrite(request_id)
+        return RefuseWrite(_int(request_id))
     raise ValueError(f"unknown peer frame kind {kind!r}")

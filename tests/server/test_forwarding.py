@@ -123,3 +123,18 @@ def test_every_write_gets_exactly_one_outcome(actions):
     set_roles()
     assert set(calls) == set(range(1, n + 1)) and all(c == 1 for c in calls.values())
     assert all(isinstance(o, (Committed, Abandoned)) for o in outcome_of.values())
+
+
+def test_a_malformed_router_frame_is_a_decoding_error():
+    """Bad values from a peer must fail in the codec (which drops that link), not later in
+    the write router, where an exception would stop the server."""
+    import cbor2
+    import pytest
+
+    from ccore.server.peer_frames import decode_peer_frame, encode_peer_frame
+
+    good = Touches(((0x10, 5),))
+    assert decode_peer_frame(encode_peer_frame(good)) == good
+    for frame in (b"T" + cbor2.dumps([[["s", 5]]]), b"R" + cbor2.dumps(["x"]), b"T" + cbor2.dumps([[[1, 2.5]]])):
+        with pytest.raises(ValueError):
+            decode_peer_frame(frame)
