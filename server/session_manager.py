@@ -6,6 +6,11 @@ expired answer, or nothing while the server cannot serve), keeps each session's 
 old connection), and, where this server owns sessions (standalone, or the leader), expires
 them by committing a CloseSession. Creation and close are transactions: the applier tells
 it when one was applied.
+
+It is sans I/O: time comes from the `clock` it is given (Trio's in the server, simulated time
+in the simulator), a decision is handed to a callback (at once, or when the session's
+creation commits), and `expire_due` does what is due and says when to call it next. Only
+`run`, the server's expiry loop, is Trio.
 """
 
 from __future__ import annotations
@@ -58,13 +63,24 @@ Decision = SessionOpened | SessionRejected | None  # None: close without an answ
 
 
 class SessionManager:
-    def __init__(self, config: ServerConfig, tree: Callable[[], DataTree], wall_clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        config: ServerConfig,
+        tree: Callable[[], DataTree],
+        wall_clock: Callable[[], float],
+        clock: Callable[[], float],
+    ) -> None:
+        """`wall_clock` seeds session ids; `clock` (monotonic seconds) dates touches and
+        deadlines."""
         self.config = config
         self._tree = tree
+        self._clock = clock
         self.table = SessionTable()
         self._closing: set[int] = set()
         self._connections: dict[int, SessionConnection] = {}
-        self._changed = trio.Event()
+        # Called when deadlines changed (a session was added, leadership was won): the
+        # driver of `expire_due` looks again.
+        self.on_change: Callable[[], None] = lambda: None
         self._next_id = ((int(wall_clock() * 1000) << 16) & ((1 << 56) - 1)) | (config.server_id << 56)
         self._committer: Committer | None = None
 
@@ -79,14 +95,16 @@ class SessionManager:
 
     # -- the handshake ------------------------------------------------------------------------
 
-    async def open(self, request: ConnectRequest, peer: str) -> Decision:
-        """What a ConnectRequest from `peer` gets."""
+    def decide(self, request: ConnectRequest, peer: str, on_decision: Callable[[Decision], None]) -> None:
+        """Decide what a ConnectRequest from `peer` gets; `on_decision` hears it, at once or
+        (for a new session) when its creation commits or is abandoned."""
         committer = self.committer
         if not committer.serving:
             # Between leaders there is nothing consistent to serve: the client tries another
             # server (ZooKeeper closes such connections the same way).
             log.info("not serving yet (%s); closing the connection from %s", committer.mode, peer)
-            return None
+            on_decision(None)
+            return
         last_zxid = self._tree().last_zxid
         if request.last_zxid_seen > last_zxid:
             log.info(
@@ -95,18 +113,34 @@ class SessionManager:
                 request.last_zxid_seen,
                 last_zxid,
             )
-            return None
+            on_decision(None)
+            return
         timeout = self.config.negotiate_timeout(request.timeout)
         if request.session_id == 0:
-            return await self._create(timeout)
+            self._create(timeout, on_decision)
+            return
         session_id, password = request.session_id, request.passwd
         if password is None or not self._resumable(session_id, password):
             log.info("session %#x from %s is expired or its password is wrong", session_id, peer)
-            return SessionRejected()
-        self.table.add(session_id, timeout, trio.current_time())
-        return SessionOpened(session_id, timeout, password)
+            on_decision(SessionRejected())
+            return
+        self.table.add(session_id, timeout, self._clock())
+        on_decision(SessionOpened(session_id, timeout, password))
 
-    async def _create(self, timeout_ms: int) -> Decision:
+    async def open(self, request: ConnectRequest, peer: str) -> Decision:
+        """`decide`, awaited (for the server's Trio connection driver)."""
+        decisions: list[Decision] = []
+        done = trio.Event()
+
+        def decided(decision: Decision) -> None:
+            decisions.append(decision)
+            done.set()
+
+        self.decide(request, peer, decided)
+        await done.wait()
+        return decisions[0]
+
+    def _create(self, timeout_ms: int, on_decision: Callable[[Decision], None]) -> None:
         sessions = self._tree().sessions
         while True:
             self._next_id += 1
@@ -114,19 +148,15 @@ class SessionManager:
                 break
         session_id = self._next_id
         password = os.urandom(16)
-        outcome: list[Outcome] = []
-        done = trio.Event()
 
-        def created(result: Outcome) -> None:
-            outcome.append(result)
-            done.set()
+        def created(outcome: Outcome) -> None:
+            if isinstance(outcome, Abandoned):
+                log.info("session creation abandoned (%s); closing the connection", outcome.reason)
+                on_decision(None)
+            else:
+                on_decision(SessionOpened(session_id, timeout_ms, password))
 
         self.committer.submit(session_id, CreateSession(timeout_ms, password), (), created)
-        await done.wait()
-        if isinstance(outcome[0], Abandoned):
-            log.info("session creation abandoned (%s); closing the connection", outcome[0].reason)
-            return None
-        return SessionOpened(session_id, timeout_ms, password)
 
     def _resumable(self, session_id: int, password: bytes) -> bool:
         info = self._tree().sessions.get(session_id)
@@ -147,7 +177,7 @@ class SessionManager:
     # -- requests -----------------------------------------------------------------------------
 
     def touch(self, session_id: int) -> None:
-        now = trio.current_time()
+        now = self._clock()
         self.table.touch(session_id, now)
         self.committer.session_touched(session_id, now)
 
@@ -161,8 +191,8 @@ class SessionManager:
     # -- what the applier reports (SessionEvents) -----------------------------------------------
 
     def created(self, session_id: int, timeout_ms: int) -> None:
-        self.table.add(session_id, timeout_ms, trio.current_time())
-        self._changed.set()
+        self.table.add(session_id, timeout_ms, self._clock())
+        self.on_change()
 
     def closed(self, session_id: int) -> None:
         self.table.remove(session_id)
@@ -177,7 +207,7 @@ class SessionManager:
 
     def track_all(self, tree: DataTree) -> None:
         """Sessions live in `tree` get a fresh deadline to reconnect in (after a restart)."""
-        now = trio.current_time()
+        now = self._clock()
         for session_id, info in tree.sessions.items():
             self.table.add(session_id, info.timeout_ms, now)
 
@@ -186,29 +216,40 @@ class SessionManager:
 
     def became_leader(self) -> None:
         """A new leader gives every session a fresh deadline and starts expiring them."""
-        now = trio.current_time()
+        now = self._clock()
         for session_id, info in self._tree().sessions.items():
             if session_id in self.table:
                 self.table.touch(session_id, now)
             else:
                 self.table.add(session_id, info.timeout_ms, now)
-        self._changed.set()
+        self.on_change()
 
     # -- expiry -------------------------------------------------------------------------------
 
+    def expire_due(self) -> float:
+        """Where this server owns sessions, commit a CloseSession for each session past its
+        deadline; returns when to call again (the next deadline, or a tick from now)."""
+        committer = self.committer
+        now = self._clock()
+        if not committer.owns_sessions:
+            return now + self.config.tick_time_ms / 1000.0
+        for session_id in self.table.expired(now):
+            log.info("session %#x expired", session_id)
+            self._closing.add(session_id)
+            committer.submit(session_id, CloseSession(), (), None)
+        deadline = self.table.next_deadline()
+        return deadline if deadline is not None else math.inf
+
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        """Expire sessions past their deadline while this server owns sessions."""
+        """The server's expiry loop: `expire_due` at each deadline, or sooner when told."""
+        changed = trio.Event()
+
+        def wake() -> None:
+            changed.set()
+
+        self.on_change = wake
         task_status.started()
         while True:
-            committer = self.committer
-            if committer.owns_sessions:
-                for session_id in self.table.expired(trio.current_time()):
-                    log.info("session %#x expired", session_id)
-                    self._closing.add(session_id)
-                    committer.submit(session_id, CloseSession(), (), None)
-                deadline = self.table.next_deadline()
-            else:
-                deadline = trio.current_time() + self.config.tick_time_ms / 1000.0
-            with trio.move_on_at(deadline if deadline is not None else math.inf):
-                await self._changed.wait()
-            self._changed = trio.Event()
+            with trio.move_on_at(self.expire_due()):
+                await changed.wait()
+            changed = trio.Event()

@@ -45,7 +45,7 @@ class ZKServer:
         self.watches = WatchManager()
         self.stats = ServerStats()
         self.stalls = StallDetector()
-        self.sessions = SessionManager(config, self._tree, wall_clock)
+        self.sessions = SessionManager(config, self._tree, wall_clock, trio.current_time)
         self.applier = Applier(self.db, self.watches, self.sessions, self.stats, self._drop_connections)
         self.committer: Committer
         if config.replicated:

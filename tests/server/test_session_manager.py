@@ -58,7 +58,7 @@ class Conn:
 
 def _manager(tmp_path: Any) -> tuple[SessionManager, Committer, DataTree]:
     tree = DataTree()
-    sessions = SessionManager(config(tmp_path), lambda: tree, lambda: 1000.0)
+    sessions = SessionManager(config(tmp_path), lambda: tree, lambda: 1000.0, trio.current_time)
     committer = Committer(tree, sessions)
     sessions.bind(committer)
     return sessions, committer, tree
@@ -127,3 +127,30 @@ async def test_an_idle_session_expires_by_a_committed_close(tmp_path, autojump_c
         await trio.sleep(1.0)
         assert opened.session_id not in tree.sessions and conn.closed
         nursery.cancel_scope.cancel()
+
+
+def test_without_trio_decisions_arrive_by_callback_and_expiry_runs_on_the_given_clock(tmp_path):
+    """The manager is sans I/O: a plain clock and plain calls drive it (as the simulator does)."""
+    now = [100.0]
+    tree = DataTree()
+    sessions = SessionManager(config(tmp_path), lambda: tree, lambda: 1000.0, lambda: now[0])
+    committer = Committer(tree, sessions)
+    sessions.bind(committer)
+    changes: list[None] = []
+    sessions.on_change = lambda: changes.append(None)
+    decisions: list[Any] = []
+    sessions.decide(_request(timeout=4000), "c1", decisions.append)
+    (opened,) = decisions
+    assert isinstance(opened, SessionOpened) and changes  # the creation woke the expiry driver
+    timeout_s = opened.timeout_ms / 1000
+    assert sessions.expire_due() == 100.0 + timeout_s  # its deadline, on the given clock
+    now[0] = 100.5
+    sessions.touch(opened.session_id)
+    assert sessions.expire_due() == 100.5 + timeout_s
+    committer.owns_sessions = False
+    now[0] = 200.0
+    assert sessions.expire_due() == 200.0 + config(tmp_path).tick_time_ms / 1000.0
+    assert opened.session_id in tree.sessions  # a server that does not own sessions expires none
+    committer.owns_sessions = True
+    sessions.expire_due()
+    assert opened.session_id not in tree.sessions
