@@ -88,6 +88,11 @@ class Committer(Protocol):
         """A client of `session` was heard from here (a follower relays it to the leader)."""
         ...
 
+    def check_session(self, session: int, password: bytes, on_verdict: Callable[[bool], None]) -> None:
+        """Ask the session owner (the leader) whether a session unknown here expired:
+        `on_verdict(True)` only if it is sure; only asked where `owns_sessions` is false."""
+        ...
+
     def metrics(self) -> list[tuple[str, Any]]:
         """Extra `mntr` lines."""
         ...

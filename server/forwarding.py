@@ -11,7 +11,9 @@ the server it was forwarded to does not lead and sent `RefuseWrite` back, the se
 
 Session touches ride the same links: a follower tells the leader, every quarter tick, which
 sessions its clients were heard from and how long ago (`Touches`), so the leader, which alone
-expires sessions, sees every client.
+expires sessions, sees every client. And a server asked to resume a session it does not know
+(its tree may lag behind the session's creation) asks the leader whether it expired
+(`CheckSession`, answered by `SessionChecked`): only the leader can tell a client so.
 
 The driver (`Replicator`, or the simulator's node) feeds it the role from each Zab status,
 peer frames, and the clock; it sends the frames returned and proposes what `take_proposals`
@@ -21,6 +23,7 @@ hands out.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 import attrs
 
@@ -52,7 +55,40 @@ class Touches:
     ages: tuple[tuple[int, int], ...]
 
 
-PeerFrame = ForwardWrite | RefuseWrite | Touches
+@attrs.frozen
+class CheckSession:
+    """Has `session` expired? (Asked of the leader by a server that does not know it.)"""
+
+    request_id: int
+    session: int
+    password: bytes
+
+
+@attrs.frozen
+class SessionChecked:
+    """The leader's answer to CheckSession `request_id`: `expired` only when it is sure."""
+
+    request_id: int
+    expired: bool
+
+
+PeerFrame = ForwardWrite | RefuseWrite | Touches | CheckSession | SessionChecked
+ROUTER_FRAMES = (ForwardWrite, RefuseWrite, Touches, CheckSession, SessionChecked)  # for isinstance
+OnVerdict = Callable[[bool], None]
+
+
+class PeerSessions(Protocol):
+    """What the router tells, and asks, the session owner of this server."""
+
+    def touch_from_peer(self, session: int, heard_at: float) -> None:
+        """A session was heard from at another server at `heard_at` (our clock)."""
+        ...
+
+    def surely_expired(self, session: int, password: bytes) -> bool:
+        """On the leader: whether the session is certainly expired (or its password wrong)."""
+        ...
+
+
 Outgoing = list[tuple[int, PeerFrame]]
 
 
@@ -82,15 +118,16 @@ NOT_SERVING = Role(False, None, False)
 
 
 class WriteRouter:
-    def __init__(self, my_id: int, first_request_id: int, touch_from_peer: Callable[[int, float], None]) -> None:
+    def __init__(self, my_id: int, first_request_id: int, sessions: PeerSessions) -> None:
         """`first_request_id`: request numbers start there (from the clock, so that a restarted
         server never reuses one that a transaction still in flight from its previous life
-        carries). `touch_from_peer(session, heard_at)`: a session was heard from elsewhere."""
+        carries). `sessions`: told of touches relayed by peers, asked about sessions."""
         self.my_id = my_id
         self.role = NOT_SERVING
-        self._touch_from_peer = touch_from_peer
+        self._sessions = sessions
         self._next_request = first_request_id
         self._pending: dict[int, OnDone | None] = {}  # request id -> its writer, until done
+        self._checks: dict[int, OnVerdict] = {}  # request id -> who waits for a CheckSession
         self._to_propose: list[Proposal] = []
         self._touched: dict[int, float] = {}  # session -> when our client was last heard
 
@@ -116,7 +153,10 @@ class WriteRouter:
 
     def abandon_all(self, reason: str) -> None:
         pending, self._pending = self._pending, {}
+        checks, self._checks = self._checks, {}
         abandon_all(list(pending.values()), reason)
+        for on_verdict in checks.values():
+            on_verdict(False)  # not known to be expired: the client tries again
 
     # -- this server's clients ------------------------------------------------------------------
 
@@ -135,6 +175,19 @@ class WriteRouter:
             return []
         assert role.leader_id is not None
         return [(role.leader_id, ForwardWrite(request_id, session, op, auth))]
+
+    def check_session(self, session: int, password: bytes, on_verdict: OnVerdict) -> Outgoing:
+        """Ask the leader whether `session` expired; `on_verdict(True)` only if the leader is
+        sure it did, `on_verdict(False)` otherwise (no leader, it cannot tell, the role
+        changed). Returns the frames to send."""
+        role = self.role
+        if not role.serving or role.leading or role.leader_id is None:
+            on_verdict(False)
+            return []
+        self._next_request += 1
+        request_id = self._next_request
+        self._checks[request_id] = on_verdict
+        return [(role.leader_id, CheckSession(request_id, session, password))]
 
     def touched(self, session: int, now: float) -> None:
         self._touched[session] = now
@@ -163,9 +216,17 @@ class WriteRouter:
             on_done = self._pending.pop(frame.request_id, None)
             if on_done is not None:
                 on_done(Abandoned(f"server {sender} does not lead any more"))
+        elif isinstance(frame, CheckSession):
+            leads = self.role.leading and self.role.serving
+            expired = leads and self._sessions.surely_expired(frame.session, frame.password)
+            return [(sender, SessionChecked(frame.request_id, expired))]
+        elif isinstance(frame, SessionChecked):
+            on_verdict = self._checks.pop(frame.request_id, None)
+            if on_verdict is not None:
+                on_verdict(frame.expired)
         elif self.role.leading:
             for session, age_ms in frame.ages:
-                self._touch_from_peer(session, now - max(0, age_ms) / 1000.0)
+                self._sessions.touch_from_peer(session, now - max(0, age_ms) / 1000.0)
         return []
 
     # -- proposing and committing -------------------------------------------------------------------

@@ -57,6 +57,9 @@ class LocalCommitter:
     def session_touched(self, session: int, now: float) -> None:
         pass  # this server owns every session: its session table was touched already
 
+    def check_session(self, session: int, password: bytes, on_verdict: Callable[[bool], None]) -> None:
+        on_verdict(False)  # never asked: this server owns every session and decides itself
+
     def submit(self, session: int, op: Op, auth: tuple[Id, ...], on_done: OnDone | None) -> None:
         self._writes.append(_Write(session, op, auth, on_done))
         self._writes_ready.set()

@@ -13,12 +13,12 @@ from ccore.znodes.acl import Id
 from ccore.znodes.codec import decode_value, encode_value
 from ccore.znodes.txn import Op
 
-from .forwarding import ForwardWrite, RefuseWrite, Touches
+from .forwarding import CheckSession, ForwardWrite, RefuseWrite, SessionChecked, Touches
 from .zab import decode_message, encode_message
 
 # Peer frames: one byte of kind, then the body: a Zab message, or a frame of the write router
-# (a forwarded write, a refusal of one, session touches) as CBOR.
-_ZAB, _FORWARD, _TOUCH, _REFUSED = b"Z", b"W", b"T", b"R"
+# (a forwarded write, a refusal of one, session touches, a session check and its answer) as CBOR.
+_ZAB, _FORWARD, _TOUCH, _REFUSED, _CHECK, _CHECKED = b"Z", b"W", b"T", b"R", b"S", b"E"
 
 
 def encode_peer_frame(message: Any) -> bytes:
@@ -29,6 +29,10 @@ def encode_peer_frame(message: Any) -> bytes:
         return _TOUCH + cbor2.dumps([[list(pair) for pair in message.ages]])
     if isinstance(message, RefuseWrite):
         return _REFUSED + cbor2.dumps([message.request_id])
+    if isinstance(message, CheckSession):
+        return _CHECK + cbor2.dumps([message.request_id, message.session, message.password])
+    if isinstance(message, SessionChecked):
+        return _CHECKED + cbor2.dumps([message.request_id, message.expired])
     return _ZAB + encode_message(message)
 
 
@@ -37,6 +41,18 @@ def _int(value: Any) -> int:
     # bad value is a decoding error, which drops that peer's link and nothing else.
     if type(value) is not int:
         raise ValueError(f"expected an integer, got {value!r}")
+    return value
+
+
+def _bytes(value: Any) -> bytes:
+    if type(value) is not bytes:
+        raise ValueError(f"expected bytes, got {value!r}")
+    return value
+
+
+def _bool(value: Any) -> bool:
+    if type(value) is not bool:
+        raise ValueError(f"expected a boolean, got {value!r}")
     return value
 
 
@@ -60,4 +76,10 @@ def decode_peer_frame(payload: bytes) -> Any:
     if kind == _REFUSED:
         (request_id,) = cbor2.loads(body)
         return RefuseWrite(_int(request_id))
+    if kind == _CHECK:
+        request_id, session, password = cbor2.loads(body)
+        return CheckSession(_int(request_id), _int(session), _bytes(password))
+    if kind == _CHECKED:
+        request_id, expired = cbor2.loads(body)
+        return SessionChecked(_int(request_id), _bool(expired))
     raise ValueError(f"unknown peer frame kind {kind!r}")

@@ -6,7 +6,9 @@ depends on, so a leader's proposals may leave before its own fsync, as in Raft),
 (appends and epoch files fsynced on the loop, one fsync per Ready; truncations and snapshot
 installs in a worker thread), then apply the committed transactions through the server.
 Writes from clients of a follower travel to the leader as `ForwardWrite` frames on the same
-FIFO link as the Zab messages; session touches follow every quarter tick as `Touch` frames.
+FIFO link as the Zab messages; session touches follow every quarter tick as `Touches`
+frames, and a question about a session this server does not know goes to the leader as
+`CheckSession`.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from ccore.znodes.txn import Op, Txn
 from .commit import OnDone, StateMachine
 from .config import ConfigError, ServerConfig
 from .database import Database
-from .forwarding import ForwardWrite, PeerFrame, RefuseWrite, Touches, WriteRouter
+from .forwarding import ROUTER_FRAMES, PeerFrame, PeerSessions, WriteRouter
 from .forwarding import Role as WriteRole
 from .peer_frames import decode_peer_frame, encode_peer_frame
 from .peers import Membership, PeerNetwork, address_digest
@@ -84,7 +86,7 @@ class Replicator:
         config: ServerConfig,
         db: Database,
         state: StateMachine,
-        touch_from_peer: Callable[[int, float], None],
+        sessions: PeerSessions,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.db = db
@@ -119,7 +121,8 @@ class Replicator:
         self.peer: ZabPeer | None = None
         self.status: Status | None = None
         # Request numbers start from the clock (see WriteRouter).
-        self.writes = WriteRouter(self.my_id, int(wall_clock() * 1_000_000), touch_from_peer)
+        self._sessions = sessions
+        self.writes = WriteRouter(self.my_id, int(wall_clock() * 1_000_000), self)
         self._proposed: dict[int, Txn] = {}  # on the leader: what it proposed, until applied
         self._wake = trio.Event()
         # Counters for mntr: how the pipeline batches.
@@ -330,7 +333,7 @@ class Replicator:
 
     def _on_message(self, sender: int, message: Any) -> None:
         assert self.peer is not None
-        if isinstance(message, (ForwardWrite, RefuseWrite, Touches)):
+        if isinstance(message, ROUTER_FRAMES):
             self._send(self.writes.receive(sender, message, trio.current_time()))
         else:
             self.peer.step(sender, message)
@@ -348,3 +351,19 @@ class Replicator:
 
     def session_touched(self, session: int, now: float) -> None:
         self.writes.touched(session, now)
+
+    def check_session(self, session: int, password: bytes, on_verdict: Callable[[bool], None]) -> None:
+        self._send(self.writes.check_session(session, password, on_verdict))
+
+    # -- PeerSessions: the router's view of the session manager ---------------------------
+
+    def touch_from_peer(self, session: int, heard_at: float) -> None:
+        self._sessions.touch_from_peer(session, heard_at)
+
+    def surely_expired(self, session: int, password: bytes) -> bool:
+        # A session another server's client holds may have been created by a transaction we
+        # committed (and that server applied) but have not applied yet: then we cannot tell.
+        peer = self.peer
+        if peer is None or self.db.tree.last_zxid < peer.last_committed_zxid:
+            return False
+        return self._sessions.surely_expired(session, password)

@@ -69,12 +69,14 @@ class SessionManager:
         tree: Callable[[], DataTree],
         wall_clock: Callable[[], float],
         clock: Callable[[], float],
+        new_password: Callable[[], bytes] = lambda: os.urandom(16),
     ) -> None:
         """`wall_clock` seeds session ids; `clock` (monotonic seconds) dates touches and
-        deadlines."""
+        deadlines; `new_password` makes a session's password (the simulator's is seeded)."""
         self.config = config
         self._tree = tree
         self._clock = clock
+        self._new_password = new_password
         self.table = SessionTable()
         self._closing: set[int] = set()
         self._connections: dict[int, SessionConnection] = {}
@@ -120,12 +122,26 @@ class SessionManager:
             self._create(timeout, on_decision)
             return
         session_id, password = request.session_id, request.passwd
-        if password is None or not self._resumable(session_id, password):
+        if password is not None and self._resumable(session_id, password):
+            self.table.add(session_id, timeout, self._clock())
+            on_decision(SessionOpened(session_id, timeout, password))
+            return
+        if password is None or committer.owns_sessions or session_id in self._tree().sessions:
             log.info("session %#x from %s is expired or its password is wrong", session_id, peer)
             on_decision(SessionRejected())
             return
-        self.table.add(session_id, timeout, self._clock())
-        on_decision(SessionOpened(session_id, timeout, password))
+
+        # Not in our tree: expired, or created by transactions we have not applied yet. Only
+        # the leader can tell; until it is sure, the client tries again (here or elsewhere).
+        def checked(expired: bool) -> None:
+            if expired:
+                log.info("session %#x from %s is expired (the leader says)", session_id, peer)
+                on_decision(SessionRejected())
+            else:
+                log.info("session %#x from %s is not known here yet; closing the connection", session_id, peer)
+                on_decision(None)
+
+        committer.check_session(session_id, password, checked)
 
     async def open(self, request: ConnectRequest, peer: str) -> Decision:
         """`decide`, awaited (for the server's Trio connection driver)."""
@@ -147,7 +163,7 @@ class SessionManager:
             if self._next_id not in sessions:
                 break
         session_id = self._next_id
-        password = os.urandom(16)
+        password = self._new_password()
 
         def created(outcome: Outcome) -> None:
             if isinstance(outcome, Abandoned):
@@ -159,8 +175,15 @@ class SessionManager:
         self.committer.submit(session_id, CreateSession(timeout_ms, password), (), created)
 
     def _resumable(self, session_id: int, password: bytes) -> bool:
+        # The tree, not the table, says which sessions live: the table only keeps deadlines.
         info = self._tree().sessions.get(session_id)
-        return info is not None and info.password == password and session_id not in self._closing and session_id in self.table
+        return info is not None and info.password == password and session_id not in self._closing
+
+    def surely_expired(self, session_id: int, password: bytes) -> bool:
+        """As the leader, answering another server's CheckSession: the session is gone or
+        being closed here, or its password is wrong. (The caller makes sure this server has
+        applied everything committed, so that "gone" is not "not applied yet".)"""
+        return self.committer.owns_sessions and not self._resumable(session_id, password)
 
     def attach(self, session_id: int, conn: SessionConnection, peer: str) -> None:
         """`conn` holds the session now; a connection that held it before is closed."""
@@ -212,6 +235,14 @@ class SessionManager:
             self.table.add(session_id, info.timeout_ms, now)
 
     def leadership_lost(self) -> None:
+        """The closes this server proposed as leader may never commit: the sessions they were
+        closing live on until a close commits, with a fresh deadline here."""
+        now = self._clock()
+        sessions = self._tree().sessions
+        for session_id in self._closing:
+            info = sessions.get(session_id)
+            if info is not None:
+                self.table.add(session_id, info.timeout_ms, now)
         self._closing.clear()
 
     def became_leader(self) -> None:

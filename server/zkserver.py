@@ -49,7 +49,7 @@ class ZKServer:
         self.applier = Applier(self.db, self.watches, self.sessions, self.stats, self._drop_connections)
         self.committer: Committer
         if config.replicated:
-            self.committer = Replicator(config, self.db, self.applier, self.sessions.touch_from_peer, wall_clock)
+            self.committer = Replicator(config, self.db, self.applier, self.sessions, wall_clock)
         else:
             self.committer = LocalCommitter(self.db, self.applier, self.stats, wall_clock)
         self.sessions.bind(self.committer)

@@ -70,6 +70,8 @@ _MODES: dict[int, tuple[bool, bool, bool, bool]] = {
 }
 _CONTAINER_MODE = _MODES[CreateMode.CONTAINER]
 _OK = Result()  # frozen: one instance serves every plain success
+# The writes a client's session makes (each op of a multi is one): they need a live session.
+_SESSION_WRITES = frozenset({Create, Delete, SetData, Check, SetACL, DeleteContainer})
 
 Undo = list[Callable[[], None]]
 
@@ -279,6 +281,11 @@ class DataTree:
         return result, triggers
 
     def _apply_op(self, txn: Txn, op: Op, triggers: list[Trigger], undo: Undo | None) -> Result:
+        if txn.session and txn.session not in self.sessions and type(op) in _SESSION_WRITES:
+            # The session closed before this write committed (a follower forwarded it while
+            # the close was on its way): it fails, as ZooKeeper's leader fails it, so that
+            # nothing of a session happens after its end. Session 0 is the server's own.
+            raise SessionExpiredError(getattr(op, "path", ""))
         if isinstance(op, Create):
             return self._create(txn, op, triggers, undo)
         if isinstance(op, Delete):

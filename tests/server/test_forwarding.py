@@ -9,15 +9,28 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ccore.server.commit import Abandoned, Committed, Outcome
-from ccore.server.forwarding import ForwardWrite, RefuseWrite, Role, Touches, WriteRouter
+from ccore.server.forwarding import CheckSession, ForwardWrite, RefuseWrite, Role, SessionChecked, Touches, WriteRouter
 from ccore.znodes.txn import NoOp, Result, Txn
 
 LEADER, FOLLOWER = 1, 2
 
 
+class Sessions:
+    """The session owner a router talks to: records touches, knows which sessions expired."""
+
+    def __init__(self, touches: list[Any]) -> None:
+        self.touches = touches
+        self.expired: set[int] = set()
+
+    def touch_from_peer(self, session: int, heard_at: float) -> None:
+        self.touches.append((session, heard_at))
+
+    def surely_expired(self, session: int, password: bytes) -> bool:
+        return session in self.expired
+
+
 def _router(my_id: int, touches: list[Any] | None = None) -> WriteRouter:
-    sink = touches if touches is not None else []
-    return WriteRouter(my_id, 1000 * my_id, lambda session, at: sink.append((session, at)))
+    return WriteRouter(my_id, 1000 * my_id, Sessions(touches if touches is not None else []))
 
 
 def test_a_follower_forwards_to_the_leader_which_queues_it_with_its_origin():
@@ -133,8 +146,54 @@ def test_a_malformed_router_frame_is_a_decoding_error():
 
     from ccore.server.peer_frames import decode_peer_frame, encode_peer_frame
 
-    good = Touches(((0x10, 5),))
-    assert decode_peer_frame(encode_peer_frame(good)) == good
-    for frame in (b"T" + cbor2.dumps([[["s", 5]]]), b"R" + cbor2.dumps(["x"]), b"T" + cbor2.dumps([[[1, 2.5]]])):
+    for good in (Touches(((0x10, 5),)), CheckSession(3, 0x10, b"pw"), SessionChecked(3, True)):
+        assert decode_peer_frame(encode_peer_frame(good)) == good
+    bad = (
+        b"T" + cbor2.dumps([[["s", 5]]]),
+        b"R" + cbor2.dumps(["x"]),
+        b"T" + cbor2.dumps([[[1, 2.5]]]),
+        b"S" + cbor2.dumps([1, 2, "pw"]),
+        b"E" + cbor2.dumps([1, 1]),
+    )
+    for frame in bad:
         with pytest.raises(ValueError):
             decode_peer_frame(frame)
+
+
+def test_a_session_check_goes_to_the_leader_and_only_it_says_expired():
+    sessions = Sessions([])
+    sessions.expired.add(9)
+    leader = WriteRouter(LEADER, 1000, sessions)
+    follower = _router(FOLLOWER)
+    leader.set_role(Role(True, LEADER, True, 1), "")
+    follower.set_role(Role(False, LEADER, True, 1), "")
+    verdicts: list[bool] = []
+    for session in (9, 10):
+        ((to, frame),) = follower.check_session(session, b"pw", verdicts.append)
+        assert to == LEADER and frame == CheckSession(frame.request_id, session, b"pw")
+        ((back_to, answer),) = leader.receive(FOLLOWER, frame, 0.0)
+        assert back_to == FOLLOWER and isinstance(answer, SessionChecked)
+        assert follower.receive(LEADER, answer, 0.0) == []
+    assert verdicts == [True, False]
+    # A server that does not lead (any more) never says expired.
+    other = _router(3)
+    other.set_role(Role(False, LEADER, True, 1), "")
+    ((_, frame),) = follower.check_session(9, b"pw", verdicts.append)
+    ((_, answer),) = other.receive(FOLLOWER, frame, 0.0)
+    assert answer.expired is False
+
+
+def test_a_session_check_in_flight_when_the_role_changes_is_answered_not_expired():
+    follower = _router(FOLLOWER)
+    follower.set_role(Role(False, LEADER, True, 1), "")
+    verdicts: list[bool] = []
+    ((_, frame),) = follower.check_session(9, b"pw", verdicts.append)
+    follower.set_role(Role(False, 3, True, 2), "the leader changed")
+    assert verdicts == [False]
+    # The old leader's late answer finds nobody waiting.
+    follower.receive(LEADER, SessionChecked(frame.request_id, True), 0.0)
+    assert verdicts == [False]
+    # Nobody to ask: answered at once.
+    follower.set_role(Role(False, None, False, 2), "looking")
+    assert follower.check_session(9, b"pw", verdicts.append) == []
+    assert verdicts == [False, False]

@@ -25,10 +25,15 @@ class Committer:
         self.owns_sessions = True
         self.outstanding = 0
         self.abandon = False
+        self.hold = False  # writes are proposed and never commit (the leader is about to fall)
         self.submitted: list[Any] = []
+        self.expired_at_leader: set[int] = set()
+        self.checks: list[int] = []
 
     def submit(self, session: int, op: Any, auth: Any, on_done: Any) -> None:
         self.submitted.append(op)
+        if self.hold:
+            return
         if self.abandon:
             on_done(Abandoned("leadership changed"))
             return
@@ -43,6 +48,10 @@ class Committer:
 
     def session_touched(self, session: int, now: float) -> None:
         pass
+
+    def check_session(self, session: int, password: bytes, on_verdict: Any) -> None:
+        self.checks.append(session)
+        on_verdict(session in self.expired_at_leader)
 
 
 class Conn:
@@ -154,3 +163,41 @@ def test_without_trio_decisions_arrive_by_callback_and_expiry_runs_on_the_given_
     committer.owns_sessions = True
     sessions.expire_due()
     assert opened.session_id not in tree.sessions
+
+
+def test_a_close_that_never_commits_leaves_the_session_resumable_after_leadership_is_lost(tmp_path):
+    """The leader expires a session, its CloseSession is lost with its leadership: the
+    session lives on, and this server, now a follower, must still let its client resume."""
+    now = [0.0]
+    tree = DataTree()
+    sessions = SessionManager(config(tmp_path), lambda: tree, lambda: 1000.0, lambda: now[0])
+    committer = Committer(tree, sessions)
+    sessions.bind(committer)
+    decisions: list[Any] = []
+    sessions.decide(_request(timeout=2000), "c1", decisions.append)
+    (opened,) = decisions
+    committer.hold = True
+    now[0] = 100.0
+    sessions.expire_due()
+    assert isinstance(committer.submitted[-1], CloseSession) and sessions.is_closing(opened.session_id)
+    sessions.leadership_lost()
+    committer.owns_sessions = False
+    sessions.decide(_request(opened.session_id, opened.password), "c1", decisions.append)
+    assert decisions[-1] == SessionOpened(opened.session_id, opened.timeout_ms, opened.password)
+    assert opened.session_id in sessions.table  # with a deadline again, for when we lead
+
+
+def test_a_follower_that_does_not_know_a_session_asks_the_leader(tmp_path):
+    """Its tree may lag behind the session's creation: only the leader may say "expired"."""
+    sessions, committer, _ = _manager(tmp_path)
+    committer.owns_sessions = False
+    decisions: list[Any] = []
+    committer.expired_at_leader.add(0x77)
+    sessions.decide(_request(0x77, b"p" * 16), "c1", decisions.append)
+    sessions.decide(_request(0x78, b"p" * 16), "c2", decisions.append)
+    assert committer.checks == [0x77, 0x78]
+    assert decisions == [SessionRejected(), None]  # not known to be expired: try again
+    # The leader decides by itself.
+    committer.owns_sessions = True
+    sessions.decide(_request(0x78, b"p" * 16), "c2", decisions.append)
+    assert decisions[-1] == SessionRejected() and committer.checks == [0x77, 0x78]

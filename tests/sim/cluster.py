@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 
 from ccore.server.commit import Committed, Outcome
-from ccore.server.forwarding import ForwardWrite, PeerFrame, RefuseWrite, Touches, WriteRouter
+from ccore.server.forwarding import ROUTER_FRAMES, PeerFrame, WriteRouter
 from ccore.server.forwarding import Role as WriteRole
 from ccore.server.zab import Ready, Role, Timing, ZabPeer
 from ccore.server.zab.api import NotLeader, zx
@@ -34,6 +34,7 @@ from ccore.server.zab.messages import (
     Trunc,
     UpToDate,
 )
+from ccore.znodes.acl import Id
 from ccore.znodes.codec import decode_snapshot, decode_txn, encode_snapshot, encode_txn
 from ccore.znodes.tree import DataTree
 from ccore.znodes.txn import Op, Txn
@@ -41,6 +42,7 @@ from ccore.znodes.txn import Op, Txn
 from .checker import Checker, InvariantError, digest
 from .disk import SimDisk
 from .network import Network
+from .sessions import Clients, ServerClients, SessionChecker
 from .workload import Workload
 
 PHASE_MESSAGES = (FollowerInfo, LeaderInfo, AckEpoch, Diff, Trunc, Snap, NewLeader, UpToDate)
@@ -84,7 +86,10 @@ class SimConfig:
     slow_node_latency_s: float = 0.0  # extra latency on every link of one server (a laggard)
     send_during_fsync: bool = False  # the driver sends a Ready's messages before its fsync ends
     driver_bug: str = ""  # a deliberately wrong driver, to show the checker catches it
+    session_bug: str = ""  # a deliberately wrong client side of a server (sessions.SESSION_BUGS)
     client_rate: float = 120.0  # write attempts per simulated second
+    session_clients: int = 0  # ZooKeeper clients with sessions (sessions.py)
+    client_cut_rate: float = 0.5  # per client and simulated second: cut off from every server
     snap_every: int = 40  # applied entries between a node's snapshots
     purge_probability: float = 0.7
 
@@ -106,6 +111,7 @@ class SimConfig:
             snap_every=rng.choice((10, 40, 200)),
             fsync_max_s=rng.choice((0.001, 0.004, 0.02, 0.05)),
             restart_max_s=rng.choice((0.1, 0.8)),
+            session_clients=rng.choice((0, 2, 4)),
         )
 
 
@@ -151,7 +157,8 @@ class Node:
         self.tree = DataTree()
         self.position = 0  # entries of the committed history applied to self.tree
         self.proposed: dict[int, bytes] = {}
-        self.router = WriteRouter(node_id, 0, lambda session, at: None)
+        self.router = WriteRouter(node_id, 0, self)
+        self.clients: ServerClients | None = None  # its client side (sessions, connections)
         self.in_flight: Ready | None = None
         self.since_snapshot = 0
         self.last_status: Any = None
@@ -178,9 +185,10 @@ class Node:
             now=sim.now,
         )
         self.proposed = {}
+        self.clients = ServerClients(self)
         # Request numbers of a new life never meet those of an old one (the server starts
         # them from the clock).
-        self.router = WriteRouter(self.id, self.incarnation << 40, lambda session, at: None)
+        self.router = WriteRouter(self.id, self.incarnation << 40, self)
         self.in_flight = None
         self.last_status = None
         sim.trace_event(
@@ -197,6 +205,9 @@ class Node:
             return
         kept = self.disk.crash(self.sim.rng)
         # Its clients lose their connections: what they wrote may or may not commit.
+        if self.clients is not None:
+            self.clients.crashed()
+            self.clients = None
         self.router.abandon_all("the server crashed")
         self.alive = False
         self.peer = None
@@ -211,7 +222,7 @@ class Node:
             return
         sim = self.sim
         sim.trace_msg(sender, self.id, message)
-        if isinstance(message, (ForwardWrite, RefuseWrite, Touches)):
+        if isinstance(message, ROUTER_FRAMES):
             for to, frame in self.router.receive(sender, message, sim.now):
                 sim.net.send(self.id, to, frame)
             self.pump()
@@ -246,7 +257,13 @@ class Node:
     def _tick(self, incarnation: int) -> None:
         if incarnation != self.incarnation or not self.alive or self.peer is None:
             return
-        self.peer.tick(self.sim.now)
+        now = self.sim.now
+        self.peer.tick(now)
+        # Every quarter tick or so, as the server: touches to the leader, expiry if it leads.
+        for to, frame in self.router.touches_due(now):
+            self.sim.net.send(self.id, to, frame)
+        if self.clients is not None:
+            self.clients.sessions.expire_due()
         self.pump()
         jitter = self.sim.rng.uniform(0.8, 1.2)
         self.sim.at(self.sim.now + self.sim.cfg.tick_every_s * jitter, self._tick, incarnation)
@@ -285,9 +302,12 @@ class Node:
                 f"{self.id} {status.role.value} leader={status.leader_id} epoch={status.epoch} "
                 f"serving={status.serving} last={zx(status.last_zxid)} committed={zx(status.last_committed_zxid)}",
             )
-        self.last_status = status
+        old, self.last_status = self.last_status, status
         leading = status.role is Role.LEADING and status.serving
         self.router.set_role(WriteRole(leading, status.leader_id, status.serving, status.epoch), "the leader changed")
+        key = (status.role, status.leader_id, status.epoch, status.serving)
+        if self.clients is not None and (old is None or key != (old.role, old.leader_id, old.epoch, old.serving)):
+            self.clients.role_changed(old is not None and old.serving, leading)
 
     def _persist(self, ready: Ready) -> None:
         """Step 1 up to the fsync: truncate or install (durable at once), append (volatile)."""
@@ -298,6 +318,8 @@ class Node:
         if ready.snapshot is not None:
             disk.install(ready.snapshot.zxid, ready.snapshot.data, ready.entries)
             self.tree = decode_snapshot(ready.snapshot.data)
+            if self.clients is not None:
+                self.clients.tree_replaced(self.tree)
             self.position = self.sim.checker.position_after(ready.snapshot.zxid)
             self.sim.checker.tree_at(self.id, self.tree.last_zxid, digest(ready.snapshot.data))
             self.sim.trace_event("install", f"{self.id} installs snapshot at {zx(ready.snapshot.zxid)}")
@@ -363,15 +385,19 @@ class Node:
             txn = decode_txn(payload)
             if txn.zxid != zxid:
                 raise InvariantError(f"entry {zx(zxid)} carries a transaction for {zx(txn.zxid)}")
-            result, _ = self.tree.apply(txn)
+            result, triggers = self.tree.apply(txn)
             checker.applied(self.id, self.position, zxid, payload)
             checker.request_committed(txn, zxid)
+            self.sim.session_checker.applied(txn, result)
             self.position += 1
             if self.proposed.pop(zxid, None) is not None:
                 checker.acknowledged(self.id, zxid, payload)
             writer = self.router.writer_of(txn)
             if writer is not None:
                 checker.acknowledged(self.id, zxid, payload)  # its client hears it committed
+            if self.clients is not None:
+                self.clients.applied(txn, result, triggers, writer)
+            elif writer is not None:
                 writer(Committed(txn, result))
         if ready.committed:
             self.since_snapshot += len(ready.committed)
@@ -390,14 +416,26 @@ class Node:
 
     # -- clients ----------------------------------------------------------------------------
 
-    def submit(self, session: int, op: Op, on_done: Callable[[Outcome], None]) -> None:
+    def submit(self, session: int, op: Op, on_done: Callable[[Outcome], None] | None, auth: tuple[Id, ...] = ()) -> None:
         """A client of this server writes: through the write router, as the real server does
         (queued here if we lead, forwarded to the leader otherwise)."""
         if not self.alive:
             return
-        for to, frame in self.router.submit(session, op, (), on_done):
+        for to, frame in self.router.submit(session, op, auth, on_done):
             self.sim.net.send(self.id, to, frame)
         self.pump()
+
+    # -- what the write router tells and asks (PeerSessions), as the Replicator answers -----
+
+    def touch_from_peer(self, session: int, heard_at: float) -> None:
+        if self.clients is not None:
+            self.clients.sessions.touch_from_peer(session, heard_at)
+
+    def surely_expired(self, session: int, password: bytes) -> bool:
+        peer = self.peer
+        if self.clients is None or peer is None or self.tree.last_zxid < peer.last_committed_zxid:
+            return False
+        return self.clients.sessions.surely_expired(session, password)
 
     def _propose_routed(self) -> None:
         peer = self.peer
@@ -448,6 +486,8 @@ class Sim:
         self.slow_node = self.rng.randint(1, n) if self.cfg.slow_node_latency_s else None
         self.net = Network(self)
         self.checker = Checker()
+        self.session_checker = SessionChecker()
+        self.clients: Clients | None = None  # started by the runner
         self.workload = Workload(random.Random(self.rng.getrandbits(64)))
         self.now = 0.0
         self.events = 0

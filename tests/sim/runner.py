@@ -19,6 +19,7 @@ from ccore.server.commit import Abandoned, Committed, Outcome
 
 from .checker import InvariantError
 from .cluster import Sim, SimConfig
+from .sessions import Clients as SessionClients
 
 
 @attrs.frozen
@@ -198,6 +199,7 @@ def _run(sim: Sim) -> float:
         node.start()
     Faults(sim, until=cfg.chaos_s)
     clients = Clients(sim)
+    sessions = sim.clients = SessionClients(sim, cfg.session_clients, cfg.client_cut_rate, cfg.chaos_s)
     sim.run_until(cfg.chaos_s)
 
     # Phase 2: heal everything; the ensemble must recover and converge.
@@ -213,11 +215,14 @@ def _run(sim: Sim) -> float:
     if not sim.run_until(deadline, lambda: len(sim.checker.acked) > acked_before):
         raise InvariantError(f"no write committed within {cfg.liveness_s}s after healing ({_roles(sim)})")
     clients.running = False
+    sessions.stop_requests()
     if not sim.run_until(deadline, lambda: _converged(sim)):
         raise InvariantError(f"replicas did not converge within {cfg.liveness_s}s after healing ({_roles(sim)})")
     sim.trace_event("phase", f"converged {sim.now - healed_at:.3f}s after healing")
     sim.checker.final({n.id: n.position for n in sim.nodes.values()})
     clients.check_all_heard()
+    if not sim.run_until(deadline, sessions.settled):
+        raise InvariantError(f"session clients did not settle within {cfg.liveness_s}s after healing: {sessions.describe()}")
     return sim.now - healed_at
 
 
