@@ -13,7 +13,10 @@ Session touches ride the same links: a follower tells the leader, every quarter 
 sessions its clients were heard from and how long ago (`Touches`), so the leader, which alone
 expires sessions, sees every client. And a server asked to resume a session it does not know
 (its tree may lag behind the session's creation) asks the leader whether it expired
-(`CheckSession`, answered by `SessionChecked`): only the leader can tell a client so.
+(`CheckSession`, answered by `SessionChecked`): only the leader can tell a client so, and only
+once it has applied every transaction committed when the question came (the session's
+creation may be among them: the asking server's client may have learnt of it from another
+follower that applied it first).
 
 The driver (`Replicator`, or the simulator's node) feeds it the role from each Zab status,
 peer frames, and the clock; it sends the frames returned and proposes what `take_proposals`
@@ -85,7 +88,16 @@ class PeerSessions(Protocol):
         ...
 
     def surely_expired(self, session: int, password: bytes) -> bool:
-        """On the leader: whether the session is certainly expired (or its password wrong)."""
+        """On the leader, with everything committed applied: whether the session is gone or
+        closing (or its password is wrong)."""
+        ...
+
+    def committed_zxid(self) -> int:
+        """The last zxid committed (a session check waits until it is applied here)."""
+        ...
+
+    def applied_zxid(self) -> int:
+        """The last zxid applied here."""
         ...
 
 
@@ -128,6 +140,8 @@ class WriteRouter:
         self._next_request = first_request_id
         self._pending: dict[int, OnDone | None] = {}  # request id -> its writer, until done
         self._checks: dict[int, OnVerdict] = {}  # request id -> who waits for a CheckSession
+        # On the leader: (zxid to apply first, asker, question) of checks not yet answered.
+        self._questions: list[tuple[int, int, CheckSession]] = []
         self._to_propose: list[Proposal] = []
         self._touched: dict[int, float] = {}  # session -> when our client was last heard
 
@@ -149,6 +163,7 @@ class WriteRouter:
         old, self.role = self.role, role
         if old.serving and role != old:
             self._to_propose.clear()
+            self._questions.clear()  # the askers hear of the change and give up themselves
             self.abandon_all(reason)
 
     def abandon_all(self, reason: str) -> None:
@@ -217,9 +232,10 @@ class WriteRouter:
             if on_done is not None:
                 on_done(Abandoned(f"server {sender} does not lead any more"))
         elif isinstance(frame, CheckSession):
-            leads = self.role.leading and self.role.serving
-            expired = leads and self._sessions.surely_expired(frame.session, frame.password)
-            return [(sender, SessionChecked(frame.request_id, expired))]
+            if not (self.role.leading and self.role.serving):
+                return [(sender, SessionChecked(frame.request_id, False))]
+            self._questions.append((self._sessions.committed_zxid(), sender, frame))
+            return self._answer_questions()
         elif isinstance(frame, SessionChecked):
             on_verdict = self._checks.pop(frame.request_id, None)
             if on_verdict is not None:
@@ -230,6 +246,25 @@ class WriteRouter:
         return []
 
     # -- proposing and committing -------------------------------------------------------------------
+
+    def applied(self) -> Outgoing:
+        """Transactions were applied here: answer the session checks that waited for them.
+        (The driver calls it after applying; it costs nothing when no check waits.)"""
+        return self._answer_questions() if self._questions else []
+
+    def _answer_questions(self) -> Outgoing:
+        out: Outgoing = []
+        waiting = []
+        applied = self._sessions.applied_zxid()
+        for question in self._questions:
+            barrier, sender, check = question
+            if barrier <= applied:
+                expired = self._sessions.surely_expired(check.session, check.password)
+                out.append((sender, SessionChecked(check.request_id, expired)))
+            else:
+                waiting.append(question)
+        self._questions = waiting
+        return out
 
     def take_proposals(self) -> list[Proposal]:
         proposals, self._to_propose = self._to_propose, []

@@ -255,6 +255,8 @@ class Replicator:
                 # The leader applies the transactions it built itself: no need to decode them.
                 txn = self._proposed.pop(zxid, None) or decode_txn(payload)
                 self.state.apply(txn, self.writes.writer_of(txn))
+            if ready.committed:
+                self._send(self.writes.applied())
             self._on_status(ready.status)
             peer.advance(ready)
 
@@ -361,9 +363,10 @@ class Replicator:
         self._sessions.touch_from_peer(session, heard_at)
 
     def surely_expired(self, session: int, password: bytes) -> bool:
-        # A session another server's client holds may have been created by a transaction we
-        # committed (and that server applied) but have not applied yet: then we cannot tell.
-        peer = self.peer
-        if peer is None or self.db.tree.last_zxid < peer.last_committed_zxid:
-            return False
         return self._sessions.surely_expired(session, password)
+
+    def committed_zxid(self) -> int:
+        return self.peer.last_committed_zxid if self.peer is not None else 0
+
+    def applied_zxid(self) -> int:
+        return self.db.tree.last_zxid

@@ -181,8 +181,9 @@ class SessionManager:
 
     def surely_expired(self, session_id: int, password: bytes) -> bool:
         """As the leader, answering another server's CheckSession: the session is gone or
-        being closed here, or its password is wrong. (The caller makes sure this server has
-        applied everything committed, so that "gone" is not "not applied yet".)"""
+        being closed here, or its password is wrong. (The write router asks only once this
+        server has applied what was committed when the question came, so that "gone" is
+        not "not applied yet".)"""
         return self.committer.owns_sessions and not self._resumable(session_id, password)
 
     def attach(self, session_id: int, conn: SessionConnection, peer: str) -> None:

@@ -28,6 +28,14 @@ class Sessions:
     def surely_expired(self, session: int, password: bytes) -> bool:
         return session in self.expired
 
+    committed = applied = 0  # zxids
+
+    def committed_zxid(self) -> int:
+        return self.committed
+
+    def applied_zxid(self) -> int:
+        return self.applied
+
 
 def _router(my_id: int, touches: list[Any] | None = None) -> WriteRouter:
     return WriteRouter(my_id, 1000 * my_id, Sessions(touches if touches is not None else []))
@@ -197,3 +205,27 @@ def test_a_session_check_in_flight_when_the_role_changes_is_answered_not_expired
     follower.set_role(Role(False, None, False, 2), "looking")
     assert follower.check_session(9, b"pw", verdicts.append) == []
     assert verdicts == [False, False]
+
+
+def test_the_leader_answers_a_session_check_once_it_applied_what_was_committed_before_it():
+    """The session may have been created by a transaction committed, and applied by another
+    follower, but not yet applied here: "expired" must wait for it."""
+    sessions = Sessions([])
+    leader = WriteRouter(LEADER, 1000, sessions)
+    follower = _router(FOLLOWER)
+    leader.set_role(Role(True, LEADER, True, 1), "")
+    follower.set_role(Role(False, LEADER, True, 1), "")
+    sessions.committed, sessions.applied = 7, 5
+    sessions.expired.add(9)  # as the tree says now
+    verdicts: list[bool] = []
+    ((_, frame),) = follower.check_session(9, b"pw", verdicts.append)
+    assert leader.receive(FOLLOWER, frame, 0.0) == []  # waits for zxid 7
+    sessions.committed = 8  # committed later: not waited for
+    sessions.applied = 6
+    assert leader.applied() == []
+    sessions.expired.discard(9)  # zxid 7 created it
+    sessions.applied = 7
+    ((to, answer),) = leader.applied()
+    assert to == FOLLOWER and answer == SessionChecked(frame.request_id, False)
+    follower.receive(LEADER, answer, 0.0)
+    assert verdicts == [False] and leader.applied() == []

@@ -400,6 +400,8 @@ class Node:
             elif writer is not None:
                 writer(Committed(txn, result))
         if ready.committed:
+            for to, frame in self.router.applied():
+                self.sim.net.send(self.id, to, frame)
             self.since_snapshot += len(ready.committed)
             self.sim.trace_event("apply", f"{self.id} applied up to {zx(self.tree.last_zxid)} ({len(ready.committed)} entries)")
             if self.sim.rng.random() < 0.25:
@@ -432,10 +434,13 @@ class Node:
             self.clients.sessions.touch_from_peer(session, heard_at)
 
     def surely_expired(self, session: int, password: bytes) -> bool:
-        peer = self.peer
-        if self.clients is None or peer is None or self.tree.last_zxid < peer.last_committed_zxid:
-            return False
-        return self.clients.sessions.surely_expired(session, password)
+        return self.clients is not None and self.clients.sessions.surely_expired(session, password)
+
+    def committed_zxid(self) -> int:
+        return self.peer.last_committed_zxid if self.peer is not None else 0
+
+    def applied_zxid(self) -> int:
+        return self.tree.last_zxid
 
     def _propose_routed(self) -> None:
         peer = self.peer
