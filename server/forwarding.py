@@ -80,8 +80,8 @@ ROUTER_FRAMES = (ForwardWrite, RefuseWrite, Touches, CheckSession, SessionChecke
 OnVerdict = Callable[[bool], None]
 
 
-class PeerSessions(Protocol):
-    """What the router tells, and asks, the session owner of this server."""
+class SessionOwner(Protocol):
+    """The session manager, as far as peers reach it."""
 
     def touch_from_peer(self, session: int, heard_at: float) -> None:
         """A session was heard from at another server at `heard_at` (our clock)."""
@@ -91,6 +91,10 @@ class PeerSessions(Protocol):
         """On the leader, with everything committed applied: whether the session is gone or
         closing (or its password is wrong)."""
         ...
+
+
+class PeerSessions(SessionOwner, Protocol):
+    """What the router tells and asks: the session owner, and how far this server applied."""
 
     def committed_zxid(self) -> int:
         """The last zxid committed (a session check waits until it is applied here)."""

@@ -29,7 +29,7 @@ from ccore.znodes.txn import Op, Txn
 from .commit import OnDone, StateMachine
 from .config import ConfigError, ServerConfig
 from .database import Database
-from .forwarding import ROUTER_FRAMES, PeerFrame, PeerSessions, WriteRouter
+from .forwarding import ROUTER_FRAMES, PeerFrame, SessionOwner, WriteRouter
 from .forwarding import Role as WriteRole
 from .peer_frames import decode_peer_frame, encode_peer_frame
 from .peers import Membership, PeerNetwork, address_digest
@@ -86,7 +86,7 @@ class Replicator:
         config: ServerConfig,
         db: Database,
         state: StateMachine,
-        sessions: PeerSessions,
+        sessions: SessionOwner,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.db = db
