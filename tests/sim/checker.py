@@ -12,6 +12,8 @@
 - a client write routed through any server (forwarded to the leader from a follower) commits
   at most once, and its writer hears exactly one outcome (committed or abandoned; see
   runner.Clients).
+
+What ZooKeeper clients holding sessions see is checked in sessions.py.
 """
 
 from __future__ import annotations

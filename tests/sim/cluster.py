@@ -3,8 +3,9 @@
 `Node` plays the Trio driver's part for one `ZabPeer`, following the Ready contract to the
 letter: persist (on a `SimDisk` that takes simulated time to fsync, during which the peer
 keeps receiving messages), then send, then apply to a real `DataTree`, then advance.
-`Sim` owns time, the network, the faults and the clients; everything random comes from one
-`random.Random(seed)`, so a seed replays exactly.
+`Node` also hosts its server's client side (`sessions.ServerClients`: the real session
+manager and connection cores). `Sim` owns time, the network, the faults and the clients;
+everything random comes from one `random.Random(seed)`, so a seed replays exactly.
 """
 
 from __future__ import annotations

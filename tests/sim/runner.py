@@ -1,10 +1,12 @@
 """One simulated run per seed: chaos, then heal and require convergence (liveness).
 
 Phase 1 (`chaos_s`): clients write through whoever leads while peers crash (mid-Ready too),
-restart, get partitioned and lose connections. Phase 2: every fault stops, every peer is
+restart, get partitioned and lose connections, and ZooKeeper clients with sessions
+(sessions.py) move between servers and get cut off. Phase 2: every fault stops, every peer is
 restarted and reconnected; within `liveness_s` one leader must be established, a new write
-must commit, and every replica must apply the same complete history. Invariants are checked
-after every event throughout (checker.py).
+must commit, every replica must apply the same complete history, and every session client
+must be connected with every reply heard. Invariants are checked after every event throughout
+(checker.py, sessions.py).
 """
 
 from __future__ import annotations

@@ -67,7 +67,10 @@ def test_the_checks_catch_a_write_committed_after_its_sessions_close(monkeypatch
     """Without the tree's rule that a closed session's writes fail, a write a follower
     forwarded while the close was on its way commits after the close."""
     monkeypatch.setattr(tree_module, "_SESSION_WRITES", frozenset())
-    assert "after the session's close" in _first_failure(range(40))
+    # Rare (the leader expires a session just as its client, back from a cut, writes again
+    # through a follower): seeds where it happens, found with `python -m tests.sim`.
+    seeds = (59, 83, 96, 111, 138)
+    assert "after the session's close" in _first_failure(seeds, session_clients=4)
 
 
 def test_a_seed_with_session_clients_replays_exactly() -> None:

@@ -1,0 +1,116 @@
+"""Periodic snapshots written by a forked child, so that the event loop never encodes the tree.
+
+`fork` gives the child a copy-on-write image of the server at one instant: the tree at one
+zxid, consistent without a lock or a copy. The child encodes it, writes the snapshot file
+durably and exits; the server goes on serving meanwhile, and only the fork itself (copying
+the page tables: milliseconds, even for a large tree) happens on the loop. The alternatives
+were worse for Python: encoding in a thread holds the GIL for most of the time it runs (the
+loop gets a slice every switch interval, and the encode takes twice as long), and encoding in
+chunks between requests needs transactions that can be replayed over a fuzzy snapshot, which
+ours (sequential names, version checks) are not.
+
+The child touches nothing but the tree and its own snapshot file: it closes every inherited
+descriptor first (a client socket the server closes must not stay open in the child), takes
+the default signal handlers, and leaves with `os._exit`, never returning into Trio. The price
+is memory: the pages the child reads (reference counts change as it walks the tree) are
+copied, up to the tree's size, for as long as it runs.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import signal
+import warnings
+from pathlib import Path
+from typing import NoReturn
+
+import attrs
+
+from ccore.znodes.codec import encode_snapshot
+from ccore.znodes.tree import DataTree
+
+from .storage._fsutil import atomic_write
+from .storage.snapshots import encode_snapshot_header
+
+
+class SnapshotChildError(Exception):
+    """The child did not write its snapshot (it failed, or was killed)."""
+
+
+def can_fork() -> bool:
+    return hasattr(os, "fork")
+
+
+@attrs.define
+class SnapshotChild:
+    """A running child writing the snapshot of `zxid` to `path`."""
+
+    pid: int
+    zxid: int
+    path: Path
+    _reaped: bool = False
+
+    def wait(self) -> int:
+        """Block until the child exits (call it in a worker thread); returns the snapshot's
+        size in bytes, or raises SnapshotChildError."""
+        try:
+            _, status = os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            status = -1  # reaped elsewhere (after a kill)
+        self._reaped = True
+        if not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):
+            raise SnapshotChildError(f"the snapshot child for zxid {self.zxid:#x} failed (wait status {status})")
+        return self.path.stat().st_size
+
+    def kill(self) -> None:
+        """Stop the child now (the server is stopping); whoever waits for it is released."""
+        if not self._reaped:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def start(tree: DataTree, path: Path) -> SnapshotChild:
+    """Fork a child that writes the snapshot of `tree` (as it is now) to `path`."""
+    zxid = tree.last_zxid
+    with warnings.catch_warnings():
+        # Python 3.12+ warns that a fork of a multi-threaded process may deadlock in the child
+        # if it takes a lock another thread held: this child takes none (no logging, no
+        # imports, no threads), see the module docstring.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:
+        _child(tree, zxid, path)
+    return SnapshotChild(pid, zxid, path)
+
+
+def _child(tree: DataTree, zxid: int, path: Path) -> NoReturn:
+    status = 1
+    try:
+        os.closerange(3, _max_fd())
+        try:
+            signal.set_wakeup_fd(-1)
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(signum, signal.SIG_DFL)
+        except ValueError:
+            pass  # forked from a thread other than the main one: nothing was installed there
+        gc.disable()  # the collector would only copy more pages; the child lives seconds
+        payload = encode_snapshot(tree)
+        atomic_write(path, [encode_snapshot_header(zxid, payload), payload])
+        status = 0
+    except BaseException as e:  # noqa: BLE001 - one line on stderr, then the exit status says it
+        try:
+            os.write(2, f"ccore snapshot child: {type(e).__name__}: {e}\n".encode(errors="replace"))
+        except OSError:
+            pass
+    finally:
+        os._exit(status)
+
+
+def _max_fd() -> int:
+    try:
+        return int(os.sysconf("SC_OPEN_MAX"))
+    except (ValueError, OSError):
+        return 65536
