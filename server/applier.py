@@ -22,6 +22,7 @@ from ccore.znodes.watches import WatchManager
 
 from .commit import Committed, OnDone
 from .database import Database
+from .snapshot_child import SnapshotChildError, can_fork
 from .stats import ServerStats
 
 log = logging.getLogger(__name__)
@@ -124,8 +125,21 @@ class Applier:
             self._nursery.start_soon(self._snapshot)
 
     async def _snapshot(self) -> None:
+        """Write a snapshot without holding the loop: a forked child encodes the tree (see
+        snapshot_child); without fork, encode here and write in a thread. A failure is logged,
+        not fatal: the log keeps every transaction, and the next snapshot tries again."""
         try:
-            zxid, payload = self.db.take_snapshot()
-            await trio.to_thread.run_sync(self.db.write_snapshot, zxid, payload)
+            if can_fork():
+                child = self.db.fork_snapshot()
+                try:
+                    await trio.to_thread.run_sync(self.db.finish_snapshot, child, abandon_on_cancel=True)
+                except trio.Cancelled:
+                    child.kill()  # the server stops: the thread waiting for it is released
+                    raise
+            else:
+                zxid, payload = self.db.take_snapshot()
+                await trio.to_thread.run_sync(self.db.write_snapshot, zxid, payload)
+        except (SnapshotChildError, OSError) as e:
+            log.error("snapshot failed: %s; the log keeps every transaction, the next snapshot tries again", e)
         finally:
             self.snapshotting = False

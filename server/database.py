@@ -2,7 +2,8 @@
 
 `open` and `write_snapshot` are blocking and called from worker threads; `persist` (append and
 fsync a batch) is called on the Trio thread, where it costs less than a thread hand-off; the
-tree is only ever touched on the Trio thread.
+tree is only ever touched on the Trio thread (and read by the forked child of
+`fork_snapshot`, in its own copy of the process).
 
 `log_lock` serialises the log between those threads, and whoever holds it stalls the event
 loop's next `persist` (and the Zab driver's appends, which take it too). So `write_snapshot`
@@ -22,6 +23,8 @@ from ccore.znodes.codec import decode_snapshot, decode_txn, encode_snapshot, enc
 from ccore.znodes.tree import DataTree
 from ccore.znodes.txn import Txn
 
+from . import snapshot_child
+from .snapshot_child import SnapshotChild
 from .storage import DataDir
 
 log = logging.getLogger(__name__)
@@ -96,11 +99,27 @@ class Database:
         half = max(1, self.snap_count // 2)
         return half + random.randrange(half)
 
-    def take_snapshot(self) -> tuple[int, bytes]:
-        """Encode the tree now (on the Trio thread, so it is consistent at one zxid)."""
+    def _snapshot_started(self) -> None:
         self.txns_since_snapshot = 0
         self._snap_threshold = self._next_threshold()
+
+    def take_snapshot(self) -> tuple[int, bytes]:
+        """Encode the tree now (on the Trio thread, so it is consistent at one zxid)."""
+        self._snapshot_started()
         return self.tree.last_zxid, encode_snapshot(self.tree)
+
+    def fork_snapshot(self) -> SnapshotChild:
+        """Start a child process writing the snapshot of the tree as it is now (on the Trio
+        thread: the fork takes milliseconds, the encoding happens in the child)."""
+        assert self.dir is not None
+        self._snapshot_started()
+        return snapshot_child.start(self.tree, self.dir.snapshots.path(self.tree.last_zxid))
+
+    def finish_snapshot(self, child: SnapshotChild) -> None:
+        """Wait for the child, then purge past the retention count. Blocking: run it in a
+        thread. Raises SnapshotChildError if the child wrote nothing."""
+        size = child.wait()
+        self._purge_after(child.zxid, size)
 
     def write_snapshot(self, zxid: int, payload: bytes) -> None:
         """Write, then purge past the retention count. Blocking: run it in a thread.
@@ -114,6 +133,11 @@ class Database:
         d = self.dir
         assert d is not None
         d.write_snapshot(zxid, payload)
+        self._purge_after(zxid, len(payload))
+
+    def _purge_after(self, zxid: int, size: int) -> None:
+        d = self.dir
+        assert d is not None
         floor = d.purge_snapshots(self.snap_retain_count)
         with self.log_lock:
             # Start a new segment, so the one just closed can go at a later purge.
@@ -121,7 +145,7 @@ class Database:
             detached = d.detach_log(floor) if floor is not None else None
         if detached is not None:
             d.remove_detached(detached)
-        log.info("snapshot at zxid %#x written (%d bytes)", zxid, len(payload))
+        log.info("snapshot at zxid %#x written (%d bytes)", zxid, size)
 
     def close(self) -> None:
         if self.dir is not None:

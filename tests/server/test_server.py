@@ -233,6 +233,30 @@ async def test_snapshots_are_taken_purged_and_recovered(tmp_path) -> None:
         nursery.cancel_scope.cancel()
 
 
+async def test_a_failed_snapshot_is_logged_and_the_server_goes_on(tmp_path, monkeypatch, caplog) -> None:
+    """The forked child fails (a full disk, say): nothing is lost, the log keeps everything."""
+    from ccore.server import snapshot_child
+
+    def fail(tree: object) -> bytes:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(snapshot_child, "encode_snapshot", fail)
+    async with trio.open_nursery() as nursery:
+        server = await start_server(nursery, tmp_path, snap_count=10)
+        c = await RawClient.connect(server.port)
+        for i in range(25):
+            header, _ = await c.create(f"/f{i}", b"x")
+            assert header.err == 0
+        await wait_for(lambda: "snapshot failed" in caplog.text and not server.applier.snapshotting)
+        assert not list((tmp_path / "data" / "snap").glob("snapshot.*"))
+        zxid = server.last_zxid
+        nursery.cancel_scope.cancel()
+    async with trio.open_nursery() as nursery:
+        server = await start_server(nursery, tmp_path)
+        assert server.last_zxid == zxid and all(f"/f{i}" in server.tree.nodes for i in range(25))
+        nursery.cancel_scope.cancel()
+
+
 async def test_connections_per_client_address_are_limited(nursery, tmp_path) -> None:
     server = await start_server(nursery, tmp_path, max_client_cnxns=2)
     first = await RawClient.connect(server.port)

@@ -1,0 +1,75 @@
+"""Snapshots written by a forked child (server/snapshot_child.py): the tree as it was at the
+fork, whatever the server does meanwhile; nothing inherited kept open; failures reported."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from ccore.server import snapshot_child
+from ccore.server.snapshot_child import SnapshotChildError
+from ccore.server.storage.snapshots import SnapshotStore
+from ccore.znodes.acl import OPEN_ACL_UNSAFE
+from ccore.znodes.codec import encode_snapshot
+from ccore.znodes.tree import DataTree
+from ccore.znodes.txn import Create, Txn
+
+pytestmark = pytest.mark.skipif(not snapshot_child.can_fork(), reason="no fork on this platform")
+
+
+def _tree(nodes: int) -> DataTree:
+    tree = DataTree()
+    for i in range(nodes):
+        tree.apply(Txn(i + 1, 0, 0, Create(f"/n{i}", b"v" * 20, OPEN_ACL_UNSAFE, 0)))
+    return tree
+
+
+def test_the_child_writes_the_tree_as_it_was_at_the_fork(tmp_path: Path) -> None:
+    store = SnapshotStore(tmp_path)
+    tree = _tree(2000)
+    expected = encode_snapshot(tree)
+    child = snapshot_child.start(tree, store.path(tree.last_zxid))
+    # The server goes on applying while the child writes: the child's copy does not change.
+    for i in range(2000, 2100):
+        tree.apply(Txn(i + 1, 0, 0, Create(f"/n{i}", b"later", OPEN_ACL_UNSAFE, 0)))
+    size = child.wait()
+    assert store.read(2000) == expected
+    assert size == store.path(2000).stat().st_size
+
+
+def test_a_killed_child_is_a_failure_and_leaves_no_snapshot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = SnapshotStore(tmp_path)
+    monkeypatch.setattr(snapshot_child, "encode_snapshot", lambda tree: (time.sleep(30), b"")[1])
+    child = snapshot_child.start(_tree(3), store.path(3))
+    child.kill()
+    with pytest.raises(SnapshotChildError):
+        child.wait()
+    assert store.list() == []
+
+
+def test_a_failing_child_reports_it(tmp_path: Path) -> None:
+    child = snapshot_child.start(_tree(3), tmp_path / "no-such-dir" / "snapshot")
+    with pytest.raises(SnapshotChildError):
+        child.wait()
+
+
+def test_the_child_keeps_no_inherited_descriptor_open(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client socket the server closes must reach EOF at once, not when the child ends."""
+    ours, theirs = socket.socketpair()
+    monkeypatch.setattr(snapshot_child, "encode_snapshot", lambda tree: (time.sleep(2), b"")[1])
+    child = snapshot_child.start(_tree(3), tmp_path / "snapshot")
+    try:
+        ours.close()
+        theirs.settimeout(1.0)
+        assert theirs.recv(10) == b""  # EOF now, though the child still runs
+        fds = set(os.listdir(f"/proc/{child.pid}/fd")) if os.path.isdir(f"/proc/{child.pid}/fd") else {"0", "1", "2"}
+        assert fds <= {"0", "1", "2"}
+    finally:
+        child.kill()
+        theirs.close()
+        with pytest.raises(SnapshotChildError):
+            child.wait()
