@@ -14,14 +14,21 @@ from ccore.znodes.codec import decode_value, encode_value
 from ccore.znodes.txn import Op
 
 from .forwarding import CheckSession, ForwardWrite, RefuseWrite, SessionChecked, Touches
+from .snap_stream import SnapBegin, SnapChunk
 from .zab import decode_message, encode_message
 
 # Peer frames: one byte of kind, then the body: a Zab message, or a frame of the write router
-# (a forwarded write, a refusal of one, session touches, a session check and its answer) as CBOR.
+# (a forwarded write, a refusal of one, session touches, a session check and its answer) as
+# CBOR, or a piece of a streamed snapshot (its beginning as CBOR, a chunk as the raw bytes).
 _ZAB, _FORWARD, _TOUCH, _REFUSED, _CHECK, _CHECKED = b"Z", b"W", b"T", b"R", b"S", b"E"
+_SNAP_BEGIN, _SNAP_CHUNK = b"B", b"C"
 
 
 def encode_peer_frame(message: Any) -> bytes:
+    if isinstance(message, SnapChunk):
+        return _SNAP_CHUNK + message.data
+    if isinstance(message, SnapBegin):
+        return _SNAP_BEGIN + cbor2.dumps([message.zxid, message.size])
     if isinstance(message, ForwardWrite):
         auth = [[i.scheme, i.id] for i in message.auth]
         return _FORWARD + cbor2.dumps([message.request_id, message.session, encode_value(message.op, Op), auth])
@@ -66,6 +73,11 @@ def decode_peer_frame(payload: bytes) -> Any:
     kind, body = payload[:1], payload[1:]
     if kind == _ZAB:
         return decode_message(body)
+    if kind == _SNAP_CHUNK:
+        return SnapChunk(body)
+    if kind == _SNAP_BEGIN:
+        zxid, size = cbor2.loads(body)
+        return SnapBegin(_int(zxid), _int(size))
     if kind == _FORWARD:
         request_id, session, op, auth = cbor2.loads(body)
         ids = tuple(Id(_str(s), _str(i)) for s, i in auth)

@@ -13,7 +13,9 @@ link is redialled with backoff.
 The protocol above sees one link per peer, up when both directions are: `on_connected` when
 the second comes up, `on_disconnected` when either breaks or the peer's incoming connection
 is replaced (so nothing from a new connection is delivered before the break is reported).
-Messages sent while the link is down are dropped, as a TCP reset would lose them.
+Messages sent while the link is down are dropped, as a TCP reset would lose them. A long
+message (a SNAP's snapshot) goes as a stream of bounded frames produced while they are sent
+(`send_stream`), in its place among the messages around it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import os
 import random
 import re
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 import attrs
@@ -166,9 +168,17 @@ def frame(payload: bytes) -> bytes:
 
 
 @attrs.define(eq=False)
+class _Stream:
+    """Messages produced while they are sent; `discard` if they never are."""
+
+    messages: AsyncIterator[Any]
+    discard: Callable[[], None]
+
+
+@attrs.define(eq=False)
 class _Outgoing:
     peer_id: int
-    queue: list[bytes] = attrs.Factory(list)
+    queue: list[bytes | _Stream] = attrs.Factory(list)
     ready: trio.Event = attrs.Factory(trio.Event)
     connected: bool = False
     stream: trio.SocketStream | None = None
@@ -244,6 +254,23 @@ class PeerNetwork:
         out.queue.append(data)
         out.ready.set()
 
+    def send_stream(self, to: int, messages: AsyncIterator[Any], discard: Callable[[], None]) -> None:
+        """Send the messages `messages` yields, after everything sent before and before
+        everything sent after; `discard()` if the link goes down before they are sent."""
+        if to not in self._up:
+            discard()
+            return
+        out = self._out[to]
+        out.queue.append(_Stream(messages, discard))
+        out.ready.set()
+
+    @staticmethod
+    def _drop_queue(out: _Outgoing) -> None:
+        queue, out.queue = out.queue, []
+        for item in queue:
+            if isinstance(item, _Stream):
+                item.discard()
+
     @property
     def backlogged(self) -> bool:
         """Some message waits for its pump task (it could not be written at once)."""
@@ -290,7 +317,7 @@ class PeerNetwork:
                 await stream.send_all(frame(hello))
                 out.stream, out.connected = stream, True
                 out.fd = stream.socket.fileno()
-                out.queue.clear()
+                self._drop_queue(out)
                 self._update(out.peer_id)
                 await self._pump(out, stream)
             except* (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as group:
@@ -298,7 +325,7 @@ class PeerNetwork:
                 log.debug("link %d->%d broke: %s", self.my_id, out.peer_id, group.exceptions[0])
             finally:
                 out.connected, out.stream, out.fd, out.sending = False, None, None, False
-                out.queue.clear()
+                self._drop_queue(out)
                 self._update(out.peer_id)
                 with trio.CancelScope(shield=True):
                     await stream.aclose()
@@ -313,11 +340,35 @@ class PeerNetwork:
                     out.ready = trio.Event()
                     await out.ready.wait()
                     continue
-                data = b"".join(out.queue)
-                out.queue.clear()
                 out.sending = True
-                await stream.send_all(data)
+                head = out.queue[0]
+                if isinstance(head, _Stream):
+                    del out.queue[0]
+                    await self._send_stream(out.peer_id, head, stream)
+                else:
+                    count = next((i for i, item in enumerate(out.queue) if not isinstance(item, bytes)), len(out.queue))
+                    data = b"".join(out.queue[:count])  # type: ignore[arg-type]
+                    del out.queue[:count]
+                    await stream.send_all(data)
                 out.sending = False
+
+    async def _send_stream(self, peer: int, item: _Stream, stream: trio.SocketStream) -> None:
+        messages = item.messages
+        try:
+            while True:
+                try:
+                    message = await anext(messages)
+                except StopAsyncIteration:
+                    return
+                except Exception as e:
+                    # Whatever produces the stream failed (a snapshot child died): the far
+                    # side cannot use half of it, so the link goes down and comes back.
+                    log.error("server %d: stream to server %d failed (%s); restarting the link", self.my_id, peer, e)
+                    raise trio.BrokenResourceError(f"stream to server {peer} failed") from e
+                await stream.send_all(frame(self._encode(message)))
+        finally:
+            with trio.CancelScope(shield=True):
+                await messages.aclose()  # type: ignore[attr-defined]
 
     @staticmethod
     async def _watch_close(stream: trio.SocketStream, scope: trio.CancelScope) -> None:

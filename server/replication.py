@@ -33,8 +33,10 @@ from .forwarding import ROUTER_FRAMES, PeerFrame, SessionOwner, WriteRouter
 from .forwarding import Role as WriteRole
 from .peer_frames import decode_peer_frame, encode_peer_frame
 from .peers import Membership, PeerNetwork, address_digest
+from .snap_stream import PipedSnapshot, SnapAssembler, SnapBegin, SnapChunk, snapshot_messages
 from .storage._fsutil import atomic_write
 from .zab import NotLeader, Ready, Role, Status, Timing, ZabPeer
+from .zab.messages import Snap
 from .zabstorage import ZabStorage
 
 log = logging.getLogger(__name__)
@@ -124,6 +126,7 @@ class Replicator:
         self._sessions = sessions
         self.writes = WriteRouter(self.my_id, int(wall_clock() * 1_000_000), self)
         self._proposed: dict[int, Txn] = {}  # on the leader: what it proposed, until applied
+        self._snapshots_coming: dict[int, SnapAssembler] = {}  # peer -> a SNAP streamed from it
         self._wake = trio.Event()
         # Counters for mntr: how the pipeline batches.
         self.readies = self.persists = self.persisted_entries = self.applied_entries = 0
@@ -231,7 +234,10 @@ class Replicator:
             ready = peer.ready()
             self.readies += 1
             for to, message in ready.messages:
-                self.net.send(to, message)
+                if type(message) is Snap:
+                    self._send_snapshot(to, message)
+                else:
+                    self.net.send(to, message)
             if ready.must_sync:
                 started = trio.current_time()
                 if ready.snapshot is None and ready.truncate_after is None:
@@ -333,8 +339,20 @@ class Replicator:
 
     # -- peer events --------------------------------------------------------------------
 
+    def _send_snapshot(self, to: int, snap: Snap) -> None:
+        """A SNAP's snapshot goes as a stream of chunks (server/snap_stream.py)."""
+        data = snap.data
+        discard = data.discard if isinstance(data, PipedSnapshot) else (lambda: None)
+        self.net.send_stream(to, snapshot_messages(snap.zxid, data), discard)
+
     def _on_message(self, sender: int, message: Any) -> None:
         assert self.peer is not None
+        if isinstance(message, (SnapBegin, SnapChunk)):
+            snap = self._snapshots_coming.setdefault(sender, SnapAssembler()).add(message)
+            if snap is not None:
+                self.peer.step(sender, snap)
+                self._kick()
+            return
         if isinstance(message, ROUTER_FRAMES):
             self._send(self.writes.receive(sender, message, trio.current_time()))
         else:
@@ -348,6 +366,7 @@ class Replicator:
 
     def _on_disconnected(self, peer: int) -> None:
         assert self.peer is not None
+        self._snapshots_coming.pop(peer, None)
         self.peer.peer_disconnected(peer)
         self._kick()
 

@@ -9,7 +9,10 @@ loop gets a slice every switch interval, and the encode takes twice as long), an
 chunks between requests needs transactions that can be replayed over a fuzzy snapshot, which
 ours (sequential names, version checks) are not.
 
-The child touches nothing but the tree and its own snapshot file: it closes every inherited
+The same child serves a SNAP sync: it writes the snapshot, in the file format, into a pipe
+that the leader streams to the follower as it is produced (`start_to_pipe`).
+
+The child touches nothing but the tree and its own output: it closes every other inherited
 descriptor first (a client socket the server closes must not stay open in the child), takes
 the default signal handlers, and leaves with `os._exit`, never returning into Trio. The price
 is memory: the pages the child reads (reference counts change as it walks the tree) are
@@ -30,7 +33,7 @@ import attrs
 from ccore.znodes.codec import encode_snapshot
 from ccore.znodes.tree import DataTree
 
-from .storage._fsutil import atomic_write
+from .storage._fsutil import atomic_write, write_all
 from .storage.snapshots import encode_snapshot_header
 
 
@@ -48,7 +51,8 @@ class SnapshotChild:
 
     pid: int
     zxid: int
-    path: Path
+    path: Path | None  # None: it writes into the pipe `fd`
+    fd: int | None = None  # the read end of that pipe (the caller closes it)
     _reaped: bool = False
 
     def wait(self) -> int:
@@ -61,7 +65,7 @@ class SnapshotChild:
         self._reaped = True
         if not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):
             raise SnapshotChildError(f"the snapshot child for zxid {self.zxid:#x} failed (wait status {status})")
-        return self.path.stat().st_size
+        return self.path.stat().st_size if self.path is not None else 0
 
     def kill(self) -> None:
         """Stop the child now (the server is stopping); whoever waits for it is released."""
@@ -75,21 +79,47 @@ class SnapshotChild:
 def start(tree: DataTree, path: Path) -> SnapshotChild:
     """Fork a child that writes the snapshot of `tree` (as it is now) to `path`."""
     zxid = tree.last_zxid
+    pid = _fork()
+    if pid == 0:
+        _child(tree, zxid, path, None)
+    return SnapshotChild(pid, zxid, path)
+
+
+def start_to_pipe(tree: DataTree) -> SnapshotChild:
+    """Fork a child that writes the snapshot of `tree` (as it is now), header and payload as
+    in a snapshot file, into a pipe; read it from `child.fd`, then `wait`."""
+    zxid = tree.last_zxid
+    read_fd, write_fd = os.pipe()
+    try:
+        pid = _fork()
+    except BaseException:
+        os.close(read_fd)
+        os.close(write_fd)
+        raise
+    if pid == 0:
+        os.close(read_fd)
+        _child(tree, zxid, None, write_fd)
+    os.close(write_fd)
+    return SnapshotChild(pid, zxid, None, read_fd)
+
+
+def _fork() -> int:
     with warnings.catch_warnings():
         # Python 3.12+ warns that a fork of a multi-threaded process may deadlock in the child
         # if it takes a lock another thread held: this child takes none (no logging, no
         # imports, no threads), see the module docstring.
         warnings.simplefilter("ignore", DeprecationWarning)
-        pid = os.fork()
-    if pid == 0:
-        _child(tree, zxid, path)
-    return SnapshotChild(pid, zxid, path)
+        return os.fork()
 
 
-def _child(tree: DataTree, zxid: int, path: Path) -> NoReturn:
+def _child(tree: DataTree, zxid: int, path: Path | None, fd: int | None) -> NoReturn:
     status = 1
     try:
-        os.closerange(3, _max_fd())
+        if fd is None:
+            os.closerange(3, _max_fd())
+        else:
+            os.closerange(3, fd)
+            os.closerange(fd + 1, _max_fd())
         try:
             signal.set_wakeup_fd(-1)
             for signum in (signal.SIGINT, signal.SIGTERM):
@@ -98,7 +128,13 @@ def _child(tree: DataTree, zxid: int, path: Path) -> NoReturn:
             pass  # forked from a thread other than the main one: nothing was installed there
         gc.disable()  # the collector would only copy more pages; the child lives seconds
         payload = encode_snapshot(tree)
-        atomic_write(path, [encode_snapshot_header(zxid, payload), payload])
+        if path is not None:
+            atomic_write(path, [encode_snapshot_header(zxid, payload), payload])
+        else:
+            assert fd is not None
+            write_all(fd, encode_snapshot_header(zxid, payload))
+            write_all(fd, payload)
+            os.close(fd)
         status = 0
     except BaseException as e:  # noqa: BLE001 - one line on stderr, then the exit status says it
         try:

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 from ccore.znodes.codec import encode_snapshot
 
+from . import snapshot_child
+from .snap_stream import PipedSnapshot
 from .storage import PurgedHistoryError
 
 if TYPE_CHECKING:
@@ -50,5 +52,11 @@ class ZabStorage:
             except PurgedHistoryError:
                 return None
 
-    def snapshot(self) -> tuple[int, bytes]:
-        return self.db.tree.last_zxid, encode_snapshot(self.db.tree)
+    def snapshot(self) -> tuple[int, bytes | PipedSnapshot]:
+        """The tree now, for a SNAP: a forked child encodes it into a pipe that the driver
+        streams (server/snap_stream.py), so the loop pays for the fork only; without fork,
+        the bytes, encoded here."""
+        tree = self.db.tree
+        if snapshot_child.can_fork():
+            return tree.last_zxid, PipedSnapshot(snapshot_child.start_to_pipe(tree))
+        return tree.last_zxid, encode_snapshot(tree)

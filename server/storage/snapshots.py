@@ -40,9 +40,39 @@ def snapshot_name(zxid: int) -> str:
     return f"snapshot.{zxid:016x}"
 
 
+def snapshot_size(header: bytes) -> int:
+    """The size of a snapshot in the file format (header and payload), from its header."""
+    length: int = _HEADER.unpack_from(header, 0)[3]
+    return HEADER_SIZE + length
+
+
 def encode_snapshot_header(zxid: int, payload: bytes | bytearray | memoryview) -> bytes:
     body = _HEADER.pack(SNAPSHOT_MAGIC, SNAPSHOT_VERSION, zxid, len(payload), 0)[:-4]
     return body + struct.pack(">I", zlib.crc32(payload, zlib.crc32(body)))
+
+
+def parse_snapshot(data: bytes | bytearray, zxid: int, name: str, advice: str) -> bytes:
+    """The payload of a snapshot in the file format (header, then payload) that must be at
+    `zxid`; raises CorruptSnapshotError naming `name` and giving `advice` if it does not validate."""
+
+    def corrupt(what: str) -> CorruptSnapshotError:
+        return CorruptSnapshotError(f"{name}: {what}; {advice}")
+
+    if len(data) < HEADER_SIZE:
+        raise corrupt(f"{len(data)} bytes, shorter than the header")
+    magic, version, header_zxid, length, crc = _HEADER.unpack_from(data, 0)
+    if magic != SNAPSHOT_MAGIC:
+        raise corrupt(f"bad magic {magic!r}")
+    if version != SNAPSHOT_VERSION:
+        raise corrupt(f"unsupported version {version} (this build reads {SNAPSHOT_VERSION})")
+    if header_zxid != zxid:
+        raise corrupt(f"header says zxid {header_zxid:#x}, expected {zxid:#x}")
+    if HEADER_SIZE + length != len(data):
+        raise corrupt(f"header says {length} payload bytes, there are {len(data) - HEADER_SIZE}")
+    view = memoryview(data)
+    if zlib.crc32(view[HEADER_SIZE:], zlib.crc32(view[: HEADER_SIZE - 4])) != crc:
+        raise corrupt("CRC mismatch")
+    return bytes(view[HEADER_SIZE:])
 
 
 class SnapshotStore:
@@ -83,26 +113,9 @@ class SnapshotStore:
     def read(self, zxid: int) -> bytes:
         """The payload of the snapshot at `zxid`; raises CorruptSnapshotError if it does not validate."""
         path = self.path(zxid)
-        data = path.read_bytes()
-
-        def corrupt(what: str) -> CorruptSnapshotError:
-            return CorruptSnapshotError(f"snapshot {path}: {what}; delete it to use an older snapshot, or resync from the leader")
-
-        if len(data) < HEADER_SIZE:
-            raise corrupt(f"file is {len(data)} bytes, shorter than the header")
-        magic, version, header_zxid, length, crc = _HEADER.unpack_from(data, 0)
-        if magic != SNAPSHOT_MAGIC:
-            raise corrupt(f"bad magic {magic!r}")
-        if version != SNAPSHOT_VERSION:
-            raise corrupt(f"unsupported version {version} (this build reads {SNAPSHOT_VERSION})")
-        if header_zxid != zxid:
-            raise corrupt(f"header says zxid {header_zxid:#x}, the name says {zxid:#x}")
-        if HEADER_SIZE + length != len(data):
-            raise corrupt(f"header says {length} payload bytes, the file holds {len(data) - HEADER_SIZE}")
-        view = memoryview(data)
-        if zlib.crc32(view[HEADER_SIZE:], zlib.crc32(view[: HEADER_SIZE - 4])) != crc:
-            raise corrupt("CRC mismatch")
-        return data[HEADER_SIZE:]
+        return parse_snapshot(
+            path.read_bytes(), zxid, f"snapshot {path}", "delete it to use an older snapshot, or resync from the leader"
+        )
 
     def _valid_newest_first(self) -> Iterator[tuple[int, bytes]]:
         """Yield (zxid, payload) of snapshots that validate, newest first; logs corrupt ones."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import attrs
 
@@ -80,6 +80,8 @@ class Timing:
     - `max_apply_batch`: at most this many entries in one `Ready.committed`.
     - `read_batch_entries`, `read_batch_bytes`: the bounds the core passes to each
       `ReadOnlyStorage.entries_after` call (it reads a long stretch of log in several calls).
+    - `max_sync_entries`: a learner further behind than this gets a SNAP, not a DIFF (None:
+      DIFF whenever the log allows).
     """
 
     tick_s: float = 2.0
@@ -92,6 +94,7 @@ class Timing:
     max_apply_batch: int = 10_000
     read_batch_entries: int = DEFAULT_READ_BATCH_ENTRIES
     read_batch_bytes: int = DEFAULT_READ_BATCH_BYTES
+    max_sync_entries: int | None = 10_000
 
     @property
     def init_timeout_s(self) -> float:
@@ -163,9 +166,10 @@ class ReadOnlyStorage(Protocol):
         needs may come back and are ignored."""
         ...
 
-    def snapshot(self) -> tuple[int, bytes]:
-        """A snapshot of the state machine now: (zxid it is at, bytes). Any zxid the driver
-        has applied will do; the core sends the entries after it. Used for SNAP sync."""
+    def snapshot(self) -> tuple[int, Any]:
+        """A snapshot of the state machine now: (zxid it is at, its bytes, or a handle the
+        driver knows how to send: the core only puts it in a Snap). Any zxid the driver has
+        applied will do; the core sends the entries after it. Used for SNAP sync."""
         ...
 
 

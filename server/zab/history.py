@@ -43,12 +43,17 @@ class History:
         self._zxids: list[int] = []  # the zxids of _mem, for bisect
         self._mem_base = last_zxid
         self._floor = 0  # an installed snapshot's zxid: nothing older is history any more
+        # While a snapshot install is not yet persisted, storage still shows the old log
+        # (which may start after the snapshot): the history starts at the snapshot.
+        self._installing: int | None = None
 
     # -- queries ----------------------------------------------------------------------------
 
     @property
     def base(self) -> int:
         """History after this zxid can be read; this zxid itself is (or was) an entry."""
+        if self._installing is not None:
+            return self._installing
         return max(self.storage.first_zxid(), self._floor)
 
     def entries(self, after: int, upto: int, limit: int | None = None) -> list[Entry] | None:
@@ -183,7 +188,7 @@ class History:
     def reset(self, zxid: int) -> None:
         """The history is now a snapshot at `zxid` (being installed): forget the rest."""
         self._mem, self._zxids, self._mem_base = [], [], zxid
-        self.last = self._floor = zxid
+        self.last = self._floor = self._installing = zxid
         self.durable = 0  # nothing of the new history is on disk until the install is
         self.generation += 1
 
@@ -191,6 +196,7 @@ class History:
         """A Ready carrying the log up to `last` was persisted (advance)."""
         if generation == self.generation:
             self.durable = max(self.durable, last)
+            self._installing = None  # the install, if any, is in storage now
 
     def trim(self, applied: int) -> None:
         """Forget entries that are durable and applied, beyond the window kept for DIFF."""

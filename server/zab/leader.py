@@ -295,7 +295,7 @@ class Leading:
             return  # observers take committed history only
         assert self.epoch is not None
         upto = p.committed if learner.observer else p.log.last
-        plan = plan_for(p.log, learner.last_zxid, upto)
+        plan = plan_for(p.log, learner.last_zxid, upto, p.timing.max_sync_entries)
         plan, messages = sync_stream(plan, p.log, p.storage.snapshot, upto, self.epoch)
         log.info(
             "peer %d: sync %d (last %s) by %s %s up to %s",

@@ -129,6 +129,8 @@ class Snap:
     """Replace your state by this snapshot of the committed state at `zxid`; entries follow."""
 
     zxid: int
+    # The bytes. On the leader, whatever its storage's `snapshot` returned (its driver may
+    # stream it from elsewhere: server/snap_stream.py); a follower's core always gets bytes.
     data: bytes
 
 

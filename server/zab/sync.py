@@ -6,6 +6,9 @@ The rule, from the learner's last zxid `f` and the leader's history up to `upto`
 - `f` is in the leader's history -> DIFF: send the entries after `f`.
 - otherwise let `p` be the leader's largest zxid <= f -> TRUNC to `p`, then the entries
   after `p`.
+- but SNAP whenever a DIFF or TRUNC would send more than `max_entries` entries (as
+  ZooKeeper's snapshotSizeFactor does by size): the leader reads what it sends from its log
+  on the event loop, while a SNAP's snapshot is made by a forked child and streamed.
 
 Why TRUNC to `p` is right even across epochs (ZooKeeper sends SNAP there instead): entries of
 epoch `e` exist only once epoch `e` was established, so the learner's history before its
@@ -22,7 +25,7 @@ from collections.abc import Callable
 
 import attrs
 
-from .api import Entry, ZabSafetyError, zx
+from .api import Entry, ZabSafetyError, counter_of, epoch_of, zx
 from .history import History
 from .messages import Diff, Message, NewLeader, Proposal, Snap, Trunc
 
@@ -39,7 +42,9 @@ class SyncPlan:
     zxid: int | None = None  # DIFF: entries after it follow; TRUNC: cut after it
 
 
-def decide_sync(peer_last: int, upto: int, base: int, floor: Callable[[int], int | None]) -> SyncPlan:
+def decide_sync(
+    peer_last: int, upto: int, base: int, floor: Callable[[int], int | None], max_entries: int | None = None
+) -> SyncPlan:
     """Pure decision: `base` is the leader's log base, `floor(z)` its largest zxid <= z
     (counting `base`, None below it), `upto` the end of what the learner must get."""
     if peer_last < base:
@@ -47,13 +52,25 @@ def decide_sync(peer_last: int, upto: int, base: int, floor: Callable[[int], int
     p = floor(min(peer_last, upto))
     if p is None:
         return SyncPlan(SyncKind.SNAP)
+    if max_entries is not None and entries_at_least(p, upto) > max_entries:
+        return SyncPlan(SyncKind.SNAP)
     if p == peer_last:
         return SyncPlan(SyncKind.DIFF, peer_last)
     return SyncPlan(SyncKind.TRUNC, p)
 
 
-def plan_for(history: History, peer_last: int, upto: int) -> SyncPlan:
-    return decide_sync(peer_last, upto, history.base, history.floor)
+def entries_at_least(after: int, upto: int) -> int:
+    """A lower bound on the entries in (after, upto], from the zxids alone: counters number
+    the entries of an epoch from 1, so `upto`'s epoch alone holds counter(upto) of them."""
+    if upto <= after:
+        return 0
+    if epoch_of(after) == epoch_of(upto):
+        return counter_of(upto) - counter_of(after)
+    return counter_of(upto)
+
+
+def plan_for(history: History, peer_last: int, upto: int, max_entries: int | None = None) -> SyncPlan:
+    return decide_sync(peer_last, upto, history.base, history.floor, max_entries)
 
 
 def sync_stream(

@@ -109,3 +109,39 @@ async def test_strangers_and_garbage_are_refused(nursery) -> None:
     # garbage after a good hello (a reserved CBOR header: cbor2 before 5.5 reads 0xff as a break marker)
     assert await closed_after(good + frame(b"\x1c"))
     assert inbox == []
+
+
+async def test_a_stream_goes_in_its_place_among_the_messages(nursery) -> None:
+    """Messages sent after a stream wait for all of it; a stream whose producer fails takes
+    the link down (the far side cannot use half of it), and the link comes back."""
+    members = {i: ("127.0.0.1", p) for i, p in zip((1, 2), free_ports(2), strict=True)}
+    inbox: list = []
+    links: set = set()
+    nets = make_nets(members, inbox, links)
+    for net in nets.values():
+        await nursery.start(net.run)
+    await wait_for(lambda: len(links) == 2)
+    discarded: list[str] = []
+
+    async def pieces(count: int, fail: bool = False):
+        for i in range(count):
+            await trio.sleep(0.001)  # produced while sent: later messages must still wait
+            yield ["piece", i]
+        if fail:
+            raise OSError("the producer died")
+
+    nets[1].send(2, ["before"])
+    nets[1].send_stream(2, pieces(20), lambda: discarded.append("first"))
+    nets[1].send(2, ["after"])
+    await wait_for(lambda: ["after"] in [m for _, _, m in inbox])
+    got = [m for f, t, m in inbox if (f, t) == (1, 2)]
+    assert got == [["before"], *(["piece", i] for i in range(20)), ["after"]]
+    assert not discarded
+    inbox.clear()
+    nets[1].send_stream(2, pieces(3, fail=True), lambda: discarded.append("failing"))
+    await wait_for(lambda: (1, 2) not in links)
+    await wait_for(lambda: (1, 2) in links and (2, 1) in links)
+    nets[1].send(2, ["again"])
+    await wait_for(lambda: ["again"] in [m for _, _, m in inbox])
+    nets[2].send_stream(1, pieces(1), lambda: discarded.append("down"))  # link up: sent
+    nursery.cancel_scope.cancel()

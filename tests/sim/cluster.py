@@ -47,6 +47,17 @@ from .sessions import Clients, ServerClients, SessionChecker
 from .workload import Workload
 
 PHASE_MESSAGES = (FollowerInfo, LeaderInfo, AckEpoch, Diff, Trunc, Snap, NewLeader, UpToDate)
+# Small storage reads, so that DIFFs and applies from storage take many batches.
+SIM_TIMING = Timing(
+    tick_s=0.05,
+    init_limit=10,
+    sync_limit=5,
+    finalize_wait_s=0.01,
+    committed_window=50,
+    max_apply_batch=16,
+    read_batch_entries=7,
+    read_batch_bytes=1500,
+)
 
 
 @attrs.define
@@ -55,19 +66,7 @@ class SimConfig:
     observers: int = 0
     chaos_s: float = 3.0  # faults happen during this much simulated time
     liveness_s: float = 6.0  # then, healed, the ensemble must converge within this (12 initLimits)
-    timing: Timing = attrs.Factory(
-        # Small storage reads, so that DIFFs and applies from storage take many batches.
-        lambda: Timing(
-            tick_s=0.05,
-            init_limit=10,
-            sync_limit=5,
-            finalize_wait_s=0.01,
-            committed_window=50,
-            max_apply_batch=16,
-            read_batch_entries=7,
-            read_batch_bytes=1500,
-        )
-    )
+    timing: Timing = SIM_TIMING
     tick_every_s: float = 0.0125
     latency_min_s: float = 0.0005
     latency_max_s: float = 0.004
@@ -113,6 +112,8 @@ class SimConfig:
             fsync_max_s=rng.choice((0.001, 0.004, 0.02, 0.05)),
             restart_max_s=rng.choice((0.1, 0.8)),
             session_clients=rng.choice((0, 2, 4)),
+            # Learners far behind get a SNAP rather than a DIFF: at times after a few entries.
+            timing=attrs.evolve(SIM_TIMING, max_sync_entries=rng.choice((None, 10_000, 30, 5))),
         )
 
 

@@ -164,3 +164,19 @@ def test_plan_always_converges_to_the_leader_history(case: tuple[list[int], list
         assert plan.zxid is not None and plan.zxid >= base
         result = [x for x in learner if x <= plan.zxid] + [x for x in leader if x > plan.zxid]
     assert result == leader
+
+
+def test_a_learner_too_far_behind_gets_a_snap_instead_of_a_long_diff() -> None:
+    from ccore.server.zab.sync import entries_at_least
+
+    base = z(1, 0)
+    floor = floor_in([h for h in LEADER if h > base], base)
+    upto = LEADER[-1]
+    near, far = LEADER[-3], LEADER[0]
+    assert decide_sync(near, upto, base, floor, max_entries=5).kind is SyncKind.DIFF
+    assert decide_sync(far, upto, base, floor, max_entries=1).kind is SyncKind.SNAP
+    assert decide_sync(far, upto, base, floor, max_entries=None) == decide_sync(far, upto, base, floor)
+    # Counted from the zxids: within an epoch exactly, across epochs the last epoch's alone.
+    assert entries_at_least(z(3, 4), z(3, 9)) == 5
+    assert entries_at_least(z(2, 4), z(3, 9)) == 9
+    assert entries_at_least(z(3, 9), z(3, 9)) == 0
