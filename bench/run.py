@@ -33,6 +33,8 @@ from tests.compat.servers import ZK_NOT_INSTALLED, apache_installed, zookeeper_j
 
 from . import report, scenarios, workloads
 from .reaper import Reaper
+from .scale import report as scale_report
+from .scale import run_scale
 from .systems import Apache, Ours, System, followers, wait_healthy
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -407,6 +409,28 @@ def check_disk(path: Path) -> str | None:
     return None
 
 
+def _scale(
+    args: argparse.Namespace, systems: dict[str, System], base: Path, reaper: Reaper, tick_ms: int, progress: Progress
+) -> int:
+    """`--scale N`: bench/scale.py on both systems; each further run on fresh ensembles."""
+    made = 0
+
+    def fresh(name: str) -> System:
+        nonlocal made
+        made += 1
+        kind = Ours if name == "ccore" else Apache
+        system: System = kind(base / f"{name}-{made}", reaper, tick_ms=tick_ms, snap_count=args.snap_count)
+        system.start_all()
+        wait_healthy(system)
+        return system
+
+    results = run_scale(systems, args.scale, args.runs or 1, progress, fresh)
+    sys.stderr.flush()
+    print()
+    print(scale_report(results, args.scale))
+    return 0
+
+
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument(
@@ -441,6 +465,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="snapCount of both ensembles: transactions between snapshots (default 100000, ZooKeeper's)",
     )
     p.add_argument("--only", help=f"comma-separated subset of {','.join(WORKLOADS)}")
+    p.add_argument(
+        "--scale",
+        type=int,
+        nargs="?",
+        const=1_000_000,
+        help="instead: both systems with this many znodes (default 1000000): create rate, RSS, "
+        "resync and restart times, worst reads (bench/scale.py); one run unless --runs",
+    )
     p.add_argument(
         "--work-dir",
         type=Path,
@@ -515,6 +547,8 @@ def main(argv: list[str] | None = None) -> int:
             system.start_all()
             leader = wait_healthy(system)
             progress(f"{name}: 3 servers up on {system.connect_string()}, leader {leader}")
+        if args.scale is not None:
+            return _scale(args, systems, base, reaper, params.tick_ms, progress)
         bench = Bench(params, systems, only, args.seed, progress)
         try:
             bench.run()

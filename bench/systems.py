@@ -40,12 +40,13 @@ class System(Protocol):
     def start_all(self) -> None: ...
     def stop_all(self) -> None: ...
     def kill(self, sid: int) -> None: ...
-    def start(self, sid: int) -> None: ...
+    def start(self, sid: int, wait: bool = True) -> None: ...
     def mode(self, sid: int) -> str | None: ...
     def pid(self, sid: int) -> int | None: ...
     def client_port(self, sid: int) -> int: ...
     def connect_string(self, sids: list[int] | None = None) -> str: ...
     def log_path(self, sid: int) -> Path: ...
+    def data_dir(self, sid: int) -> Path: ...
 
 
 def leader(system: System) -> int | None:
@@ -117,10 +118,11 @@ class Ours:
         self.ensemble.kill(sid)
         self.reaper.forget(pid)
 
-    def start(self, sid: int) -> None:
+    def start(self, sid: int, wait: bool = True) -> None:
         self.ensemble.start(sid, wait=False)
         self.reaper.add(self.ensemble.pid(sid))
-        self.ensemble.wait_serving([sid], READY_TIMEOUT_S)
+        if wait:
+            self.ensemble.wait_serving([sid], READY_TIMEOUT_S)
 
     def mode(self, sid: int) -> str | None:
         return self.ensemble.mode(sid)
@@ -136,6 +138,9 @@ class Ours:
 
     def log_path(self, sid: int) -> Path:
         return self.ensemble.data_dir(sid) / "server.log"
+
+    def data_dir(self, sid: int) -> Path:
+        return self.ensemble.data_dir(sid)
 
 
 def _free_ports(count: int) -> list[int]:

@@ -1,0 +1,210 @@
+"""`python -m bench --scale N`: both systems with N znodes, side by side.
+
+For each system, a fresh 3-server ensemble (fsync on, tickTime 2000 ms, snapCount 100,000):
+
+1. fill: N znodes of 100 bytes, 300 creates in flight from our Trio client (the same client
+   for both), while a reader on the leader measures its worst read latency (periodic
+   snapshots happen during the fill);
+2. memory: each server's resident set (VmRSS), and per znode;
+3. resync: a follower is killed, its data dir emptied, and restarted; how long until it
+   serves the last znode, and the leader's worst read latency meanwhile;
+4. restart: every server killed (SIGKILL) and restarted; how long until the last znode can
+   be read again.
+
+Progress goes to stderr; the table (with ratios ccore/ZooKeeper) to stdout.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import attrs
+import trio
+
+from ccore.client import connect
+
+from .systems import System, followers, leader
+
+VALUE = b"x" * 100
+IN_FLIGHT = 300
+READ_EVERY_S = 0.005
+SYNC_TIMEOUT_S = 600.0
+# What a wiped server keeps: its identity, its config and its log file.
+KEEP = ("myid", "zoo.cfg", "server.log", "zookeeper.log")
+
+
+@attrs.define
+class ScaleResult:
+    creates_per_s: float = 0.0
+    fill_worst_read_ms: float = 0.0
+    rss_mb: float = 0.0  # the largest server's
+    resync_s: float = 0.0
+    resync_worst_read_ms: float = 0.0
+    restart_s: float = 0.0
+
+
+FIGURES: list[tuple[str, str, bool]] = [  # (attribute, label, higher is better)
+    ("creates_per_s", "pipelined creates, ops/s", True),
+    ("fill_worst_read_ms", "leader's worst read during the fill (snapshots included), ms", False),
+    ("rss_mb", "largest server RSS after the fill, MB", False),
+    ("resync_s", "wiped follower resync until it serves the last znode, s", False),
+    ("resync_worst_read_ms", "leader's worst read during that resync, ms", False),
+    ("restart_s", "whole-ensemble kill -9 and restart until the last znode reads, s", False),
+]
+
+
+class Reader:
+    """Reads one znode on the leader every few milliseconds, keeping the worst latency."""
+
+    def __init__(self, zk: object) -> None:
+        self.zk = zk
+        self.worst = 0.0
+        self.running = True
+
+    async def run(self) -> None:
+        while self.running:
+            start = time.perf_counter()
+            await self.zk.get("/scale")  # type: ignore[attr-defined]
+            self.worst = max(self.worst, time.perf_counter() - start)
+            await trio.sleep(READ_EVERY_S)
+
+
+def rss_mb(pid: int | None) -> float:
+    if pid is None:
+        return 0.0
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def wipe(data_dir: Path) -> None:
+    for entry in data_dir.iterdir():
+        if entry.name not in KEEP:
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+
+
+async def _fill(zk: object, znodes: int, progress: Callable[[str], None]) -> float:
+    next_index = 0
+    done = 0
+    report_every = max(1, znodes // 10)
+
+    async def worker() -> None:
+        nonlocal next_index, done
+        while next_index < znodes:
+            i = next_index
+            next_index += 1
+            await zk.create(f"/scale/n{i:08d}", VALUE)  # type: ignore[attr-defined]
+            done += 1
+            if done % report_every == 0:
+                progress(f"  {done:,} of {znodes:,} znodes")
+
+    start = time.perf_counter()
+    async with trio.open_nursery() as nursery:
+        for _ in range(IN_FLIGHT):
+            nursery.start_soon(worker)
+    return time.perf_counter() - start
+
+
+async def _until_readable(hosts: str, path: str, timeout_s: float) -> None:
+    with trio.fail_after(timeout_s):
+        while True:
+            try:
+                async with connect(hosts, connect_timeout=2) as zk:
+                    await zk.get(path)
+                    return
+            except Exception:  # noqa: BLE001 - not serving or not synced yet: try again
+                await trio.sleep(0.1)
+
+
+async def _measure(system: System, znodes: int, progress: Callable[[str], None]) -> ScaleResult:
+    result = ScaleResult()
+    lead = leader(system)
+    assert lead is not None
+    last = f"/scale/n{znodes - 1:08d}"
+    async with connect(system.connect_string([lead])) as zk:
+        await zk.create("/scale")
+        reader = Reader(zk)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(reader.run)
+            took = await _fill(zk, znodes, progress)
+            reader.running = False
+        result.creates_per_s = znodes / took
+        result.fill_worst_read_ms = reader.worst * 1000
+        progress(f"  filled in {took:.1f} s ({result.creates_per_s:,.0f}/s); worst read {result.fill_worst_read_ms:.0f} ms")
+        await trio.sleep(2)  # let the followers apply the tail
+        result.rss_mb = max(rss_mb(system.pid(sid)) for sid in system.servers)
+        progress(f"  largest RSS {result.rss_mb:,.0f} MB")
+
+        victim = followers(system)[0]
+        system.kill(victim)
+        wipe(system.data_dir(victim))
+        reader = Reader(zk)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(reader.run)
+            start = time.perf_counter()
+            await trio.to_thread.run_sync(lambda: system.start(victim, wait=False))
+            await _until_readable(system.connect_string([victim]), last, SYNC_TIMEOUT_S)
+            result.resync_s = time.perf_counter() - start
+            reader.running = False
+        result.resync_worst_read_ms = reader.worst * 1000
+        progress(
+            f"  wiped follower resynced in {result.resync_s:.1f} s; leader's worst read {result.resync_worst_read_ms:.0f} ms"
+        )
+
+    for sid in system.servers:
+        system.kill(sid)
+    start = time.perf_counter()
+    for sid in system.servers:
+        await trio.to_thread.run_sync(lambda sid=sid: system.start(sid, wait=False))
+    await _until_readable(system.connect_string(), last, SYNC_TIMEOUT_S)
+    result.restart_s = time.perf_counter() - start
+    progress(f"  whole ensemble restarted, last znode readable after {result.restart_s:.1f} s")
+    return result
+
+
+def run_scale(
+    systems: dict[str, System], znodes: int, runs: int, progress: Callable[[str], None], fresh: Callable[[str], System]
+) -> dict[str, list[ScaleResult]]:
+    """`runs` runs per system, each on a fresh ensemble made by `fresh(name)`."""
+    results: dict[str, list[ScaleResult]] = {name: [] for name in systems}
+    for run in range(runs):
+        for name in systems:
+            system = systems[name] if run == 0 else fresh(name)
+            systems[name] = system
+            progress(f"run {run + 1}/{runs}: {name} with {znodes:,} znodes")
+            try:
+                results[name].append(trio.run(_measure, system, znodes, progress))
+            finally:
+                system.stop_all()
+    return results
+
+
+def report(results: dict[str, list[ScaleResult]], znodes: int) -> str:
+    ours, theirs = results["ccore"], results["zookeeper"]
+    runs = len(ours)
+    lines = [
+        f"{znodes:,} znodes of 100 B, 3-server ensembles on 127.0.0.1, fsync on; "
+        f"{'median of ' + str(runs) + ' runs' if runs > 1 else 'one run'}; {os.cpu_count()} CPUs",
+        "",
+        "| figure | ccore | ZooKeeper | ccore/ZooKeeper |",
+        "|---|--:|--:|--:|",
+    ]
+    for attr, label, _higher_better in FIGURES:
+        a = statistics.median(getattr(r, attr) for r in ours)
+        b = statistics.median(getattr(r, attr) for r in theirs)
+        ratio = f"{a / b:.2f}x" if b else "—"
+        lines.append(f"| {label} | {a:,.1f} | {b:,.1f} | {ratio} |")
+    per_znode = [statistics.median(r.rss_mb for r in rs) * 1024 * 1024 / znodes for rs in (ours, theirs)]
+    lines.append(
+        f"| largest server RSS per znode, bytes | {per_znode[0]:,.0f} | {per_znode[1]:,.0f} | {per_znode[0] / per_znode[1]:.2f}x |"
+    )
+    return "\n".join(lines)
