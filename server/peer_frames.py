@@ -5,7 +5,8 @@ The same codec runs in the servers and in the simulator's network.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import cbor2
 
@@ -22,6 +23,7 @@ from .zab import decode_message, encode_message
 # CBOR, or a piece of a streamed snapshot (its beginning as CBOR, a chunk as the raw bytes).
 _ZAB, _FORWARD, _TOUCH, _REFUSED, _CHECK, _CHECKED = b"Z", b"W", b"T", b"R", b"S", b"E"
 _SNAP_BEGIN, _SNAP_CHUNK = b"B", b"C"
+T = TypeVar("T")
 
 
 def encode_peer_frame(message: Any) -> bytes:
@@ -43,30 +45,20 @@ def encode_peer_frame(message: Any) -> bytes:
     return _ZAB + encode_message(message)
 
 
-def _int(value: Any) -> int:
-    # A peer's frame is checked here, so that nothing malformed reaches the write router: a
-    # bad value is a decoding error, which drops that peer's link and nothing else.
-    if type(value) is not int:
-        raise ValueError(f"expected an integer, got {value!r}")
-    return value
+def _checked(kind: type[T]) -> Callable[[Any], T]:
+    """A check that a value from a peer's frame is exactly of `kind`. Frames are checked
+    here, so that nothing malformed reaches the write router: a bad value is a decoding
+    error, which drops that peer's link and nothing else."""
+
+    def check(value: Any) -> T:
+        if type(value) is not kind:
+            raise ValueError(f"expected {kind.__name__}, got {value!r}")
+        return value
+
+    return check
 
 
-def _bytes(value: Any) -> bytes:
-    if type(value) is not bytes:
-        raise ValueError(f"expected bytes, got {value!r}")
-    return value
-
-
-def _bool(value: Any) -> bool:
-    if type(value) is not bool:
-        raise ValueError(f"expected a boolean, got {value!r}")
-    return value
-
-
-def _str(value: Any) -> str:
-    if type(value) is not str:
-        raise ValueError(f"expected a string, got {value!r}")
-    return value
+_int, _bytes, _bool, _str = _checked(int), _checked(bytes), _checked(bool), _checked(str)
 
 
 def decode_peer_frame(payload: bytes) -> Any:
