@@ -25,6 +25,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
+from .data_loss import tear_newest_snapshot, wipe_data_dir
 from .disk import FsizeLimit
 from .proxy import LinkName, link_label
 
@@ -60,7 +61,8 @@ class Ensemble(Protocol):
 
     def leader(self) -> int | None: ...
     def kill(self, sid: int) -> None: ...  # SIGKILL
-    def start(self, sid: int) -> None: ...
+    def start(self, sid: int, wait: bool = True) -> None: ...  # wait=False: return once launched
+    def wait_serving(self, sids: list[int]) -> None: ...  # a follower serves once synced
     def pause(self, sid: int) -> None: ...  # SIGSTOP
     def resume(self, sid: int) -> None: ...  # SIGCONT
     def data_dir(self, sid: int) -> Path: ...
@@ -329,6 +331,86 @@ class DiskFull:
         return {"server_had_exited": False}
 
 
+@attrs.define
+class Wipe:
+    """Kill one server and wipe its data dir (a replaced disk); it comes back by a SNAP sync.
+
+    ``resync``: restarted at stop, which returns once it serves again (synced).
+    ``kill-leader``: a follower is wiped and restarted at once, and the leader is killed a
+    moment later, in the middle of that SNAP's stream most likely; at stop the old leader is
+    restarted and both must serve again.
+    ``restart``: a follower is wiped and restarted at once, and killed again a moment later,
+    in the middle of its SNAP or of installing it; restarted at stop.
+
+    A wiped server forgets what it acknowledged. That is sound only while every other server
+    keeps its data, so each of these ends with the wiped server synced before the next fault
+    (faults come one at a time), and needs an ensemble of 3 or more."""
+
+    then: str = "resync"  # resync | kill-leader | restart
+    name: str = ""
+    min_servers: int = 3
+    needs_proxies: bool = False
+    _down: list[int] = attrs.field(factory=list)
+    _wiped: int | None = None
+
+    def __attrs_post_init__(self) -> None:
+        self.name = self.name or ("wipe-one" if self.then == "resync" else f"wipe-{self.then}")
+
+    def start(self, ens: Ensemble, rng: random.Random) -> dict[str, Any]:
+        leader = ens.leader()
+        if self.then == "resync":
+            sid = rng.choice(sorted(ens.servers))
+        else:
+            followers = sorted(s for s in ens.servers if s != leader)
+            sid = rng.choice(followers)
+        ens.kill(sid)
+        self._wiped = sid
+        self._down = [sid]
+        detail: dict[str, Any] = {"server": sid, **wipe_data_dir(ens.data_dir(sid))}
+        if self.then == "resync":
+            return detail
+        ens.start(sid, wait=False)
+        self._down = []
+        delay = round(rng.uniform(0.0, 1.0), 3)
+        time.sleep(delay)
+        victim = leader if self.then == "kill-leader" and leader is not None else sid
+        ens.kill(victim)
+        self._down = [victim]
+        return {**detail, "restarted_then_killed": victim, "after_s": delay}
+
+    def stop(self, ens: Ensemble) -> dict[str, Any]:
+        down, wiped, self._down, self._wiped = self._down, self._wiped, [], None
+        for sid in down:
+            ens.start(sid, wait=False)
+        serving = sorted({*down, *([wiped] if wiped is not None else [])})
+        ens.wait_serving(serving)
+        return {"started": down, "serving": serving}
+
+
+@attrs.define
+class TornSnapshot:
+    """Kill one server and damage its newest snapshot file (cut short or one byte flipped);
+    restarted at stop, it must find the damage and recover from an older snapshot and the log
+    after it (snapshots are kept with the log they need: autopurge.snapRetainCount)."""
+
+    name: str = "torn-snapshot"
+    min_servers: int = 1
+    needs_proxies: bool = False
+    _down: int | None = None
+
+    def start(self, ens: Ensemble, rng: random.Random) -> dict[str, Any]:
+        sid = rng.choice(sorted(ens.servers))
+        ens.kill(sid)
+        self._down = sid
+        return {"server": sid, **tear_newest_snapshot(ens.data_dir(sid), rng)}
+
+    def stop(self, ens: Ensemble) -> dict[str, Any]:
+        sid, self._down = self._down, None
+        if sid is not None:
+            ens.start(sid)
+        return {"started": sid}
+
+
 def _need_proxies(ens: Ensemble) -> LinkFaults:
     if ens.proxies is None:
         raise NemesisError("this ensemble has no link proxies")
@@ -351,6 +433,10 @@ NEMESES: dict[str, Callable[[], Nemesis]] = {
     "torn-tail": lambda: TornTail("append-partial"),
     "torn-tail-truncate": lambda: TornTail("truncate-last"),
     "disk-full": DiskFull,
+    "wipe-one": lambda: Wipe("resync"),
+    "wipe-kill-leader": lambda: Wipe("kill-leader"),
+    "wipe-restart": lambda: Wipe("restart"),
+    "torn-snapshot": TornSnapshot,
 }
 
 

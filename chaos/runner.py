@@ -43,6 +43,11 @@ START_TIMEOUT_S = 60.0
 RUOK_TIMEOUT_S = 30.0
 HEAL_TIMEOUT_S = 90.0
 PROGRESS_EVERY_S = 10.0
+# Snapshots (and the log purges after them) every few hundred writes, so that a wiped or lagging
+# server needs a SNAP, and a SNAP of a chaos-sized tree spans many chunks: the streamed SNAP,
+# the forked snapshot child and snapshot recovery all run under the faults.
+SNAP_COUNT = 300
+SNAP_CHUNK_BYTES = 512
 
 
 @attrs.define
@@ -106,8 +111,10 @@ class FaultTarget:
     def kill(self, sid: int) -> None:
         self.ens.kill(sid)
 
-    def start(self, sid: int) -> None:
+    def start(self, sid: int, wait: bool = True) -> None:
         self.ens.start(sid, wait=False)
+        if not wait:
+            return
         deadline = time.monotonic() + RUOK_TIMEOUT_S
         while not _ruok(self.ens.client_ports[sid]):
             if self.ens.pid(sid) is None:
@@ -115,6 +122,9 @@ class FaultTarget:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"server {sid} did not answer ruok within {RUOK_TIMEOUT_S:g}s")
             time.sleep(0.05)
+
+    def wait_serving(self, sids: list[int]) -> None:
+        self.ens.wait_serving(sids, HEAL_TIMEOUT_S)
 
     def pause(self, sid: int) -> None:
         self.ens.pause(sid)
@@ -170,7 +180,15 @@ def run(cfg: RunConfig, say: Callable[[str], None]) -> int:
     )
     errors: list[str] = []
     with tempfile.TemporaryDirectory(prefix="ccore-chaos-") as scratch:
-        ens = LocalEnsemble(Path(scratch), nodes=cfg.servers, tick_ms=cfg.tick_ms, proxied=True, seed=cfg.seed)
+        ens = LocalEnsemble(
+            Path(scratch),
+            nodes=cfg.servers,
+            tick_ms=cfg.tick_ms,
+            snap_count=SNAP_COUNT,
+            snap_chunk_bytes=SNAP_CHUNK_BYTES,
+            proxied=True,
+            seed=cfg.seed,
+        )
         try:
             try:
                 ens.start_all(START_TIMEOUT_S)

@@ -37,6 +37,9 @@ class ServerConfig:
     max_client_cnxns: int = 60  # per client address, as ZooKeeper; 0: unlimited
     snap_count: int = 100_000  # transactions between snapshots
     snap_retain_count: int = 3
+    # ccore's own (no ZooKeeper name): the largest piece of a SNAP sync's snapshot on the peer
+    # link. Tests and chaos runs make it small, so that a small tree's SNAP is a long stream.
+    snap_chunk_bytes: int = 1024 * 1024
     container_check_interval_ms: int = 1000
     max_buffer: int = 0xFFFFF  # jute.maxbuffer
     server_id: int = 0
@@ -71,6 +74,8 @@ class ServerConfig:
             )
         if not 0 <= self.client_port <= 65535:
             raise ConfigError(f"clientPort {self.client_port} is not a port number")
+        if self.snap_chunk_bytes <= 0:
+            raise ConfigError(f"snapChunkBytes must be positive, got {self.snap_chunk_bytes}")
         if self.max_client_cnxns < 0:
             raise ConfigError(f"maxClientCnxns must be 0 (no limit) or more, got {self.max_client_cnxns}")
 
@@ -83,6 +88,7 @@ _INT_KEYS = {
     "maxClientCnxns": "max_client_cnxns",
     "snapCount": "snap_count",
     "autopurge.snapRetainCount": "snap_retain_count",
+    "snapChunkBytes": "snap_chunk_bytes",
     "initLimit": "init_limit",
     "syncLimit": "sync_limit",
     "jute.maxbuffer": "max_buffer",

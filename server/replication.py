@@ -343,7 +343,7 @@ class Replicator:
         """A SNAP's snapshot goes as a stream of chunks (server/snap_stream.py)."""
         data = snap.data
         discard = data.discard if isinstance(data, PipedSnapshot) else (lambda: None)
-        self.net.send_stream(to, snapshot_messages(snap.zxid, data), discard)
+        self.net.send_stream(to, snapshot_messages(snap.zxid, data, self.config.snap_chunk_bytes), discard)
 
     def _on_message(self, sender: int, message: Any) -> None:
         assert self.peer is not None
@@ -366,7 +366,14 @@ class Replicator:
 
     def _on_disconnected(self, peer: int) -> None:
         assert self.peer is not None
-        self._snapshots_coming.pop(peer, None)
+        coming = self._snapshots_coming.pop(peer, None)
+        if coming is not None and coming.in_progress:
+            log.info(
+                "server %d: the link to server %d broke during a SNAP stream (%s); the next sync starts over",
+                self.my_id,
+                peer,
+                coming.in_progress,
+            )
         self.peer.peer_disconnected(peer)
         self._kick()
 

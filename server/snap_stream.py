@@ -3,8 +3,8 @@
 The leader's Zab core puts a `Snap` in a Ready whose data is a `PipedSnapshot`: a forked child
 (snapshot_child.start_to_pipe) writing the tree as it was at the fork, in the snapshot file
 format (header with length and CRC, then payload), into a pipe. The driver streams it to the
-follower as `SnapBegin(zxid, size)` and `SnapChunk`s of at most CHUNK bytes, read from the
-pipe as the peer link takes them: the leader's loop never encodes the tree, never holds more
+follower as `SnapBegin(zxid, size)` and `SnapChunk`s of at most `snapChunkBytes` (default
+CHUNK), read from the pipe as the peer link takes them: the leader's loop never encodes the tree, never holds more
 than a chunk of it, and a snapshot has no size limit. Where there is no fork, the core gets
 the encoded bytes and they travel the same way.
 
@@ -65,19 +65,20 @@ class PipedSnapshot:
             pass
 
 
-def snapshot_messages(zxid: int, data: bytes | PipedSnapshot) -> AsyncIterator[SnapBegin | SnapChunk]:
-    """The messages that carry a Snap's snapshot (see the module docstring)."""
-    return _from_pipe(zxid, data) if isinstance(data, PipedSnapshot) else _from_bytes(zxid, data)
+def snapshot_messages(zxid: int, data: bytes | PipedSnapshot, chunk: int = CHUNK) -> AsyncIterator[SnapBegin | SnapChunk]:
+    """The messages that carry a Snap's snapshot, chunks of at most `chunk` bytes (see the
+    module docstring)."""
+    return _from_pipe(zxid, data, chunk) if isinstance(data, PipedSnapshot) else _from_bytes(zxid, data, chunk)
 
 
-async def _from_bytes(zxid: int, data: bytes) -> AsyncIterator[SnapBegin | SnapChunk]:
+async def _from_bytes(zxid: int, data: bytes, chunk: int) -> AsyncIterator[SnapBegin | SnapChunk]:
     whole = encode_snapshot_header(zxid, data) + data
     yield SnapBegin(zxid, len(whole))
-    for start in range(0, len(whole), CHUNK):
-        yield SnapChunk(whole[start : start + CHUNK])
+    for start in range(0, len(whole), chunk):
+        yield SnapChunk(whole[start : start + chunk])
 
 
-async def _from_pipe(zxid: int, piped: PipedSnapshot) -> AsyncIterator[SnapBegin | SnapChunk]:
+async def _from_pipe(zxid: int, piped: PipedSnapshot, chunk_size: int) -> AsyncIterator[SnapBegin | SnapChunk]:
     child = piped.child
     assert child.fd is not None and not piped._taken
     piped._taken = True
@@ -91,7 +92,7 @@ async def _from_pipe(zxid: int, piped: PipedSnapshot) -> AsyncIterator[SnapBegin
         yield SnapChunk(header)
         left = size - HEADER_SIZE
         while left:
-            chunk = await _read(pipe, min(CHUNK, left))
+            chunk = await _read(pipe, min(chunk_size, left))
             if not chunk:
                 raise CorruptSnapshotError(f"the snapshot child for zxid {zxid:#x} stopped {left} bytes short")
             left -= len(chunk)
@@ -145,6 +146,14 @@ class SnapAssembler:
         except CorruptSnapshotError as e:
             raise PeerFrameError(str(e)) from e
         return Snap(begin.zxid, payload)
+
+    @property
+    def in_progress(self) -> str | None:
+        """How far a stream has come ("12,288 of 56,677 bytes of the snapshot at 0x..."), or
+        None between streams."""
+        if self._begin is None:
+            return None
+        return f"{len(self._buf):,} of {self._begin.size:,} bytes of the snapshot at {self._begin.zxid:#x}"
 
     def reset(self) -> None:
         """The link broke: a stream in progress is gone."""

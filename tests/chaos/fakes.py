@@ -86,10 +86,14 @@ class FakeEnsemble:
         self.paused.discard(sid)
         self.events.append(("kill", sid))
 
-    def start(self, sid: int) -> None:
+    def start(self, sid: int, wait: bool = True) -> None:
         assert sid not in self.up, f"start of server {sid}, which is up"
         self.up.add(sid)
         self.events.append(("start", sid))
+
+    def wait_serving(self, sids: list[int]) -> None:
+        assert all(sid in self.up for sid in sids), f"waiting for {sids}, not all up"
+        self.events.extend(("serving", sid) for sid in sids)
 
     def pause(self, sid: int) -> None:
         self.paused.add(sid)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from chaos.data_loss import tear_newest_snapshot
 from chaos.nemesis import (
     NEMESES,
     Applied,
@@ -182,7 +183,16 @@ def test_schedule_replays_from_its_seed_and_round_trips() -> None:
 
 def test_applicable_nemeses_for_a_single_server_without_proxies() -> None:
     single = applicable(list(NEMESES), 1, has_proxies=False)
-    assert set(single) == {"kill-one", "kill-leader", "kill-all", "pause-one", "pause-leader", "torn-tail", "disk-full"}
+    assert set(single) == {
+        "kill-one",
+        "kill-leader",
+        "kill-all",
+        "pause-one",
+        "pause-leader",
+        "torn-tail",
+        "disk-full",
+        "torn-snapshot",
+    }
     assert set(applicable(list(NEMESES), 5, has_proxies=True)) == set(NEMESES)
 
 
@@ -231,3 +241,58 @@ def test_cut_clients_faults_one_client_port_and_heals_it(ens: FakeEnsemble) -> N
     assert detail["server"] == 4 and list(ens.links.faulty()) == [("client", 4)]
     assert ens.links.faulty()[("client", 4)] == detail["fault"]
     assert nem.stop(ens) == {"healed": "client:4"} and not ens.links.faulty()
+
+
+def _fill_data_dir(path: Path) -> None:
+    (path / "myid").write_text("1\n")
+    (path / "zoo.cfg").write_text("tickTime=200\n")
+    (path / "server.log").write_text("a line\n")
+    (path / "log").mkdir()
+    (path / "log" / "log.0000000000000001").write_bytes(b"records")
+    (path / "snap").mkdir()
+    (path / "snap" / "snapshot.0000000000000005").write_bytes(b"s" * 100)
+    (path / "acceptedEpoch").write_text("1")
+
+
+@pytest.mark.parametrize("then", ["resync", "kill-leader", "restart"])
+def test_wipe_leaves_identity_and_config_and_ends_with_every_victim_serving(ens: FakeEnsemble, then: str) -> None:
+    for sid in ens.servers:
+        _fill_data_dir(ens.data_dir(sid))
+    leader = ens.leader()
+    nem = NEMESES["wipe-one" if then == "resync" else f"wipe-{then}"]()
+    detail = nem.start(ens, random.Random(3))
+    wiped = detail["server"]
+    assert sorted(p.name for p in ens.data_dir(wiped).iterdir()) == ["myid", "server.log", "zoo.cfg"]
+    assert all((ens.data_dir(s) / "snap").exists() for s in ens.servers if s != wiped)
+    if then == "resync":
+        assert wiped not in ens.up
+    else:
+        assert wiped != leader  # a follower is the one wiped
+        assert ("start", wiped) in ens.events  # restarted at once, to be caught mid-SNAP
+        victim = leader if then == "kill-leader" else wiped
+        assert detail["restarted_then_killed"] == victim and victim not in ens.up
+    stop = nem.stop(ens)
+    assert set(ens.up) == set(ens.servers)
+    assert wiped in stop["serving"] and ("serving", wiped) in ens.events
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_torn_snapshot_damages_only_the_newest_snapshot(ens: FakeEnsemble, seed: int) -> None:
+    sid = 1
+    snap = ens.data_dir(sid) / "snap"
+    snap.mkdir()
+    old, new = snap / "snapshot.0000000000000005", snap / "snapshot.000000000000000a"
+    old.write_bytes(bytes(range(64)))
+    new.write_bytes(bytes(range(200)))
+    detail = tear_newest_snapshot(ens.data_dir(sid), random.Random(seed))
+    assert detail["torn"] == new.name and detail["older_snapshots"] == 1
+    assert old.read_bytes() == bytes(range(64))
+    assert new.read_bytes() != bytes(range(200))
+
+
+def test_torn_snapshot_without_snapshots_says_so_and_restarts(ens: FakeEnsemble) -> None:
+    nem = NEMESES["torn-snapshot"]()
+    detail = nem.start(ens, random.Random(0))
+    assert detail["torn"] is None and detail["server"] not in ens.up
+    nem.stop(ens)
+    assert detail["server"] in ens.up

@@ -34,23 +34,22 @@ async def _assemble(messages) -> tuple[object, int]:
     return snap, count
 
 
-async def test_bytes_travel_in_chunks_and_come_back_whole(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(snap_stream, "CHUNK", 1000)
+async def test_bytes_travel_in_chunks_and_come_back_whole() -> None:
     payload = encode_snapshot(_tree(300))
-    snap, count = await _assemble(snapshot_messages(300, payload))
+    snap, count = await _assemble(snapshot_messages(300, payload, chunk=1000))
     assert snap is not None and snap.zxid == 300 and snap.data == payload
     assert count > len(payload) // 1000  # many chunks, none bigger than CHUNK
 
 
 @pytest.mark.skipif(not snapshot_child.can_fork(), reason="no fork on this platform")
-async def test_a_forked_child_streams_the_tree_as_it_was(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(snap_stream, "CHUNK", 4096)
+async def test_a_forked_child_streams_the_tree_as_it_was() -> None:
     tree = _tree(3000)
     expected = encode_snapshot(tree)
     piped = PipedSnapshot(snapshot_child.start_to_pipe(tree))
     tree.apply(Txn(3001, 0, 0, Create("/later", b"", OPEN_ACL_UNSAFE, 0)))  # after the fork
-    snap, _ = await _assemble(snapshot_messages(3000, piped))
+    snap, count = await _assemble(snapshot_messages(3000, piped, chunk=4096))
     assert snap is not None and snap.data == expected
+    assert count > len(expected) // 4096
     assert "/later" not in decode_snapshot(snap.data).nodes
 
 
@@ -98,3 +97,20 @@ def test_the_follower_refuses_a_stream_that_does_not_add_up() -> None:
     assembler.add(SnapBegin(5, len(whole)))
     snap = assembler.add(SnapChunk(whole))
     assert snap is not None and snap.data == payload
+
+
+async def test_small_chunks_and_how_far_a_stream_has_come() -> None:
+    payload = encode_snapshot(_tree(20))
+    messages = [m async for m in snapshot_messages(7, payload, chunk=100)]
+    begin, chunks = messages[0], messages[1:]
+    assert isinstance(begin, SnapBegin) and all(len(c.data) <= 100 for c in chunks)
+    assert len(chunks) == -(-begin.size // 100)
+    assembler = SnapAssembler()
+    assert assembler.in_progress is None
+    assembler.add(begin)
+    assembler.add(chunks[0])
+    assert assembler.in_progress == f"100 of {begin.size:,} bytes of the snapshot at 0x7"
+    for chunk in chunks[1:-1]:
+        assert assembler.add(chunk) is None
+    snap = assembler.add(chunks[-1])
+    assert snap is not None and snap.data == payload and assembler.in_progress is None
