@@ -114,6 +114,10 @@ def main(argv: list[str]) -> int:
     command, rest = argv[0], argv[1:]
     if command == "serve":
         return serve(rest)
+    if command in ("backup", "restore"):
+        from . import backup_cli
+
+        return backup_cli.backup(rest) if command == "backup" else backup_cli.restore(rest)
     if command == "ensemble":
         from .ensemble import main as ensemble_main
 
