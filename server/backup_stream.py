@@ -23,7 +23,7 @@ import logging
 import os
 import struct
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Protocol
 
 import trio
@@ -117,17 +117,24 @@ class SnapshotStreamer:
         size = snapshot_size(header)
         sha = hashlib.sha256()
         log.info("streaming a backup snapshot at zxid %#x, %d bytes", child.zxid, size)
+        finish = _Once(lambda: self._finish(child, pipe))
         return Response(
             200,
-            self._body(child, pipe, header, size, sha),
+            _Body(self._body(child, pipe, header, size, sha, finish), finish),
             content_type="application/octet-stream",
             headers=(("last_zxid", f"{child.zxid:#x}"), ("snapshot_size", str(size))),
             trailers=lambda: [(SHA_TRAILER, sha.hexdigest())],
         )
 
     async def _body(
-        self, child: SnapshotChild, pipe: trio.lowlevel.FdStream, header: bytes, size: int, sha: hashlib._Hash
-    ) -> AsyncIterator[bytes]:
+        self,
+        child: SnapshotChild,
+        pipe: trio.lowlevel.FdStream,
+        header: bytes,
+        size: int,
+        sha: hashlib._Hash,
+        finish: _Once,
+    ) -> AsyncGenerator[bytes, None]:
         try:
             sha.update(header)
             yield header
@@ -149,7 +156,7 @@ class SnapshotStreamer:
             log.error("backup snapshot failed: %s; the client sees a truncated response", e)
             raise
         finally:
-            await self._finish(child, pipe)
+            await finish()
 
     async def _finish(self, child: SnapshotChild, pipe: trio.lowlevel.FdStream) -> None:
         """Stop the child (done already, or nobody reads it any more), close, reap."""
@@ -161,6 +168,40 @@ class SnapshotStreamer:
             except SnapshotChildError:
                 pass  # killed on purpose, or failed: the stream said so already
             self.busy = False
+
+
+class _Once:
+    """An async cleanup that runs at most once, whoever calls it first."""
+
+    def __init__(self, cleanup: Callable[[], Awaitable[None]]) -> None:
+        self._cleanup: Callable[[], Awaitable[None]] | None = cleanup
+
+    async def __call__(self) -> None:
+        cleanup, self._cleanup = self._cleanup, None
+        if cleanup is not None:
+            await cleanup()
+
+
+class _Body:
+    """The response body: the generator's chunks, and a close that cleans up even when the
+    generator never started (a HEAD request, a client gone before the first byte): closing
+    an unstarted generator runs none of its `finally`."""
+
+    def __init__(self, chunks: AsyncGenerator[bytes, None], finish: _Once) -> None:
+        self._chunks = chunks
+        self._finish = finish
+
+    def __aiter__(self) -> _Body:
+        return self
+
+    async def __anext__(self) -> bytes:
+        return await self._chunks.__anext__()
+
+    async def aclose(self) -> None:
+        try:
+            await self._chunks.aclose()
+        finally:
+            await self._finish()
 
 
 def can_stream() -> bool:

@@ -197,8 +197,8 @@ class HttpServer:
         # Streamed: h11 chunks it for an HTTP/1.1 client (an HTTP/1.0 one gets it to the
         # close). If the body fails midway the connection is dropped without the final
         # chunk, so the client sees a truncated response, never a short one that looks whole.
-        await self._write(stream, conn.send(h11.Response(status_code=response.status, headers=headers)))
         try:
+            await self._write(stream, conn.send(h11.Response(status_code=response.status, headers=headers)))
             async for chunk in body:
                 if chunk:
                     await self._write(stream, conn.send(h11.Data(data=chunk)))

@@ -108,3 +108,19 @@ async def test_the_fake_server_passes_an_intact_transfer(nursery, tmp_path) -> N
     port = await fake_server(nursery, body, hashlib.sha256(body).hexdigest())
     zxid, size, _ = await trio.to_thread.run_sync(fetch, "127.0.0.1", port, tmp_path / "b.snap", 10.0, False)
     assert (zxid, size) == (5, len(body))
+
+
+async def test_a_snapshot_never_read_frees_the_streamer(nursery, tmp_path) -> None:
+    """HEAD takes the headers only: the child is stopped and reaped, and the next backup runs."""
+    server = await start_server(nursery, tmp_path, admin_port=0)
+    assert server.ops.admin is not None
+    port = server.ops.admin.port
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    await stream.send_all(b"HEAD /commands/snapshot?streaming=true HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    out = b""
+    with trio.fail_after(10):
+        while chunk := await stream.receive_some(65536):
+            out += chunk
+    assert out.startswith(b"HTTP/1.1 200") and b"last_zxid" in out
+    zxid, _, _ = await trio.to_thread.run_sync(fetch, "127.0.0.1", port, tmp_path / "b.snap", 30.0, False)
+    assert zxid == server.last_zxid
