@@ -1,4 +1,5 @@
-"""The `ccore` command: `serve`/`ensemble` start servers; the rest are client shell commands.
+"""The `ccore` command: `serve`/`ensemble` start servers, `backup`/`restore` copy their data; the
+rest are client shell commands.
 
 This module sits outside the four packages so that it may dispatch to both the server and the
 client, which never import each other.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-SERVER_COMMANDS = {"serve", "ensemble"}
+SERVER_COMMANDS = {"serve", "ensemble", "backup", "restore"}
 
 
 def main(argv: list[str] | None = None) -> int:

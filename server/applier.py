@@ -128,6 +128,7 @@ class Applier:
         """Write a snapshot without holding the loop: a forked child encodes the tree (see
         snapshot_child); without fork, encode here and write in a thread. A failure is logged,
         not fatal: the log keeps every transaction, and the next snapshot tries again."""
+        started = trio.current_time()
         try:
             if can_fork():
                 child = self.db.fork_snapshot()
@@ -139,6 +140,7 @@ class Applier:
             else:
                 zxid, payload = self.db.take_snapshot()
                 await trio.to_thread.run_sync(self.db.write_snapshot, zxid, payload)
+            self.db.snapshot_time.observe((trio.current_time() - started) * 1000)
         except (SnapshotChildError, OSError) as e:
             log.error("snapshot failed: %s; the log keeps every transaction, the next snapshot tries again", e)
         finally:

@@ -14,6 +14,7 @@ import trio
 from ccore.znodes.groups import unwrap_single
 
 from . import config as cfg
+from . import logfilter
 from .storage import StorageError
 from .zkserver import ZKServer
 
@@ -32,6 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--snap-count", type=int, help="transactions between snapshots (default 100000)")
     p.add_argument("--max-client-cnxns", type=int, metavar="N", help="connections per client address (default 60; 0: unlimited)")
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+    p.add_argument("--log-format", choices=("text", "json"), default="text", help="json: one JSON object per line")
+    p.add_argument("--admin-port", type=int, metavar="PORT", help="admin API port (admin.serverPort, default 8080)")
     return p
 
 
@@ -46,6 +49,7 @@ def build_config(ns: argparse.Namespace) -> cfg.ServerConfig:
         "max_session_timeout_ms": ns.max_session_timeout,
         "snap_count": ns.snap_count,
         "max_client_cnxns": ns.max_client_cnxns,
+        "admin_port": ns.admin_port,
     }
     for key, value in overrides.items():
         if value is not None:
@@ -88,6 +92,8 @@ def serve(argv: list[str]) -> int:
         level=getattr(logging, str(ns.log_level).upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    for handler in logging.getLogger().handlers:
+        logfilter.install(handler, json_lines=ns.log_format == "json")  # a flood of bad clients is a line a second
     try:
         config = build_config(ns)
         _raise_open_file_limit()
@@ -114,6 +120,10 @@ def main(argv: list[str]) -> int:
     command, rest = argv[0], argv[1:]
     if command == "serve":
         return serve(rest)
+    if command in ("backup", "restore"):
+        from . import backup_cli
+
+        return backup_cli.backup(rest) if command == "backup" else backup_cli.restore(rest)
     if command == "ensemble":
         from .ensemble import main as ensemble_main
 

@@ -118,8 +118,8 @@ class ClientPort:
         self.stats.received += 1
         self.sessions.touch(session_id)
 
-    def record_latency(self, seconds: float) -> None:
-        self.stats.record_latency(seconds)
+    def record_latency(self, seconds: float, update: bool = False) -> None:
+        self.stats.record_latency(seconds, update)
 
     def is_closing(self, session_id: int) -> bool:
         return self.sessions.is_closing(session_id)

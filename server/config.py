@@ -6,6 +6,15 @@ from pathlib import Path
 
 import attrs
 
+PROMETHEUS_PROVIDER = "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider"
+# ZooKeeper's two providers without an endpoint are accepted and mean "no /metrics".
+METRICS_PROVIDERS = (
+    "",
+    PROMETHEUS_PROVIDER,
+    "org.apache.zookeeper.metrics.impl.DefaultMetricsProvider",
+    "org.apache.zookeeper.metrics.impl.NullMetricsProvider",
+)
+
 
 class ConfigError(ValueError):
     """A configuration that cannot work; the message says which key and what to do."""
@@ -48,6 +57,15 @@ class ServerConfig:
     peers: dict[int, PeerAddress] = attrs.Factory(dict)
     # Where to dial a peer instead of its own address (a fault proxy in tests): `dial.N=host:port`.
     dial_overrides: dict[int, tuple[str, int]] = attrs.Factory(dict)
+    # Operations endpoints (server/ops.py). The admin server is on by default, as in
+    # ZooKeeper, and a port in use is a warning, not a stop (so that servers sharing a machine
+    # all start; the first gets 8080). Metrics are off unless a provider is named.
+    admin_enabled: bool = True  # admin.enableServer
+    admin_port: int = 8080  # admin.serverPort
+    admin_address: str = "127.0.0.1"  # admin.serverAddress (ZooKeeper's default: 0.0.0.0)
+    metrics_provider: str = ""  # metricsProvider.className
+    metrics_port: int = 7000  # metricsProvider.httpPort
+    metrics_address: str = "127.0.0.1"  # metricsProvider.httpHost (ZooKeeper's default: 0.0.0.0)
 
     @property
     def replicated(self) -> bool:
@@ -76,6 +94,13 @@ class ServerConfig:
             raise ConfigError(f"clientPort {self.client_port} is not a port number")
         if self.snap_chunk_bytes <= 0:
             raise ConfigError(f"snapChunkBytes must be positive, got {self.snap_chunk_bytes}")
+        if self.metrics_provider not in METRICS_PROVIDERS:
+            raise ConfigError(
+                f"metricsProvider.className {self.metrics_provider} is not supported; use {PROMETHEUS_PROVIDER} (or none)"
+            )
+        for key, port in (("admin.serverPort", self.admin_port), ("metricsProvider.httpPort", self.metrics_port)):
+            if not 0 <= port <= 65535:
+                raise ConfigError(f"{key} {port} is not a port number")
         if self.max_client_cnxns < 0:
             raise ConfigError(f"maxClientCnxns must be 0 (no limit) or more, got {self.max_client_cnxns}")
 
@@ -92,7 +117,15 @@ _INT_KEYS = {
     "initLimit": "init_limit",
     "syncLimit": "sync_limit",
     "jute.maxbuffer": "max_buffer",
+    "admin.serverPort": "admin_port",
+    "metricsProvider.httpPort": "metrics_port",
 }
+_STR_KEYS = {
+    "admin.serverAddress": "admin_address",
+    "metricsProvider.className": "metrics_provider",
+    "metricsProvider.httpHost": "metrics_address",
+}
+_BOOL_KEYS = {"admin.enableServer": "admin_enabled"}
 
 
 _ANY_ADDRESS = ("0.0.0.0", "::", "")
@@ -181,6 +214,12 @@ def load(path: Path) -> ServerConfig:
             config.data_dir = Path(value)
         elif key == "clientPortAddress":
             config.client_port_address = value
+        elif key in _STR_KEYS:
+            setattr(config, _STR_KEYS[key], value)
+        elif key in _BOOL_KEYS:
+            if value.lower() not in ("true", "false"):
+                raise ConfigError(f"{path}:{lineno}: {key} must be true or false, got {value!r}")
+            setattr(config, _BOOL_KEYS[key], value.lower() == "true")
         elif key.startswith("dial."):
             dial_host, _, dial_port = value.rpartition(":")
             config.dial_overrides[int(key.split(".", 1)[1])] = (dial_host, int(dial_port))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
-from typing import Protocol
+from typing import Any, Protocol
 
 import trio
 
@@ -191,11 +191,17 @@ class Connection:
             self._wake = trio.Event()
             await self._wake.wait()
 
-    def describe(self) -> str:
-        """One line for the `cons`/`stat` four-letter words."""
+    def info(self) -> dict[str, Any]:
+        """ZooKeeper's connection info record, for the `cons`/`stat` commands."""
         core = self.core
-        return (
-            f" /{self.peer[0]}:{self.peer[1]}[1](queued={core.queued},recved={core.received},"
-            f"sent={core.sent},sid={core.session_id:#x},lop=NA,est={int(self.connected_at * 1000)},"
-            f"to={core.timeout_ms})"
-        )
+        return {
+            "remote_socket_address": f"{self.peer[0]}:{self.peer[1]}",
+            "interest_ops": 1,
+            "outstanding_requests": core.queued,
+            "packets_received": core.received,
+            "packets_sent": core.sent,
+            "session_id": f"{core.session_id:#x}",
+            "last_operation": "NA",
+            "established": int(self.connected_at * 1000),
+            "session_timeout": core.timeout_ms,
+        }

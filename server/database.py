@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from ccore.znodes.txn import Txn
 
 from . import snapshot_child
 from .snapshot_child import SnapshotChild
+from .stats import TimeSummary
 from .storage import DataDir
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,10 @@ class Database:
         # persist() (Trio thread), write_snapshot() and the Zab driver's installs (worker
         # threads) all touch the log. Hold it only briefly: the event loop waits for it.
         self.log_lock = threading.Lock()
+        # For /metrics (ZooKeeper's fsynctime, snapshottime, dbinittime), all in ms.
+        self.fsync_time = TimeSummary()
+        self.snapshot_time = TimeSummary()
+        self.init_time_ms = 0.0
 
     def open(self, replay: bool = True) -> DataTree:
         """Lock the data dir and rebuild the tree: newest valid snapshot, then the log after it.
@@ -50,6 +56,7 @@ class Database:
         A replicated server passes replay=False: its log may hold transactions that were never
         committed, and the Zab core hands back the committed ones once it knows which they are.
         """
+        started = time.monotonic()
         self.dir = DataDir(self.path)
         plan = self.dir.recover_plan()
         tree = decode_snapshot(plan.snapshot) if plan.snapshot is not None else DataTree()
@@ -63,6 +70,7 @@ class Database:
             replayed += 1
         self.tree = tree
         self.txns_since_snapshot = replayed
+        self.init_time_ms = (time.monotonic() - started) * 1000
         log.info(
             "data dir %s: snapshot at zxid %#x, %d transactions replayed, last zxid %#x, %d nodes, %d sessions",
             self.path,
@@ -87,7 +95,14 @@ class Database:
         assert self.dir is not None
         with self.log_lock:
             self.dir.log.append(records)
-            self.dir.log.sync()
+            self.sync_log()
+
+    def sync_log(self) -> None:
+        """fsync the log, timed (the caller holds `log_lock`)."""
+        assert self.dir is not None
+        started = time.monotonic()
+        self.dir.log.sync()
+        self.fsync_time.observe((time.monotonic() - started) * 1000)
 
     def snapshot_due(self, applied: int) -> bool:
         self.txns_since_snapshot += applied

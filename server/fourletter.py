@@ -1,62 +1,19 @@
-"""ZooKeeper's four-letter words, answered on the client port (ruok, srvr, stat, mntr, ...)."""
+"""ZooKeeper's four-letter words, answered on the client port (ruok, srvr, stat, mntr, ...).
+
+The text rendering of `commands`: each word reads the same data the admin HTTP API returns
+as JSON, and prints it the way ZooKeeper's 4lw does.
+"""
 
 from __future__ import annotations
 
-import os
-import resource
-from collections.abc import Collection
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any
 
-from ccore.znodes.tree import DataTree
-from ccore.znodes.watches import WatchManager
+from . import commands
+from .commands import NOT_SERVING, VERSION, ServerView
 
-from .config import ServerConfig
-from .stalls import StallDetector
-from .stats import ServerStats
+__all__ = ["NOT_SERVING", "VERSION", "WORDS", "ServerView", "answer"]
 
-
-class Described(Protocol):
-    """A client connection, as `cons` and `stat` list it."""
-
-    @property
-    def sent(self) -> int: ...
-
-    def describe(self) -> str: ...
-
-
-class ServerView(Protocol):
-    """What the four-letter words read of a server."""
-
-    config: ServerConfig
-    stats: ServerStats
-    stalls: StallDetector
-    watches: WatchManager
-
-    @property
-    def tree(self) -> DataTree: ...
-
-    @property
-    def last_zxid(self) -> int: ...
-
-    @property
-    def port(self) -> int | None: ...
-
-    @property
-    def connections(self) -> Collection[Described]: ...
-
-    @property
-    def outstanding(self) -> int: ...
-
-    @property
-    def serving(self) -> bool: ...
-
-    @property
-    def mode(self) -> str: ...
-
-    def extra_metrics(self) -> list[tuple[str, Any]]: ...
-
-
-VERSION = "3.8.4-consistent-core-0.1.0"
 WORDS = frozenset(
     w.encode()
     for w in (
@@ -79,150 +36,127 @@ WORDS = frozenset(
 )
 
 
-def _latency(server: ServerView) -> tuple[float, float, float]:
-    s = server.stats
-    if not s.latency_count:
-        return 0.0, 0.0, 0.0
-    return s.latency_min_ms, s.latency_total_ms / s.latency_count, s.latency_max_ms
+def connection_line(info: dict[str, Any]) -> str:
+    """One line of `cons`/`stat` for a connection's info record."""
+    return (
+        f" /{info['remote_socket_address']}[{info['interest_ops']}](queued={info['outstanding_requests']},"
+        f"recved={info['packets_received']},sent={info['packets_sent']},sid={info['session_id']},"
+        f"lop={info['last_operation']},est={info['established']},to={info['session_timeout']})"
+    )
 
 
 def _srvr(server: ServerView, with_clients: bool) -> str:
-    lo, avg, hi = _latency(server)
-    lines = [f"Zookeeper version: {VERSION}, built on consistent-core"]
+    data = commands.stat(server) if with_clients else commands.srvr(server)
+    s = data["server_stats"]
+    lines = [f"Zookeeper version: {data['version']}, built on consistent-core"]
     if with_clients:
         lines.append("Clients:")
-        lines.extend(c.describe() for c in server.connections)
+        lines.extend(connection_line(c) for c in data["connections"])
         lines.append("")
     lines += [
-        f"Latency min/avg/max: {lo:.0f}/{avg:.4f}/{hi:.0f}",
-        f"Received: {server.stats.received}",
-        f"Sent: {sum(c.sent for c in server.connections)}",
-        f"Connections: {len(server.connections)}",
-        f"Outstanding: {server.outstanding}",
-        f"Zxid: {server.last_zxid:#x}",
-        f"Mode: {server.mode}",
-        f"Node count: {len(server.tree.nodes)}",
+        f"Latency min/avg/max: {s['min_latency']}/{s['avg_latency']:.4f}/{s['max_latency']}",
+        f"Received: {s['packets_received']}",
+        f"Sent: {s['packets_sent']}",
+        f"Connections: {s['num_alive_client_connections']}",
+        f"Outstanding: {s['outstanding_requests']}",
+        f"Zxid: {s['last_processed_zxid']:#x}",
+        f"Mode: {s['server_state']}",
+        f"Node count: {data['node_count']}",
     ]
     return "\n".join(lines) + "\n"
 
 
 def _mntr(server: ServerView) -> str:
-    lo, avg, hi = _latency(server)
-    tree = server.tree
-    try:
-        open_fds = len(os.listdir("/proc/self/fd"))
-    except OSError:
-        open_fds = -1
-    data_size = sum(len(p) + (len(n.data) if n.data else 0) for p, n in tree.nodes.items())
-    values = [
-        ("zk_version", VERSION),
-        ("zk_server_state", server.mode),
-        ("zk_avg_latency", f"{avg:.4f}"),
-        ("zk_max_latency", f"{hi:.0f}"),
-        ("zk_min_latency", f"{lo:.0f}"),
-        ("zk_packets_received", server.stats.received),
-        ("zk_packets_sent", sum(c.sent for c in server.connections)),
-        ("zk_num_alive_connections", len(server.connections)),
-        ("zk_outstanding_requests", server.outstanding),
-        ("zk_znode_count", len(tree.nodes)),
-        ("zk_watch_count", server.watches.watch_count()),
-        ("zk_ephemerals_count", sum(len(v) for v in tree.ephemerals.values())),
-        ("zk_approximate_data_size", data_size),
-        ("zk_open_file_descriptor_count", open_fds),
-        ("zk_max_file_descriptor_count", resource.getrlimit(resource.RLIMIT_NOFILE)[0]),
-        ("zk_global_sessions", len(tree.sessions)),
-        ("zk_last_zxid", f"{server.last_zxid:#x}"),
-        ("zk_commit_batches", server.stats.batches),
-        ("zk_committed_txns", server.stats.txns),
-        ("zk_loop_stalls", server.stalls.count),  # event-loop stalls over 100 ms
-        ("zk_loop_stall_max_ms", round(server.stalls.max_s * 1000)),
-    ]
-    values.extend(server.extra_metrics())
-    return "".join(f"{k}\t{v}\n" for k, v in values)
+    values = commands.monitor(server)
+    values["avg_latency"] = f"{values['avg_latency']:.4f}"
+    return "".join(f"zk_{k}\t{v}\n" for k, v in values.items())
 
 
 def _conf(server: ServerView) -> str:
-    c = server.config
-    return (
-        f"clientPort={server.port}\n"
-        f"clientPortAddress={c.client_port_address}\n"
-        f"dataDir={c.data_dir}\n"
-        f"dataLogDir={c.data_dir}\n"
-        f"tickTime={c.tick_time_ms}\n"
-        f"maxClientCnxns={c.max_client_cnxns}\n"
-        f"minSessionTimeout={c.min_session_timeout}\n"
-        f"maxSessionTimeout={c.max_session_timeout}\n"
-        f"serverId={c.server_id}\n"
-    )
+    data = commands.conf(server)
+    return "".join(f"{cfg_key}={data[key]}\n" for key, cfg_key in commands.CONF_KEYS)
+
+
+def _cons(server: ServerView) -> str:
+    return "\n".join(connection_line(c) for c in commands.connection_info(server)) + "\n\n"
 
 
 def _wchs(server: ServerView) -> str:
-    w = server.watches
-    return f"{w.watchers()} connections watching {w.paths_watched()} paths\nTotal watches:{w.watch_count()}\n"
+    w = commands.watch_summary(server)
+    return f"{w['num_connections']} connections watching {w['num_paths']} paths\nTotal watches:{w['num_total_watches']}\n"
 
 
 def _wchc(server: ServerView) -> str:
     out = []
-    for conn, watched in server.watches.by_watcher().items():
-        out.append(f"{getattr(conn, 'session_id', 0):#x}")
-        out.extend(f"\t{p}" for p in sorted(watched))
+    for sid, paths in commands.watches_by_session(server).items():
+        out.append(f"{sid:#x}")
+        out.extend(f"\t{p}" for p in paths)
     return "\n".join(out) + "\n"
 
 
 def _wchp(server: ServerView) -> str:
     out = []
-    for path, conns in sorted(server.watches.by_path().items()):
+    for path, sids in commands.watches_by_path(server).items():
         out.append(path)
-        out.extend(f"\t{getattr(c, 'session_id', 0):#x}" for c in conns)
+        out.extend(f"\t{sid:#x}" for sid in sids)
     return "\n".join(out) + "\n"
 
 
 def _dump(server: ServerView) -> str:
-    tree = server.tree
-    lines = ["SessionTracker dump:", f"Global Sessions({len(tree.sessions)}):"]
-    for session_id, info in sorted(tree.sessions.items()):
-        lines.append(f"{session_id:#x}\t{info.timeout_ms}ms")
+    data = commands.dump(server)
+    sessions, ephemerals = data["session_id_to_timeout_ms"], data["session_id_to_ephemeral_paths"]
+    lines = ["SessionTracker dump:", f"Global Sessions({len(sessions)}):"]
+    lines.extend(f"{sid:#x}\t{timeout}ms" for sid, timeout in sessions.items())
     lines.append("ephemeral nodes dump:")
-    lines.append(f"Sessions with Ephemerals ({len(tree.ephemerals)}):")
-    for session_id, owned in sorted(tree.ephemerals.items()):
-        lines.append(f"{session_id:#x}:")
-        lines.extend(f"\t{p}" for p in sorted(owned))
+    lines.append(f"Sessions with Ephemerals ({len(ephemerals)}):")
+    for sid, owned in ephemerals.items():
+        lines.append(f"{sid:#x}:")
+        lines.extend(f"\t{p}" for p in owned)
     return "\n".join(lines) + "\n"
 
 
-NOT_SERVING = "This ZooKeeper instance is not currently serving requests\n"
+def _envi(server: ServerView) -> str:
+    return "Environment:\n" + "".join(f"{k}={v}\n" for k, v in commands.environment(server).items())
+
+
+def _isro(server: ServerView) -> str:
+    return "ro" if commands.is_read_only(server)["read_only"] else "rw"
+
+
+def _reset(reply: str) -> Callable[[ServerView], str]:
+    def word(server: ServerView) -> str:
+        commands.reset_stats(server)
+        return reply
+
+    return word
+
+
+_TEXT: dict[str, Callable[[ServerView], str]] = {
+    "srvr": lambda s: _srvr(s, with_clients=False),
+    "stat": lambda s: _srvr(s, with_clients=True),
+    "mntr": _mntr,
+    "conf": _conf,
+    "cons": _cons,
+    "wchs": _wchs,
+    "wchc": _wchc,
+    "wchp": _wchp,
+    "dump": _dump,
+    "isro": _isro,
+    "envi": _envi,
+    "dirs": lambda s: "datadir_size: 0\nlogdir_size: 0\n",
+    "srst": _reset("Server stats reset.\n"),
+    "crst": _reset("Connection stats reset.\n"),
+}
+# Words that read the tree or the sessions: a server between leaders has nothing true to say.
+NEEDS_SERVING = frozenset(("srvr", "stat", "cons", "wchs", "wchc", "wchp", "dump", "mntr"))
 
 
 def answer(server: ServerView, word: str) -> str:
     if word == "ruok":
         return "imok"
-    if not server.serving and word in ("srvr", "stat", "cons", "wchs", "wchc", "wchp", "dump", "mntr"):
-        return NOT_SERVING
-    if word == "srvr":
-        return _srvr(server, with_clients=False)
-    if word == "stat":
-        return _srvr(server, with_clients=True)
-    if word == "mntr":
-        return _mntr(server)
-    if word == "conf":
-        return _conf(server)
-    if word == "cons":
-        return "\n".join(c.describe() for c in server.connections) + "\n\n"
-    if word == "wchs":
-        return _wchs(server)
-    if word == "wchc":
-        return _wchc(server)
-    if word == "wchp":
-        return _wchp(server)
-    if word == "dump":
-        return _dump(server)
-    if word == "isro":
-        return "rw"
-    if word == "envi":
-        return f"Environment:\nzookeeper.version={VERSION}\nos.name={os.uname().sysname}\nuser.dir={os.getcwd()}\n"
-    if word == "dirs":
-        return "datadir_size: 0\nlogdir_size: 0\n"
-    if word in ("srst", "crst"):
-        server.stats.reset()
-        return "Server stats reset.\n" if word == "srst" else "Connection stats reset.\n"
-    return f"{word} is not executed because it is not in the whitelist.\n"
+    if not server.serving and word in NEEDS_SERVING:
+        return NOT_SERVING + "\n"
+    text = _TEXT.get(word)
+    if text is None:
+        return f"{word} is not executed because it is not in the whitelist.\n"
+    return text(server)

@@ -34,6 +34,7 @@ from .forwarding import Role as WriteRole
 from .peer_frames import decode_peer_frame, encode_peer_frame
 from .peers import Membership, PeerNetwork, address_digest
 from .snap_stream import PipedSnapshot, SnapAssembler, SnapBegin, SnapChunk, snapshot_messages
+from .stats import TimeSummary
 from .storage._fsutil import atomic_write
 from .zab import NotLeader, Ready, Role, Status, Timing, ZabPeer
 from .zab.messages import Snap
@@ -131,12 +132,22 @@ class Replicator:
         # Counters for mntr: how the pipeline batches.
         self.readies = self.persists = self.persisted_entries = self.applied_entries = 0
         self.persist_s = 0.0
+        # For /metrics: ZooKeeper's election_time (here: from losing a leader, or starting,
+        # until serving again under one: election, discovery and sync) and looking_count.
+        self.election_time = TimeSummary()
+        self.looking_count = 0
+        self._looking_since: float | None = None
 
     # -- state --------------------------------------------------------------------------
 
     @property
     def serving(self) -> bool:
         return self.status is not None and self.status.serving
+
+    @property
+    def leader_id(self) -> int | None:
+        s = self.status
+        return s.leader_id if s is not None and s.serving else None
 
     @property
     def is_leader(self) -> bool:
@@ -279,7 +290,7 @@ class Replicator:
                 d.install_snapshot(ready.snapshot.zxid, ready.snapshot.data, ready.entries)
             elif ready.entries:
                 d.log.append(ready.entries)
-                d.log.sync()
+                db.sync_log()
             if ready.accepted_epoch is not None:
                 d.accepted_epoch.write(ready.accepted_epoch)
             if ready.current_epoch is not None:
@@ -288,6 +299,8 @@ class Replicator:
     def _on_status(self, status: Status) -> None:
         old, self.status = self.status, status
         was_serving = old is not None and old.serving
+        if was_serving != status.serving or old is None:
+            self._time_election(status.serving)
         if old is not None and (old.role, old.leader_id, old.epoch, old.serving) == (
             status.role,
             status.leader_id,
@@ -313,6 +326,15 @@ class Replicator:
             self.state.leadership_lost()
         if status.serving and status.role == Role.LEADING:
             self.state.became_leader()
+
+    def _time_election(self, serving: bool) -> None:
+        now = trio.current_time()
+        if not serving:
+            self._looking_since = now
+            self.looking_count += 1
+        elif self._looking_since is not None:
+            self.election_time.observe((now - self._looking_since) * 1000)
+            self._looking_since = None
 
     # -- writes -------------------------------------------------------------------------
 

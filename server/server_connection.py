@@ -74,7 +74,7 @@ class ConnectionServices(Protocol):
         """A request of this session arrived (it touches the session)."""
         ...
 
-    def record_latency(self, seconds: float) -> None: ...
+    def record_latency(self, seconds: float, update: bool = False) -> None: ...
 
     def is_closing(self, session_id: int) -> bool:
         """The session is expiring or closed: its requests are answered SESSION_EXPIRED."""
@@ -294,7 +294,7 @@ class ServerConnection:
             raise ConnectionStateError(f"complete write xid {write.xid} twice", self.phase)
         err, body = write_response(write.op_code, write.record, result)
         write.reply = protocol.encode_reply(write.xid, txn.zxid, err, body)
-        self.services.record_latency(self.services.monotonic() - write.started)
+        self.services.record_latency(self.services.monotonic() - write.started, True)
         self._drain()
         if write.op_code == _CLOSE_SESSION:
             self.close()

@@ -25,6 +25,7 @@ from .config import ServerConfig
 from .connection import Connection
 from .database import Database
 from .local_commit import LocalCommitter
+from .ops import OpsEndpoints
 from .reaper import Reaper
 from .replication import Replicator
 from .session_manager import SessionManager
@@ -64,6 +65,8 @@ class ZKServer:
             lambda word: fourletter.answer(self, word),
             wall_clock,
         )
+        self.started_at = time.monotonic()
+        self.ops = OpsEndpoints(config, self)  # the admin API and /metrics
         self.started = trio.Event()
 
     def _tree(self) -> DataTree:
@@ -102,6 +105,10 @@ class ZKServer:
     def mode(self) -> str:
         return self.committer.mode
 
+    @property
+    def leader_id(self) -> int | None:
+        return self.committer.leader_id if isinstance(self.committer, Replicator) else None
+
     def extra_metrics(self) -> list[tuple[str, Any]]:
         return self.committer.metrics()
 
@@ -115,6 +122,7 @@ class ZKServer:
             # Sessions that were live when we stopped get a fresh deadline to reconnect in.
             self.sessions.track_all(self.db.tree)
             await self.client_port.listen()
+            await self.ops.listen()
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.stalls.run)
                 await nursery.start(self.applier.run)
@@ -122,6 +130,7 @@ class ZKServer:
                 await nursery.start(self.sessions.run)
                 await nursery.start(self.reaper.run)
                 await nursery.start(self.client_port.run)
+                await nursery.start(self.ops.run)
                 log.info(
                     "serving ZooKeeper clients on %s:%d, data dir %s",
                     self.config.client_port_address,

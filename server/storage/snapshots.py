@@ -46,6 +46,12 @@ def snapshot_size(header: bytes) -> int:
     return HEADER_SIZE + length
 
 
+def snapshot_zxid(header: bytes) -> int:
+    """The zxid a snapshot's header names (nothing validated: `parse_snapshot` does that)."""
+    zxid: int = _HEADER.unpack_from(header, 0)[2]
+    return zxid
+
+
 def encode_snapshot_header(zxid: int, payload: bytes | bytearray | memoryview) -> bytes:
     body = _HEADER.pack(SNAPSHOT_MAGIC, SNAPSHOT_VERSION, zxid, len(payload), 0)[:-4]
     return body + struct.pack(">I", zlib.crc32(payload, zlib.crc32(body)))

@@ -69,7 +69,7 @@ class Server:
     def request_received(self, session_id: int) -> None:
         self.touched.append(session_id)
 
-    def record_latency(self, seconds: float) -> None:
+    def record_latency(self, seconds: float, update: bool = False) -> None:
         pass
 
     def is_closing(self, session_id: int) -> bool:

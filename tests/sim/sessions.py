@@ -388,7 +388,7 @@ class ServerClients(ConnectionServices):
     def request_received(self, session_id: int) -> None:
         self.sessions.touch(session_id)
 
-    def record_latency(self, seconds: float) -> None:
+    def record_latency(self, seconds: float, update: bool = False) -> None:
         pass
 
     def is_closing(self, session_id: int) -> bool:
