@@ -35,6 +35,7 @@ from .peer_frames import decode_peer_frame, encode_peer_frame
 from .peers import Membership, PeerNetwork, address_digest
 from .snap_stream import PipedSnapshot, SnapAssembler, SnapBegin, SnapChunk, snapshot_messages
 from .storage._fsutil import atomic_write
+from .tls import PeerTls
 from .zab import NotLeader, Ready, Role, Status, Timing, ZabPeer
 from .zab.messages import Snap
 from .zabstorage import ZabStorage
@@ -90,7 +91,10 @@ class Replicator:
         state: StateMachine,
         sessions: SessionOwner,
         wall_clock: Callable[[], float] = time.time,
+        *,
+        peer_tls: PeerTls | None = None,
     ) -> None:
+        """`peer_tls`: mutual TLS on the peer links (sslQuorum=true), else plain TCP."""
         self.db = db
         self.state = state
         self.wall_clock = wall_clock
@@ -110,6 +114,7 @@ class Replicator:
             on_disconnected=self._on_disconnected,
             dial_address=lambda peer: overrides.get(peer, members[peer]),
             observers=self.observers,
+            tls=peer_tls,
         )
         # Before anything runs (and outside any nursery, so that a refusal is one line).
         self.check_ensemble_id()
