@@ -32,7 +32,7 @@ from .stats import ServerStats
 log = logging.getLogger(__name__)
 
 REFUSAL_LOG_INTERVAL_S = 60.0  # at most one maxClientCnxns warning per address this often
-HANDSHAKE_LOG_INTERVAL_S = 60.0  # at most one failed-handshake line per address this often
+HANDSHAKE_LOG_INTERVAL_S = 60.0  # at most one failed-handshake line per address and reason this often
 
 
 class ClientPort:
@@ -124,12 +124,13 @@ class ClientPort:
             log.exception("connection from %s failed unexpectedly; it is closed", conn)
 
     def _handshake_failed(self, address: str, port: int, failure: BaseException) -> None:
-        """One line per failed TLS handshake, at most one a minute per address."""
-        held_back = self._handshake_failures.allow(address, trio.current_time())
+        """One line per failed TLS handshake, at most one a minute per address and reason."""
+        reason = tls.describe_failure(failure)
+        held_back = self._handshake_failures.allow((address, reason), trio.current_time())
         if held_back is None:
             return
-        also = f" ({held_back} more from this address since the last report)" if held_back else ""
-        log.warning("TLS handshake with client %s:%d failed: %s; closed%s", address, port, tls.describe_failure(failure), also)
+        also = f" ({held_back} more like it from this address since the last report)" if held_back else ""
+        log.warning("TLS handshake with client %s:%d failed: %s; closed%s", address, port, reason, also)
 
     def _release(self, address: str) -> None:
         self._per_address[address] -= 1

@@ -181,9 +181,26 @@ async def handshake(stream: trio.SSLStream[trio.SocketStream]) -> BaseException 
         with trio.fail_after(HANDSHAKE_TIMEOUT_S):
             await stream.do_handshake()
     except (trio.BrokenResourceError, trio.TooSlowError, OSError) as e:
+        if not isinstance(e, trio.TooSlowError):
+            await _send_alert(stream)
         await trio.aclose_forcefully(stream.transport_stream)
         return e
     return None
+
+
+async def _send_alert(stream: trio.SSLStream[trio.SocketStream]) -> None:
+    """Best effort: deliver the alert OpenSSL wrote when it refused the handshake (say,
+    "certificate required"), which trio drops on a failure, so that the client learns why
+    instead of seeing the connection just end. Relies on a private attribute of trio's
+    SSLStream; without it the client sees an end of file, as before."""
+    pending = getattr(stream, "_outgoing", None)
+    if not isinstance(pending, ssl.MemoryBIO) or not pending.pending:
+        return
+    with trio.move_on_after(CLOSE_TIMEOUT_S):
+        try:
+            await stream.transport_stream.send_all(pending.read())
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass
 
 
 async def aclose_bounded(stream: trio.abc.AsyncResource) -> None:
