@@ -143,8 +143,10 @@ def _mntr(server: ServerView) -> str:
 
 def _conf(server: ServerView) -> str:
     c = server.config
+    secure = f"secureClientPort={c.secure_client_port}\n" if c.secure_client_port is not None else ""
     return (
         f"clientPort={server.port}\n"
+        f"{secure}"
         f"clientPortAddress={c.client_port_address}\n"
         f"dataDir={c.data_dir}\n"
         f"dataLogDir={c.data_dir}\n"

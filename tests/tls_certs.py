@@ -8,6 +8,7 @@ from pathlib import Path
 
 import attrs
 import trustme
+from cryptography.hazmat.primitives import serialization
 
 NAMES = ("127.0.0.1", "localhost")  # what the test servers and clients are reached as
 
@@ -29,13 +30,17 @@ class Authority:
 
     def issue(self, name: str, *identities: str) -> Identity:
         leaf = self.ca.issue_cert(*(identities or NAMES))
+        # PKCS#8 ("BEGIN PRIVATE KEY"): the one PEM key form ZooKeeper's Java PEM reader takes.
+        key_pem = serialization.load_pem_private_key(leaf.private_key_pem.bytes(), None).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        chain = b"".join(blob.bytes() for blob in leaf.cert_chain_pems)
         key_store = self.directory / f"{name}.pem"
-        leaf.private_key_and_cert_chain_pem.write_to_path(str(key_store))
+        key_store.write_bytes(key_pem + chain)
         cert = self.directory / f"{name}-cert.pem"
-        for i, blob in enumerate(leaf.cert_chain_pems):
-            blob.write_to_path(str(cert), append=i > 0)
+        cert.write_bytes(chain)
         key = self.directory / f"{name}-key.pem"
-        leaf.private_key_pem.write_to_path(str(key))
+        key.write_bytes(key_pem)
         return Identity(key_store, cert, key)
 
 

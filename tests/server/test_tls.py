@@ -66,6 +66,10 @@ async def test_our_client_over_tls_beside_the_plain_port(nursery, tmp_path, ca, 
             assert (await zk3.get("/over-tls"))[0] == b"secret"
     plain = await RawClient.connect(server.port)  # the plain port serves the same tree
     assert plain.session_id
+    stream = await trio.open_tcp_stream("127.0.0.1", server.port)
+    await stream.send_all(b"conf")
+    with trio.fail_after(5):
+        assert "secureClientPort=0\n" in (await read_until_closed(stream)).decode()
 
 
 async def test_tls_alone_has_no_plain_port(nursery, tmp_path, ca, server_id, client_id) -> None:
