@@ -222,3 +222,19 @@ async def test_shell_commands_take_tls_flags(nursery, tmp_path, ca, server_id, c
     # A missing file is one line too, before any connection.
     status, out, err = await trio.to_thread.run_sync(run, "ls", "/", *flags[:2], "--tls-ca", str(tmp_path / "nope.pem"))
     assert status == 1 and "nope.pem: no such file" in err and err.count("\n") == 1, err
+
+
+async def test_four_letter_words_over_tls(nursery, tmp_path, ca, server_id, client_id) -> None:
+    server = await start_tls_server(nursery, tmp_path, ca, server_id)
+    context = ssl.create_default_context(cafile=str(ca.trust_store))
+    context.load_cert_chain(client_id.key_store)
+    stream = trio.SSLStream(await trio.open_tcp_stream("127.0.0.1", server.secure_port), context, server_hostname="127.0.0.1")
+    await stream.send_all(b"ruok")
+    answer = b""
+    with trio.fail_after(5):
+        try:
+            while chunk := await stream.receive_some(4096):
+                answer += chunk
+        except trio.BrokenResourceError:
+            pass  # closed after the answer
+    assert answer == b"imok"
