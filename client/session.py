@@ -203,12 +203,17 @@ class Session:
         now = trio.current_time()
         self._last_recv = self._last_send = now
         try:
-            async with stream:
+            try:
                 with trio.CancelScope() as self._conn_scope:
                     async with trio.open_nursery() as nursery:
                         nursery.start_soon(self._reader, stream)
                         nursery.start_soon(self._writer, stream)
                         nursery.start_soon(self._heartbeat, now + budget_s)
+            finally:
+                # TLS says goodbye (close_notify) on close; a server that stopped reading must
+                # not hold us here: past the bound trio drops the socket.
+                with trio.move_on_after(CLOSE_TIMEOUT_S):
+                    await stream.aclose()
         finally:
             self._conn_scope = None
             self._connection_ended()

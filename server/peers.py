@@ -441,8 +441,9 @@ class PeerNetwork:
         try:
             while await stream.receive_some(4096):
                 pass
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-            pass
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
+            if isinstance(e.__cause__, ssl.SSLError):
+                raise  # a TLS alert: the far side refused us, which _dial_forever reports
         scope.cancel()
 
     async def _accept(self, tcp: trio.SocketStream) -> None:

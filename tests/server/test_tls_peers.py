@@ -8,8 +8,10 @@ import logging
 
 import cbor2
 import pytest
+import trio
 
-from ccore.server.peers import PeerNetwork
+from ccore.server import tls
+from ccore.server.peers import HELLO_MAGIC, PeerNetwork, frame
 from ccore.server.tls import PeerTls, client_context, server_context
 from ccore.server.tls_config import TlsSettings
 from tests.compat.servers import free_ports
@@ -96,3 +98,50 @@ async def test_dialling_checks_the_name_on_the_certificate(nursery, tmp_path, me
     for sid in members:
         await nursery.start(network(sid, members, links, received, peer_tls(ca, ca.issue(f"server{sid}", *names[sid]))).run)
     await wait_for(lambda: links == {(1, 2), (2, 1)} and any("IP address mismatch" in w for w in warnings_of(caplog)))
+
+
+async def test_silent_and_plaintext_strangers_on_a_tls_peer_port(nursery, tmp_path, members, caplog, monkeypatch) -> None:
+    monkeypatch.setattr(tls, "HANDSHAKE_TIMEOUT_S", 0.5)
+    caplog.set_level(logging.WARNING, logger="ccore.server.peers")
+    ca = authority(tmp_path)
+    links: set = set()
+    received: list = []
+    first = network(1, members, links, received, peer_tls(ca, ca.issue("server1")))
+    await nursery.start(first.run)
+    silent = await trio.open_tcp_stream("127.0.0.1", members[1][1])
+    plaintext = await trio.open_tcp_stream("127.0.0.1", members[1][1])
+    await plaintext.send_all(frame(cbor2.dumps([HELLO_MAGIC, 2, first.digest])))
+    for sid in (2, 3):  # the real servers link up meanwhile
+        await nursery.start(network(sid, members, links, received, peer_tls(ca, ca.issue(f"server{sid}"))).run)
+    await wait_for(lambda: len(links) == 6)
+    with trio.fail_after(3):
+        for stream in (silent, plaintext):
+            try:
+                while await stream.receive_some(4096):
+                    pass
+            except trio.BrokenResourceError:
+                pass
+            await stream.aclose()
+    lines = warnings_of(caplog)
+    assert any("no handshake within 0.5 s" in line for line in lines), lines
+    assert any("plaintext on a TLS port?" in line for line in lines), lines
+
+
+async def test_a_dialler_learns_its_certificate_was_refused(nursery, tmp_path, members, caplog) -> None:
+    """With TLS 1.3 the dialler's handshake is over before the far side checks its certificate:
+    the refusal comes as an alert on the link, and is logged once as such."""
+    caplog.set_level(logging.DEBUG, logger="ccore.server.peers")
+    ca, other = authority(tmp_path), authority(tmp_path, "other")
+    links: set = set()
+    received: list = []
+    for sid in (1, 2):
+        await nursery.start(network(sid, members, links, received, peer_tls(ca, ca.issue(f"server{sid}"))).run)
+    # Server 3 trusts the ensemble's CA, but its own certificate comes from another.
+    settings = TlsSettings("ssl.quorum.", key_store=other.issue("server3").key_store, trust_store=ca.trust_store)
+    mixed = PeerTls(server_context(settings, "need", "test"), client_context(settings, "test"))
+    await nursery.start(network(3, members, links, received, mixed).run)
+    await wait_for(lambda: sum("refused our TLS connection" in r.getMessage() for r in caplog.records) >= 6)
+    lines = [w for w in warnings_of(caplog) if "refused our TLS connection" in w]
+    assert sorted(line.split(" (")[0] for line in lines) == ["server 1", "server 2"], lines
+    assert all("alert unknown ca" in line and "ssl.quorum.trustStore" in line for line in lines), lines
+    assert links == {(1, 2), (2, 1)}
