@@ -18,7 +18,7 @@ from ccore.znodes.tree import DataTree
 from ccore.znodes.watches import WatchManager
 
 from . import fourletter, tls
-from .applier import Applier, spare_the_tree_from_gc
+from .applier import Applier, settle_the_heap
 from .client_port import ClientPort
 from .commit import Committer
 from .config import ServerConfig
@@ -127,7 +127,7 @@ class ZKServer:
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Open the data dir, listen on the client port and serve until cancelled."""
         await trio.to_thread.run_sync(self.db.open, not self.config.replicated)
-        spare_the_tree_from_gc()
+        settle_the_heap()
         try:
             # Sessions that were live when we stopped get a fresh deadline to reconnect in.
             self.sessions.track_all(self.db.tree)

@@ -52,6 +52,7 @@ from .txn import (
     SetData,
     Txn,
 )
+from .untracked import untrack
 
 SNAPSHOT_FORMAT = 1
 TXN_FORMAT = 2
@@ -371,7 +372,10 @@ def _decode_snapshot(payload: bytes) -> DataTree:
         node.czxid, node.mzxid, node.ctime, node.mtime = czxid, mzxid, ctime, mtime
         node.version, node.cversion, node.aversion = version, cversion, aversion
         node.ephemeral_owner, node.pzxid = owner, pzxid
-        node.children = set()
+        children: set[str] = set()
+        node.children = children
+        untrack(node)  # as Node.__init__ does
+        untrack(children)
         nodes[path] = node
         if path != root:
             parent_path, _, name = path.rpartition("/")

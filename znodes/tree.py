@@ -52,6 +52,7 @@ from .txn import (
     Trigger,
     Txn,
 )
+from .untracked import untrack
 
 INT32_MAX = 2**31 - 1
 SPECIAL_PATHS = frozenset({paths.ROOT, paths.ZOOKEEPER, paths.QUOTA, paths.CONFIG})
@@ -110,6 +111,9 @@ class Node:
         self.version = self.cversion = self.aversion = 0
         self.ephemeral_owner = ephemeral_owner
         self.children: set[str] = set()
+        # Never part of a cycle: the cyclic collector need not walk it (see untracked.py).
+        untrack(self)
+        untrack(self.children)
 
     def stat(self) -> Stat:
         """The Stat a client sees, translated as ZooKeeper's DataNode.copyStat does."""
