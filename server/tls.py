@@ -52,6 +52,8 @@ def build(config: ServerConfig) -> ServerTls:
     elif config.client_tls.key_store is not None:
         log.warning("ssl.keyStore.location is set but secureClientPort is not: the client port is plain TCP")
     peers = None
+    if config.quorum_tls.configured and not config.ssl_quorum:
+        log.warning("ssl.quorum.* keys are set but sslQuorum is not true: the peer links are plain TCP")
     if config.ssl_quorum:
         if not config.replicated:
             raise ConfigError("sslQuorum=true needs server.N lines: a standalone server has no peer links")
