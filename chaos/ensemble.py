@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -54,7 +55,9 @@ class LocalEnsemble:
         proxied: bool = False,
         seed: int = 0,
         log_level: str = "INFO",
+        extra_config: Mapping[int, Sequence[str]] | None = None,
     ) -> None:
+        """`extra_config`: more zoo.cfg lines per server id (TLS keys, say)."""
         self.base = Path(base_dir)
         self.ids = list(range(1, nodes + observers + 1))
         self.observer_ids = set(self.ids[nodes:])
@@ -98,6 +101,7 @@ class LocalEnsemble:
                         "clientPortAddress=127.0.0.1",
                         *lines,
                         *dial,
+                        *(extra_config or {}).get(i, ()),
                     ]
                 )
                 + "\n"

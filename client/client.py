@@ -18,6 +18,7 @@ import contextlib
 import logging
 import math
 import re
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any, Literal, TypeVar, cast, overload
 
@@ -63,6 +64,8 @@ from .errors import ClientClosedError, InvalidArgumentError, invalid_path
 from .protocol import WatchKind
 from .retry import Retry
 from .session import Session
+from .tls import PathLike
+from .tls import make_context as make_tls_context
 from .transaction import (
     GetChildren,
     GetData,
@@ -487,6 +490,10 @@ async def connect(
     read_only: bool = False,
     randomize_hosts: bool = True,
     session: tuple[int, bytes] | None = None,
+    tls_ca: PathLike | None = None,
+    tls_cert: PathLike | None = None,
+    tls_key: PathLike | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> AsyncIterator[Client]:
     """Connect to a ZooKeeper ensemble and yield a Client; close the session on exit.
 
@@ -495,12 +502,19 @@ async def connect(
     Raises NoServerError (a ConnectionLossError) if no server answers within
     `connect_timeout` (default: the session timeout), AuthFailedError if `auth` is refused.
     `session=(id, password)` resumes an existing session instead of creating one.
+
+    TLS (a server's secureClientPort): `tls_ca` is a PEM file of the CA certificates that sign
+    the servers' (default: the system's); `tls_cert` (and `tls_key`, unless the key is in the
+    same file) our PEM certificate, for servers that require one (ssl.clientAuth=need). Each
+    server's certificate must name its host as written in `hosts`. Or pass a ready
+    `ssl_context`. Unreadable files raise InvalidArgumentError before anything is sent.
     """
     parsed = hosts_mod.parse(hosts)
     root = hosts_mod.normalize_chroot(chroot) if chroot is not None else parsed.chroot
     if not 0 < session_timeout < math.inf:
         raise InvalidArgumentError(None, f"session_timeout must be a positive number of seconds, not {session_timeout!r}")
     credentials = [(s, c.encode("utf-8") if isinstance(c, str) else bytes(c)) for s, c in auth]
+    context = make_tls_context(tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key, ssl_context=ssl_context)
     sess = Session(
         parsed.hosts,
         session_timeout_s=session_timeout,
@@ -510,6 +524,7 @@ async def connect(
         chroot=root,
         randomize_hosts=randomize_hosts,
         session=session,
+        ssl_context=context,
     )
     # The caller sees NoServerError or its own body's error, not the nurseries' groups.
     with unwrap_single():

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import random
+import ssl
 from collections.abc import Sequence
 from typing import Any
 
@@ -82,8 +83,10 @@ class Session:
         randomize_hosts: bool = True,
         session: tuple[int, bytes] | None = None,
         rng: random.Random | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._rng = rng or random.Random()
+        self._ssl_context = ssl_context  # TLS on every connection when set (client/tls.py)
         self.hosts = list(hosts)
         if randomize_hosts:
             self._rng.shuffle(self.hosts)
@@ -181,30 +184,51 @@ class Session:
         whether the session expired on it)."""
         self._drop_reason = None
         self._expired = False
-        stream: trio.SocketStream | None = None
+        stream: trio.abc.Stream | None = None
         try:
             with trio.move_on_after(budget_s):
-                stream = await trio.open_tcp_stream(host.host, host.port)
+                tcp = await trio.open_tcp_stream(host.host, host.port)
+                # Assigned once whole: a handshake cut short by the budget leaves None.
+                stream = tcp if self._ssl_context is None else await self._secure(tcp, host)
             if stream is None:
-                return f"no TCP connection within {budget_s:.2g}s", False, False
+                what = "TLS handshake" if self._ssl_context is not None else "TCP connection"
+                return f"no {what} within {budget_s:.2g}s", False, False
         except OSError as e:
             return f"cannot connect: {e.strerror or e}", False, False
+        except trio.BrokenResourceError as e:
+            return f"TLS handshake failed: {_tls_reason(e)}", False, False
         self.host = host
         self._conn_ready = trio.Event()
         self.core.start_connection()
         now = trio.current_time()
         self._last_recv = self._last_send = now
         try:
-            async with stream:
+            try:
                 with trio.CancelScope() as self._conn_scope:
                     async with trio.open_nursery() as nursery:
                         nursery.start_soon(self._reader, stream)
                         nursery.start_soon(self._writer, stream)
                         nursery.start_soon(self._heartbeat, now + budget_s)
+            finally:
+                # TLS says goodbye (close_notify) on close; a server that stopped reading must
+                # not hold us here: past the bound trio drops the socket.
+                with trio.move_on_after(CLOSE_TIMEOUT_S):
+                    await stream.aclose()
         finally:
             self._conn_scope = None
             self._connection_ended()
         return self._drop_reason or "connection ended", self._conn_ready.is_set(), self._expired
+
+    async def _secure(self, tcp: trio.SocketStream, host: HostPort) -> trio.SSLStream[trio.SocketStream]:
+        """TLS over `tcp`, the server's certificate checked for `host`'s name."""
+        assert self._ssl_context is not None
+        stream = trio.SSLStream(tcp, self._ssl_context, server_hostname=host.host)
+        try:
+            await stream.do_handshake()
+        except BaseException:
+            await trio.aclose_forcefully(tcp)
+            raise
+        return stream
 
     def _drop(self, reason: str) -> None:
         """End the current connection (first reason wins)."""
@@ -225,17 +249,17 @@ class Session:
             self._set_state(ClientState.SUSPENDED)
             self._notify_streams(KeeperState.DISCONNECTED)
 
-    async def _reader(self, stream: trio.SocketStream) -> None:
+    async def _reader(self, stream: trio.abc.ReceiveStream) -> None:
         while True:
             try:
                 data = await stream.receive_some(RECEIVE_BYTES)
             except (trio.BrokenResourceError, OSError) as e:
-                return self._drop(f"receive failed: {e}")
+                return self._drop(f"receive failed: {_tls_reason(e) if isinstance(e.__cause__, ssl.SSLError) else e}")
             if not data:
                 return self._drop("server closed the connection")
             self._last_recv = trio.current_time()
             try:
-                events = self.core.receive_data(data)
+                events = self.core.receive_data(bytes(data))  # TLS gives a bytearray
             except ProtocolError as e:
                 # Not ZooKeeper's protocol (or a reply out of order): try another server.
                 return self._drop(f"protocol error: {e}")
@@ -245,7 +269,7 @@ class Session:
                 # The handshake queues auth and setWatches packets: nobody else would send them.
                 self._wake_writer.set()
 
-    async def _writer(self, stream: trio.SocketStream) -> None:
+    async def _writer(self, stream: trio.abc.SendStream) -> None:
         while True:
             data = self.core.data_to_send()
             if not data:
@@ -465,3 +489,13 @@ class Session:
         self._connected.set()
         self._drop("closed")
         self._run_scope.cancel()
+
+
+def _tls_reason(error: BaseException) -> str:
+    """OpenSSL's reason for a TLS failure (trio wraps it in BrokenResourceError)."""
+    cause = error.__cause__
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        return f"certificate verify failed: {cause.verify_message}"
+    if isinstance(cause, ssl.SSLError):
+        return (cause.reason or str(cause)).lower().replace("_", " ")
+    return str(error) or "the server closed the connection"

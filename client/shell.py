@@ -1,8 +1,8 @@
 """`ccore ls|tree|get|stat|create|set|delete|watch|shell`: the client commands for people.
 
-Each command connects (`--server`, default 127.0.0.1:2181), does one thing, and prints its
-result on stdout; a failure is one line on stderr (`ccore get: no node: /x`) and exit status
-1, never a traceback. `ccore shell` runs the same commands at an interactive prompt on one
+Each command connects (`--server`, default 127.0.0.1:2181; `--tls-ca/--tls-cert/--tls-key` for
+a TLS port), does one thing, and prints its result on stdout; a failure is one line on stderr
+(`ccore get: no node: /x`) and exit status 1, never a traceback. `ccore shell` runs the same commands at an interactive prompt on one
 session; `ccore watch PATH` prints events until Ctrl-C.
 """
 
@@ -52,6 +52,19 @@ def _parser() -> argparse.ArgumentParser:
         "--server", default=argparse.SUPPRESS, help=f"host:port[,host:port...][/chroot] (default {DEFAULT_SERVER})"
     )
     common.add_argument("--timeout", type=float, default=argparse.SUPPRESS, help="connect timeout in seconds (default 5)")
+    # TLS, for a server's secureClientPort; any of them turns it on.
+    common.add_argument(
+        "--tls-ca",
+        default=argparse.SUPPRESS,
+        metavar="PEM",
+        help="CA certificates that sign the servers' (default: the system's)",
+    )
+    common.add_argument(
+        "--tls-cert", default=argparse.SUPPRESS, metavar="PEM", help="our certificate, for servers that require one"
+    )
+    common.add_argument(
+        "--tls-key", default=argparse.SUPPRESS, metavar="PEM", help="the private key of --tls-cert (if not in the same file)"
+    )
     p = _Parser(prog="ccore", description="consistent-core client commands", parents=[common])
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -263,8 +276,9 @@ def main(
         return e.status
     server = getattr(ns, "server", DEFAULT_SERVER)
     timeout = getattr(ns, "timeout", 5.0)
+    tls = {name: getattr(ns, name) for name in ("tls_ca", "tls_cert", "tls_key") if hasattr(ns, name)}
     try:
-        zk = blocking.connect(server, connect_timeout=timeout, session_timeout=max(timeout, 10.0))
+        zk = blocking.connect(server, connect_timeout=timeout, session_timeout=max(timeout, 10.0), **tls)
     except ZKError as e:
         print(f"ccore: {e}", file=err)
         return 1

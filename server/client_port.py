@@ -1,5 +1,6 @@
-"""The client port: accepts connections, enforces maxClientCnxns, and serves each connection
-what it needs from the rest of the server (`ConnectionHost`).
+"""The client port: accepts connections (plain on clientPort, TLS on secureClientPort), enforces
+maxClientCnxns, and serves each connection what it needs from the rest of the server
+(`ConnectionHost`).
 """
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ from __future__ import annotations
 import collections
 import logging
 import math
+import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -18,9 +20,11 @@ from ccore.znodes.tree import DataTree
 from ccore.znodes.txn import Op
 from ccore.znodes.watches import WatchManager
 
+from . import tls
 from .commit import Committer, OnDone
 from .config import ServerConfig
 from .connection import Connection
+from .loglimit import LogLimiter
 from .requests import Reads, restore_watches
 from .session_manager import Decision, SessionManager
 from .stats import ServerStats
@@ -28,6 +32,7 @@ from .stats import ServerStats
 log = logging.getLogger(__name__)
 
 REFUSAL_LOG_INTERVAL_S = 60.0  # at most one maxClientCnxns warning per address this often
+HANDSHAKE_LOG_INTERVAL_S = 60.0  # at most one failed-handshake line per address and reason this often
 
 
 class ClientPort:
@@ -41,7 +46,9 @@ class ClientPort:
         stats: ServerStats,
         four_letter: Callable[[str], str],
         wall_clock: Callable[[], float],
+        tls_context: ssl.SSLContext | None = None,
     ) -> None:
+        """`tls_context`: the server side of TLS on secureClientPort (server/tls.py)."""
         self.config = config
         self._tree = tree
         self.watches = watches
@@ -54,33 +61,81 @@ class ClientPort:
         self.connections: set[Connection] = set()
         self._per_address: collections.Counter[str] = collections.Counter()  # connections per client address
         self._refusals: dict[str, tuple[float, int]] = {}  # address -> (last logged, refused since)
-        self.port: int | None = None
+        self.port: int | None = None  # the plain port, once bound (None if there is none)
+        self.secure_port: int | None = None  # the TLS port, once bound
         self._listeners: list[trio.SocketListener] = []
+        self._secure_listeners: list[trio.SocketListener] = []
+        self._tls = tls_context
+        self._handshake_failures = LogLimiter(HANDSHAKE_LOG_INTERVAL_S)
 
     async def listen(self) -> None:
-        """Bind the client port (before any task starts, so that a port in use is one error)."""
-        self._listeners = await trio.open_tcp_listeners(self.config.client_port, host=self.config.client_port_address)
-        self.port = self._listeners[0].socket.getsockname()[1]
+        """Bind the client ports (before any task starts, so that a port in use is one error)."""
+        config = self.config
+        if config.client_port is not None:
+            self._listeners = await trio.open_tcp_listeners(config.client_port, host=config.client_port_address)
+            self.port = self._listeners[0].socket.getsockname()[1]
+        if config.secure_client_port is not None:
+            if self._tls is None:
+                raise RuntimeError("secureClientPort is set but the server was built without a TLS context")
+            host = config.secure_client_port_address or config.client_port_address
+            self._secure_listeners = await trio.open_tcp_listeners(config.secure_client_port, host=host)
+            self.secure_port = self._secure_listeners[0].socket.getsockname()[1]
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        """Accept connections on the bound port until cancelled."""
-        await trio.serve_listeners(self._serve_connection, self._listeners, task_status=task_status)
+        """Accept connections on the bound ports until cancelled."""
+        async with trio.open_nursery() as nursery:
+            if self._listeners:
+                await nursery.start(trio.serve_listeners, self._serve_connection, self._listeners)
+            if self._secure_listeners:
+                await nursery.start(trio.serve_listeners, self._serve_secure, self._secure_listeners)
+            task_status.started()
 
-    async def _serve_connection(self, stream: trio.SocketStream) -> None:
-        conn = Connection(self, stream)
-        address = conn.peer[0]
+    async def _serve_secure(self, stream: trio.SocketStream) -> None:
+        await self._serve_connection(stream, self._tls)
+
+    async def _serve_connection(self, stream: trio.SocketStream, tls_context: ssl.SSLContext | None = None) -> None:
+        try:
+            address, port = stream.socket.getpeername()[:2]
+        except OSError:
+            address, port = "0.0.0.0", 0
         limit = self.config.max_client_cnxns
         if limit and self._per_address[address] >= limit:
             self._refused(address, limit)
             await stream.aclose()
             return
-        self.connections.add(conn)
+        # Counted from here, the handshake included: half-open handshakes count against the
+        # address's maxClientCnxns like any other connection.
         self._per_address[address] += 1
+        served: trio.abc.Stream = stream
+        if tls_context is not None:
+            secured = trio.SSLStream(stream, tls_context, server_side=True)
+            failure = await tls.handshake(secured)
+            if failure is not None:
+                self._release(address)
+                self._handshake_failed(address, port, failure)
+                return
+            served = secured
+        conn = Connection(self, served, (address, port))
+        self.connections.add(conn)
         try:
             await conn.run()
         except Exception:
             # A bug met by one connection costs that connection, never the server.
             log.exception("connection from %s failed unexpectedly; it is closed", conn)
+
+    def _handshake_failed(self, address: str, port: int, failure: BaseException) -> None:
+        """One line per failed TLS handshake, at most one a minute per address and reason."""
+        reason = tls.describe_failure(failure)
+        held_back = self._handshake_failures.allow((address, reason), trio.current_time())
+        if held_back is None:
+            return
+        also = f" ({held_back} more like it from this address since the last report)" if held_back else ""
+        log.warning("TLS handshake with client %s:%d failed: %s; closed%s", address, port, reason, also)
+
+    def _release(self, address: str) -> None:
+        self._per_address[address] -= 1
+        if not self._per_address[address]:
+            del self._per_address[address]
 
     def _refused(self, address: str, limit: int) -> None:
         """Log a refusal past maxClientCnxns: once a minute per address at most, with how
@@ -150,9 +205,6 @@ class ClientPort:
     def connection_closed(self, conn: Connection) -> None:
         if conn in self.connections:
             self.connections.discard(conn)
-            address = conn.peer[0]
-            self._per_address[address] -= 1
-            if not self._per_address[address]:
-                del self._per_address[address]
+            self._release(conn.peer[0])
         self.watches.remove_watcher(conn)
         self.sessions.detach(conn.session_id, conn)

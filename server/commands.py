@@ -59,6 +59,9 @@ class ServerView(Protocol):
     def port(self) -> int | None: ...
 
     @property
+    def secure_port(self) -> int | None: ...
+
+    @property
     def connections(self) -> Collection[Described]: ...
 
     @property
@@ -168,6 +171,7 @@ def monitor(server: ServerView) -> dict[str, Any]:
 # (JSON key, zoo.cfg key) in the order `conf` prints them.
 CONF_KEYS = (
     ("client_port", "clientPort"),
+    ("secure_client_port", "secureClientPort"),  # only when configured
     ("client_port_address", "clientPortAddress"),
     ("data_dir", "dataDir"),
     ("data_log_dir", "dataLogDir"),
@@ -181,8 +185,10 @@ CONF_KEYS = (
 
 def conf(server: ServerView) -> dict[str, Any]:
     c = server.config
+    secure = {} if c.secure_client_port is None else {"secure_client_port": server.secure_port}
     return {
         "client_port": server.port,
+        **secure,
         "client_port_address": c.client_port_address,
         "data_dir": str(c.data_dir),
         "data_log_dir": str(c.data_dir),

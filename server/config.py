@@ -6,6 +6,8 @@ from pathlib import Path
 
 import attrs
 
+from .tls_config import TlsSettings, parse_bool
+
 PROMETHEUS_PROVIDER = "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider"
 # ZooKeeper's two providers without an endpoint are accepted and mean "no /metrics".
 METRICS_PROVIDERS = (
@@ -38,8 +40,14 @@ class PeerAddress:
 @attrs.define
 class ServerConfig:
     data_dir: Path = Path("ccore-data")
-    client_port: int = 2181
+    client_port: int | None = 2181  # None: no plain port (secureClientPort alone)
     client_port_address: str = "127.0.0.1"
+    # TLS (ZooKeeper's secureClientPort, ssl.*, sslQuorum and ssl.quorum.* keys; server/tls.py).
+    secure_client_port: int | None = None
+    secure_client_port_address: str | None = None  # default: clientPortAddress
+    client_tls: TlsSettings = attrs.Factory(lambda: TlsSettings("ssl."))
+    ssl_quorum: bool = False
+    quorum_tls: TlsSettings = attrs.Factory(lambda: TlsSettings("ssl.quorum."))
     tick_time_ms: int = 2000
     min_session_timeout_ms: int | None = None  # default 2 x tickTime
     max_session_timeout_ms: int | None = None  # default 20 x tickTime
@@ -90,8 +98,13 @@ class ServerConfig:
             raise ConfigError(
                 f"minSessionTimeout {self.min_session_timeout} is above maxSessionTimeout {self.max_session_timeout}"
             )
-        if not 0 <= self.client_port <= 65535:
-            raise ConfigError(f"clientPort {self.client_port} is not a port number")
+        if self.client_port is None and self.secure_client_port is None:
+            raise ConfigError("no client port: set clientPort, secureClientPort or both")
+        for key, port in (("clientPort", self.client_port), ("secureClientPort", self.secure_client_port)):
+            if port is not None and not 0 <= port <= 65535:
+                raise ConfigError(f"{key} {port} is not a port number")
+        if self.client_port and self.client_port == self.secure_client_port:
+            raise ConfigError(f"clientPort and secureClientPort are both {self.client_port}; give them different ports")
         if self.snap_chunk_bytes <= 0:
             raise ConfigError(f"snapChunkBytes must be positive, got {self.snap_chunk_bytes}")
         if self.metrics_provider not in METRICS_PROVIDERS:
@@ -107,6 +120,7 @@ class ServerConfig:
 
 _INT_KEYS = {
     "clientPort": "client_port",
+    "secureClientPort": "secure_client_port",
     "tickTime": "tick_time_ms",
     "minSessionTimeout": "min_session_timeout_ms",
     "maxSessionTimeout": "max_session_timeout_ms",
@@ -220,6 +234,10 @@ def load(path: Path) -> ServerConfig:
             if value.lower() not in ("true", "false"):
                 raise ConfigError(f"{path}:{lineno}: {key} must be true or false, got {value!r}")
             setattr(config, _BOOL_KEYS[key], value.lower() == "true")
+        elif key == "secureClientPortAddress":
+            config.secure_client_port_address = value
+        elif key == "sslQuorum" or key.startswith("ssl."):
+            _tls_key(config, key, value, f"{path}:{lineno}")
         elif key.startswith("dial."):
             dial_host, _, dial_port = value.rpartition(":")
             config.dial_overrides[int(key.split(".", 1)[1])] = (dial_host, int(dial_port))
@@ -231,6 +249,7 @@ def load(path: Path) -> ServerConfig:
             if sid in config.peers:
                 raise ConfigError(f"{path}:{lineno}: server.{sid} is listed twice")
             config.peers[sid] = parse_peer(sid, value)
+    own_client_address = False
     if config.peers:
         myid = config.data_dir / "myid"
         try:
@@ -255,4 +274,20 @@ def load(path: Path) -> ServerConfig:
                     f"server.{config.server_id} (after ';'); remove one or make them agree"
                 )
             config.client_port_address, config.client_port = host, port
+            own_client_address = True
+    if "secureClientPort" in explicit and "clientPort" not in explicit and not own_client_address:
+        config.client_port = None  # TLS alone, as ZooKeeper does when clientPort is not given
     return config
+
+
+def _tls_key(config: ServerConfig, key: str, value: str, where: str) -> None:
+    """`sslQuorum`, `ssl.quorum.*` and `ssl.*` keys; their files are read later (server/tls.py)."""
+    try:
+        if key == "sslQuorum":
+            config.ssl_quorum = parse_bool(key, value)
+        elif key.startswith("ssl.quorum."):
+            config.quorum_tls.set(key.removeprefix("ssl.quorum."), value)
+        else:
+            config.client_tls.set(key.removeprefix("ssl."), value)
+    except ValueError as e:
+        raise ConfigError(f"{where}: {e}") from None

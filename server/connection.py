@@ -31,6 +31,7 @@ from .server_connection import (
     WriteSubmitted,
 )
 from .session_manager import Decision, SessionOpened, SessionRejected
+from .tls import aclose_bounded
 
 log = logging.getLogger(__name__)
 
@@ -62,15 +63,12 @@ class ConnectionHost(ConnectionServices, Protocol):
 
 
 class Connection:
-    def __init__(self, host: ConnectionHost, stream: trio.SocketStream) -> None:
+    def __init__(self, host: ConnectionHost, stream: trio.abc.Stream, peer: tuple[str, int]) -> None:
+        """`stream`: a socket, or TLS over one; `peer`: the client's address and port."""
         self.host = host
         self.stream = stream
-        try:
-            address, port = stream.socket.getpeername()[:2]
-        except OSError:
-            address, port = "0.0.0.0", 0
-        self.peer = (address, port)
-        self.core = ServerConnection(host, self, address, host.max_frame)
+        self.peer = peer
+        self.core = ServerConnection(host, self, peer[0], host.max_frame)
         self.connected_at = host.wall_clock()
         self._wake = trio.Event()
         self._cancel = trio.CancelScope()
@@ -138,8 +136,7 @@ class Connection:
         finally:
             self.core.abort()  # whatever completes later is dropped
             self.host.connection_closed(self)
-            with trio.CancelScope(shield=True):
-                await self.stream.aclose()
+            await aclose_bounded(self.stream)
 
     async def _reader(self) -> None:
         core = self.core
@@ -148,7 +145,8 @@ class Connection:
             data = await self.stream.receive_some(RECEIVE_BYTES)
             if not data:
                 return
-            for event in core.receive_data(data):
+            # bytes() is free for the bytes a socket gives; TLS gives a bytearray.
+            for event in core.receive_data(bytes(data)):
                 if type(event) is WriteSubmitted:
                     submit(core.session_id, event.op, core.auth, functools.partial(self._write_done, event.write))
                 elif type(event) is SessionRequested:

@@ -74,7 +74,7 @@ def _mntr(server: ServerView) -> str:
 
 def _conf(server: ServerView) -> str:
     data = commands.conf(server)
-    return "".join(f"{cfg_key}={data[key]}\n" for key, cfg_key in commands.CONF_KEYS)
+    return "".join(f"{cfg_key}={data[key]}\n" for key, cfg_key in commands.CONF_KEYS if key in data)
 
 
 def _cons(server: ServerView) -> str:

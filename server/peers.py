@@ -16,6 +16,11 @@ is replaced (so nothing from a new connection is delivered before the break is r
 Messages sent while the link is down are dropped, as a TCP reset would lose them. A long
 message (a SNAP's snapshot) goes as a stream of bounded frames produced while they are sent
 (`send_stream`), in its place among the messages around it.
+
+With `tls` (sslQuorum=true) every connection is TLS with a certificate on both sides, checked
+against the quorum trust store; the dialling side also checks the far side's certificate
+names the address it dialled. A handshake that fails is logged once per peer and reason (a
+refused server redials every second or so) and the connection closed, nothing else.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import logging
 import os
 import random
 import re
+import ssl
 import struct
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
@@ -32,6 +38,8 @@ from typing import Any
 import attrs
 import cbor2
 import trio
+
+from .tls import PeerTls, aclose_bounded, describe_failure, handshake
 
 log = logging.getLogger(__name__)
 
@@ -181,8 +189,8 @@ class _Outgoing:
     queue: list[bytes | _Stream] = attrs.Factory(list)
     ready: trio.Event = attrs.Factory(trio.Event)
     connected: bool = False
-    stream: trio.SocketStream | None = None
-    fd: int | None = None  # the stream's socket, for writes straight from `send`
+    stream: trio.abc.Stream | None = None
+    fd: int | None = None  # the stream's socket, for writes straight from `send` (plain TCP only)
     sending: bool = False  # the pump task is inside send_all: `send` must queue behind it
 
 
@@ -204,14 +212,16 @@ class PeerNetwork:
         observers: Iterable[int] = (),
         backoff_s: tuple[float, float] = (0.05, 1.0),
         rng: random.Random | None = None,
+        tls: PeerTls | None = None,
     ) -> None:
         self.my_id = my_id
+        self._tls = tls
         # Addresses as this server sees them: its own to bind on (0.0.0.0 is fine), the
         # others' to dial. Other servers may see other addresses for the same members.
         self.members = dict(members)
         self.membership = Membership.of(self.members, observers)
         self.digest = self.membership.text  # what the hello carries
-        self._refusals_logged: set[tuple[str, str]] = set()
+        self._refusals_logged: set[tuple[Any, ...]] = set()
         self._encode = encode
         self._decode = decode
         self._on_message = on_message
@@ -305,9 +315,14 @@ class PeerNetwork:
         delay = self._backoff[0]
         while True:
             host, port = self._dial_address(out.peer_id)
+            stream: trio.abc.Stream | None
             try:
-                stream = await trio.open_tcp_stream(host, port)
+                stream = tcp = await trio.open_tcp_stream(host, port)
             except OSError:
+                stream = None
+            if stream is not None and self._tls is not None:
+                stream = await self._secure_outgoing(tcp, out.peer_id)
+            if stream is None:
                 await trio.sleep(delay * (0.5 + self._rng.random()))
                 delay = min(delay * 2, self._backoff[1])
                 continue
@@ -316,22 +331,73 @@ class PeerNetwork:
                 hello = cbor2.dumps([HELLO_MAGIC, self.my_id, self.digest])
                 await stream.send_all(frame(hello))
                 out.stream, out.connected = stream, True
-                out.fd = stream.socket.fileno()
+                # Writing straight to the socket would bypass TLS: only for plain TCP.
+                out.fd = tcp.socket.fileno() if stream is tcp else None
                 self._drop_queue(out)
                 self._update(out.peer_id)
                 await self._pump(out, stream)
             except* (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as group:
                 # The hello's send fails bare, the pump's inside its nursery's group.
-                log.debug("link %d->%d broke: %s", self.my_id, out.peer_id, group.exceptions[0])
+                broke = group.exceptions[0]
+                log.debug("link %d->%d broke: %s", self.my_id, out.peer_id, broke)
+                if self._tls is not None and isinstance(broke.__cause__, ssl.SSLError):
+                    # With TLS 1.3 the far side checks our certificate after our handshake
+                    # has completed: its refusal arrives as an alert on the link.
+                    reason = describe_failure(broke)
+                    self._log_refusal(
+                        ("tls-out", out.peer_id, reason),
+                        f"server {out.peer_id} ({host}:{port}) refused our TLS connection: {reason}; "
+                        "is our certificate signed by a CA in its ssl.quorum.trustStore?",
+                    )
             finally:
                 out.connected, out.stream, out.fd, out.sending = False, None, None, False
                 self._drop_queue(out)
                 self._update(out.peer_id)
-                with trio.CancelScope(shield=True):
-                    await stream.aclose()
+                await aclose_bounded(stream)
             await trio.sleep(delay * (0.5 + self._rng.random()))
 
-    async def _pump(self, out: _Outgoing, stream: trio.SocketStream) -> None:
+    async def _secure_outgoing(self, tcp: trio.SocketStream, peer: int) -> trio.abc.Stream | None:
+        """TLS over a dialled connection, or None (logged) if the handshake fails."""
+        assert self._tls is not None
+        # The name the peer's certificate must carry is its configured address, not the
+        # address dialled (a proxy in tests).
+        host = self.members[peer][0]
+        stream = trio.SSLStream(tcp, self._tls.client, server_hostname=host)
+        failure = await handshake(stream)
+        if failure is None:
+            return stream
+        reason = describe_failure(failure)
+        self._log_refusal(("tls-dial", peer, reason), f"refusing server {peer} ({host}): TLS handshake failed: {reason}")
+        return None
+
+    async def _secure_incoming(self, tcp: trio.SocketStream) -> trio.abc.Stream | None:
+        """TLS over an accepted connection, or None (logged) if the handshake fails."""
+        assert self._tls is not None
+        try:
+            address = str(tcp.socket.getpeername()[0])
+        except OSError:
+            address = "?"
+        stream = trio.SSLStream(tcp, self._tls.server, server_side=True)
+        failure = await handshake(stream)
+        if failure is None:
+            return stream
+        reason = describe_failure(failure)
+        self._log_refusal(
+            ("tls-accept", address, reason), f"refusing peer connection from {address}: TLS handshake failed: {reason}"
+        )
+        return None
+
+    def _log_refusal(self, key: tuple[Any, ...], message: str) -> None:
+        """A warning the first time, debug after: a refused peer redials every second or so."""
+        if key not in self._refusals_logged:
+            if len(self._refusals_logged) >= 64:
+                self._refusals_logged.clear()  # bounded, whatever strangers send
+            self._refusals_logged.add(key)
+            log.warning("%s", message)
+        else:
+            log.debug("%s", message)
+
+    async def _pump(self, out: _Outgoing, stream: trio.abc.Stream) -> None:
         async with trio.open_nursery() as nursery:
             # The far side never sends on this connection; reading tells us when it closes.
             nursery.start_soon(self._watch_close, stream, nursery.cancel_scope)
@@ -352,7 +418,7 @@ class PeerNetwork:
                     await stream.send_all(data)
                 out.sending = False
 
-    async def _send_stream(self, peer: int, item: _Stream, stream: trio.SocketStream) -> None:
+    async def _send_stream(self, peer: int, item: _Stream, stream: trio.abc.Stream) -> None:
         messages = item.messages
         try:
             while True:
@@ -371,15 +437,22 @@ class PeerNetwork:
                 await messages.aclose()  # type: ignore[attr-defined]
 
     @staticmethod
-    async def _watch_close(stream: trio.SocketStream, scope: trio.CancelScope) -> None:
+    async def _watch_close(stream: trio.abc.ReceiveStream, scope: trio.CancelScope) -> None:
         try:
             while await stream.receive_some(4096):
                 pass
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-            pass
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
+            if isinstance(e.__cause__, ssl.SSLError):
+                raise  # a TLS alert: the far side refused us, which _dial_forever reports
         scope.cancel()
 
-    async def _accept(self, stream: trio.SocketStream) -> None:
+    async def _accept(self, tcp: trio.SocketStream) -> None:
+        stream: trio.abc.Stream = tcp
+        if self._tls is not None:
+            secured = await self._secure_incoming(tcp)
+            if secured is None:
+                return
+            stream = secured
         peer: int | None = None
         token = trio.CancelScope()  # cancelled when a newer connection from the same peer wins
 
@@ -409,13 +482,7 @@ class PeerNetwork:
             with token:
                 await read_frames(stream, on_frame, first_frame_max=MAX_HELLO)
         except MembershipMismatch as e:
-            if e.key not in self._refusals_logged:  # once, not at every redial
-                if len(self._refusals_logged) >= 64:
-                    self._refusals_logged.clear()  # bounded, whatever strangers send
-                self._refusals_logged.add(e.key)
-                log.warning("refusing peer connection: %s", e)
-            else:
-                log.debug("refusing peer connection: %s", e)
+            self._log_refusal(e.key, f"refusing peer connection: {e}")  # once, not at every redial
         except PeerFrameError as e:
             log.warning("dropping peer connection: %s", e)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
@@ -424,8 +491,7 @@ class PeerNetwork:
             if peer is not None and self._incoming.get(peer) is token:
                 del self._incoming[peer]
                 self._update(peer)
-            with trio.CancelScope(shield=True):
-                await stream.aclose()
+            await aclose_bounded(stream)
 
     def _check_hello(self, payload: bytes) -> int:
         try:

@@ -36,6 +36,7 @@ from .peers import Membership, PeerNetwork, address_digest
 from .snap_stream import PipedSnapshot, SnapAssembler, SnapBegin, SnapChunk, snapshot_messages
 from .stats import TimeSummary
 from .storage._fsutil import atomic_write
+from .tls import PeerTls
 from .zab import NotLeader, Ready, Role, Status, Timing, ZabPeer
 from .zab.messages import Snap
 from .zabstorage import ZabStorage
@@ -91,7 +92,10 @@ class Replicator:
         state: StateMachine,
         sessions: SessionOwner,
         wall_clock: Callable[[], float] = time.time,
+        *,
+        peer_tls: PeerTls | None = None,
     ) -> None:
+        """`peer_tls`: mutual TLS on the peer links (sslQuorum=true), else plain TCP."""
         self.db = db
         self.state = state
         self.wall_clock = wall_clock
@@ -111,6 +115,7 @@ class Replicator:
             on_disconnected=self._on_disconnected,
             dial_address=lambda peer: overrides.get(peer, members[peer]),
             observers=self.observers,
+            tls=peer_tls,
         )
         # Before anything runs (and outside any nursery, so that a refusal is one line).
         self.check_ensemble_id()

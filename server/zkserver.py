@@ -17,7 +17,7 @@ import trio
 from ccore.znodes.tree import DataTree
 from ccore.znodes.watches import WatchManager
 
-from . import fourletter
+from . import fourletter, tls
 from .applier import Applier, settle_the_heap
 from .client_port import ClientPort
 from .commit import Committer
@@ -41,6 +41,8 @@ class ZKServer:
         (monotonic time is Trio's clock, which tests may replace with trio.testing.MockClock)."""
         config.validate()
         self.config = config
+        # Contexts first: a missing or unreadable key store is one ConfigError, before anything runs.
+        self.tls = tls.build(config)
         self.wall_clock = wall_clock
         self.db = Database(config.data_dir, config.snap_count, config.snap_retain_count)
         self.watches = WatchManager()
@@ -50,7 +52,7 @@ class ZKServer:
         self.applier = Applier(self.db, self.watches, self.sessions, self.stats, self._drop_connections)
         self.committer: Committer
         if config.replicated:
-            self.committer = Replicator(config, self.db, self.applier, self.sessions, wall_clock)
+            self.committer = Replicator(config, self.db, self.applier, self.sessions, wall_clock, peer_tls=self.tls.peers)
         else:
             self.committer = LocalCommitter(self.db, self.applier, self.stats, wall_clock)
         self.sessions.bind(self.committer)
@@ -64,6 +66,7 @@ class ZKServer:
             self.stats,
             lambda word: fourletter.answer(self, word),
             wall_clock,
+            self.tls.client_port,
         )
         self.started_at = time.monotonic()
         self.ops = OpsEndpoints(config, self)  # the admin API and /metrics
@@ -90,6 +93,11 @@ class ZKServer:
         return self.client_port.port
 
     @property
+    def secure_port(self) -> int | None:
+        """The TLS client port (secureClientPort), once bound; None without one."""
+        return self.client_port.secure_port
+
+    @property
     def connections(self) -> set[Connection]:
         return self.client_port.connections
 
@@ -112,6 +120,15 @@ class ZKServer:
     def extra_metrics(self) -> list[tuple[str, Any]]:
         return self.committer.metrics()
 
+    def _describe_ports(self) -> str:
+        config = self.config
+        ports = []
+        if self.port is not None:
+            ports.append(f"{config.client_port_address}:{self.port}")
+        if self.secure_port is not None:
+            ports.append(f"{config.secure_client_port_address or config.client_port_address}:{self.secure_port} (TLS)")
+        return " and ".join(ports)
+
     # -- running -----------------------------------------------------------------------------------
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -131,12 +148,7 @@ class ZKServer:
                 await nursery.start(self.reaper.run)
                 await nursery.start(self.client_port.run)
                 await nursery.start(self.ops.run)
-                log.info(
-                    "serving ZooKeeper clients on %s:%d, data dir %s",
-                    self.config.client_port_address,
-                    self.port,
-                    self.config.data_dir,
-                )
+                log.info("serving ZooKeeper clients on %s, data dir %s", self._describe_ports(), self.config.data_dir)
                 self.started.set()
                 task_status.started(self)
         finally:

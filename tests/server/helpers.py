@@ -22,7 +22,8 @@ from ccore.znodes.constants import XID_WATCH_EVENT, CreateMode, OpCode
 
 def config(tmp_path: Path, **kw: Any) -> ServerConfig:
     kw.setdefault("tick_time_ms", 100)
-    return ServerConfig(data_dir=tmp_path / "data", client_port=0, **kw)
+    kw.setdefault("client_port", 0)
+    return ServerConfig(data_dir=tmp_path / "data", **kw)
 
 
 class RawClient:
