@@ -67,7 +67,7 @@ def run_command(server: ServerView, name: str) -> tuple[int, dict[str, Any]]:
     command = BY_NAME.get(name)
     if command is None:
         return 404, {"command": name, "error": f"Unknown command: {name}"}
-    if command.needs_serving and not server.serving:
+    if command.needs_serving and not commands.answering(server):
         return 503, {"command": command.primary, "error": NOT_SERVING}
     body: dict[str, Any] = {"command": command.primary, "error": None}
     body.update(command.run(server))

@@ -34,6 +34,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-client-cnxns", type=int, metavar="N", help="connections per client address (default 60; 0: unlimited)")
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
     p.add_argument("--log-format", choices=("text", "json"), default="text", help="json: one JSON object per line")
+    p.add_argument(
+        "--readonlymode",
+        action="store_true",
+        default=None,
+        help="ensemble members: serve reads to read-only clients while cut off from the quorum (readonlymode.enabled)",
+    )
     p.add_argument("--admin-port", type=int, metavar="PORT", help="admin API port (admin.serverPort, default 8080)")
     return p
 
@@ -50,6 +56,7 @@ def build_config(ns: argparse.Namespace) -> cfg.ServerConfig:
         "snap_count": ns.snap_count,
         "max_client_cnxns": ns.max_client_cnxns,
         "admin_port": ns.admin_port,
+        "read_only_mode": ns.readonlymode,
     }
     for key, value in overrides.items():
         if value is not None:

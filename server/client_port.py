@@ -196,8 +196,11 @@ class ClientPort:
     async def open_session(self, request: ConnectRequest, peer: str) -> Decision:
         return await self.sessions.open(request, peer)
 
-    def attach(self, session_id: int, conn: Connection) -> None:
-        self.sessions.attach(session_id, conn, str(conn))
+    def attach(self, session_id: int, conn: Connection, read_only: bool = False) -> None:
+        self.sessions.attach(session_id, conn, str(conn), read_only=read_only)
+
+    def end_local_session(self, session_id: int) -> None:
+        self.sessions.end_local_session(session_id)
 
     def submit(self, session: int, op: Op, auth: tuple[Id, ...], on_done: OnDone) -> None:
         self.committer.submit(session, op, auth, on_done)

@@ -71,6 +71,11 @@ class ServerView(Protocol):
     def serving(self) -> bool: ...
 
     @property
+    def read_only(self) -> bool:
+        """Cut off from the quorum and answering read-only clients (readonlymode.enabled)."""
+        ...
+
+    @property
     def mode(self) -> str: ...
 
     @property
@@ -121,7 +126,7 @@ def server_stats(server: ServerView) -> dict[str, Any]:
 def srvr(server: ServerView) -> dict[str, Any]:
     return {
         "version": VERSION,
-        "read_only": False,
+        "read_only": server.read_only,
         "server_stats": server_stats(server),
         "node_count": len(server.tree.nodes),
     }
@@ -244,8 +249,15 @@ def environment(server: ServerView) -> dict[str, Any]:
     }
 
 
+def answering(server: ServerView) -> bool:
+    """Whether the server has clients to answer about: serving, or in read-only mode (as
+    ZooKeeper's read-only server, which answers srvr, stat, mntr... as a running server)."""
+    return server.serving or server.read_only
+
+
 def is_read_only(server: ServerView) -> dict[str, Any]:
-    return {"read_only": False}  # no read-only mode: a server cut off from its quorum stops serving
+    """`isro`: in read-only mode (readonlymode.enabled, cut off from the quorum) or not."""
+    return {"read_only": server.read_only}
 
 
 def leader(server: ServerView) -> dict[str, Any]:

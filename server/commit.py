@@ -66,8 +66,14 @@ class Committer(Protocol):
         ...
 
     @property
+    def read_only(self) -> bool:
+        """Whether this member, cut off from its quorum, serves read-only clients now
+        (readonlymode.enabled; never while `serving`)."""
+        ...
+
+    @property
     def mode(self) -> str:
-        """standalone, leader, follower, observer or looking (as `srvr` reports it)."""
+        """standalone, leader, follower, observer, read-only or looking (as `srvr` reports it)."""
         ...
 
     @property

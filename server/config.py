@@ -74,6 +74,10 @@ class ServerConfig:
     metrics_provider: str = ""  # metricsProvider.className
     metrics_port: int = 7000  # metricsProvider.httpPort
     metrics_address: str = "127.0.0.1"  # metricsProvider.httpHost (ZooKeeper's default: 0.0.0.0)
+    # readonlymode.enabled: a member cut off from its quorum serves reads to read-only clients
+    # (server/readonly.py). ZooKeeper reads it only as the Java system property; a zoo.cfg line
+    # becomes zookeeper.readonlymode.enabled there, which nothing reads. We take the zoo.cfg key.
+    read_only_mode: bool = False
 
     @property
     def replicated(self) -> bool:
@@ -139,7 +143,7 @@ _STR_KEYS = {
     "metricsProvider.className": "metrics_provider",
     "metricsProvider.httpHost": "metrics_address",
 }
-_BOOL_KEYS = {"admin.enableServer": "admin_enabled"}
+_BOOL_KEYS = {"admin.enableServer": "admin_enabled", "readonlymode.enabled": "read_only_mode"}
 
 
 _ANY_ADDRESS = ("0.0.0.0", "::", "")

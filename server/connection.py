@@ -26,6 +26,7 @@ from .server_connection import (
     FourLetterWord,
     PendingWrite,
     Phase,
+    ReadOnlySessionClosed,
     ServerConnection,
     SessionRequested,
     WriteSubmitted,
@@ -53,8 +54,13 @@ class ConnectionHost(ConnectionServices, Protocol):
 
     async def open_session(self, request: ConnectRequest, peer: str) -> Decision: ...
 
-    def attach(self, session_id: int, conn: Connection) -> None:
-        """`conn` holds the session now (a connection that held it before is closed)."""
+    def attach(self, session_id: int, conn: Connection, read_only: bool = False) -> None:
+        """`conn` holds the session now (a connection that held it before is closed; a
+        read-only session that ended meanwhile closes `conn`)."""
+        ...
+
+    def end_local_session(self, session_id: int) -> None:
+        """A read-only session was closed by its client."""
         ...
 
     def submit(self, session: int, op: Op, auth: tuple[Id, ...], on_done: OnDone) -> None: ...
@@ -151,6 +157,8 @@ class Connection:
                     submit(core.session_id, event.op, core.auth, functools.partial(self._write_done, event.write))
                 elif type(event) is SessionRequested:
                     await self._open_session(event.request)
+                elif type(event) is ReadOnlySessionClosed:
+                    self.host.end_local_session(event.session_id)
                 elif isinstance(event, FourLetterWord):
                     await self.stream.send_all(self.host.answer_four_letter(event.word).encode())
                     return
@@ -165,13 +173,18 @@ class Connection:
             return  # aborted meanwhile
         if isinstance(decision, SessionOpened):
             self._cancel.deadline = math.inf  # a session now: its own timeout governs
-            self.host.attach(decision.session_id, self)
+            self.host.attach(decision.session_id, self, decision.read_only)
+            if core.phase is not Phase.CONNECTING:
+                return  # the read-only session ended meanwhile: attach closed us
             submit = self.host.submit
-            for event in core.accept_session(decision.session_id, decision.timeout_ms, decision.password):
+            for event in core.accept_session(decision.session_id, decision.timeout_ms, decision.password, decision.read_only):
+                if type(event) is ReadOnlySessionClosed:  # a pipelined closeSession
+                    self.host.end_local_session(event.session_id)
+                    continue
                 assert type(event) is WriteSubmitted  # nothing else follows a handshake
                 submit(core.session_id, event.op, core.auth, functools.partial(self._write_done, event.write))
         elif isinstance(decision, SessionRejected):
-            core.reject_session()
+            core.reject_session(decision.read_only)
         else:
             core.abort()
         self._progress()

@@ -81,7 +81,7 @@ def client_port(cfg: Path) -> int:
 
 def mode(port: int) -> str | None:
     """The server's `Mode:` from srvr (leader, follower, observer, standalone), or None while
-    it is down or not serving."""
+    it is down or not serving (a member in read-only mode is not: it takes no writes)."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
             s.sendall(b"srvr")
@@ -93,7 +93,8 @@ def mode(port: int) -> str | None:
         return None
     for line in data.decode(errors="replace").splitlines():
         if line.startswith("Mode: "):
-            return line[6:].strip()
+            found = line[6:].strip()
+            return None if found == "read-only" else found
     return None
 
 

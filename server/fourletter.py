@@ -120,6 +120,10 @@ def _envi(server: ServerView) -> str:
 
 
 def _isro(server: ServerView) -> str:
+    # ZooKeeper answers "null" while no server runs (between leaders, read-only mode off):
+    # kazoo's search for a read-write server must not take a looking server for one.
+    if not commands.answering(server):
+        return "null"
     return "ro" if commands.is_read_only(server)["read_only"] else "rw"
 
 
@@ -154,7 +158,7 @@ NEEDS_SERVING = frozenset(("srvr", "stat", "cons", "wchs", "wchc", "wchp", "dump
 def answer(server: ServerView, word: str) -> str:
     if word == "ruok":
         return "imok"
-    if not server.serving and word in NEEDS_SERVING:
+    if word in NEEDS_SERVING and not commands.answering(server):
         return NOT_SERVING + "\n"
     text = _TEXT.get(word)
     if text is None:

@@ -35,6 +35,7 @@ class LocalCommitter:
     """The `Committer` of a server without peers."""
 
     serving = True
+    read_only = False  # a standalone server is never cut off from a quorum
     mode = "standalone"
     owns_sessions = True
 

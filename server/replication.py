@@ -33,6 +33,7 @@ from .forwarding import ROUTER_FRAMES, PeerFrame, SessionOwner, WriteRouter
 from .forwarding import Role as WriteRole
 from .peer_frames import decode_peer_frame, encode_peer_frame
 from .peers import Membership, PeerNetwork, address_digest
+from .readonly import Change, ReadOnlyMode
 from .snap_stream import PipedSnapshot, SnapAssembler, SnapBegin, SnapChunk, snapshot_messages
 from .stats import TimeSummary
 from .storage._fsutil import atomic_write
@@ -94,8 +95,10 @@ class Replicator:
         wall_clock: Callable[[], float] = time.time,
         *,
         peer_tls: PeerTls | None = None,
+        on_read_only: Callable[[Change], None] = lambda change: None,
     ) -> None:
-        """`peer_tls`: mutual TLS on the peer links (sslQuorum=true), else plain TCP."""
+        """`peer_tls`: mutual TLS on the peer links (sslQuorum=true), else plain TCP.
+        `on_read_only`: told when read-only mode starts and stops (readonlymode.enabled)."""
         self.db = db
         self.state = state
         self.wall_clock = wall_clock
@@ -128,6 +131,8 @@ class Replicator:
         )
         self.peer: ZabPeer | None = None
         self.status: Status | None = None
+        self.read_only_mode = ReadOnlyMode.for_tick(config.read_only_mode, tick_s)
+        self._on_read_only = on_read_only
         # Request numbers start from the clock (see WriteRouter).
         self._sessions = sessions
         self.writes = WriteRouter(self.my_id, int(wall_clock() * 1_000_000), self)
@@ -150,6 +155,10 @@ class Replicator:
         return self.status is not None and self.status.serving
 
     @property
+    def read_only(self) -> bool:
+        return self.read_only_mode.active
+
+    @property
     def leader_id(self) -> int | None:
         s = self.status
         return s.leader_id if s is not None and s.serving else None
@@ -168,6 +177,8 @@ class Replicator:
 
     @property
     def mode(self) -> str:
+        if self.read_only_mode.active:
+            return "read-only"  # ZooKeeper's ReadOnlyZooKeeperServer state, as srvr shows it
         if self.status is None or not self.status.serving:
             return "looking"
         return {Role.LEADING: "leader", Role.FOLLOWING: "follower", Role.OBSERVING: "observer"}.get(self.status.role, "looking")
@@ -229,6 +240,7 @@ class Replicator:
         while True:
             await trio.sleep(interval)
             self.peer.tick(trio.current_time())
+            self._watch_read_only()
             n += 1
             if n % touch_every == 0:
                 self._send(self.writes.touches_due(trio.current_time()))
@@ -301,8 +313,23 @@ class Replicator:
             if ready.current_epoch is not None:
                 d.current_epoch.write(ready.current_epoch)
 
+    def _watch_read_only(self) -> None:
+        """Read-only mode follows LOOKING, after a grace period (server/readonly.py). Before
+        the first Ready the peer is looking too: a member started alone goes read-only."""
+        s = self.status
+        looking = s is None or (s.role == Role.LOOKING and not s.serving)
+        change = self.read_only_mode.observe(looking, trio.current_time())
+        if change is None:
+            return
+        if change is Change.STARTED:
+            log.info("server %d: no quorum for %.1f s; serving read-only clients", self.my_id, self.read_only_mode.grace_s)
+        else:
+            log.info("server %d: election over; closing read-only sessions", self.my_id)
+        self._on_read_only(change)
+
     def _on_status(self, status: Status) -> None:
         old, self.status = self.status, status
+        self._watch_read_only()
         was_serving = old is not None and old.serving
         if was_serving != status.serving or old is None:
             self._time_election(status.serving)

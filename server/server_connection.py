@@ -15,6 +15,9 @@ owns are tested in memory against the real client core:
 - Every write handed out completes exactly once: `write_committed` or `write_abandoned`
   (the commit may or may not have happened: the connection closes, as ZooKeeper's does,
   and the client hears connection loss).
+- A read-only session (opened by a member in read-only mode) is answered reads only: every
+  write, `multi` and `sync` gets NOT_READ_ONLY without reaching the committer, and its
+  closeSession is answered here (`ReadOnlySessionClosed`), as ZooKeeper's read-only server does.
 
 The driver closes the socket when `phase` is CLOSING and nothing is left to send, or at once
 when it is ABORTED.
@@ -129,7 +132,14 @@ class WriteSubmitted:
     op: Op
 
 
-Event = FourLetterWord | SessionRequested | WriteSubmitted
+@attrs.frozen
+class ReadOnlySessionClosed:
+    """The client closed its read-only session (answered already): forget the session."""
+
+    session_id: int
+
+
+Event = FourLetterWord | SessionRequested | WriteSubmitted | ReadOnlySessionClosed
 
 
 @attrs.define(slots=True, eq=False)
@@ -159,6 +169,7 @@ class ServerConnection:
         self.phase = Phase.START
         self.session_id = 0
         self.timeout_ms = 0
+        self.read_only = False  # a read-only session: writes are refused here
         self.auth: tuple[Id, ...] = (Id("ip", host),)
         self.received = 0
         self.sent = 0
@@ -229,27 +240,30 @@ class ServerConnection:
 
     # --- the handshake --------------------------------------------------------------------------
 
-    def accept_session(self, session_id: int, timeout_ms: int, password: bytes) -> list[Event]:
+    def accept_session(self, session_id: int, timeout_ms: int, password: bytes, read_only: bool = False) -> list[Event]:
         """The session is open (created or resumed): answer the handshake; return the events
-        of requests the client sent behind its ConnectRequest."""
+        of requests the client sent behind its ConnectRequest. `read_only`: a session of a
+        server in read-only mode (the answer says so; the client's writes are refused)."""
         if self.phase is not Phase.CONNECTING:
             raise ConnectionStateError("accept a session", self.phase)
         self.session_id = session_id
         self.timeout_ms = timeout_ms
-        self._send(protocol.encode_connect_response(r.ConnectResponse(0, timeout_ms, session_id, password, False)))
+        self.read_only = read_only
+        self._send(protocol.encode_connect_response(r.ConnectResponse(0, timeout_ms, session_id, password, read_only)))
         self.phase = Phase.SERVING
         return self._process_frames()
 
-    def reject_session(self) -> None:
-        """The session is expired (or its password wrong): ZooKeeper's answer, then close."""
+    def reject_session(self, read_only: bool = False) -> None:
+        """The session is expired (or its password wrong): ZooKeeper's answer, then close
+        (`read_only`: the server answering is in read-only mode; its answer carries the flag)."""
         if self.phase is not Phase.CONNECTING:
             raise ConnectionStateError("reject a session", self.phase)
-        self._send(protocol.encode_connect_response(r.ConnectResponse(0, 0, 0, bytes(16), False)))
+        self._send(protocol.encode_connect_response(r.ConnectResponse(0, 0, 0, bytes(16), read_only)))
         self.phase = Phase.CLOSING
 
     # --- requests ----------------------------------------------------------------------------
 
-    def _request(self, payload: bytes) -> WriteSubmitted | None:
+    def _request(self, payload: bytes) -> WriteSubmitted | ReadOnlySessionClosed | None:
         services = self.services
         self.received += 1
         services.request_received(self.session_id)
@@ -278,6 +292,8 @@ class ServerConnection:
         if op not in WRITE_OPS:
             self._enqueue(queued)  # answered now, or after the writes queued before it
             return None
+        if self.read_only:
+            return self._refuse_write(queued)
         try:
             txn_op = to_op(op, record)
         except ZKError as e:
@@ -287,6 +303,20 @@ class ServerConnection:
         write = queued.write = PendingWrite(xid, op, record, queued.started)
         self._queue.append(queued)
         return WriteSubmitted(write, txn_op)
+
+    def _refuse_write(self, queued: _Queued) -> ReadOnlySessionClosed | None:
+        """A write in a read-only session. As ZooKeeper's ReadOnlyRequestProcessor: refused
+        before it is even checked (a malformed write gets NOT_READ_ONLY too), sync and multi
+        included; closeSession ends the local session and is answered OK."""
+        zxid = self.services.last_zxid
+        if queued.op == _CLOSE_SESSION:
+            queued.reply = protocol.encode_reply(queued.xid, zxid, 0)
+            self._enqueue(queued)
+            self.close()
+            return ReadOnlySessionClosed(self.session_id)
+        queued.reply = protocol.encode_reply(queued.xid, zxid, Code.NOT_READ_ONLY)
+        self._enqueue(queued)
+        return None
 
     def write_committed(self, write: PendingWrite, txn: Txn, result: Result) -> None:
         """A write handed out in WriteSubmitted was committed and applied."""

@@ -7,6 +7,9 @@ old connection), and, where this server owns sessions (standalone, or the leader
 them by committing a CloseSession. Creation and close are transactions: the applier tells
 it when one was applied.
 
+In read-only mode (readonlymode.enabled, a member cut off from its quorum) it opens local
+sessions for clients that ask for read-only ones (server/readonly.py) and refuses the rest.
+
 It is sans I/O: time comes from the `clock` it is given (Trio's in the server, simulated time
 in the simulator), a decision is handed to a callback (at once, or when the session's
 creation commits), and `expire_due` does what is due and says when to call it next. Only
@@ -30,6 +33,7 @@ from ccore.znodes.txn import CloseSession, CreateSession
 
 from .commit import Abandoned, Committer, Outcome
 from .config import ServerConfig
+from .readonly import Change, LocalSessions
 from .sessions import SessionTable
 
 log = logging.getLogger(__name__)
@@ -52,11 +56,14 @@ class SessionOpened:
     session_id: int
     timeout_ms: int
     password: bytes
+    read_only: bool = False  # a local session of a read-only server: reads only
 
 
 @attrs.frozen
 class SessionRejected:
     """The session asked for is expired, or its password is wrong."""
+
+    read_only: bool = False  # said by a read-only server (its answer carries the flag)
 
 
 Decision = SessionOpened | SessionRejected | None  # None: close without an answer
@@ -80,6 +87,7 @@ class SessionManager:
         self.table = SessionTable()
         self._closing: set[int] = set()
         self._connections: dict[int, SessionConnection] = {}
+        self.local = LocalSessions()  # read-only mode's sessions, never committed
         # Called when deadlines changed (a session was added, leadership was won): the
         # driver of `expire_due` looks again.
         self.on_change: Callable[[], None] = lambda: None
@@ -102,19 +110,16 @@ class SessionManager:
         (for a new session) when its creation commits or is abandoned."""
         committer = self.committer
         if not committer.serving:
+            if committer.read_only and request.read_only:
+                self._decide_read_only(request, peer, on_decision)
+                return
             # Between leaders there is nothing consistent to serve: the client tries another
-            # server (ZooKeeper closes such connections the same way).
+            # server (ZooKeeper closes such connections the same way; in read-only mode, those
+            # of clients that did not ask for a read-only session).
             log.info("not serving yet (%s); closing the connection from %s", committer.mode, peer)
             on_decision(None)
             return
-        last_zxid = self._tree().last_zxid
-        if request.last_zxid_seen > last_zxid:
-            log.info(
-                "refusing session request from %s: it has seen zxid %#x, our last zxid is %#x",
-                peer,
-                request.last_zxid_seen,
-                last_zxid,
-            )
+        if self._ahead_of_us(request, peer):
             on_decision(None)
             return
         timeout = self.config.negotiate_timeout(request.timeout)
@@ -143,6 +148,52 @@ class SessionManager:
 
         committer.check_session(session_id, password, checked)
 
+    def _ahead_of_us(self, request: ConnectRequest, peer: str) -> bool:
+        """The client has seen more than this server has applied: it must go elsewhere."""
+        last_zxid = self._tree().last_zxid
+        if request.last_zxid_seen <= last_zxid:
+            return False
+        log.info(
+            "refusing session request from %s: it has seen zxid %#x, our last zxid is %#x",
+            peer,
+            request.last_zxid_seen,
+            last_zxid,
+        )
+        return True
+
+    def _decide_read_only(self, request: ConnectRequest, peer: str, on_decision: Callable[[Decision], None]) -> None:
+        """A read-only client of a member in read-only mode: a new local session, a local one
+        resumed, or (as ZooKeeper's ReadOnlyZooKeeperServer) no answer for a session of the
+        quorum, which this server cannot keep alive without one."""
+        if self._ahead_of_us(request, peer):
+            on_decision(None)
+            return
+        timeout = self.config.negotiate_timeout(request.timeout)
+        session_id, password = request.session_id, request.passwd
+        now = self._clock()
+        if session_id == 0:
+            session_id = self._new_session_id()
+            password = self._new_password()
+            self.local.add(session_id, password, timeout, now)
+            log.info("read-only session %#x opened for %s", session_id, peer)
+            on_decision(SessionOpened(session_id, timeout, password, read_only=True))
+        elif session_id in self._tree().sessions:
+            log.info("refusing to renew session %#x of the quorum from %s in read-only mode", session_id, peer)
+            on_decision(None)
+        elif password is not None and self.local.resumable(session_id, password, now):
+            self.local.touch(session_id, now)
+            on_decision(SessionOpened(session_id, timeout, password, read_only=True))
+        else:
+            log.info("read-only session %#x from %s is expired or its password is wrong", session_id, peer)
+            on_decision(SessionRejected(read_only=True))
+
+    def _new_session_id(self) -> int:
+        sessions = self._tree().sessions
+        while True:
+            self._next_id += 1
+            if self._next_id not in sessions and self._next_id not in self.local:
+                return self._next_id
+
     async def open(self, request: ConnectRequest, peer: str) -> Decision:
         """`decide`, awaited (for the server's Trio connection driver)."""
         decisions: list[Decision] = []
@@ -157,12 +208,7 @@ class SessionManager:
         return decisions[0]
 
     def _create(self, timeout_ms: int, on_decision: Callable[[Decision], None]) -> None:
-        sessions = self._tree().sessions
-        while True:
-            self._next_id += 1
-            if self._next_id not in sessions:
-                break
-        session_id = self._next_id
+        session_id = self._new_session_id()
         password = self._new_password()
 
         def created(outcome: Outcome) -> None:
@@ -186,8 +232,14 @@ class SessionManager:
         not "not applied yet".)"""
         return self.committer.owns_sessions and not self._resumable(session_id, password)
 
-    def attach(self, session_id: int, conn: SessionConnection, peer: str) -> None:
-        """`conn` holds the session now; a connection that held it before is closed."""
+    def attach(self, session_id: int, conn: SessionConnection, peer: str, *, read_only: bool = False) -> None:
+        """`conn` holds the session now; a connection that held it before is closed. A
+        read-only session that ended meanwhile (read-only mode stopped between the decision
+        and now) closes `conn` instead."""
+        if read_only and session_id not in self.local:
+            log.info("read-only session %#x ended before %s took it; closing the connection", session_id, peer)
+            conn.abort()
+            return
         old = self._connections.get(session_id)
         if old is not None and old is not conn:
             log.info("session %#x moved to %s; closing its old connection", session_id, peer)
@@ -202,6 +254,9 @@ class SessionManager:
 
     def touch(self, session_id: int) -> None:
         now = self._clock()
+        if session_id in self.local:
+            self.local.touch(session_id, now)  # nobody else knows it: nothing to relay
+            return
         self.table.touch(session_id, now)
         self.committer.session_touched(session_id, now)
 
@@ -210,7 +265,27 @@ class SessionManager:
         self.table.touch(session_id, heard_at)
 
     def is_closing(self, session_id: int) -> bool:
+        if session_id in self.local:
+            return False
         return session_id in self._closing or session_id not in self._tree().sessions
+
+    # -- read-only mode -------------------------------------------------------------------------
+
+    def read_only_changed(self, change: Change) -> None:
+        """Read-only mode started or stopped. When it stops (an election ended), every
+        read-only session ends and its connection closes at once, so that its client looks
+        for a read-write server (ZooKeeper's read-only server closes all its connections)."""
+        if change is Change.STOPPED:
+            for session_id in self.local.clear():
+                conn = self._connections.pop(session_id, None)
+                if conn is not None:
+                    conn.abort()
+        self.on_change()
+
+    def end_local_session(self, session_id: int) -> None:
+        """A read-only client closed its session (closeSession, answered by its connection)."""
+        self.local.remove(session_id)
+        self._connections.pop(session_id, None)
 
     # -- what the applier reports (SessionEvents) -----------------------------------------------
 
@@ -263,6 +338,11 @@ class SessionManager:
         deadline; returns when to call again (the next deadline, or a tick from now)."""
         committer = self.committer
         now = self._clock()
+        for session_id in self.local.expired(now):
+            log.info("read-only session %#x expired", session_id)
+            conn = self._connections.pop(session_id, None)
+            if conn is not None:
+                conn.close()
         if not committer.owns_sessions:
             return now + self.config.tick_time_ms / 1000.0
         for session_id in self.table.expired(now):

@@ -52,7 +52,15 @@ class ZKServer:
         self.applier = Applier(self.db, self.watches, self.sessions, self.stats, self._drop_connections)
         self.committer: Committer
         if config.replicated:
-            self.committer = Replicator(config, self.db, self.applier, self.sessions, wall_clock, peer_tls=self.tls.peers)
+            self.committer = Replicator(
+                config,
+                self.db,
+                self.applier,
+                self.sessions,
+                wall_clock,
+                peer_tls=self.tls.peers,
+                on_read_only=self.sessions.read_only_changed,
+            )
         else:
             self.committer = LocalCommitter(self.db, self.applier, self.stats, wall_clock)
         self.sessions.bind(self.committer)
@@ -108,6 +116,11 @@ class ZKServer:
     @property
     def serving(self) -> bool:
         return self.committer.serving
+
+    @property
+    def read_only(self) -> bool:
+        """Cut off from the quorum and serving read-only clients (readonlymode.enabled)."""
+        return self.committer.read_only
 
     @property
     def mode(self) -> str:

@@ -21,6 +21,7 @@ class Committer:
         self.tree = tree
         self.sessions = sessions
         self.serving = True
+        self.read_only = False
         self.mode = "standalone"
         self.owns_sessions = True
         self.outstanding = 0

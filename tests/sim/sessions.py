@@ -355,6 +355,10 @@ class ServerClients(ConnectionServices):
         return self.node.router.role.serving
 
     @property
+    def read_only(self) -> bool:
+        return False  # the simulator runs no member in read-only mode
+
+    @property
     def owns_sessions(self) -> bool:
         role = self.node.router.role
         return role.serving and role.leading
