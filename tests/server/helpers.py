@@ -35,20 +35,28 @@ class RawClient:
         self.session_id = 0
         self.passwd = b""
         self.timeout_ms = 0
+        self.read_only = False  # the server's answer: a read-only session
         self.events: list[r.WatcherEvent] = []
         self.log: list[tuple[str, Any]] = []  # ("event", WatcherEvent) / ("reply", ReplyHeader)
 
     @classmethod
     async def connect(
-        cls, port: int, timeout_ms: int = 2000, session_id: int = 0, passwd: bytes = bytes(16), last_zxid: int = 0
+        cls,
+        port: int,
+        timeout_ms: int = 2000,
+        session_id: int = 0,
+        passwd: bytes = bytes(16),
+        last_zxid: int = 0,
+        read_only: bool = False,
     ) -> RawClient:
+        """Raises EOFError when the server closes the connection without an answer."""
         stream = await trio.open_tcp_stream("127.0.0.1", port)
         c = cls(stream)
         await stream.send_all(
-            protocol.encode_connect_request(r.ConnectRequest(0, last_zxid, timeout_ms, session_id, passwd, False))
+            protocol.encode_connect_request(r.ConnectRequest(0, last_zxid, timeout_ms, session_id, passwd, read_only))
         )
         resp = protocol.decode_connect_response(await c._frame())
-        c.session_id, c.passwd, c.timeout_ms = resp.session_id, resp.passwd, resp.timeout
+        c.session_id, c.passwd, c.timeout_ms, c.read_only = resp.session_id, resp.passwd, resp.timeout, resp.read_only
         return c
 
     async def _frame(self) -> bytes:
