@@ -110,12 +110,15 @@ class SessionManager:
         (for a new session) when its creation commits or is abandoned."""
         committer = self.committer
         if not committer.serving:
-            if committer.read_only and request.read_only:
-                self._decide_read_only(request, peer, on_decision)
+            if committer.read_only:
+                if request.read_only:
+                    self._decide_read_only(request, peer, on_decision)
+                    return
+                log.info("read-only mode: closing the connection from %s, which did not ask for a read-only session", peer)
+                on_decision(None)
                 return
             # Between leaders there is nothing consistent to serve: the client tries another
-            # server (ZooKeeper closes such connections the same way; in read-only mode, those
-            # of clients that did not ask for a read-only session).
+            # server (ZooKeeper closes such connections the same way).
             log.info("not serving yet (%s); closing the connection from %s", committer.mode, peer)
             on_decision(None)
             return

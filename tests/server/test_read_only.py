@@ -25,6 +25,7 @@ from ccore.znodes.errors import Code
 from ccore.znodes.records import ConnectRequest
 from ccore.znodes.tree import DataTree
 from ccore.znodes.txn import Create, CreateSession, Txn
+from tests.polling import wait_for
 
 from .helpers import RawClient
 from .test_server import four_letter
@@ -332,19 +333,13 @@ def _lonely_member(tmp_path: Path, read_only_mode: bool) -> ZKServer:
     return ZKServer(config)
 
 
-async def _until(condition: Any, timeout_s: float) -> None:
-    with trio.fail_after(timeout_s):
-        while not condition():
-            await trio.sleep(0.05)
-
-
 @pytest.mark.slow
 async def test_a_member_without_quorum_serves_read_only_clients(nursery: trio.Nursery, tmp_path: Path) -> None:
     server: ZKServer = await nursery.start(_lonely_member(tmp_path, True).run)
     port = server.port
     assert port is not None
     assert await four_letter(port, "isro") == "null"  # looking, within the grace period
-    await _until(lambda: server.read_only, 10.0)
+    await wait_for(lambda: server.read_only, timeout_s=10.0, interval_s=0.05)
     assert await four_letter(port, "isro") == "ro"
     assert "Mode: read-only" in await four_letter(port, "srvr")
     with pytest.raises(EOFError):  # a client that did not ask for read-only: closed, no answer
@@ -380,4 +375,3 @@ async def test_without_read_only_mode_a_member_without_quorum_refuses_everyone(n
     for read_only in (True, False):
         with pytest.raises(EOFError):
             await RawClient.connect(port, read_only=read_only)
-
