@@ -12,7 +12,8 @@ import pytest
 import trio
 
 from ccore.client.protocol import ClientProtocol, Connected, Reply
-from ccore.server.config import PeerAddress, ServerConfig
+from ccore.server import cli
+from ccore.server.config import ConfigError, PeerAddress, ServerConfig, load
 from ccore.server.ensemble import free_ports
 from ccore.server.readonly import Change, LocalSessions, ReadOnlyMode
 from ccore.server.server_connection import Phase, ReadOnlySessionClosed, ServerConnection, SessionRequested, WriteSubmitted
@@ -28,6 +29,7 @@ from ccore.znodes.txn import Create, CreateSession, Txn
 from tests.polling import wait_for
 
 from .helpers import RawClient
+from .test_admin import command
 from .test_server import four_letter
 from .test_server_connection import SESSION
 from .test_server_connection import Server as Services
@@ -327,7 +329,7 @@ def _lonely_member(tmp_path: Path, read_only_mode: bool) -> ZKServer:
         tick_time_ms=100,
         server_id=1,
         peers=peers,
-        admin_enabled=False,
+        admin_port=0,
         read_only_mode=read_only_mode,
     )
     return ZKServer(config)
@@ -342,6 +344,11 @@ async def test_a_member_without_quorum_serves_read_only_clients(nursery: trio.Nu
     await wait_for(lambda: server.read_only, timeout_s=10.0, interval_s=0.05)
     assert await four_letter(port, "isro") == "ro"
     assert "Mode: read-only" in await four_letter(port, "srvr")
+    assert server.ops.admin is not None
+    assert await command(server.ops.admin.port, "is_read_only") == (
+        200,
+        {"command": "is_read_only", "error": None, "read_only": True},
+    )
     with pytest.raises(EOFError):  # a client that did not ask for read-only: closed, no answer
         await RawClient.connect(port)
     c = await RawClient.connect(port, read_only=True)
@@ -372,6 +379,27 @@ async def test_without_read_only_mode_a_member_without_quorum_refuses_everyone(n
     assert not server.read_only and server.mode == "looking"
     assert await four_letter(port, "isro") == "null"
     assert (await four_letter(port, "srvr")).startswith("This ZooKeeper instance is not currently serving")
+    assert server.ops.admin is not None
+    status, answer = await command(server.ops.admin.port, "is_read_only")
+    assert status == 503 and "read_only" not in answer  # ZooKeeper: the command needs a running server
     for read_only in (True, False):
         with pytest.raises(EOFError):
             await RawClient.connect(port, read_only=read_only)
+
+
+# --- configuration --------------------------------------------------------------------------
+
+
+def test_readonlymode_enabled_is_read_from_zoo_cfg_and_the_command_line(tmp_path: Path) -> None:
+    cfg = tmp_path / "zoo.cfg"
+    cfg.write_text(f"dataDir={tmp_path}\nclientPort=2181\n")
+    assert load(cfg).read_only_mode is False
+    cfg.write_text(f"dataDir={tmp_path}\nreadonlymode.enabled=true\n")
+    assert load(cfg).read_only_mode is True
+    cfg.write_text(f"dataDir={tmp_path}\nreadonlymode.enabled=yes\n")
+    with pytest.raises(ConfigError, match="readonlymode.enabled must be true or false"):
+        load(cfg)
+    ns = cli._parser().parse_args(["--data-dir", str(tmp_path), "--readonlymode"])
+    assert cli.build_config(ns).read_only_mode is True
+    ns = cli._parser().parse_args(["--data-dir", str(tmp_path)])
+    assert cli.build_config(ns).read_only_mode is False
