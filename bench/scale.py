@@ -5,10 +5,12 @@ For each system, a fresh 3-server ensemble (fsync on, tickTime 2000 ms, snapCoun
 1. fill: N znodes of 100 bytes, 300 creates in flight from our Trio client (the same client
    for both), while a reader on the leader measures its worst read latency (periodic
    snapshots happen during the fill);
-2. memory: each server's resident set (VmRSS), and per znode;
-3. resync: a follower is killed, its data dir emptied, and restarted; how long until it
+2. snapshot: 110,000 setData on the full tree (past one snapCount, so every server takes a
+   periodic snapshot of all of it), with the reader on the leader again;
+3. memory: each server's resident set (VmRSS), and per znode;
+4. resync: a follower is killed, its data dir emptied, and restarted; how long until it
    serves the last znode, and the leader's worst read latency meanwhile;
-4. restart: every server killed (SIGKILL) and restarted; how long until the last znode can
+5. restart: every server killed (SIGKILL) and restarted; how long until the last znode can
    be read again.
 
 Progress goes to stderr; the table (with ratios ccore/ZooKeeper) to stdout.
@@ -34,6 +36,7 @@ VALUE = b"x" * 100
 IN_FLIGHT = 300
 READ_EVERY_S = 0.005
 SYNC_TIMEOUT_S = 600.0
+SNAPSHOT_WRITES = 110_000  # the ensembles' snapCount (100,000) and a margin
 # What a wiped server keeps: its identity, its config and its log file.
 KEEP = ("myid", "zoo.cfg", "server.log", "zookeeper.log")
 
@@ -42,6 +45,8 @@ KEEP = ("myid", "zoo.cfg", "server.log", "zookeeper.log")
 class ScaleResult:
     creates_per_s: float = 0.0
     fill_worst_read_ms: float = 0.0
+    snapshot_writes_per_s: float = 0.0
+    snapshot_worst_read_ms: float = 0.0
     rss_mb: float = 0.0  # the largest server's
     resync_s: float = 0.0
     resync_worst_read_ms: float = 0.0
@@ -51,6 +56,8 @@ class ScaleResult:
 FIGURES: list[tuple[str, str]] = [  # (attribute, label)
     ("creates_per_s", "pipelined creates, ops/s"),
     ("fill_worst_read_ms", "leader's worst read during the fill (snapshots included), ms"),
+    ("snapshot_writes_per_s", "pipelined setData on the full tree across a periodic snapshot, ops/s"),
+    ("snapshot_worst_read_ms", "leader's worst read during those setData (a periodic snapshot included), ms"),
     ("rss_mb", "largest server RSS after the fill, MB"),
     ("resync_s", "wiped follower resync until it serves the last znode, s"),
     ("resync_worst_read_ms", "leader's worst read during that resync, ms"),
@@ -121,6 +128,24 @@ async def _fill(zk: object, znodes: int, progress: Callable[[str], None]) -> flo
     return time.perf_counter() - start
 
 
+async def _rewrite(zk: object, znodes: int, writes: int) -> float:
+    """`writes` setData calls over the first znodes, IN_FLIGHT at a time; returns seconds."""
+    next_index = 0
+
+    async def worker() -> None:
+        nonlocal next_index
+        while next_index < writes:
+            i = next_index
+            next_index += 1
+            await zk.set(f"/scale/n{i % znodes:08d}", VALUE)  # type: ignore[attr-defined]
+
+    start = time.perf_counter()
+    async with trio.open_nursery() as nursery:
+        for _ in range(IN_FLIGHT):
+            nursery.start_soon(worker)
+    return time.perf_counter() - start
+
+
 async def _until_readable(hosts: str, path: str, timeout_s: float) -> None:
     with trio.fail_after(timeout_s):
         while True:
@@ -148,6 +173,18 @@ async def _measure(system: System, znodes: int, progress: Callable[[str], None])
         result.creates_per_s = znodes / took
         result.fill_worst_read_ms = reader.worst * 1000
         progress(f"  filled in {took:.1f} s ({result.creates_per_s:,.0f}/s); worst read {result.fill_worst_read_ms:.0f} ms")
+        # One snapCount of setData on the full tree: at least one periodic snapshot of all of
+        # it on every server (ZooKeeper takes its snapshot between snapCount/2 and snapCount).
+        reader = Reader(on_leader)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(reader.run)
+            took = await _rewrite(zk, znodes, SNAPSHOT_WRITES)
+            reader.running = False
+        result.snapshot_writes_per_s = SNAPSHOT_WRITES / took
+        result.snapshot_worst_read_ms = reader.worst * 1000
+        progress(
+            f"  {SNAPSHOT_WRITES:,} setData across a snapshot in {took:.1f} s; worst read {result.snapshot_worst_read_ms:.0f} ms"
+        )
         await trio.sleep(2)  # let the followers apply the tail
         result.rss_mb = max(rss_mb(system.pid(sid)) for sid in system.servers)
         progress(f"  largest RSS {result.rss_mb:,.0f} MB")

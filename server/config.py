@@ -71,6 +71,9 @@ class ServerConfig:
     admin_enabled: bool = True  # admin.enableServer
     admin_port: int = 8080  # admin.serverPort
     admin_address: str = "127.0.0.1"  # admin.serverAddress (ZooKeeper's default: 0.0.0.0)
+    # admin.snapshot.enabled: /commands/snapshot hands the whole tree, ACL-protected data too,
+    # to whoever asks, without authentication (not built yet). Unset: only on a loopback address.
+    admin_snapshot_enabled: bool | None = None
     metrics_provider: str = ""  # metricsProvider.className
     metrics_port: int = 7000  # metricsProvider.httpPort
     metrics_address: str = "127.0.0.1"  # metricsProvider.httpHost (ZooKeeper's default: 0.0.0.0)
@@ -143,7 +146,11 @@ _STR_KEYS = {
     "metricsProvider.className": "metrics_provider",
     "metricsProvider.httpHost": "metrics_address",
 }
-_BOOL_KEYS = {"admin.enableServer": "admin_enabled", "readonlymode.enabled": "read_only_mode"}
+_BOOL_KEYS = {
+    "admin.enableServer": "admin_enabled",
+    "admin.snapshot.enabled": "admin_snapshot_enabled",
+    "readonlymode.enabled": "read_only_mode",
+}
 
 
 _ANY_ADDRESS = ("0.0.0.0", "::", "")

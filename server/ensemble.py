@@ -39,11 +39,13 @@ def write_configs(base: Path, nodes: int, observers: int, first_client_port: int
         return [base / f"server{i}" / "zoo.cfg" for i in range(1, nodes + observers + 1)]
     total = nodes + observers
     if first_client_port:
+        # Fixed ports asked for: the admin APIs as predictable, from ZooKeeper's 8080 up.
         client_ports = [first_client_port + i for i in range(total)]
+        admin_ports = [8080 + i for i in range(total)]
         peer_ports = free_ports(2 * total)
     else:
-        ports = free_ports(3 * total)
-        client_ports, peer_ports = ports[:total], ports[total:]
+        ports = free_ports(4 * total)
+        client_ports, admin_ports, peer_ports = ports[:total], ports[total : 2 * total], ports[2 * total :]
     lines = []
     for i in range(total):
         role = ":observer" if i >= nodes else ""
@@ -63,6 +65,7 @@ def write_configs(base: Path, nodes: int, observers: int, first_client_port: int
                     f"dataDir={d}",
                     f"clientPort={client_ports[i]}",
                     "clientPortAddress=127.0.0.1",
+                    f"admin.serverPort={admin_ports[i]}",  # each its own: they share the machine
                     *lines,
                 ]
             )
@@ -73,10 +76,17 @@ def write_configs(base: Path, nodes: int, observers: int, first_client_port: int
 
 
 def client_port(cfg: Path) -> int:
+    port = _config_value(cfg, "clientPort")
+    if port is None:
+        raise ValueError(f"{cfg} has no clientPort")
+    return int(port)
+
+
+def _config_value(cfg: Path, key: str) -> str | None:
     for line in cfg.read_text().splitlines():
-        if line.startswith("clientPort="):
-            return int(line.split("=", 1)[1])
-    raise ValueError(f"{cfg} has no clientPort")
+        if line.startswith(key + "="):
+            return line.split("=", 1)[1].strip()
+    return None
 
 
 def mode(port: int) -> str | None:
@@ -163,6 +173,9 @@ def main(argv: list[str]) -> int:
         wait_ready(configs, procs)
         hosts = ",".join(f"127.0.0.1:{client_port(c)}" for c in configs)
         print(f"ensemble ready: {hosts}", flush=True)
+        admin = [f"http://127.0.0.1:{_config_value(c, 'admin.serverPort')}/commands" for c in configs]
+        if all("None" not in a for a in admin):  # configs written before the admin API have none
+            print("admin API: " + ", ".join(admin), flush=True)
         print("logs: " + ", ".join(str(c.parent / "server.log") for c in configs), flush=True)
         print("Ctrl-C stops every server", flush=True)
         signal.signal(signal.SIGTERM, _interrupt)

@@ -36,7 +36,6 @@ from .replication import Replicator
 from .stats import TimeSummary
 
 QUANTILES = (0.5, 0.9, 0.99)
-DATA_SIZE_MAX_AGE_S = 30.0  # approximate_data_size walks the tree: at most this often
 
 
 class MetricsView(ServerView, Protocol):
@@ -49,15 +48,6 @@ class MetricsView(ServerView, Protocol):
 class ServerCollector(Collector):
     def __init__(self, server: MetricsView) -> None:
         self.server = server
-        self._data_size = (0, -DATA_SIZE_MAX_AGE_S)  # (bytes, when measured)
-
-    def _approximate_data_size(self) -> int:
-        now = time.monotonic()
-        size, at = self._data_size
-        if now - at >= DATA_SIZE_MAX_AGE_S:
-            size = commands.data_size(self.server.tree)
-            self._data_size = (size, now)
-        return size
 
     def collect(self) -> Iterator[Metric]:
         s = self.server
@@ -72,7 +62,7 @@ class ServerCollector(Collector):
             ("znode_count", "znodes in the tree", len(tree.nodes)),
             ("watch_count", "watches set by clients of this server", s.watches.watch_count()),
             ("ephemerals_count", "ephemeral znodes", sum(len(v) for v in tree.ephemerals.values())),
-            ("approximate_data_size", "bytes of paths and data (measured at most every 30 s)", self._approximate_data_size()),
+            ("approximate_data_size", "bytes of paths and data", commands.data_size(tree)),
             ("global_sessions", "live sessions", len(tree.sessions)),
             ("num_alive_connections", "client connections", len(s.connections)),
             ("outstanding_requests", "writes submitted here and not yet committed", s.outstanding),

@@ -9,6 +9,7 @@ port does.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from typing import Any, Protocol
 
@@ -17,6 +18,7 @@ import trio
 from .admin import AdminServer
 from .backup_stream import BackupHost, SnapshotStreamer
 from .config import PROMETHEUS_PROVIDER, ConfigError, ServerConfig
+from .http_server import Request, Response
 from .metrics import MetricsServer, MetricsView
 
 log = logging.getLogger(__name__)
@@ -26,13 +28,48 @@ class OpsHost(MetricsView, BackupHost, Protocol):
     """What the endpoints read of the server (see commands.ServerView)."""
 
 
+def snapshots_allowed(config: ServerConfig) -> bool:
+    """May the admin API hand out the tree (`/commands/snapshot`, what `ccore backup` reads)?
+    It asks no credentials (none are built yet), and the snapshot holds ACL-protected data
+    too: by default only where the admin server listens on loopback, so only this machine's
+    users reach it; anywhere else only with `admin.snapshot.enabled=true`, said at start."""
+    enabled = config.admin_snapshot_enabled
+    loopback = _is_loopback(config.admin_address)
+    if enabled is None:
+        return loopback
+    if enabled and not loopback:
+        log.warning(
+            "admin.snapshot.enabled=true on %s: anyone who can reach port %d can download the whole tree, "
+            "ACL-protected znodes included; keep that port behind a firewall",
+            config.admin_address,
+            config.admin_port,
+        )
+    return enabled
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+async def refuse_snapshots(request: Request) -> Response:
+    return Response(
+        403,
+        b"snapshots are served only on a loopback admin.serverAddress, or with admin.snapshot.enabled=true\n",
+        content_type="text/plain; charset=utf-8",
+    )
+
+
 class OpsEndpoints:
     def __init__(self, config: ServerConfig, server: OpsHost) -> None:
         self.config = config
         self.admin: AdminServer | None = None
         self.metrics: MetricsServer | None = None
         if config.admin_enabled:
-            self.admin = AdminServer(server, config.admin_address, config.admin_port, SnapshotStreamer(server).handle)
+            snapshots = SnapshotStreamer(server).handle if snapshots_allowed(config) else refuse_snapshots
+            self.admin = AdminServer(server, config.admin_address, config.admin_port, snapshots)
         if config.metrics_provider == PROMETHEUS_PROVIDER:
             self.metrics = MetricsServer(server, config.metrics_address, config.metrics_port)
 

@@ -363,6 +363,7 @@ def _decode_snapshot(payload: bytes) -> DataTree:
     nodes.clear()
     new_node = Node.__new__
     root = paths.ROOT
+    data_size = 0
     # Restart time is mostly this loop: attributes set directly, parents found by rpartition
     # (paths.split's result, inlined), the ephemeral index only for nodes that have an owner.
     for path, data, index, czxid, mzxid, ctime, mtime, version, cversion, aversion, owner, pzxid in doc["nodes"]:
@@ -377,6 +378,7 @@ def _decode_snapshot(payload: bytes) -> DataTree:
         untrack(node)  # as Node.__init__ does
         untrack(children)
         nodes[path] = node
+        data_size += len(path) + (len(data) if data is not None else 0)
         if path != root:
             parent_path, _, name = path.rpartition("/")
             nodes[parent_path or root].children.add(name)
@@ -384,6 +386,7 @@ def _decode_snapshot(payload: bytes) -> DataTree:
             index_set = tree._index_for(node)
             if index_set is not None:
                 index_set.add(path)
+    tree.data_size = data_size
     tree.sessions = {sid: SessionInfo(t, pw) for sid, t, pw in doc["sessions"]}
     tree.last_zxid = doc["last_zxid"]
     return tree

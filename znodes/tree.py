@@ -185,6 +185,10 @@ def next_version(current: int, expected: int, path: str) -> int:
     return 0 if nxt == -1 else nxt
 
 
+def _size(data: bytes | None) -> int:
+    return len(data) if data is not None else 0
+
+
 class DataTree:
     """The replicated state: znodes, sessions and their ephemerals, the last applied zxid."""
 
@@ -202,6 +206,9 @@ class DataTree:
             paths.QUOTA: quota,
             paths.CONFIG: config,
         }
+        # ZooKeeper's approximate_data_size, kept as writes apply (mntr must not walk the tree):
+        # the bytes of every node's path and data.
+        self.data_size = sum(len(path) for path in self.nodes)
         self.sessions: dict[int, SessionInfo] = {}
         self.ephemerals: dict[int, set[str]] = {}
         self.containers: set[str] = set()
@@ -417,6 +424,10 @@ class DataTree:
         acls.check(op.path, node.acl, _WRITE, txn.auth)
         version = next_version(node.version, op.version, op.path)
         self._save(node, undo)
+        grown = _size(op.data) - _size(node.data)
+        self.data_size += grown
+        if undo is not None:
+            undo.append(lambda: self._grow(-grown))
         node.data = op.data
         node.version = version
         node.mtime = txn.time_ms
@@ -482,6 +493,7 @@ class DataTree:
     def _link(self, path: str, parent: Node, node: Node, undo: Undo | None) -> None:
         parent.children.add(path[path.rfind("/") + 1 :])
         self.nodes[path] = node
+        self.data_size += len(path) + _size(node.data)
         if node.ephemeral_owner:
             self._index_for(node).add(path)  # type: ignore[union-attr]
         if undo is not None:
@@ -499,11 +511,15 @@ class DataTree:
     def _forget(self, path: str, parent: Node, node: Node) -> None:
         parent.children.discard(paths.split(path)[1])
         del self.nodes[path]
+        self.data_size -= len(path) + _size(node.data)
         index = self._index_for(node)
         if index is not None:
             index.discard(path)
             if not index and node.is_ephemeral:
                 del self.ephemerals[node.ephemeral_owner]
+
+    def _grow(self, delta: int) -> None:
+        self.data_size += delta
 
     def _index_for(self, node: Node) -> set[str] | None:
         if node.ephemeral_owner == 0:

@@ -124,3 +124,23 @@ async def test_a_snapshot_never_read_frees_the_streamer(nursery, tmp_path) -> No
     assert out.startswith(b"HTTP/1.1 200") and b"last_zxid" in out
     zxid, _, _ = await trio.to_thread.run_sync(fetch, "127.0.0.1", port, tmp_path / "b.snap", 30.0, False)
     assert zxid == server.last_zxid
+
+
+def test_snapshots_are_served_on_loopback_or_when_asked_for(tmp_path) -> None:
+    from ccore.server.config import ServerConfig
+    from ccore.server.ops import snapshots_allowed
+
+    def allowed(address: str, enabled: bool | None) -> bool:
+        return snapshots_allowed(ServerConfig(admin_address=address, admin_snapshot_enabled=enabled))
+
+    assert allowed("127.0.0.1", None) and allowed("::1", None) and allowed("localhost", None)
+    assert not allowed("0.0.0.0", None) and not allowed("10.1.2.3", None)
+    assert allowed("0.0.0.0", True) and not allowed("127.0.0.1", False)
+
+
+async def test_a_server_that_may_not_serve_snapshots_says_why(nursery, tmp_path) -> None:
+    server = await start_server(nursery, tmp_path, admin_port=0, admin_snapshot_enabled=False)
+    assert server.ops.admin is not None
+    with pytest.raises(BackupError, match="403"):
+        await trio.to_thread.run_sync(fetch, "127.0.0.1", server.ops.admin.port, tmp_path / "b.snap", 30.0, False)
+    assert not (tmp_path / "b.snap").exists()

@@ -303,6 +303,8 @@ class TreeMachine(RuleBasedStateMachine):
         for path, node in tree.nodes.items():
             if node.is_ephemeral:
                 assert path in tree.ephemerals[node.ephemeral_owner]
+        assert tree.data_size == sum(len(p) + len(n.data or b"") for p, n in tree.nodes.items())
+        assert decode_snapshot(encode_snapshot(tree)).data_size == tree.data_size
 
     @invariant()
     def replay_and_snapshot_agree(self) -> None:
