@@ -72,8 +72,10 @@ class LocalSessions:
     ZooKeeper's local sessions; `clear` forgets them all when read-only mode ends."""
 
     def __init__(self) -> None:
-        # In order of last touch, so that purging stops at the first live one.
-        self._sessions: collections.OrderedDict[int, _Local] = collections.OrderedDict()
+        # In order of last touch, so that purging stops at the first live one. Public for the
+        # membership test on every request's path (`id in local.by_id`: no method call).
+        self.by_id: collections.OrderedDict[int, _Local] = collections.OrderedDict()
+        self._sessions = self.by_id
 
     def __contains__(self, session_id: int) -> bool:
         return session_id in self._sessions

@@ -257,7 +257,7 @@ class SessionManager:
 
     def touch(self, session_id: int) -> None:
         now = self._clock()
-        if session_id in self.local:
+        if session_id in self.local.by_id:
             self.local.touch(session_id, now)  # nobody else knows it: nothing to relay
             return
         self.table.touch(session_id, now)
@@ -268,7 +268,7 @@ class SessionManager:
         self.table.touch(session_id, heard_at)
 
     def is_closing(self, session_id: int) -> bool:
-        if session_id in self.local:
+        if session_id in self.local.by_id:
             return False
         return session_id in self._closing or session_id not in self._tree().sessions
 
