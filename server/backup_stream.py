@@ -35,7 +35,7 @@ from . import snapshot_child
 from .commands import NOT_SERVING
 from .commit import Abandoned, Committer, Outcome
 from .http_server import Request, Response
-from .snapshot_child import SnapshotChild, SnapshotChildError
+from .snapshot_child import SnapshotChild, SnapshotChildError, read_pipe
 from .storage.snapshots import HEADER_SIZE, snapshot_size
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ class SnapshotStreamer:
         assert child.fd is not None
         pipe = trio.lowlevel.FdStream(child.fd)
         try:
-            header = await _read(pipe, HEADER_SIZE)
+            header = await read_pipe(pipe, HEADER_SIZE)
             if len(header) < HEADER_SIZE:
                 raise SnapshotChildError(f"the snapshot child for zxid {child.zxid:#x} wrote {len(header)} bytes and stopped")
         except BaseException as e:
@@ -142,7 +142,7 @@ class SnapshotStreamer:
             crc = zlib.crc32(header[: HEADER_SIZE - 4])
             left = size - HEADER_SIZE
             while left:
-                chunk = await _read(pipe, min(CHUNK, left))
+                chunk = await read_pipe(pipe, min(CHUNK, left))
                 if not chunk:
                     raise SnapshotChildError(f"the snapshot child for zxid {child.zxid:#x} stopped {left} bytes short")
                 left -= len(chunk)
@@ -210,16 +210,3 @@ def can_stream() -> bool:
 
 def _text(status: int, message: str) -> Response:
     return Response(status, (message + "\n").encode(), content_type="text/plain; charset=utf-8")
-
-
-async def _read(pipe: trio.lowlevel.FdStream, size: int) -> bytes:
-    """Up to `size` bytes, fewer only at the end of the pipe."""
-    parts: list[bytes] = []
-    got = 0
-    while got < size:
-        part = await pipe.receive_some(size - got)
-        if not part:
-            break
-        parts.append(part)
-        got += len(part)
-    return b"".join(parts)

@@ -21,7 +21,7 @@ import attrs
 import trio
 
 from .peers import PeerFrameError
-from .snapshot_child import SnapshotChild
+from .snapshot_child import SnapshotChild, read_pipe
 from .storage.errors import CorruptSnapshotError
 from .storage.snapshots import HEADER_SIZE, encode_snapshot_header, parse_snapshot, snapshot_size
 from .zab.messages import Snap
@@ -84,7 +84,7 @@ async def _from_pipe(zxid: int, piped: PipedSnapshot, chunk_size: int) -> AsyncI
     piped._taken = True
     pipe = trio.lowlevel.FdStream(child.fd)
     try:
-        header = await _read(pipe, HEADER_SIZE)
+        header = await read_pipe(pipe, HEADER_SIZE)
         if len(header) < HEADER_SIZE:
             raise CorruptSnapshotError(f"the snapshot child for zxid {zxid:#x} wrote {len(header)} bytes and stopped")
         size = snapshot_size(header)
@@ -92,7 +92,7 @@ async def _from_pipe(zxid: int, piped: PipedSnapshot, chunk_size: int) -> AsyncI
         yield SnapChunk(header)
         left = size - HEADER_SIZE
         while left:
-            chunk = await _read(pipe, min(chunk_size, left))
+            chunk = await read_pipe(pipe, min(chunk_size, left))
             if not chunk:
                 raise CorruptSnapshotError(f"the snapshot child for zxid {zxid:#x} stopped {left} bytes short")
             left -= len(chunk)
@@ -101,19 +101,6 @@ async def _from_pipe(zxid: int, piped: PipedSnapshot, chunk_size: int) -> AsyncI
         child.kill()  # done already, or the stream ended early: either way it has no reader
         await pipe.aclose()
         await trio.to_thread.run_sync(piped._reap)
-
-
-async def _read(pipe: trio.lowlevel.FdStream, size: int) -> bytes:
-    """Up to `size` bytes, fewer only at the end of the pipe."""
-    parts: list[bytes] = []
-    got = 0
-    while got < size:
-        part = await pipe.receive_some(size - got)
-        if not part:
-            break
-        parts.append(part)
-        got += len(part)
-    return b"".join(parts)
 
 
 class SnapAssembler:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import NoReturn
 
 import attrs
+import trio
 
 from ccore.znodes.codec import encode_snapshot
 from ccore.znodes.tree import DataTree
@@ -150,3 +151,17 @@ def _max_fd() -> int:
         return int(os.sysconf("SC_OPEN_MAX"))
     except (ValueError, OSError):
         return 65536
+
+
+async def read_pipe(pipe: trio.lowlevel.FdStream, size: int) -> bytes:
+    """Up to `size` bytes from a child's pipe, fewer only at its end (the SNAP and backup
+    streams both read their snapshot this way)."""
+    parts: list[bytes] = []
+    got = 0
+    while got < size:
+        part = await pipe.receive_some(size - got)
+        if not part:
+            break
+        parts.append(part)
+        got += len(part)
+    return b"".join(parts)
