@@ -24,8 +24,8 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import anyio
 import pytest
-import trio
 
 from ccore.client import Client, ClientState, connect
 from tests.client.conftest import (  # noqa: F401 - fixtures reused, not copied
@@ -49,7 +49,7 @@ async def root(hosts: str) -> AsyncIterator[str]:  # noqa: F811 - the imported f
         try:
             yield path
         finally:
-            with trio.move_on_after(10):
+            with anyio.move_on_after(10):
                 await admin.delete(path, recursive=True)
 
 
@@ -76,7 +76,7 @@ def doomed(hosts: str, connect_zk: Callable[..., Any], open_proxy: Any, zk_serve
 
             async def expire() -> None:
                 proxy.cut()
-                with trio.fail_after(10):
+                with anyio.fail_after(10):
                     await wait_for(lambda: client.state is ClientState.SUSPENDED, timeout_s=10)
                     # The same timeout: a resumed session takes the timeout its new connection asks.
                     twin = connect(hosts, session=(client.session_id, client.session_passwd), session_timeout=session_timeout)
@@ -114,11 +114,11 @@ class Spy:
         async def call(*args: Any, **kwargs: Any) -> Any:
             self.calls[name] = self.calls.get(name, 0) + 1
             if self.hang is not None and self.hang(name, args):
-                await trio.sleep_forever()
+                await anyio.sleep_forever()
             if name == "delete" and self.fail_deletes:
                 from ccore.znodes.errors import ConnectionLossError
 
-                await trio.sleep(0.05)  # as a failed attempt takes a moment
+                await anyio.sleep(0.05)  # as a failed attempt takes a moment
                 raise ConnectionLossError(args[0] if args else None, "no server (injected)")
             result = await target(*args, **kwargs)
             if name == "create" and self.duplicate_creates:

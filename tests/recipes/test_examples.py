@@ -6,10 +6,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import anyio
 import pytest
-import trio
 
 from tests.compat.servers import REPO_ROOT
+
+# Every async test on Trio and on asyncio (see tests/client/conftest.py).
+pytestmark = pytest.mark.anyio
 
 
 def run(script: str, *args: str, timeout_s: float = 60) -> str:
@@ -23,7 +26,7 @@ def run(script: str, *args: str, timeout_s: float = 60) -> str:
 
 @pytest.mark.slow
 async def test_lease_failover_example(hosts, root):
-    out = await trio.to_thread.run_sync(run, "lease_failover.py", "--hosts", hosts + root, "--ttl", "2")
+    out = await anyio.to_thread.run_sync(run, "lease_failover.py", "--hosts", hosts + root, "--ttl", "2")
     assert "NodeA: OWNS Migo Group" in out and "NodeB: OWNS Migo Group" in out
     ratio = float(out.split(" x TTL")[-2].rsplit("= ", 1)[1])
     assert 0 < ratio < 2  # the bound itself is checked in test_lease.py and by the bench
@@ -31,5 +34,5 @@ async def test_lease_failover_example(hosts, root):
 
 @pytest.mark.slow
 async def test_lock_shared_example(hosts, root):
-    out = await trio.to_thread.run_sync(run, "lock_shared.py", "--hosts", hosts + root, "--processes", "3", "--rounds", "10")
+    out = await anyio.to_thread.run_sync(run, "lock_shared.py", "--hosts", hosts + root, "--processes", "3", "--rounds", "10")
     assert "counter = 30 (expected 30)" in out
