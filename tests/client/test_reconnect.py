@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import anyio
 import pytest
 
@@ -183,14 +185,15 @@ async def test_in_flight_requests_fail_with_connection_loss(zk_server, open_prox
     from ccore.znodes.errors import ConnectionLossError
 
     proxy = await open_proxy(zk_server.port)
+    path = f"/loss-{uuid.uuid4().hex[:12]}"  # the shared server outlives the test: a fresh node
     async with connect(proxy.connect_string, session_timeout=5) as zk:
-        await zk.create("/loss", b"x")
+        await zk.create(path, b"x")
         proxy.hold()  # the request goes out but no reply comes back
         errors = []
 
         async def read():
             try:
-                await zk.get("/loss")
+                await zk.get(path)
             except ConnectionLossError as e:
                 errors.append(e)
 
@@ -198,6 +201,7 @@ async def test_in_flight_requests_fail_with_connection_loss(zk_server, open_prox
             tasks.start_soon(read)
             await anyio.sleep(0.2)
             proxy.cut()
-        assert len(errors) == 1 and errors[0].path == "/loss"
+        assert len(errors) == 1 and errors[0].path == path
         proxy.restore()
-        assert (await zk.retry(zk.get, "/loss"))[0] == b"x"
+        assert (await zk.retry(zk.get, path))[0] == b"x"
+        await zk.delete(path)
