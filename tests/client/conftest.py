@@ -25,9 +25,11 @@ tests/compat/servers.py; restarting one blocks, so tests do it in a worker threa
 
 from __future__ import annotations
 
+import inspect
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 
 import anyio
 import anyio.abc
@@ -46,13 +48,24 @@ SERVER_KINDS = ["ccore", "apache"]
 BACKENDS = ["trio", "asyncio"]
 
 
+# The suites whose async tests must run on both loops (this hook is registered by both conftests).
+TWO_LOOP_SUITES = (Path(__file__).parent, Path(__file__).parent.parent / "recipes")
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A test marked for anyio is anyio's: drop the `trio` mark pytest-trio's trio_mode put on
-    every async test (with it, pytest-trio would run the asyncio variant under trio.run)."""
+    every async test (with it, pytest-trio would run the asyncio variant under trio.run). An
+    async test of these suites without the mark would run on Trio only: refuse it."""
     for item in items:
         if item.get_closest_marker("anyio") is not None:
             item.own_markers[:] = [m for m in item.own_markers if m.name != "trio"]
+        elif (
+            isinstance(item, pytest.Function)
+            and inspect.iscoroutinefunction(item.function)
+            and any(item.path.is_relative_to(suite) for suite in TWO_LOOP_SUITES)
+        ):
+            raise pytest.UsageError(f"{item.nodeid}: mark its module `pytestmark = pytest.mark.anyio` (both loops)")
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

@@ -1,9 +1,11 @@
-"""Fixtures for the recipe tests: every test runs against our server and Apache ZooKeeper.
+"""Fixtures for the recipe tests: every test runs against our server and Apache ZooKeeper, on
+Trio and on asyncio.
 
-The servers and the TCP proxy are the client tests' fixtures (tests/client/conftest.py),
+The servers, the TCP proxy and the two-loop wiring are the client tests' (tests/client/conftest.py),
 imported here rather than copied:
 
-    server_kind, zk_server, hosts, fresh_server, open_proxy    see tests/client/conftest.py
+    anyio_backend, server_kind, zk_server, hosts, fresh_server, task_group, serve_tcp,
+    open_proxy   see tests/client/conftest.py
     root         function  a fresh node that the test's clients are chrooted to
     connect_zk   function  connect_zk(session_timeout=4, via=None) -> client.connect(...) chrooted
                            to `root`, to `via` (a proxy's connect string) if given
@@ -28,12 +30,16 @@ import anyio
 import pytest
 
 from ccore.client import Client, ClientState, connect
-from tests.client.conftest import (  # noqa: F401 - fixtures reused, not copied
+from tests.client.conftest import (  # noqa: F401 - fixtures and the two-loop hook reused, not copied
     _shared_servers,
+    anyio_backend,
     fresh_server,
     hosts,
     open_proxy,
+    pytest_collection_modifyitems,
+    serve_tcp,
     server_kind,
+    task_group,
     zk_server,
 )
 from tests.polling import wait_for
