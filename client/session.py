@@ -43,6 +43,7 @@ from ccore.znodes.jute import ProtocolError
 from ccore.znodes.records import AddWatchRequest, Record, RemoveWatchesRequest
 
 from . import protocol as p
+from ._loop import Flag, event_class
 from .errors import ClientClosedError, NoServerError
 from .hosts import HostPort
 from .watches import REMOVED_EVENT, ClientState, StateStream, Watch, WatchStream
@@ -65,8 +66,8 @@ class _Call:
 
     __slots__ = ("done", "err", "error", "path", "record", "zxid")
 
-    def __init__(self, path: str | None) -> None:
-        self.done = anyio.Event()
+    def __init__(self, path: str | None, done: Flag) -> None:
+        self.done = done
         self.path = path
         self.err = 0
         self.zxid = 0
@@ -107,8 +108,10 @@ class Session:
         self.host: HostPort | None = None  # the server we are connected to
         self._listeners: set[StateStream] = set()
         self._streams: set[WatchStream] = set()
+        # Per request: the loop's own Event, not anyio's wrapper of it (see _loop.py).
+        self._new_event = event_class()
         self._connected = anyio.Event()  # set while CONNECTED (and once CLOSED, to wake waiters)
-        self._wake_writer = anyio.Event()
+        self._wake_writer = self._new_event()
         self._conn_ready = anyio.Event()  # this connection completed its handshake
         self._conn_scope: anyio.CancelScope | None = None
         self._drop_reason: str | None = None
@@ -281,7 +284,7 @@ class Session:
             data = self.core.data_to_send()
             if not data:
                 await self._wake_writer.wait()
-                self._wake_writer = anyio.Event()
+                self._wake_writer = self._new_event()
                 continue
             try:
                 await stream.send(data)
@@ -388,7 +391,7 @@ class Session:
         Cancelling the caller abandons the reply (a write may still happen).
         """
         await self._wait_connected()
-        call = _Call(path)
+        call = _Call(path, self._new_event())
         self.core.request(op, record, call, watch)
         self._wake_writer.set()
         await call.done.wait()
@@ -401,7 +404,7 @@ class Session:
         return call.record
 
     async def add_auth(self, scheme: str, credential: bytes) -> None:
-        call = _Call(None)
+        call = _Call(None, self._new_event())
         if self.core.add_auth(scheme, credential, call):
             self._wake_writer.set()
             await call.done.wait()
@@ -474,7 +477,7 @@ class Session:
             return
         self._closing = True
         if self.state is ClientState.CONNECTED and self.core.can_send:
-            call = _Call(None)
+            call = _Call(None, self._new_event())
             self.core.request(OpCode.closeSession, None, call)
             self._wake_writer.set()
             with anyio.move_on_after(min(CLOSE_TIMEOUT_S, self.session_timeout_s)):
