@@ -1,4 +1,5 @@
-"""The blocking facade: recipes from plain threads."""
+"""The blocking facade: recipes from plain threads, the client's event loop thread on Trio
+(the default) and on asyncio."""
 
 from __future__ import annotations
 
@@ -16,12 +17,12 @@ from ccore.recipes import LostError
 from ccore.recipes import blocking as br
 
 
-@pytest.fixture
-def bzk(hosts):
+@pytest.fixture(params=["trio", "asyncio"])
+def bzk(hosts, request):
     root = f"/recipes-blocking-{uuid.uuid4().hex[:12]}"
     with blocking.connect(hosts) as admin:
         admin.create(root)
-        with blocking.connect(hosts, chroot=root, session_timeout=4) as client:
+        with blocking.connect(hosts, chroot=root, session_timeout=4, backend=request.param) as client:
             yield client
         admin.delete(root, recursive=True)
 
