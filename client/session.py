@@ -7,7 +7,7 @@ Per TCP connection there are exactly three tasks: a reader (bytes -> ClientProto
 wake waiters), a writer (drains the protocol's outbox, coalescing whatever requests queued
 meanwhile into one send) and a heartbeat (handshake deadline, pings every timeout/3, and the
 read timeout of 2/3 of the session timeout, as ZooKeeper's ClientCnxn). A request is not a
-task: the caller's own task queues it and sleeps on an `anyio.Event`.
+task: the caller's own task queues it and sleeps on an Event (the loop's own: `_loop.py`).
 
 When a connection dies the session moves on to the next host of the connection string, with
 its session id, password and last zxid; a server that has seen less than we have refuses us
