@@ -223,9 +223,14 @@ class Session:
             finally:
                 # TLS says goodbye (close_notify) on close; a server that stopped reading must
                 # not hold us here: cancelled (the bound, or the client closing), aclose drops
-                # the socket without it.
+                # the socket without it. A goodbye to a peer that broke the TLS session off (it
+                # refused our certificate: "shutdown while in init") fails, the socket closed
+                # all the same: nothing to report beyond the reason the connection ended.
                 with anyio.move_on_after(CLOSE_TIMEOUT_S):
-                    await stream.aclose()
+                    try:
+                        await stream.aclose()
+                    except (OSError, anyio.BrokenResourceError) as e:
+                        log.debug("closing the connection to %s: %r", host, e)
         finally:
             self._conn_scope = None
             self._connection_ended()
