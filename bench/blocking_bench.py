@@ -4,7 +4,9 @@
 call of a user's thread crosses into that loop and back (`anyio.from_thread.run`). This
 measures that facade on each loop anyio offers, against one local `ccore serve` (fsync on):
 
-- sequential reads: one thread, one `get` at a time (the crossing's latency dominates);
+- sequential reads: one thread, one `get` at a time (the crossing's latency dominates), and
+  the CPU time this process spends per such read (both threads: less sensitive than rates to
+  what else the machine runs);
 - threaded reads: 8 threads calling `get` at once (pipelined on the one connection);
 - sequential writes: one thread, one `set` at a time (a real fsync per call).
 
@@ -67,10 +69,11 @@ def measure(hosts: str, backend: str, ops: int) -> dict[str, float]:
         path = zk.create("/bench-", b"v" * 100, sequence=True, ephemeral=True)
         for _ in range(200):  # warm up
             zk.get(path)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         for _ in range(ops):
             zk.get(path)
         sequential = ops / (time.perf_counter() - start)
+        cpu_us = (time.process_time() - cpu) / ops * 1e6
 
         def reader(n: int) -> None:
             for _ in range(n):
@@ -92,6 +95,7 @@ def measure(hosts: str, backend: str, ops: int) -> dict[str, float]:
             latencies.append(time.perf_counter() - t0)
     return {
         "sequential_reads_per_s": sequential,
+        "cpu_us_per_sequential_read": cpu_us,
         "threaded_reads_per_s": threaded,
         "set_p50_ms": statistics.median(latencies) * 1000,
     }
