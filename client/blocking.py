@@ -75,6 +75,9 @@ class BlockingClient:
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._closed = False
+        # Calls handed to the loop and not yet back (see _run and _main's end).
+        self._gate = threading.Lock()
+        self._in_flight = 0
         self._thread = threading.Thread(
             target=anyio.run,
             args=(self._main, hosts, options),
@@ -103,13 +106,22 @@ class BlockingClient:
             else:
                 log.exception("the client's event loop thread failed")
         finally:
-            self._closed = True
+            with self._gate:
+                self._closed = True
+            # A call that got past _run's check just before is handed over now or soon: let
+            # the loop run it (the closed client refuses it at once) rather than end under
+            # it. asyncio would leave such a call waiting forever on a loop that stopped.
+            with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_JOIN_TIMEOUT_S):
+                while self._in_flight:  # noqa: ASYNC110 - other threads change it: no loop Event for them to set
+                    await anyio.sleep(0.005)
 
     # --- running coroutines on the loop's thread -------------------------------------------
 
     def _run(self, afn: Callable[..., Awaitable[T]], *args: Any, timeout: float | None = None, **kwargs: Any) -> T:
-        if self._closed or self._token is None:
-            raise ClientClosedError()
+        with self._gate:
+            if self._closed or self._token is None:
+                raise ClientClosedError()
+            self._in_flight += 1
         limit = self.request_timeout if timeout is None else timeout
 
         async def call() -> T:
@@ -123,6 +135,9 @@ class BlockingClient:
             return anyio.from_thread.run(call, token=self._token)
         except anyio.RunFinishedError:
             raise ClientClosedError() from None
+        finally:
+            with self._gate:
+                self._in_flight -= 1
 
     def _wrap(self, result: Any) -> Any:
         if isinstance(result, Watch):

@@ -107,3 +107,34 @@ def test_connect_failure_is_raised_in_the_caller(hosts, loop):
 
     with pytest.raises(NoServerError):
         blocking.connect("127.0.0.1:1", connect_timeout=0.5, backend=loop)
+
+
+def test_calls_racing_close_end_with_client_closed(hosts, loop):
+    """Threads calling while another closes the client: each call returns or raises
+    ClientClosedError, none is left waiting on a loop that ended (the window is small: this
+    catches the race only sometimes, a hang always)."""
+    zk = blocking.connect(hosts, backend=loop)
+    outcomes: list[object] = []
+    stop = threading.Event()
+
+    def caller() -> None:
+        while not stop.is_set():
+            try:
+                zk.exists("/")
+            except ClientClosedError:
+                outcomes.append("closed")
+                return
+            except BaseException as e:  # noqa: BLE001 - reported below
+                outcomes.append(e)
+                return
+
+    threads = [threading.Thread(target=caller, daemon=True) for _ in range(4)]
+    for th in threads:
+        th.start()
+    stop.wait(0.2)
+    zk.close()
+    for th in threads:
+        th.join(15)
+    stop.set()
+    assert not any(th.is_alive() for th in threads), "a call hung after close"
+    assert outcomes == ["closed"] * len(threads)
