@@ -11,9 +11,10 @@ from typing import Any
 
 import attrs
 
-CLIENTS = ("ccore", "kazoo")
+CLIENTS = ("ccore", "ccore-asyncio", "kazoo")
 SYSTEMS = ("ccore", "zookeeper")
-CLIENT_NAMES = {"ccore": "ours (Trio)", "kazoo": "kazoo"}
+# "ccore" is our client on Trio (the targets' figure), "ccore-asyncio" the same client on asyncio.
+CLIENT_NAMES = {"ccore": "ours (Trio)", "ccore-asyncio": "ours (asyncio)", "kazoo": "kazoo"}
 
 
 @attrs.frozen

@@ -1,9 +1,11 @@
 """Benchmark worker processes, each a separate OS process so it can contend or be killed:
 
-    python -m bench.workers lock   --client ccore|kazoo --hosts H --path P --seconds S
-    python -m bench.workers owner  --client ccore|kazoo --hosts H --path P --ttl T
-    python -m bench.workers waiter --client ccore|kazoo --hosts H --path P --ttl T
-    python -m bench.workers writer --client ccore|kazoo --hosts H --path P
+    python -m bench.workers lock   --client ccore|ccore-asyncio|kazoo --hosts H --path P --seconds S
+    python -m bench.workers owner  --client ccore|ccore-asyncio|kazoo --hosts H --path P --ttl T
+    python -m bench.workers waiter --client ccore|ccore-asyncio|kazoo --hosts H --path P --ttl T
+    python -m bench.workers writer --client ccore|ccore-asyncio|kazoo --hosts H --path P
+
+`ccore` runs our client on Trio (`trio.run`), `ccore-asyncio` the same code on asyncio.
 
 They talk to `bench.scenarios` by lines: a worker prints `ready` when connected (and, for
 the lock, waits for `go` on stdin); results are one JSON line. Times are time.monotonic(),
@@ -13,12 +15,14 @@ which is one clock for every process on the machine. Every wait is bounded.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import math
 import sys
 import threading
 import time
 
+import anyio
 import trio
 
 MAX_LIFETIME_S = 300.0
@@ -59,17 +63,17 @@ async def lock_ours(args: argparse.Namespace) -> dict:
     async with connect(args.hosts, connect_timeout=CONNECT_TIMEOUT_S) as zk:
         await zk.ensure_path(args.path)
         say("ready")
-        if await trio.to_thread.run_sync(read_line) != "go":
+        if await anyio.to_thread.run_sync(read_line) != "go":
             return {"count": 0, "error": "no go"}
         deadline = time.monotonic() + args.seconds
         count = 0
-        with trio.move_on_after(args.seconds + 10):
+        with anyio.move_on_after(args.seconds + 10):
             while (left := deadline - time.monotonic()) > 0:
                 try:
                     async with Lock(zk, args.path, timeout=left):
                         if time.monotonic() < deadline:
                             count += 1
-                except trio.TooSlowError:
+                except TimeoutError:
                     break
         return {"count": count}
 
@@ -114,7 +118,7 @@ async def owner_ours(args: argparse.Namespace) -> None:
         lease = Lease(zk, args.path, b"NodeA", ttl=zk.session_timeout, timeout=CONNECT_TIMEOUT_S)
         async with lease:
             say({"held": time.monotonic(), "ttl": zk.session_timeout})
-            await trio.sleep(MAX_LIFETIME_S)  # until killed
+            await anyio.sleep(MAX_LIFETIME_S)  # until killed
 
 
 async def waiter_ours(args: argparse.Namespace) -> dict:
@@ -178,28 +182,28 @@ async def writer_ours(args: argparse.Namespace) -> dict:
 
         async def listen() -> None:
             nonlocal killed_at
-            line = await trio.to_thread.run_sync(read_line)
+            line = await anyio.to_thread.run_sync(read_line)
             killed_at = float(line.split()[1]) if line.startswith("killed") else -math.inf
 
         say("ready")
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(listen)
-            with trio.move_on_after(MAX_LIFETIME_S):
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(listen)
+            with anyio.move_on_after(MAX_LIFETIME_S):
                 while True:
                     sent = time.monotonic()
                     try:
-                        with trio.move_on_after(1.0):
+                        with anyio.move_on_after(1.0):
                             await zk.set(args.path, b"w")
                             acks.append((sent, time.monotonic()))
                     except ZKError:
-                        await trio.sleep(0.005)
+                        await anyio.sleep(0.005)
                     if killed_at == -math.inf:
                         break
                     after = [ack for s, ack in acks if s > killed_at]
                     if after:
-                        nursery.cancel_scope.cancel()
+                        tasks.cancel_scope.cancel()
                         return {"resumed": after[0], "killed": killed_at}
-            nursery.cancel_scope.cancel()
+            tasks.cancel_scope.cancel()
     return {"error": "writes did not resume"}
 
 
@@ -241,7 +245,7 @@ def writer_kazoo(args: argparse.Namespace) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.workers")
     p.add_argument("role", choices=["lock", "owner", "waiter", "writer"])
-    p.add_argument("--client", choices=["ccore", "kazoo"], required=True)
+    p.add_argument("--client", choices=["ccore", "ccore-asyncio", "kazoo"], required=True)
     p.add_argument("--hosts", required=True)
     p.add_argument("--path", required=True)
     p.add_argument("--seconds", type=float, default=3.0)
@@ -261,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     if args.client == "ccore":
         result = trio.run(ours[args.role], args)
+    elif args.client == "ccore-asyncio":
+        result = asyncio.run(ours[args.role](args))
     else:
         result = theirs[args.role](args)
     if result is not None:

@@ -9,6 +9,7 @@ is waiting on the first to finish).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import statistics
 import threading
@@ -17,8 +18,9 @@ import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
 
+import anyio
+import anyio.lowlevel
 import trio
-import trio.lowlevel
 
 VALUE = b"v" * 100
 WORKLOAD_TIMEOUT_S = 120.0
@@ -46,7 +48,7 @@ def fresh_root(tag: str) -> str:
     return f"/bench-{tag}-{uuid.uuid4().hex[:8]}"
 
 
-# --- our Trio client ------------------------------------------------------------------------
+# --- our client (anyio: run on Trio by `ours_*`, on asyncio by `ours_*_asyncio`) ---------------
 
 
 async def _ours_pipelined(op: Callable[[int], Awaitable[object]], ops: int, in_flight: int) -> float:
@@ -60,9 +62,9 @@ async def _ours_pipelined(op: Callable[[int], Awaitable[object]], ops: int, in_f
             await op(i)
 
     start = time.perf_counter()
-    async with trio.open_nursery() as nursery:
+    async with anyio.create_task_group() as tasks:
         for _ in range(min(in_flight, ops)):
-            nursery.start_soon(worker)
+            tasks.start_soon(worker)
     return ops / (time.perf_counter() - start)
 
 
@@ -71,7 +73,7 @@ async def _ours_basic(hosts: str, ops: int, in_flight: int, latency_samples: int
 
     root = fresh_root("ours")
     async with connect(hosts, connect_timeout=CONNECT_TIMEOUT_S) as zk:
-        with trio.fail_after(WORKLOAD_TIMEOUT_S):
+        with anyio.fail_after(WORKLOAD_TIMEOUT_S):
             await zk.create(root)
             paths = [f"{root}/n{i:07d}" for i in range(ops)]
             creates = await _ours_pipelined(lambda i: zk.create(paths[i], VALUE), ops, in_flight)
@@ -93,11 +95,11 @@ async def _ours_fanout(watcher_hosts: list[str], writer_hosts: str, watchers: in
 
     path = fresh_root("fanout")
     results: list[float] = []
-    # No cancel scope around the entries: each client's nursery lives on the exit stack, and
+    # No cancel scope around the entries: each client's task group lives on the exit stack, and
     # a scope opened here would close inside them. connect_timeout bounds each connection.
     async with contextlib.AsyncExitStack() as stack:
         writer = await stack.enter_async_context(connect(writer_hosts, connect_timeout=CONNECT_TIMEOUT_S))
-        with trio.fail_after(FANOUT_ROUND_TIMEOUT_S):
+        with anyio.fail_after(FANOUT_ROUND_TIMEOUT_S):
             await writer.create(path, VALUE)
         clients = [
             await stack.enter_async_context(
@@ -110,7 +112,7 @@ async def _ours_fanout(watcher_hosts: list[str], writer_hosts: str, watchers: in
         ]
         for _ in range(rounds):
             told: list[float] = []
-            with trio.fail_after(FANOUT_ROUND_TIMEOUT_S):
+            with anyio.fail_after(FANOUT_ROUND_TIMEOUT_S):
                 armed = []
 
                 async def arm(zk, armed=armed) -> None:
@@ -118,18 +120,18 @@ async def _ours_fanout(watcher_hosts: list[str], writer_hosts: str, watchers: in
                     _, _, watch = await zk.get(path, watch=True)
                     armed.append(watch)
 
-                async with trio.open_nursery() as nursery:
+                async with anyio.create_task_group() as tasks:
                     for zk in clients:
-                        nursery.start_soon(arm, zk)
+                        tasks.start_soon(arm, zk)
 
                 async def wait(watch, told=told) -> None:
                     await watch
                     told.append(time.perf_counter())
 
-                async with trio.open_nursery() as nursery:
+                async with anyio.create_task_group() as tasks:
                     for watch in armed:
-                        nursery.start_soon(wait, watch)
-                    await trio.lowlevel.checkpoint()  # the waiters are waiting
+                        tasks.start_soon(wait, watch)
+                    await anyio.lowlevel.checkpoint()  # the waiters are waiting
                     start = time.perf_counter()
                     await writer.set(path, VALUE)
             results.append(max(told) - start)
@@ -142,6 +144,14 @@ def ours_basic(hosts: str, ops: int, in_flight: int, latency_samples: int) -> di
 
 def ours_fanout(watcher_hosts: list[str], writer_hosts: str, watchers: int, rounds: int) -> list[float]:
     return trio.run(_ours_fanout, watcher_hosts, writer_hosts, watchers, rounds)
+
+
+def ours_basic_asyncio(hosts: str, ops: int, in_flight: int, latency_samples: int) -> dict[str, float]:
+    return asyncio.run(_ours_basic(hosts, ops, in_flight, latency_samples))
+
+
+def ours_fanout_asyncio(watcher_hosts: list[str], writer_hosts: str, watchers: int, rounds: int) -> list[float]:
+    return asyncio.run(_ours_fanout(watcher_hosts, writer_hosts, watchers, rounds))
 
 
 # --- kazoo ----------------------------------------------------------------------------------
@@ -237,5 +247,5 @@ def kazoo_fanout(watcher_hosts: list[str], writer_hosts: str, watchers: int, rou
     return results
 
 
-BASIC = {"ccore": ours_basic, "kazoo": kazoo_basic}
-FANOUT = {"ccore": ours_fanout, "kazoo": kazoo_fanout}
+BASIC = {"ccore": ours_basic, "ccore-asyncio": ours_basic_asyncio, "kazoo": kazoo_basic}
+FANOUT = {"ccore": ours_fanout, "ccore-asyncio": ours_fanout_asyncio, "kazoo": kazoo_fanout}

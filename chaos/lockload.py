@@ -120,7 +120,7 @@ class LockWorkload(TrioThreadWorkload):
                     await self._hold(zk, name, token, rng)
             except LostError:
                 self.stats["lost"] += 1
-            except trio.TooSlowError:
+            except (TimeoutError, trio.TooSlowError):  # the Lock's timeout is TimeoutError
                 self.stats["acquire_timeouts"] += 1
                 if await self._orphans(zk):
                     self.stats["stalls"] += 1

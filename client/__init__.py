@@ -1,4 +1,5 @@
-"""The Trio-native ZooKeeper client, its blocking facade, and the `ccore` shell commands.
+"""The async ZooKeeper client (Trio or asyncio, through anyio), its blocking facade, and the
+`ccore` shell commands.
 
     from ccore.client import connect
     async with connect("127.0.0.1:2181") as zk:

@@ -1,4 +1,5 @@
-"""The Trio-native ZooKeeper client: `connect(...)` and the `Client` operations.
+"""The async ZooKeeper client, for Trio and asyncio (anyio): `connect(...)` and the `Client`
+operations.
 
     async with connect("127.0.0.1:2181", session_timeout=10) as zk:
         await zk.create("/app/config", b"v1", make_parents=True)
@@ -22,7 +23,8 @@ import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any, Literal, TypeVar, cast, overload
 
-import trio
+import anyio
+import anyio.abc
 
 from ccore.znodes.acl import ACL, OPEN_ACL_UNSAFE
 from ccore.znodes.constants import MAX_BUFFER, TTL_MAX_MS, CreateMode, OpCode
@@ -84,10 +86,11 @@ _SIMPLE_PATH = re.compile(r"/(?:[\x20-\x2e\x30-\x7e]+(?:/[\x20-\x2e\x30-\x7e]+)*
 
 
 class Client:
-    """A connected ZooKeeper session; made by `connect`. Safe to use from many Trio tasks:
-    requests from all of them are pipelined on one connection, answered in the order sent."""
+    """A connected ZooKeeper session; made by `connect`. Safe to use from many tasks (of the
+    event loop it was made on): requests from all of them are pipelined on one connection,
+    answered in the order sent."""
 
-    def __init__(self, session: Session, background: trio.Nursery | None = None) -> None:
+    def __init__(self, session: Session, background: anyio.abc.TaskGroup | None = None) -> None:
         self._session = session
         self.chroot = session.chroot
         self._background = background  # see start_background; `connect` provides it
@@ -149,12 +152,12 @@ class Client:
         client's tasks down. Raises ClientClosedError once the client is closed.
         """
         if self._background is None:
-            raise RuntimeError("this Client has no background nursery (make it with client.connect)")
+            raise RuntimeError("this Client has no background task group (make it with client.connect)")
         if self._session.closed:
             raise ClientClosedError()
         try:
             self._background.start_soon(_log_failure, fn, args, name=name or getattr(fn, "__qualname__", None))
-        except RuntimeError as e:  # the nursery is closing: so is the client
+        except RuntimeError as e:  # the task group is closing: so is the client
             raise ClientClosedError() from e
 
     # --- paths and arguments --------------------------------------------------------------
@@ -366,11 +369,11 @@ class Client:
             except NoAuthError:
                 children = []  # unreadable: deleting needs DELETE on the parent only
             with first_error():
-                async with trio.open_nursery() as nursery:  # siblings go in parallel (pipelined)
+                async with anyio.create_task_group() as tasks:  # siblings go in parallel (pipelined)
                     for child in children:
                         child_path = join(path, child)
                         if child_path != ZOOKEEPER:
-                            nursery.start_soon(self._delete_subtree, child_path)
+                            tasks.start_soon(self._delete_subtree, child_path)
             if path == ROOT:
                 return
             try:
@@ -526,17 +529,17 @@ async def connect(
         session=session,
         ssl_context=context,
     )
-    # The caller sees NoServerError or its own body's error, not the nurseries' groups.
+    # The caller sees NoServerError or its own body's error, not the task groups' groups.
     with unwrap_single():
-        async with trio.open_nursery() as nursery:
-            await nursery.start(sess.run)
-            # A nursery of its own for Client.start_background, so that a background task can
-            # neither cancel the session's tasks nor be mistaken for the body's error.
-            async with trio.open_nursery() as background:
+        async with anyio.create_task_group() as tasks:
+            await tasks.start(sess.run)
+            # A task group of its own for Client.start_background, so that a background task
+            # can neither cancel the session's tasks nor be mistaken for the body's error.
+            async with anyio.create_task_group() as background:
                 client = Client(sess, background)
                 try:
                     yield client
                 finally:
-                    with trio.CancelScope(shield=True):
+                    with anyio.CancelScope(shield=True):
                         await sess.close()
                     background.cancel_scope.cancel()  # what they did for the session ended with it

@@ -2,6 +2,8 @@
 
 A server's error codes arrive as the znodes exceptions (`NoNodeError('/a')`, ...); these add
 what only a client can say: it is closed, it could not reach any server, an argument was bad.
+Timeouts are the built-in `TimeoutError` (anyio's `fail_after`, on Trio and asyncio alike).
+The whole hierarchy, with when each is raised, is the "Errors" table of client/README.md.
 """
 
 from __future__ import annotations

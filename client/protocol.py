@@ -2,7 +2,7 @@
 
 `ClientProtocol` is fed the bytes a server sent (`receive_data`) and returns what happened
 (`Connected`, `Reply`, `WatchFired`, ...); requests are queued with `request` and the bytes to
-write are taken with `data_to_send`. It never touches a socket, a clock or a task: the Trio
+write are taken with `data_to_send`. It never touches a socket, a clock or a task: the anyio
 driver (`client.session`) does the I/O and decides when to ping and when to give up on a server.
 
 One `ClientProtocol` lives as long as the client: a session spans many TCP connections, and a

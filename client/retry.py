@@ -15,8 +15,8 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import anyio
 import attrs
-import trio
 
 from ccore.znodes.errors import ConnectionLossError, OperationTimeoutError, ZKError
 
@@ -44,7 +44,7 @@ class Retry:
         delay = self.delay
         tries = 0
         last: BaseException | None = None
-        with trio.move_on_after(self.deadline if self.deadline is not None else math.inf):
+        with anyio.move_on_after(self.deadline if self.deadline is not None else math.inf):
             while True:
                 tries += 1
                 try:
@@ -53,7 +53,7 @@ class Retry:
                     last = e
                     if self.max_tries is not None and tries >= self.max_tries:
                         raise
-                await trio.sleep(delay * (0.5 + self.rng.random()))
+                await anyio.sleep(delay * (0.5 + self.rng.random()))
                 delay = min(self.max_delay, delay * 2)
         raise OperationTimeoutError(None, f"gave up after {tries} tries in {self.deadline:g}s") from last
 

@@ -1,10 +1,13 @@
-"""The Trio driver of a client session: connects, reads, writes, pings and reconnects.
+"""The driver of a client session: connects, reads, writes, pings and reconnects.
+
+It is written against anyio, so it runs under Trio and asyncio alike (`trio.run(main)` or
+`asyncio.run(main())`); the protocol itself is the sans-I/O `protocol.ClientProtocol`.
 
 Per TCP connection there are exactly three tasks: a reader (bytes -> ClientProtocol ->
 wake waiters), a writer (drains the protocol's outbox, coalescing whatever requests queued
 meanwhile into one send) and a heartbeat (handshake deadline, pings every timeout/3, and the
 read timeout of 2/3 of the session timeout, as ZooKeeper's ClientCnxn). A request is not a
-task: the caller's own task queues it and sleeps on a `trio.Event`.
+task: the caller's own task queues it and sleeps on an Event (the loop's own: `_loop.py`).
 
 When a connection dies the session moves on to the next host of the connection string, with
 its session id, password and last zxid; a server that has seen less than we have refuses us
@@ -20,7 +23,9 @@ import ssl
 from collections.abc import Sequence
 from typing import Any
 
-import trio
+import anyio
+import anyio.abc
+from anyio.streams.tls import TLSStream
 
 from ccore.znodes.constants import AddWatchMode, EventType, KeeperState, OpCode, WatcherType
 from ccore.znodes.errors import (
@@ -33,10 +38,12 @@ from ccore.znodes.errors import (
     UnimplementedError,
     ZKError,
 )
+from ccore.znodes.groups import leaves
 from ccore.znodes.jute import ProtocolError
 from ccore.znodes.records import AddWatchRequest, Record, RemoveWatchesRequest
 
 from . import protocol as p
+from ._loop import Flag, event_class
 from .errors import ClientClosedError, NoServerError
 from .hosts import HostPort
 from .watches import REMOVED_EVENT, ClientState, StateStream, Watch, WatchStream
@@ -59,8 +66,8 @@ class _Call:
 
     __slots__ = ("done", "err", "error", "path", "record", "zxid")
 
-    def __init__(self, path: str | None) -> None:
-        self.done = trio.Event()
+    def __init__(self, path: str | None, done: Flag) -> None:
+        self.done = done
         self.path = path
         self.err = 0
         self.zxid = 0
@@ -101,14 +108,16 @@ class Session:
         self.host: HostPort | None = None  # the server we are connected to
         self._listeners: set[StateStream] = set()
         self._streams: set[WatchStream] = set()
-        self._connected = trio.Event()  # set while CONNECTED (and once CLOSED, to wake waiters)
-        self._wake_writer = trio.Event()
-        self._conn_ready = trio.Event()  # this connection completed its handshake
-        self._conn_scope: trio.CancelScope | None = None
+        # Per request: the loop's own Event, not anyio's wrapper of it (see _loop.py).
+        self._new_event = event_class()
+        self._connected = anyio.Event()  # set while CONNECTED (and once CLOSED, to wake waiters)
+        self._wake_writer = self._new_event()
+        self._conn_ready = anyio.Event()  # this connection completed its handshake
+        self._conn_scope: anyio.CancelScope | None = None
         self._drop_reason: str | None = None
         self._closing = False
         self._close_error: ZKError | None = None
-        self._run_scope = trio.CancelScope()
+        self._run_scope = anyio.CancelScope()
         self._last_recv = self._last_send = 0.0
         self._precise_watch_removal = True  # False once a server refuses removeWatches types 4/5
 
@@ -146,12 +155,12 @@ class Session:
 
     # --- the session's life ---------------------------------------------------------------
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Connect, serve and reconnect until closed. Reports started at the first CONNECTED;
         raises NoServerError if that does not happen within the connect timeout."""
         self._task_status = task_status
         self._started = False
-        first_deadline = trio.current_time() + self.connect_timeout_s
+        first_deadline = anyio.current_time() + self.connect_timeout_s
         errors: dict[str, str] = {}
         index, failures = 0, 0
         with self._run_scope:
@@ -159,7 +168,7 @@ class Session:
                 host = self.hosts[index % len(self.hosts)]
                 budget = self.session_timeout_s / len(self.hosts)  # ZooKeeper's connectTimeout
                 if not self._started:
-                    left = first_deadline - trio.current_time()
+                    left = first_deadline - anyio.current_time()
                     if left <= 0:
                         raise NoServerError(self.hosts_text, self.connect_timeout_s, [f"{h}: {e}" for h, e in errors.items()])
                     budget = min(budget, left)
@@ -174,7 +183,7 @@ class Session:
                 if failures and failures % len(self.hosts) == 0 and not self._closing:
                     rounds = failures // len(self.hosts)
                     delay = min(BACKOFF_MAX_S, BACKOFF_MIN_S * 2 ** (rounds - 1))
-                    await trio.sleep(delay * (0.5 + self._rng.random()))
+                    await anyio.sleep(delay * (0.5 + self._rng.random()))
         if not self._started:
             # Closed before the first connection was ready (authentication refused).
             raise self._close_error or ClientClosedError()
@@ -184,51 +193,57 @@ class Session:
         whether the session expired on it)."""
         self._drop_reason = None
         self._expired = False
-        stream: trio.abc.Stream | None = None
-        try:
-            with trio.move_on_after(budget_s):
-                tcp = await trio.open_tcp_stream(host.host, host.port)
+        stream: anyio.abc.ByteStream | None = None
+        with anyio.move_on_after(budget_s):
+            try:
+                tcp = await anyio.connect_tcp(host.host, host.port)
+            except OSError as e:
+                return f"cannot connect: {_connect_reason(e)}", False, False
+            try:
                 # Assigned once whole: a handshake cut short by the budget leaves None.
                 stream = tcp if self._ssl_context is None else await self._secure(tcp, host)
-            if stream is None:
-                what = "TLS handshake" if self._ssl_context is not None else "TCP connection"
-                return f"no {what} within {budget_s:.2g}s", False, False
-        except OSError as e:
-            return f"cannot connect: {e.strerror or e}", False, False
-        except trio.BrokenResourceError as e:
-            return f"TLS handshake failed: {_tls_reason(e)}", False, False
+            except (OSError, anyio.BrokenResourceError, anyio.EndOfStream) as e:
+                # ssl.SSLError is an OSError: a refused certificate, or not TLS at all.
+                return f"TLS handshake failed: {_tls_reason(e)}", False, False
+        if stream is None:
+            what = "TLS handshake" if self._ssl_context is not None else "TCP connection"
+            return f"no {what} within {budget_s:.2g}s", False, False
         self.host = host
-        self._conn_ready = trio.Event()
+        self._conn_ready = anyio.Event()
         self.core.start_connection()
-        now = trio.current_time()
+        now = anyio.current_time()
         self._last_recv = self._last_send = now
         try:
             try:
-                with trio.CancelScope() as self._conn_scope:
-                    async with trio.open_nursery() as nursery:
-                        nursery.start_soon(self._reader, stream)
-                        nursery.start_soon(self._writer, stream)
-                        nursery.start_soon(self._heartbeat, now + budget_s)
+                with anyio.CancelScope() as self._conn_scope:
+                    async with anyio.create_task_group() as tasks:
+                        tasks.start_soon(self._reader, stream)
+                        tasks.start_soon(self._writer, stream)
+                        tasks.start_soon(self._heartbeat, now + budget_s)
             finally:
                 # TLS says goodbye (close_notify) on close; a server that stopped reading must
-                # not hold us here: past the bound trio drops the socket.
-                with trio.move_on_after(CLOSE_TIMEOUT_S):
-                    await stream.aclose()
+                # not hold us here: cancelled (the bound, or the client closing), aclose drops
+                # the socket without it. A goodbye to a peer that broke the TLS session off (it
+                # refused our certificate: "shutdown while in init") fails, the socket closed
+                # all the same: nothing to report beyond the reason the connection ended.
+                with anyio.move_on_after(CLOSE_TIMEOUT_S):
+                    try:
+                        await stream.aclose()
+                    except (OSError, anyio.BrokenResourceError) as e:
+                        log.debug("closing the connection to %s: %r", host, e)
         finally:
             self._conn_scope = None
             self._connection_ended()
         return self._drop_reason or "connection ended", self._conn_ready.is_set(), self._expired
 
-    async def _secure(self, tcp: trio.SocketStream, host: HostPort) -> trio.SSLStream[trio.SocketStream]:
+    async def _secure(self, tcp: anyio.abc.SocketStream, host: HostPort) -> TLSStream:
         """TLS over `tcp`, the server's certificate checked for `host`'s name."""
         assert self._ssl_context is not None
-        stream = trio.SSLStream(tcp, self._ssl_context, server_hostname=host.host)
         try:
-            await stream.do_handshake()
+            return await TLSStream.wrap(tcp, hostname=host.host, ssl_context=self._ssl_context)
         except BaseException:
-            await trio.aclose_forcefully(tcp)
+            await anyio.aclose_forcefully(tcp)
             raise
-        return stream
 
     def _drop(self, reason: str) -> None:
         """End the current connection (first reason wins)."""
@@ -245,19 +260,19 @@ class Session:
                 error: ZKError = ClientClosedError(token.path) if self._closing else ConnectionLossError(token.path)
                 self._resolve(token, error=error)
         if self.state is ClientState.CONNECTED and not self._closing:
-            self._connected = trio.Event()
+            self._connected = anyio.Event()
             self._set_state(ClientState.SUSPENDED)
             self._notify_streams(KeeperState.DISCONNECTED)
 
-    async def _reader(self, stream: trio.abc.ReceiveStream) -> None:
+    async def _reader(self, stream: anyio.abc.ByteReceiveStream) -> None:
         while True:
             try:
-                data = await stream.receive_some(RECEIVE_BYTES)
-            except (trio.BrokenResourceError, OSError) as e:
-                return self._drop(f"receive failed: {_tls_reason(e) if isinstance(e.__cause__, ssl.SSLError) else e}")
-            if not data:
+                data = await stream.receive(RECEIVE_BYTES)
+            except anyio.EndOfStream:
                 return self._drop("server closed the connection")
-            self._last_recv = trio.current_time()
+            except (anyio.BrokenResourceError, OSError) as e:
+                return self._drop(f"receive failed: {_tls_reason(e)}")
+            self._last_recv = anyio.current_time()
             try:
                 events = self.core.receive_data(bytes(data))  # TLS gives a bytearray
             except ProtocolError as e:
@@ -269,21 +284,21 @@ class Session:
                 # The handshake queues auth and setWatches packets: nobody else would send them.
                 self._wake_writer.set()
 
-    async def _writer(self, stream: trio.abc.SendStream) -> None:
+    async def _writer(self, stream: anyio.abc.ByteSendStream) -> None:
         while True:
             data = self.core.data_to_send()
             if not data:
                 await self._wake_writer.wait()
-                self._wake_writer = trio.Event()
+                self._wake_writer = self._new_event()
                 continue
             try:
-                await stream.send_all(data)
-            except (trio.BrokenResourceError, OSError) as e:
-                return self._drop(f"send failed: {e}")
-            self._last_send = trio.current_time()
+                await stream.send(data)
+            except (anyio.BrokenResourceError, OSError) as e:
+                return self._drop(f"send failed: {_tls_reason(e)}")
+            self._last_send = anyio.current_time()
 
     async def _heartbeat(self, handshake_deadline: float) -> None:
-        with trio.move_on_at(handshake_deadline):
+        with anyio.CancelScope(deadline=handshake_deadline):
             await self._conn_ready.wait()
         if not self._conn_ready.is_set():
             return self._drop("no session established before the connect timeout")
@@ -291,14 +306,14 @@ class Session:
         read_timeout_s = timeout_s * 2 / 3
         ping_interval_s = min(timeout_s / 3, 10.0)  # Java: readTimeout/2, at most 10 s apart
         while True:
-            now = trio.current_time()
+            now = anyio.current_time()
             if now - self._last_recv >= read_timeout_s:
                 return self._drop(f"nothing heard for {read_timeout_s:.2g}s (read timeout)")
             if now - self._last_send >= ping_interval_s:
                 self.core.ping()
                 self._wake_writer.set()
                 self._last_send = now  # the writer will send it at once
-            await trio.sleep_until(min(self._last_recv + read_timeout_s, self._last_send + ping_interval_s))
+            await anyio.sleep_until(min(self._last_recv + read_timeout_s, self._last_send + ping_interval_s))
 
     # --- events from the protocol ---------------------------------------------------------
 
@@ -381,7 +396,7 @@ class Session:
         Cancelling the caller abandons the reply (a write may still happen).
         """
         await self._wait_connected()
-        call = _Call(path)
+        call = _Call(path, self._new_event())
         self.core.request(op, record, call, watch)
         self._wake_writer.set()
         await call.done.wait()
@@ -394,7 +409,7 @@ class Session:
         return call.record
 
     async def add_auth(self, scheme: str, credential: bytes) -> None:
-        call = _Call(None)
+        call = _Call(None, self._new_event())
         if self.core.add_auth(scheme, credential, call):
             self._wake_writer.set()
             await call.done.wait()
@@ -433,7 +448,7 @@ class Session:
             return  # another stream still uses the server's watch
         wtype = WatcherType.PERSISTENT_RECURSIVE if stream.recursive else WatcherType.PERSISTENT
         if self.state is ClientState.CONNECTED:
-            with trio.CancelScope(shield=True), trio.move_on_after(REMOVE_WATCH_TIMEOUT_S):
+            with anyio.CancelScope(shield=True), anyio.move_on_after(REMOVE_WATCH_TIMEOUT_S):
                 await self._remove_on_server(stream.server_path, wtype, WatcherType.ANY)
 
     async def _remove_on_server(self, server_path: str, wtype: WatcherType, fallback: WatcherType) -> None:
@@ -467,10 +482,10 @@ class Session:
             return
         self._closing = True
         if self.state is ClientState.CONNECTED and self.core.can_send:
-            call = _Call(None)
+            call = _Call(None, self._new_event())
             self.core.request(OpCode.closeSession, None, call)
             self._wake_writer.set()
-            with trio.move_on_after(min(CLOSE_TIMEOUT_S, self.session_timeout_s)):
+            with anyio.move_on_after(min(CLOSE_TIMEOUT_S, self.session_timeout_s)):
                 await call.done.wait()
         self._close_with(ClientClosedError())
 
@@ -492,10 +507,23 @@ class Session:
 
 
 def _tls_reason(error: BaseException) -> str:
-    """OpenSSL's reason for a TLS failure (trio wraps it in BrokenResourceError)."""
+    """Why a connection failed: OpenSSL's reason for a TLS failure (anyio raises the
+    ssl.SSLError itself, or a BrokenResourceError caused by it), else the OS's."""
+    for e in (error, error.__cause__):
+        if isinstance(e, ssl.SSLCertVerificationError):
+            return f"certificate verify failed: {e.verify_message}"
+        if isinstance(e, ssl.SSLError):
+            return (e.reason or str(e)).lower().replace("_", " ")
+    for e in (error, error.__cause__):
+        if isinstance(e, OSError) and e.strerror:
+            return e.strerror
+    return str(error) or str(error.__cause__ or "") or "the server closed the connection"
+
+
+def _connect_reason(error: OSError) -> str:
+    """The OS's reason a TCP connect failed. anyio tries every address of the host and raises
+    "All connection attempts failed" from the one error (or a group of them): name those."""
     cause = error.__cause__
-    if isinstance(cause, ssl.SSLCertVerificationError):
-        return f"certificate verify failed: {cause.verify_message}"
-    if isinstance(cause, ssl.SSLError):
-        return (cause.reason or str(cause)).lower().replace("_", " ")
-    return str(error) or "the server closed the connection"
+    found = leaves(cause) if isinstance(cause, BaseExceptionGroup) else [cause] if cause is not None else [error]
+    reasons = dict.fromkeys(e.strerror or str(e) if isinstance(e, OSError) else str(e) for e in found)
+    return "; ".join(reasons)

@@ -6,7 +6,7 @@
 - `StateStream`: the client's connection states, an async iterator.
 
 The session's reader task delivers into these without ever blocking: a one-shot watch is a
-`trio.Event`, the streams are unbounded queues (a slow consumer must not stall replies).
+`anyio.Event`, the streams are unbounded queues (a slow consumer must not stall replies).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import enum
 from collections.abc import Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
-import trio
+import anyio
 
 from ccore.znodes.constants import EventType
 
@@ -56,7 +56,7 @@ class Watch:
     def __init__(self, path: str, kind: WatchKind, remover: Callable[[Watch], Awaitable[None]]) -> None:
         self.path = path
         self.kind = kind
-        self._done = trio.Event()
+        self._done = anyio.Event()
         self._event: WatchedEvent | None = None
         self._error: BaseException | None = None
         self._remover = remover
@@ -105,7 +105,7 @@ class _Mailbox(Generic[T]):
 
     def __init__(self) -> None:
         self._items: collections.deque[T] = collections.deque()
-        self._wakeup = trio.Event()
+        self._wakeup = anyio.Event()
         self._error: BaseException | None = None
         self._ended = False
 
@@ -128,13 +128,13 @@ class _Mailbox(Generic[T]):
         return len(self._items)
 
     async def receive(self) -> T:
-        """The next item; raises the stream's error, or trio.EndOfChannel when it ended."""
+        """The next item; raises the stream's error, or anyio.EndOfStream when it ended."""
         while not self._items:
             if self._error is not None:
                 raise self._error
             if self._ended:
-                raise trio.EndOfChannel
-            self._wakeup = trio.Event()
+                raise anyio.EndOfStream
+            self._wakeup = anyio.Event()
             await self._wakeup.wait()
         return self._items.popleft()
 
@@ -144,7 +144,7 @@ class _Mailbox(Generic[T]):
     async def __anext__(self) -> T:
         try:
             return await self.receive()
-        except trio.EndOfChannel:
+        except anyio.EndOfStream:
             raise StopAsyncIteration from None
 
 

@@ -2,10 +2,13 @@
 
 Each example takes `--hosts host:port[,...]` to use a running ensemble (ours or Apache
 ZooKeeper); without it, it starts a throwaway `python -m ccore serve` on a free loopback port.
+And `--loop trio|asyncio`: the event loop every process of the example runs (the client and
+recipes work on either); child processes inherit the choice through CCORE_EXAMPLE_LOOP.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import socket
@@ -13,10 +16,22 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]  # the examples need `pip install -e .` (or the wheel)
+LOOPS = ("trio", "asyncio")
+LOOP_ENV = "CCORE_EXAMPLE_LOOP"
+
+
+def add_loop_option(parser: argparse.ArgumentParser) -> None:
+    """`--loop trio|asyncio` (default: the parent's choice, else trio)."""
+    parser.add_argument("--loop", choices=LOOPS, default=os.environ.get(LOOP_ENV, "trio"), help="the event loop to run on")
+
+
+def use_loop(loop: str) -> None:
+    """Run on `loop` from now on, in this process and the children it spawns."""
+    os.environ[LOOP_ENV] = loop
 
 
 def free_port() -> int:
@@ -72,15 +87,22 @@ def spawn(script: str, *args: str) -> subprocess.Popen:
     )  # fmt: skip
 
 
-def run(main: Callable[..., Awaitable[object]], *args: object) -> None:
-    """`trio.run(main, *args)`; Ctrl-C ends it with one line instead of a traceback."""
-    import trio
-
+def run(main: Callable[..., Coroutine[object, object, object]], *args: object) -> None:
+    """`trio.run(main, *args)`, or `asyncio.run(main(*args))` if the loop chosen (use_loop)
+    is asyncio's; Ctrl-C ends it with one line instead of a traceback."""
     from ccore.znodes.groups import unwrap_single
 
+    loop = os.environ.get(LOOP_ENV, "trio")
     try:
         with unwrap_single():
-            trio.run(main, *args)
+            if loop == "asyncio":
+                import asyncio
+
+                asyncio.run(main(*args))
+            else:
+                import trio
+
+                trio.run(main, *args)
     except KeyboardInterrupt:
         say("interrupted")
         sys.exit(130)

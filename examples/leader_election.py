@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 
 import _common
-import trio
+import anyio
 
 from ccore.client import connect
 from ccore.recipes import Election, LostError
@@ -26,7 +26,7 @@ async def candidate(name: str, hosts: str, term_s: float) -> None:
         try:
             async with election.leadership(cancel_on_suspend=True) as token:
                 _common.say(f"{name}: LEADING (term token {token}); candidates {await election.candidates()}")
-                await trio.sleep(term_s)  # the leader's work
+                await anyio.sleep(term_s)  # the leader's work
                 _common.say(f"{name}: stepping down")
         except LostError as e:
             _common.say(f"{name}: leadership lost ({e.reason})")
@@ -48,7 +48,9 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=3)
     parser.add_argument("--term", type=float, default=2.0)
     parser.add_argument("--candidate", help=argparse.SUPPRESS)
+    _common.add_loop_option(parser)
     args = parser.parse_args()
+    _common.use_loop(args.loop)
     if args.candidate:
         _common.run(candidate, args.candidate, args.hosts, args.term)
         return
@@ -59,10 +61,10 @@ def main() -> None:
         ]
 
         async def run() -> None:
-            async with trio.open_nursery() as nursery:
+            async with anyio.create_task_group() as tasks:
                 for p in procs:
-                    nursery.start_soon(trio.to_thread.run_sync, _relay, p)
-                with trio.fail_after(args.candidates * (args.term + 5) + 10):
+                    tasks.start_soon(anyio.to_thread.run_sync, _relay, p)
+                with anyio.fail_after(args.candidates * (args.term + 5) + 10):
                     await observe(hosts, args.candidates)
 
         _common.run(run)

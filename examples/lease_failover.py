@@ -16,7 +16,7 @@ import signal
 import time
 
 import _common
-import trio
+import anyio
 
 from ccore.client import connect
 from ccore.recipes import Lease, LostError
@@ -33,9 +33,9 @@ async def node(name: str, hosts: str, ttl: float) -> None:
                 async with Lease(zk, NAME, name.encode(), ttl=ttl) as lease:
                     _common.say(f"{name}: OWNS Migo Group (token {lease.token})")
                     while True:  # the work an owner does, each step fenced by the token
-                        await trio.sleep(1)
+                        await anyio.sleep(1)
                         _common.say(
-                            f"{name}: working as owner, safe until {lease.hold.deadline - trio.current_time():.1f}s from now"
+                            f"{name}: working as owner, safe until {lease.hold.deadline - anyio.current_time():.1f}s from now"
                         )
             except LostError as e:
                 _common.say(f"{name}: lost Migo Group ({e.reason}); trying again")
@@ -74,7 +74,9 @@ def main() -> None:
     parser.add_argument("name", nargs="?", default="NodeA")
     parser.add_argument("--hosts", help="a running ensemble (default: start a local ccore server)")
     parser.add_argument("--ttl", type=float, default=3.0, help="the lease TTL = session timeout (s)")
+    _common.add_loop_option(parser)
     args = parser.parse_args()
+    _common.use_loop(args.loop)
     if args.role == "node":
         if not args.hosts:
             parser.error("a node needs --hosts")

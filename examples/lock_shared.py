@@ -55,7 +55,9 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=50)
     parser.add_argument("--worker", metavar="STORE", help=argparse.SUPPRESS)
+    _common.add_loop_option(parser)
     args = parser.parse_args()
+    _common.use_loop(args.loop)
     if args.worker:
         _common.run(worker, args.hosts, args.worker, args.rounds)
         return

@@ -12,7 +12,7 @@ import argparse
 import signal
 
 import _common
-import trio
+import anyio
 
 from ccore.client import connect
 from ccore.recipes import ServiceInstance, ServiceRegistry
@@ -23,7 +23,7 @@ async def instance(port: int, hosts: str) -> None:
         me = ServiceInstance("api", address="127.0.0.1", port=port, payload={"version": "1.4"})
         async with ServiceRegistry(zk).registered(me):
             _common.say(f"api instance on port {port}: registered as {me.id[:8]}")
-            await trio.sleep_forever()
+            await anyio.sleep_forever()
 
 
 async def client(hosts: str, procs: list) -> None:
@@ -48,7 +48,9 @@ def main() -> None:
     parser.add_argument("--hosts")
     parser.add_argument("--instances", type=int, default=3)
     parser.add_argument("--instance-port", type=int, help=argparse.SUPPRESS)
+    _common.add_loop_option(parser)
     args = parser.parse_args()
+    _common.use_loop(args.loop)
     if args.instance_port:
         _common.run(instance, args.instance_port, args.hosts)
         return

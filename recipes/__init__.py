@@ -1,4 +1,5 @@
-"""Coordination recipes on the Trio client: locks, elections, barriers, leases, registries.
+"""Coordination recipes on the async client (Trio or asyncio): locks, elections, barriers,
+leases, registries.
 
     from ccore.client import connect
     from ccore.recipes import Lock, Lease

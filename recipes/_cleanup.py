@@ -25,8 +25,8 @@ import logging
 import weakref
 from collections.abc import Awaitable, Callable
 
+import anyio
 import attrs
-import trio
 
 from ccore.client import Client, ClientClosedError, ClientState
 from ccore.znodes.errors import (
@@ -53,12 +53,12 @@ class Deletion:
     key: str
     what: str
     owner: int  # the session whose ephemeral node(s) this deletes
-    done: trio.Event = attrs.field(factory=trio.Event)
+    done: anyio.Event = attrs.field(factory=anyio.Event)
 
     async def wait(self, timeout_s: float) -> bool:
         """Wait (shielded: this is cleanup) at most `timeout_s` for the deletion to be over;
         whether it is. It carries on in the background either way."""
-        with trio.CancelScope(shield=True), trio.move_on_after(timeout_s):
+        with anyio.CancelScope(shield=True), anyio.move_on_after(timeout_s):
             await self.done.wait()
         return self.done.is_set()
 
@@ -161,7 +161,7 @@ async def _run(zk: Client, deletion: Deletion, attempt: Attempt) -> None:
                 log.info("%s: could not delete %s yet; retrying until done or the session ends", deletion.key, deletion.what)
             # While the client is disconnected a request waits for the next connection, so
             # this sleep only paces retries after a connection that dropped mid-request.
-            await trio.sleep(delay)
+            await anyio.sleep(delay)
             delay = min(RETRY_DELAY_MAX_S, delay * 2)
     finally:
         _finish(zk, deletion)

@@ -28,8 +28,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+import anyio
 import attrs
-import trio
 
 from ccore.client import Client, Watch
 from ccore.znodes.errors import ConnectionLossError, NoNodeError, SessionExpiredError
@@ -78,7 +78,7 @@ class Contender:
         self.data = data
         self.name: str | None = None
         self.stat: Stat | None = None
-        self.acked_at = 0.0  # when the request that gave us our turn was sent (Trio time)
+        self.acked_at = 0.0  # when the request that gave us our turn was sent (event loop time, anyio.current_time)
         self.queue: list[Entry] = []  # the listing that gave us our turn
         self._guid = new_guid()
         self._uncertain: set[str] = set()  # GUIDs whose create had no reply
@@ -138,7 +138,7 @@ class Contender:
         self._guid = new_guid()
 
     async def _list(self, watch: bool) -> tuple[list[Entry], Watch | None, float]:
-        sent_at = trio.current_time()
+        sent_at = anyio.current_time()
         try:
             if watch:
                 names, w = await retry_loss(lambda: self.zk.children(self.dir, watch=True))
@@ -214,7 +214,7 @@ class Contender:
 
     @staticmethod
     async def _unwatch(w: Watch) -> None:
-        with trio.CancelScope(shield=True), trio.move_on_after(1.0):
+        with anyio.CancelScope(shield=True), anyio.move_on_after(1.0):
             try:
                 await w.remove()
             except Exception as e:  # noqa: BLE001 - best effort: a stray one-shot watch costs little
@@ -223,7 +223,7 @@ class Contender:
     async def touch(self) -> None:
         """Bump our node's version: a successor watching it looks at the queue again."""
         assert self.name is not None
-        sent_at = trio.current_time()
+        sent_at = anyio.current_time()
         await retry_loss(self.zk.set, self.path, self.data)
         self.acked_at = sent_at
 

@@ -30,8 +30,8 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+import anyio
 import attrs
-import trio
 
 from ccore.client import Client, ClientClosedError, ClientState
 from ccore.znodes.errors import ConnectionLossError, SessionExpiredError, ZKError
@@ -53,7 +53,7 @@ def default_margin(timeout_s: float) -> float:
 class Hold:
     """What a guarded body holds: its node, fencing token, and how long it is safe.
 
-    `deadline` (Trio time) is when the body will be cancelled unless the server answers again;
+    `deadline` (event loop time, anyio.current_time) is when the body will be cancelled unless the server answers again;
     `lost` / `reason` say whether and why the hold was given up.
     """
 
@@ -64,7 +64,7 @@ class Hold:
     margin_s: float
     acked_at: float
     reason: str | None = None
-    _scope: trio.CancelScope | None = attrs.field(default=None, repr=False)
+    _scope: anyio.CancelScope | None = attrs.field(default=None, repr=False)
 
     @property
     def deadline(self) -> float:
@@ -110,12 +110,12 @@ async def _heartbeat(zk: Client, hold: Hold) -> None:
     interval = hold.timeout_s / HEARTBEATS_PER_TIMEOUT
     next_at = hold.acked_at + interval
     while not hold.lost:
-        await trio.sleep_until(next_at)
-        sent_at = trio.current_time()
+        await anyio.sleep_until(next_at)
+        sent_at = anyio.current_time()
         next_at = sent_at + interval
         # An attempt that waits longer than the interval (a reconnect) is abandoned: its send
         # time would be too old to move the deadline much, a fresh one may do better.
-        with trio.move_on_after(interval):
+        with anyio.move_on_after(interval):
             try:
                 await zk.sync(hold.path)
                 stat = await zk.exists(hold.path)
@@ -146,26 +146,26 @@ async def guarded(
     margin_s: float | None = None,
 ) -> AsyncIterator[Hold]:
     """Run the body while `path` (an ephemeral node of session `owner`) is surely held;
-    raise LostError after the body if it had to be cancelled. `acked_at` is the Trio time at
+    raise LostError after the body if it had to be cancelled. `acked_at` is the loop time at
     which the last request answered on that session was sent."""
     timeout_s = zk.session_timeout
     margin = default_margin(timeout_s) if margin_s is None else margin_s
     if not 0 <= margin < timeout_s:
         raise ValueError(f"safety margin {margin}s must be in [0, session timeout {timeout_s}s)")
     hold = Hold(path, token, owner, timeout_s, margin, acked_at)
-    body_scope = trio.CancelScope(deadline=hold.deadline)
+    body_scope = anyio.CancelScope(deadline=hold.deadline)
     hold._scope = body_scope
-    with unwrap_single():  # the body's own error, not the nursery's group
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_watch_states, zk, hold, cancel_on_suspend)
-            nursery.start_soon(_heartbeat, zk, hold)
+    with unwrap_single():  # the body's own error, not the task group's group
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(_watch_states, zk, hold, cancel_on_suspend)
+            tasks.start_soon(_heartbeat, zk, hold)
             try:
                 with body_scope:
                     yield hold
             finally:
-                nursery.cancel_scope.cancel()
+                tasks.cancel_scope.cancel()
     if body_scope.cancelled_caught:
         if hold.reason is None:
-            late = trio.current_time() - hold.acked_at
+            late = anyio.current_time() - hold.acked_at
             hold.reason = f"no answer on the session for {late:.2f}s: it may expire on the server"
         raise LostError(path, hold.reason)

@@ -7,12 +7,13 @@ import contextlib
 import logging
 import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
 from typing import Any, TypeVar
 
+import anyio
+import anyio.abc
 import attrs
-import trio
 
 from ccore.client import Client
 from ccore.znodes.errors import ConnectionLossError, NodeExistsError, NoNodeError
@@ -41,7 +42,7 @@ async def retry_loss(fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any)
         try:
             return await fn(*args, **kwargs)
         except ConnectionLossError:
-            await trio.sleep(delay)
+            await anyio.sleep(delay)
             delay = min(RETRY_DELAY_MAX_S, delay * 2)
 
 
@@ -108,20 +109,20 @@ async def delete_quietly(zk: Client, path: str) -> None:
 
 class Background:
     """A mixin for recipes that keep a task running for the duration of an `async with`
-    block (caches, watchers, registrations): the task runs in a nursery entered by
+    block (caches, watchers, registrations): the task runs in a task group entered by
     `_start` and cancelled by `_stop`, in the task that runs the block."""
 
-    _nursery_cm: contextlib.AbstractAsyncContextManager[trio.Nursery] | None = None
-    _nursery: trio.Nursery | None = None
+    _tasks_cm: contextlib.AbstractAsyncContextManager[anyio.abc.TaskGroup] | None = None
+    _tasks: anyio.abc.TaskGroup | None = None
 
-    async def _start(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+    async def _start(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> Any:
         """Start `fn` (which calls `task_status.started(value)`) and return its value."""
-        cm = self._nursery_cm = trio.open_nursery()
-        nursery = self._nursery = await cm.__aenter__()
+        cm = self._tasks_cm = anyio.create_task_group()
+        tasks = self._tasks = await cm.__aenter__()
         try:
-            return await nursery.start(fn, *args)
+            return await tasks.start(fn, *args)
         except BaseException as e:
-            nursery.cancel_scope.cancel()
+            tasks.cancel_scope.cancel()
             with unwrap_single():
                 await cm.__aexit__(type(e), e, e.__traceback__)
             raise
@@ -129,7 +130,7 @@ class Background:
     async def _stop(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool | None:
-        assert self._nursery is not None and self._nursery_cm is not None, "not started"
-        self._nursery.cancel_scope.cancel()
+        assert self._tasks is not None and self._tasks_cm is not None, "not started"
+        self._tasks.cancel_scope.cancel()
         with unwrap_single():
-            return await self._nursery_cm.__aexit__(exc_type, exc, tb)
+            return await self._tasks_cm.__aexit__(exc_type, exc, tb)

@@ -16,7 +16,7 @@ our node is made, so its creation cannot be missed). Leaving: the lowest node wa
 highest to go, everyone else deletes its node and waits for the lowest -- one watch each, no
 herd. A participant that dies is counted as gone once its session expires, so the others are
 not stuck forever on leave; one that never comes makes `enter` wait (bound it with `timeout`:
-trio.TooSlowError, and our node is removed). Late comers find `ready` and pass. One barrier
+TimeoutError, and our node is removed). Late comers find `ready` and pass. One barrier
 path serves one round: let `leave` finish (it removes `ready`) before the next round's `enter`.
 
 Removing our node (an `enter` given up, a `leave`, a failed body) is a guaranteed delete
@@ -30,11 +30,10 @@ An `enter` first waits for its client's deletions still in progress under the ba
 from __future__ import annotations
 
 import contextlib
-import math
 from types import TracebackType
 from typing import Self
 
-import trio
+import anyio
 
 from ccore.client import Client
 from ccore.znodes.errors import NodeExistsError, NoNodeError, SessionExpiredError
@@ -62,8 +61,8 @@ class Barrier:
         await delete_quietly(self.zk, self.path)
 
     async def wait(self, timeout: float | None = None) -> None:
-        """Return once the barrier is down (at once if it is); trio.TooSlowError on timeout."""
-        with trio.fail_after(math.inf if timeout is None else timeout):
+        """Return once the barrier is down (at once if it is); TimeoutError on timeout."""
+        with anyio.fail_after(timeout):
             while True:
                 stat, watch = await retry_loss(lambda: self.zk.exists(self.path, watch=True))
                 if stat is None:
@@ -75,7 +74,7 @@ class Barrier:
                     continue
                 finally:
                     if not watch.fired:
-                        with trio.CancelScope(shield=True), trio.move_on_after(1.0):
+                        with anyio.CancelScope(shield=True), anyio.move_on_after(1.0):
                             await watch.remove()
 
 
@@ -106,10 +105,10 @@ class DoubleBarrier:
         return sorted(n for n in names if n != READY)
 
     async def enter(self, timeout: float | None = None) -> None:
-        """Join, then wait until `num_clients` have joined (trio.TooSlowError after `timeout`
+        """Join, then wait until `num_clients` have joined (TimeoutError after `timeout`
         seconds, having left again)."""
         try:
-            with trio.fail_after(math.inf if timeout is None else timeout):
+            with anyio.fail_after(timeout):
                 await self._enter()
         except BaseException:
             await self._remove()
@@ -151,14 +150,14 @@ class DoubleBarrier:
                 continue  # our node went with the session: join again
             finally:
                 if not watch.fired:
-                    with trio.CancelScope(shield=True), trio.move_on_after(1.0):
+                    with anyio.CancelScope(shield=True), anyio.move_on_after(1.0):
                         await watch.remove()
 
     async def leave(self, timeout: float | None = None) -> None:
-        """Leave, then wait until every participant has left (trio.TooSlowError after
+        """Leave, then wait until every participant has left (TimeoutError after
         `timeout` seconds; our node is gone, or on its way out, either way)."""
         try:
-            with trio.fail_after(math.inf if timeout is None else timeout):
+            with anyio.fail_after(timeout):
                 await self._leave()
         finally:
             await self._remove()
@@ -189,7 +188,7 @@ class DoubleBarrier:
                 pass
             finally:
                 if not watch.fired:
-                    with trio.CancelScope(shield=True), trio.move_on_after(1.0):
+                    with anyio.CancelScope(shield=True), anyio.move_on_after(1.0):
                         await watch.remove()
 
     async def __aenter__(self) -> Self:

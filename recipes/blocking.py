@@ -1,5 +1,5 @@
 """The recipes for threaded code, on `client.blocking`: the same recipes, run on the client's
-Trio thread, with `with` blocks instead of `async with`.
+event loop thread, with `with` blocks instead of `async with`.
 
     from ccore.client import blocking
     from ccore.recipes import blocking as recipes
@@ -11,14 +11,14 @@ Trio thread, with `with` blocks instead of `async with`.
                 lock.check()           # raises LostError once the lock may be lost
                 store.write(chunk, fencing_token=token)
 
-**A thread cannot be cancelled.** The Trio side keeps the hold exactly as `async with` does
+**A thread cannot be cancelled.** The async side keeps the hold exactly as `async with` does
 (heartbeat, deadline, session states); when the hold may be lost it sets `lost` (a
 `threading.Event`) instead of cancelling the body, and the `with` block raises LostError when
 it ends. A thread body must look: `check()` (or `lost.is_set()`) before every step that needs
 the hold, and pass the fencing token along with its writes.
 
 Each held block runs its async context manager in a helper thread that blocks in
-`trio.from_thread.run`, so the block's Trio side lives in its own Trio task of the client.
+`anyio.from_thread.run`, so the block's async side lives in its own task on the client's loop.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
-import trio
+import anyio
 
 from ccore.client.blocking import BlockingClient
 
@@ -54,7 +54,7 @@ T = TypeVar("T")
 
 
 def _run(zk: BlockingClient, afn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run `afn` on the client's Trio thread; no request timeout (the recipe has its own)."""
+    """Run `afn` on the client's loop thread; no request timeout (the recipe has its own)."""
     # BlockingClient has no public way to run a coroutine on its thread yet; its private
     # `_run` is that way (see the recipes report).
     # (partial: the recipe's own `timeout=` arguments must not meet `_run`'s.)
@@ -62,8 +62,8 @@ def _run(zk: BlockingClient, afn: Callable[..., Any], *args: Any, **kwargs: Any)
 
 
 class Held(Generic[T]):
-    """An async context manager of the Trio client, held for the duration of a `with` block
-    of a plain thread. `lost` is set when the Trio side gave the hold up (LostError)."""
+    """An async context manager of the async client, held for the duration of a `with` block
+    of a plain thread. `lost` is set when the async side gave the hold up (LostError)."""
 
     def __init__(self, zk: BlockingClient, make: Callable[[], Any]) -> None:
         self._zk = zk
@@ -71,7 +71,7 @@ class Held(Generic[T]):
         self.lost = threading.Event()
         self.value: T | None = None
         self._entered = threading.Event()
-        self._release: trio.Event | None = None
+        self._release: anyio.Event | None = None
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
 
@@ -81,7 +81,7 @@ class Held(Generic[T]):
             raise self._error if isinstance(self._error, LostError) else LostError("?", "the hold was lost")
 
     async def _hold(self) -> None:
-        self._release = trio.Event()
+        self._release = anyio.Event()
         try:
             async with self._make() as value:
                 self.value = value
@@ -124,14 +124,14 @@ class Held(Generic[T]):
 
 
 class _Facade:
-    """Forwards an async recipe object's methods: coroutines run on the Trio thread."""
+    """Forwards an async recipe object's methods: coroutines run on the loop's thread."""
 
     _target: Any
 
     def __init__(self, zk: BlockingClient, cls: type, *args: Any, **kwargs: Any) -> None:
         self._zk = zk
 
-        async def make() -> Any:  # made on the Trio thread: some recipes make Trio objects
+        async def make() -> Any:  # made on the loop's thread: some recipes make anyio Events
             return cls(zk.client, *args, **kwargs)
 
         self._target = _run(zk, make)

@@ -52,7 +52,7 @@ class Election:
 
     @contextlib.asynccontextmanager
     async def leadership(self, *, timeout: float | None = None, cancel_on_suspend: bool = False) -> AsyncIterator[int]:
-        """Campaign (at most `timeout` s: trio.TooSlowError), then lead for the duration of
+        """Campaign (at most `timeout` s: TimeoutError), then lead for the duration of
         the block, which is cancelled if leadership may be lost (LostError); resign after."""
         candidacy = _Candidacy(
             self.zk, self.path, self.identifier, timeout=timeout,

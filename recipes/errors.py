@@ -1,7 +1,7 @@
 """The one error the recipes add to the client's: something held may have been lost.
 
-Timeouts are `trio.TooSlowError` (as `trio.fail_after` raises), server errors are the
-znodes exceptions the client raises (`NoNodeError('/a')`, ...).
+Timeouts are the built-in `TimeoutError` (as `anyio.fail_after` raises, on Trio and asyncio
+alike); server errors are the znodes exceptions the client raises (`NoNodeError('/a')`, ...).
 """
 
 from __future__ import annotations

@@ -32,12 +32,11 @@ that. The token is the czxid of the lease node, higher for every new owner.
 from __future__ import annotations
 
 import contextlib
-import math
 import weakref
 from types import TracebackType
 from typing import Self
 
-import trio
+import anyio
 
 from ccore.client import Client, Stat
 from ccore.znodes.errors import (
@@ -63,7 +62,7 @@ class Lease:
 
     `ttl` must be the client's session timeout as granted by the server (None: whatever it
     is); connect with `session_timeout=ttl`. `timeout` bounds the wait in `async with`
-    (trio.TooSlowError); `cancel_on_suspend` gives the lease up at the first disconnection.
+    (TimeoutError); `cancel_on_suspend` gives the lease up at the first disconnection.
     """
 
     def __init__(
@@ -127,8 +126,8 @@ class Lease:
             return None
 
     async def acquire(self, timeout: float | None = None) -> int:
-        """Wait until the name is ours (at most `timeout` s: trio.TooSlowError); the token."""
-        with trio.fail_after(math.inf if timeout is None else timeout):
+        """Wait until the name is ours (at most `timeout` s: TimeoutError); the token."""
+        with anyio.fail_after(timeout):
             # A release through this client whose delete is still in progress first: else we
             # would take its node for ours, and then see it deleted under us.
             await _cleanup.settle(self.zk, self.path)
@@ -147,7 +146,7 @@ class Lease:
 
     async def _take(self) -> None:
         while True:
-            sent_at = trio.current_time()
+            sent_at = anyio.current_time()
             try:
                 _, self.stat = await self.zk.create(self.path, self.value, ephemeral=True, include_stat=True)
                 self._acked_at = sent_at
@@ -157,7 +156,7 @@ class Lease:
                 continue
             except (NodeExistsError, ConnectionLossError):
                 pass  # held by someone -- perhaps us, if a create reply was lost
-            sent_at = trio.current_time()
+            sent_at = anyio.current_time()
             stat, watch = await retry_loss(lambda: self.zk.exists(self.path, watch=True))
             if stat is not None and stat.ephemeralOwner == self.zk.session_id:
                 await watch.remove()
@@ -172,7 +171,7 @@ class Lease:
                 continue
             finally:
                 if not watch.fired:
-                    with trio.CancelScope(shield=True), trio.move_on_after(1.0):
+                    with anyio.CancelScope(shield=True), anyio.move_on_after(1.0):
                         await watch.remove()
 
     async def _delete_if_ours(self) -> None:

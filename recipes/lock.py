@@ -26,10 +26,9 @@ whatever you write to.
 from __future__ import annotations
 
 import contextlib
-import math
 from types import TracebackType
 
-import trio
+import anyio
 
 from ccore.client import Client
 from ccore.znodes.errors import NoNodeError
@@ -93,13 +92,13 @@ class _QueueHold:
         return self._contender.path if self._contender.name else None
 
     async def acquire(self, timeout: float | None = None) -> int:
-        """Wait for our turn (at most `timeout` seconds: trio.TooSlowError) and return the
+        """Wait for our turn (at most `timeout` seconds: TimeoutError) and return the
         fencing token. Whatever ends the wait early, our node is removed. Prefer `async with`,
         which also cancels the body when the hold may be lost."""
         if self._acquired:
             raise RuntimeError(f"{self!r} is already held; it is not reentrant")
         try:
-            with trio.fail_after(math.inf if timeout is None else timeout):
+            with anyio.fail_after(timeout):
                 while True:
                     await self._contender.wait_turn(self._blocker())
                     try:
@@ -172,7 +171,7 @@ class Lock(_QueueHold):
     """A fair, exclusive lock; `async with Lock(zk, path) as token:` (see the module docstring).
 
     Options: `identifier` (stored in our node, shown by `contenders()`), `timeout` for
-    `async with` (trio.TooSlowError), `cancel_on_suspend`, `safety_margin` (seconds before
+    `async with` (TimeoutError), `cancel_on_suspend`, `safety_margin` (seconds before
     the earliest possible session expiry at which the body is cancelled; default 25% of the
     session timeout, see `_guard`).
     """

@@ -26,7 +26,8 @@ import logging
 from types import TracebackType
 from typing import Self
 
-import trio
+import anyio
+import anyio.abc
 
 from ccore.client import Client
 from ccore.znodes.errors import NodeExistsError, NoNodeError, SessionExpiredError
@@ -45,7 +46,7 @@ class Presence(Background):
         self.zk = zk
         self.path = path
         self.data = data
-        self.created = trio.Event()
+        self.created = anyio.Event()
 
     async def _create(self) -> None:
         try:
@@ -56,7 +57,7 @@ class Presence(Background):
             pass  # ours after a lost reply, a stale one of our last session, or a stranger's
         self.created.set()
 
-    async def _keep(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def _keep(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         started = False
         while True:
             stat, watch = await retry_loss(lambda: self.zk.exists(self.path, watch=True))

@@ -4,7 +4,7 @@ consumer while it works on it, and only then removed).
     from ccore.recipes import Queue, LockingQueue
     queue = Queue(zk, "/queues/mail")
     await queue.put(b"hello", priority=10)       # lower priority values come out first
-    data = await queue.get(timeout=5)            # waits for an item; trio.TooSlowError
+    data = await queue.get(timeout=5)            # waits for an item; TimeoutError
 
     jobs = LockingQueue(zk, "/queues/jobs")
     await jobs.put(b"job-1")
@@ -26,11 +26,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 from collections.abc import AsyncIterator
 
+import anyio
 import attrs
-import trio
 
 from ccore.client import Client, Watch
 from ccore.znodes.errors import (
@@ -87,16 +86,16 @@ async def _put(zk: Client, path: str, value: bytes, priority: int) -> str:
 async def _wait_any(watches: list[Watch]) -> None:
     """Until one of the watches fires (or the session expires); then remove the others."""
     with first_error():
-        async with trio.open_nursery() as nursery:
+        async with anyio.create_task_group() as tasks:
 
             async def one(w: Watch) -> None:
                 with contextlib.suppress(SessionExpiredError):
                     await w
-                nursery.cancel_scope.cancel()
+                tasks.cancel_scope.cancel()
 
             for w in watches:
-                nursery.start_soon(one, w)
-    with trio.CancelScope(shield=True), trio.move_on_after(1.0):
+                tasks.start_soon(one, w)
+    with anyio.CancelScope(shield=True), anyio.move_on_after(1.0):
         for w in watches:
             if not w.fired:
                 with contextlib.suppress(Exception):
@@ -146,8 +145,8 @@ class Queue:
         return await self._take_one(names)
 
     async def get(self, timeout: float | None = None) -> bytes:
-        """The first item, removed, waiting for one (trio.TooSlowError after `timeout` s)."""
-        with trio.fail_after(math.inf if timeout is None else timeout):
+        """The first item, removed, waiting for one (TimeoutError after `timeout` s)."""
+        with anyio.fail_after(timeout):
             while True:
                 try:
                     names, watch = await retry_loss(lambda: self.zk.children(self.path, watch=True))
@@ -156,7 +155,7 @@ class Queue:
                     continue
                 data = await self._take_one(names)
                 if data is not None:
-                    with trio.CancelScope(shield=True), trio.move_on_after(1.0):
+                    with anyio.CancelScope(shield=True), anyio.move_on_after(1.0):
                         await watch.remove()
                     return data
                 await _wait_any([watch])
@@ -210,7 +209,7 @@ class LockingQueue:
         # could not tell the lock we are about to make from the one it is deleting.
         await _cleanup.settle(self.zk, lock)
         owner = self.zk.session_id
-        sent_at = trio.current_time()
+        sent_at = anyio.current_time()
         try:
             try:
                 _, stat = await self.zk.create(lock, self._guid, ephemeral=True, include_stat=True)
@@ -228,11 +227,11 @@ class LockingQueue:
         return Item(name, data, stat, sent_at)
 
     async def get(self, timeout: float | None = None) -> Item:
-        """Lock the first free item and return it (waiting for one; trio.TooSlowError).
+        """Lock the first free item and return it (waiting for one; TimeoutError).
         Then `consume(item)` or `release(item)`; prefer `take()`."""
         await ensure_dir(self.zk, self.entries, container=False)
         await ensure_dir(self.zk, self.taken, container=False)
-        with trio.fail_after(math.inf if timeout is None else timeout):
+        with anyio.fail_after(timeout):
             while True:
                 names, entries_watch = await retry_loss(lambda: self.zk.children(self.entries, watch=True))
                 taken, taken_watch = await retry_loss(lambda: self.zk.children(self.taken, watch=True))
@@ -242,7 +241,7 @@ class LockingQueue:
                     with contextlib.suppress(NoNodeError):
                         item = await self._lock(name)
                         if item is not None:
-                            with trio.CancelScope(shield=True), trio.move_on_after(1.0):
+                            with anyio.CancelScope(shield=True), anyio.move_on_after(1.0):
                                 await entries_watch.remove()
                                 await taken_watch.remove()
                             return item
@@ -310,7 +309,7 @@ class LockingQueue:
                 acked_at=item.acked_at, cancel_on_suspend=cancel_on_suspend,
             ):  # fmt: skip
                 yield item
-            with trio.CancelScope(shield=True):
+            with anyio.CancelScope(shield=True):
                 done = await self.consume(item)
         finally:
             if not done:

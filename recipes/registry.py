@@ -24,15 +24,14 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-import math
 import random
 import time
 from collections.abc import AsyncIterator, Callable
 from types import TracebackType
 from typing import Any, Self
 
+import anyio
 import attrs
-import trio
 
 from ccore.client import Client
 from ccore.znodes.errors import NoNodeError
@@ -162,7 +161,7 @@ class ServiceCache:
         self, predicate: Callable[[list[ServiceInstance]], bool], timeout: float | None = None
     ) -> list[ServiceInstance]:
         """The first instance list (the current one included) satisfying `predicate`."""
-        with trio.fail_after(math.inf if timeout is None else timeout):
+        with anyio.fail_after(timeout):
             if predicate(self.instances):
                 return self.instances
             async for instances in self.changes():

@@ -24,8 +24,10 @@ import math
 from types import TracebackType
 from typing import Self
 
+import anyio
+import anyio.abc
 import attrs
-import trio
+from anyio.streams.memory import MemoryObjectReceiveStream
 
 from ccore.client import Client, ClientClosedError, EventType, KeeperState, Stat, WatchedEvent
 from ccore.znodes.errors import ConnectionLossError, NoNodeError, SessionExpiredError
@@ -64,10 +66,10 @@ class TreeCache(Background):
         self.zk = zk
         self.path = path
         self._nodes: dict[str, NodeData] = {}
-        self._send, self._receive = trio.open_memory_channel[TreeEvent](math.inf)
-        self.synced = trio.Event()  # set once the first full read is done
+        self._send, self._receive = anyio.create_memory_object_stream[TreeEvent](math.inf)
+        self.synced = anyio.Event()  # set once the first full read is done
         self.version = 0  # grows with every change of the copy
-        self._changed = trio.Event()
+        self._changed = anyio.Event()
         self._listening = False
 
     def __repr__(self) -> str:
@@ -88,9 +90,10 @@ class TreeCache(Background):
     def __len__(self) -> int:
         return len(self._nodes)
 
-    def events(self) -> trio.MemoryReceiveChannel[TreeEvent]:
+    def events(self) -> MemoryObjectReceiveStream[TreeEvent]:
         """Every change to the copy from now on, in order (one consumer). Events are kept
-        only once this has been called: a cache nobody listens to does not grow a queue."""
+        only once this has been called: a cache nobody listens to does not grow a queue.
+        The stream ends (after the events still queued) when the cache's block ends."""
         self._listening = True
         return self._receive
 
@@ -119,7 +122,7 @@ class TreeCache(Background):
     def _emit(self, type: TreeEventType, path: str, node: NodeData | None) -> None:
         self.version += 1
         self._changed.set()
-        self._changed = trio.Event()
+        self._changed = anyio.Event()
         if self._listening:
             self._send.send_nowait(TreeEvent(type, path, node))
 
@@ -151,9 +154,9 @@ class TreeCache(Background):
                 except NoNodeError:
                     return
                 with first_error():
-                    async with trio.open_nursery() as nursery:
+                    async with anyio.create_task_group() as tasks:
                         for name in names:
-                            nursery.start_soon(visit, join(path, name))
+                            tasks.start_soon(visit, join(path, name))
 
         await visit(self.path)
         return found
@@ -177,7 +180,7 @@ class TreeCache(Background):
             else:
                 self._set(event.path, node)
 
-    async def _follow(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def _follow(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         started = False
         while True:
             try:
@@ -195,7 +198,7 @@ class TreeCache(Background):
             except SessionExpiredError:
                 log.info("%r: session expired; reading the subtree again on the new session", self)
             except ConnectionLossError:
-                await trio.sleep(RETRY_DELAY_S)
+                await anyio.sleep(RETRY_DELAY_S)
             except ClientClosedError:
                 self._send.close()
                 if not started:
@@ -211,4 +214,11 @@ class TreeCache(Background):
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool | None:
-        return await self._stop(exc_type, exc, tb)
+        try:
+            return await self._stop(exc_type, exc, tb)
+        finally:
+            # anyio's memory streams warn (ResourceWarning) when collected unclosed. The
+            # receiving end is the listener's once events() handed it out.
+            self._send.close()
+            if not self._listening:
+                self._receive.close()

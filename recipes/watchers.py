@@ -19,12 +19,12 @@ sees the latest value, not every intermediate one; consecutive equal values are 
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 
-import trio
+import anyio
+import anyio.abc
 
 from ccore.client import Client, ClientClosedError, EventType, KeeperState, Stat, WatchedEvent
 from ccore.znodes.errors import ConnectionLossError, NoNodeError, SessionExpiredError
@@ -45,7 +45,7 @@ class _Followed(Background, Generic[T]):
         self.path = path
         self.value: T | None = None
         self.version = 0  # how many distinct values have been seen
-        self._changed = trio.Event()
+        self._changed = anyio.Event()
         self._error: BaseException | None = None
 
     def __repr__(self) -> str:
@@ -70,16 +70,16 @@ class _Followed(Background, Generic[T]):
         self.value = value
         self.version += 1
         self._changed.set()
-        self._changed = trio.Event()
+        self._changed = anyio.Event()
 
     async def _refresh(self) -> None:
         while True:
             try:
                 return self._publish(await self._read())
             except ConnectionLossError:
-                await trio.sleep(RETRY_DELAY_S)
+                await anyio.sleep(RETRY_DELAY_S)
 
-    async def _follow(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def _follow(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         started = False
         while True:
             try:
@@ -97,7 +97,7 @@ class _Followed(Background, Generic[T]):
             except SessionExpiredError:
                 log.info("%r: session expired; watching again on the new session", self)
             except ConnectionLossError:
-                await trio.sleep(RETRY_DELAY_S)
+                await anyio.sleep(RETRY_DELAY_S)
             except ClientClosedError as e:
                 self._error = e
                 self._changed.set()
@@ -124,8 +124,8 @@ class _Followed(Background, Generic[T]):
 
     async def wait_for(self, predicate: Any, timeout: float | None = None) -> T | None:
         """The first value (the current one included) for which `predicate(value)` is true;
-        trio.TooSlowError after `timeout` seconds."""
-        with trio.fail_after(math.inf if timeout is None else timeout):
+        TimeoutError after `timeout` seconds."""
+        with anyio.fail_after(timeout):
             async for value in self:
                 if predicate(value):
                     return value

@@ -1,6 +1,7 @@
-"""A Trio TCP proxy for one upstream server that a test can cut or hold.
+"""A TCP proxy for one upstream server that a test can cut or hold (anyio: it runs in the
+test's own event loop, Trio or asyncio).
 
-proxy = await open_proxy(server.port)      # fixture; runs in the test's nursery
+proxy = await open_proxy(server.port)      # fixture; runs in the test's task group
 connect(proxy.connect_string)
 proxy.cut()      # close every connection, and close new ones at once (server "gone")
 proxy.hold()     # keep connections open but forward nothing (a silent network)
@@ -9,7 +10,8 @@ proxy.restore()  # forward again
 
 from __future__ import annotations
 
-import trio
+import anyio
+import anyio.abc
 
 HOST = "127.0.0.1"
 
@@ -20,9 +22,9 @@ class Proxy:
         self.port = 0
         self.mode = "pass"
         self.accepted = 0
-        self._flowing = trio.Event()
+        self._flowing = anyio.Event()
         self._flowing.set()
-        self._scopes: set[trio.CancelScope] = set()
+        self._scopes: set[anyio.CancelScope] = set()
 
     @property
     def connect_string(self) -> str:
@@ -35,47 +37,45 @@ class Proxy:
 
     def hold(self) -> None:
         self.mode = "hold"
-        self._flowing = trio.Event()
+        self._flowing = anyio.Event()
 
     def restore(self) -> None:
         self.mode = "pass"
         self._flowing.set()
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        listeners = await trio.open_tcp_listeners(0, host=HOST)
-        self.port = listeners[0].socket.getsockname()[1]
-        task_status.started()
-        await trio.serve_listeners(self._handle, listeners)
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        async with await anyio.create_tcp_listener(local_host=HOST, local_port=0) as listener:
+            self.port = listener.extra(anyio.abc.SocketAttribute.local_port)
+            task_status.started()
+            await listener.serve(self._handle)
 
-    async def _handle(self, client: trio.SocketStream) -> None:
+    async def _handle(self, client: anyio.abc.SocketStream) -> None:
         self.accepted += 1
         async with client:
             if self.mode == "cut":
                 return
             try:
-                upstream = await trio.open_tcp_stream(*self.upstream)
+                upstream = await anyio.connect_tcp(*self.upstream)
             except OSError:
                 return
             async with upstream:
-                with trio.CancelScope() as scope:
+                with anyio.CancelScope() as scope:
                     self._scopes.add(scope)
                     try:
-                        async with trio.open_nursery() as nursery:
-                            nursery.start_soon(self._pump, client, upstream, nursery.cancel_scope)
-                            nursery.start_soon(self._pump, upstream, client, nursery.cancel_scope)
+                        async with anyio.create_task_group() as tasks:
+                            tasks.start_soon(self._pump, client, upstream, tasks.cancel_scope)
+                            tasks.start_soon(self._pump, upstream, client, tasks.cancel_scope)
                     finally:
                         self._scopes.discard(scope)
 
-    async def _pump(self, src: trio.SocketStream, dst: trio.SocketStream, scope: trio.CancelScope) -> None:
+    async def _pump(self, src: anyio.abc.SocketStream, dst: anyio.abc.SocketStream, scope: anyio.CancelScope) -> None:
         try:
             while True:
-                data = await src.receive_some(65536)
-                if not data:
-                    break
+                data = await src.receive(65536)
                 await self._flowing.wait()
                 if self.mode == "cut":
                     break
-                await dst.send_all(data)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                await dst.send(data)
+        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             pass
         scope.cancel()

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import logging
 
+import anyio
 import pytest
-import trio
 
 from ccore.client import ClientClosedError, connect
 from tests.polling import wait_for
+
+# Every async test on Trio and on asyncio (see tests/client/conftest.py).
+pytestmark = pytest.mark.anyio
 
 
 async def test_outlives_a_cancelled_caller_and_ends_with_the_client(hosts):
     steps: list[str] = []
     async with connect(hosts) as zk:
-        with trio.CancelScope() as caller:  # noqa: ASYNC100 - no await: the point is a call from a cancelled scope
+        with anyio.CancelScope() as caller:  # noqa: ASYNC100 - no await: the point is a call from a cancelled scope
             caller.cancel()
 
             async def work() -> None:
@@ -22,7 +25,7 @@ async def test_outlives_a_cancelled_caller_and_ends_with_the_client(hosts):
                 try:
                     await zk.create("/background-test", ephemeral=True)
                     steps.append("created")
-                    await trio.sleep_forever()
+                    await anyio.sleep_forever()
                 finally:
                     steps.append("ended")
 
@@ -30,7 +33,7 @@ async def test_outlives_a_cancelled_caller_and_ends_with_the_client(hosts):
         await wait_for(lambda: "created" in steps)
     assert steps == ["started", "created", "ended"]  # cancelled when the client closed
     with pytest.raises(ClientClosedError):
-        zk.start_background(trio.sleep, 0)
+        zk.start_background(anyio.sleep, 0)
 
 
 async def test_an_error_is_logged_not_raised(hosts, caplog):

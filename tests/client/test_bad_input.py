@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import anyio
 import pytest
-import trio
 
 from ccore.client import InvalidArgumentError, NoServerError, connect
 from ccore.client.hosts import HostPort, parse
+
+# Every async test on Trio and on asyncio (see tests/client/conftest.py).
+pytestmark = pytest.mark.anyio
 
 
 def test_connection_strings():
@@ -21,21 +24,20 @@ def test_connection_strings():
 
 
 async def test_unreachable_ensemble_fails_after_the_connect_timeout():
-    start = trio.current_time()
-    with trio.fail_after(5), pytest.raises(NoServerError) as e:
+    start = anyio.current_time()
+    with anyio.fail_after(5), pytest.raises(NoServerError) as e:
         async with connect("127.0.0.1:1,127.0.0.1:2", connect_timeout=0.5):
             pass
-    assert trio.current_time() - start < 2
+    assert anyio.current_time() - start < 2
     assert "127.0.0.1:1" in str(e.value) and "127.0.0.1:2" in str(e.value)
 
 
-async def test_silent_server_times_out(nursery):
+async def test_silent_server_times_out(serve_tcp):
     async def silent(stream):
-        await trio.sleep_forever()
+        await anyio.sleep_forever()
 
-    listeners = await nursery.start(trio.serve_tcp, silent, 0)
-    port = listeners[0].socket.getsockname()[1]
-    with trio.fail_after(5), pytest.raises(NoServerError, match="no session established"):
+    port = await serve_tcp(silent)
+    with anyio.fail_after(5), pytest.raises(NoServerError, match="no session established"):
         async with connect(f"127.0.0.1:{port}", session_timeout=1, connect_timeout=1):
             pass
 
@@ -49,17 +51,16 @@ async def test_silent_server_times_out(nursery):
         b"HTTP/1.1 400 Bad Request\r\n\r\n",
     ],
 )
-async def test_garbage_server_is_dropped_and_the_next_is_tried(nursery, hosts, garbage):
+async def test_garbage_server_is_dropped_and_the_next_is_tried(serve_tcp, hosts, garbage):
     contacted = []
 
     async def liar(stream):
         contacted.append(True)
-        await stream.send_all(garbage)
-        await trio.sleep(5)
+        await stream.send(garbage)
+        await anyio.sleep(5)
 
-    listeners = await nursery.start(trio.serve_tcp, liar, 0)
-    port = listeners[0].socket.getsockname()[1]
-    with trio.fail_after(10):
+    port = await serve_tcp(liar)
+    with anyio.fail_after(10):
         async with connect(f"127.0.0.1:{port},{hosts}", randomize_hosts=False) as zk:
             assert contacted and zk.server == hosts
             assert await zk.exists("/") is not None

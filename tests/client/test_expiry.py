@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import anyio
 import pytest
-import trio
 
 from ccore.client import ClientState, connect
 from ccore.znodes.errors import SessionExpiredError
 from tests.polling import wait_for
+
+# Every async test on Trio and on asyncio (see tests/client/conftest.py).
+pytestmark = pytest.mark.anyio
 
 CONNECTED, SUSPENDED, LOST = ClientState.CONNECTED, ClientState.SUSPENDED, ClientState.LOST
 
@@ -20,7 +23,7 @@ async def wait_gone(client, path: str, timeout_s: float = 15.0) -> None:
 
 
 async def check_expired(zk, states, old_session, data_watch, stream) -> None:
-    with trio.fail_after(20):
+    with anyio.fail_after(20):
         got = [await states.receive() for _ in range(2)]
     assert got == [LOST, CONNECTED]
     assert zk.session_id not in (0, old_session)
@@ -46,7 +49,7 @@ async def test_expiry_after_a_partition(fresh_server, open_proxy):
         await stream.__aenter__()
         with zk.states() as states:
             proxy.hold()
-            with trio.fail_after(5):
+            with anyio.fail_after(5):
                 assert await states.receive() is SUSPENDED
             await wait_gone(other, "/eph")  # the server expired the session
             proxy.restore()
@@ -65,7 +68,7 @@ async def test_expiry_when_another_connection_closes_the_session(zk_server, open
         await stream.__aenter__()
         with zk.states() as states:
             proxy.cut()  # keep `zk` away while its session is closed elsewhere
-            with trio.fail_after(5):
+            with anyio.fail_after(5):
                 assert await states.receive() is SUSPENDED
             async with connect(hosts, session=(zk.session_id, zk.session_passwd)) as twin:
                 assert twin.session_id == old

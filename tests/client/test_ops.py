@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import anyio
 import pytest
-import trio
 
 from ccore.client import (
     ACL,
@@ -29,6 +29,9 @@ from ccore.znodes.errors import (
     RuntimeInconsistencyError,
 )
 from tests.polling import wait_for
+
+# Every async test on Trio and on asyncio (see tests/client/conftest.py).
+pytestmark = pytest.mark.anyio
 
 
 async def test_create_get_set_delete(zk):
@@ -168,7 +171,7 @@ async def test_get_acl_hides_digests_without_admin(zk):
 
 
 async def test_auth_with_unknown_scheme_fails(hosts):
-    with trio.fail_after(15), pytest.raises(AuthFailedError):
+    with anyio.fail_after(15), pytest.raises(AuthFailedError):
         async with connect(hosts, auth=[("nosuchscheme", "x")]):
             pass
 
@@ -184,7 +187,7 @@ async def test_chroot(hosts, zk):
         assert await via_string.create("/s-", sequence=True) == "/s-0000000001"
         *_, watch = await via_string.get("/inside", watch=True)
         await zk.set("/inside", b"2")
-        with trio.fail_after(5):
+        with anyio.fail_after(5):
             assert (await watch).path == "/inside"
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-import trio
+import anyio
+import pytest
+
+# Every async test on Trio and on asyncio (see tests/client/conftest.py).
+pytestmark = pytest.mark.anyio
 
 N = 500
 
@@ -22,10 +26,10 @@ async def test_hundreds_in_flight_keep_fifo_order(zk):
         peak = max(peak, zk._session.core.in_flight + 1)
         results[i] = await task
 
-    with trio.fail_after(30):
-        async with trio.open_nursery() as nursery:
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as tasks:
             for i in range(N):
-                nursery.start_soon(create, i)
+                tasks.start_soon(create, i)
     assert len(results) == N
     # Sequence numbers follow the order sent.
     numbers = [int(results[i].rsplit("-", 1)[1]) for i in issued]
@@ -50,10 +54,10 @@ async def test_reads_wait_behind_earlier_writes(zk):
         _, stat = await zk.get("/v")
         seen.append((before, stat.version))
 
-    with trio.fail_after(30):
-        async with trio.open_nursery() as nursery:
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as tasks:
             for i in range(300):
-                nursery.start_soon(write if i % 3 else read)
+                tasks.start_soon(write if i % 3 else read)
     assert len(seen) == 100
     # Read-your-writes: a read sees at least every write queued before it.
     assert all(version >= before for before, version in seen), seen[:10]

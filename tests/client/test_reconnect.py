@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+import uuid
+
+import anyio
 import pytest
-import trio
 
 from ccore.client import ClientState, EventType, KeeperState, connect
 from tests.polling import wait_for
+
+# Every async test on Trio and on asyncio (see tests/client/conftest.py).
+pytestmark = pytest.mark.anyio
 
 CONNECTED, SUSPENDED = ClientState.CONNECTED, ClientState.SUSPENDED
 
 
 async def expect_states(states, expected, timeout_s: float = 20.0):
-    with trio.fail_after(timeout_s):
+    with anyio.fail_after(timeout_s):
         got = [await states.receive() for _ in expected]
     assert got == expected
 
 
 async def next_event(source, timeout_s: float = 10.0):
-    with trio.fail_after(timeout_s):
+    with anyio.fail_after(timeout_s):
         ev = await (source.receive() if hasattr(source, "receive") else source)
     return (ev.type, ev.path)
 
@@ -36,12 +41,12 @@ async def test_server_restart_keeps_session_and_watches(fresh_server, server_kin
 
     def restart() -> None:
         if proxy is not None:
-            trio.from_thread.run_sync(proxy.cut)
+            anyio.from_thread.run_sync(proxy.cut)
         server.restart()
         if proxy is not None:
-            trio.from_thread.run_sync(proxy.restore)
+            anyio.from_thread.run_sync(proxy.restore)
 
-    with trio.fail_after(60):
+    with anyio.fail_after(60):
         async with connect(hosts, session_timeout=10) as zk, connect(hosts) as other:
             await restart_under_the_client(restart, zk, other)
 
@@ -54,7 +59,7 @@ async def restart_under_the_client(restart, zk, other) -> None:
     _, child_watch = await zk.children("/w", watch=True)
     async with zk.watch("/w", connection_events=True) as events:
         with zk.states() as states:
-            await trio.to_thread.run_sync(restart)
+            await anyio.to_thread.run_sync(restart)
             await expect_states(states, [SUSPENDED, CONNECTED])
         assert zk.session_id == session_id
         assert await next_event(events) == (EventType.NONE, "/w")  # DISCONNECTED
@@ -104,10 +109,10 @@ async def test_silent_network_is_detected_by_the_read_timeout(zk_server, open_pr
         timeout = zk.session_timeout
         with zk.states() as states:
             proxy.hold()
-            start = trio.current_time()
+            start = anyio.current_time()
             await expect_states(states, [SUSPENDED], timeout_s=timeout * 2)
             # Read timeout is 2/3 of the session timeout (pings every 1/3 keep it alive).
-            assert timeout * 0.5 <= trio.current_time() - start <= timeout * 1.2
+            assert timeout * 0.5 <= anyio.current_time() - start <= timeout * 1.2
             proxy.restore()
             await expect_states(states, [CONNECTED], timeout_s=timeout * 3)
         await zk.create("/after-hold", ephemeral=True)
@@ -118,7 +123,7 @@ async def test_idle_session_is_kept_alive_by_pings(zk_server):
     async with connect(zk_server.connect_string, session_timeout=1.5) as zk:
         await zk.create("/idle", ephemeral=True)
         with zk.states() as states:
-            await trio.sleep(zk.session_timeout * 2.5)
+            await anyio.sleep(zk.session_timeout * 2.5)
             assert states.pending() == 0 and zk.state is CONNECTED
         assert await zk.exists("/idle") is not None
 
@@ -140,12 +145,12 @@ async def test_never_connects_to_a_server_that_has_seen_less(fresh_server, serve
         with zk.states() as states:
             if ahead_proxy:
                 ahead_proxy.cut()
-            await trio.to_thread.run_sync(ahead.kill)
+            await anyio.to_thread.run_sync(ahead.kill)
             await expect_states(states, [SUSPENDED])
             await wait_for(lambda: behind_proxy.accepted >= 2, timeout_s=10, interval_s=0.05)
             # `behind` was tried and refused us (it has not seen our zxid): still suspended.
             assert zk.state is SUSPENDED and states.pending() == 0
-            await trio.to_thread.run_sync(ahead.start)
+            await anyio.to_thread.run_sync(ahead.start)
             if ahead_proxy:
                 ahead_proxy.restore()
             await expect_states(states, [CONNECTED])
@@ -161,17 +166,17 @@ async def test_requests_wait_for_the_connection(zk_server, open_proxy):
         with zk.states() as states:
             proxy.cut()
             await expect_states(states, [SUSPENDED])
-            with trio.move_on_after(0.3) as scope:
+            with anyio.move_on_after(0.3) as scope:
                 await zk.get("/wait-node")
             assert scope.cancelled_caught
-            async with trio.open_nursery() as nursery:
+            async with anyio.create_task_group() as tasks:
                 result = []
 
                 async def read():
                     result.append(await zk.get("/wait-node"))
 
-                nursery.start_soon(read)
-                await trio.sleep(0.2)
+                tasks.start_soon(read)
+                await anyio.sleep(0.2)
                 proxy.restore()
             assert result[0][0] == b"x"
 
@@ -180,21 +185,23 @@ async def test_in_flight_requests_fail_with_connection_loss(zk_server, open_prox
     from ccore.znodes.errors import ConnectionLossError
 
     proxy = await open_proxy(zk_server.port)
+    path = f"/loss-{uuid.uuid4().hex[:12]}"  # the shared server outlives the test: a fresh node
     async with connect(proxy.connect_string, session_timeout=5) as zk:
-        await zk.create("/loss", b"x")
+        await zk.create(path, b"x")
         proxy.hold()  # the request goes out but no reply comes back
         errors = []
 
         async def read():
             try:
-                await zk.get("/loss")
+                await zk.get(path)
             except ConnectionLossError as e:
                 errors.append(e)
 
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(read)
-            await trio.sleep(0.2)
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(read)
+            await anyio.sleep(0.2)
             proxy.cut()
-        assert len(errors) == 1 and errors[0].path == "/loss"
+        assert len(errors) == 1 and errors[0].path == path
         proxy.restore()
-        assert (await zk.retry(zk.get, "/loss"))[0] == b"x"
+        assert (await zk.retry(zk.get, path))[0] == b"x"
+        await zk.delete(path)

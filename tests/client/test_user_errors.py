@@ -15,12 +15,15 @@ import sys
 import time
 import uuid
 
+import anyio
 import pytest
-import trio
 
 from ccore.client import NoServerError, blocking, connect
 from ccore.znodes.errors import ConnectionLossError
 from tests.compat.servers import REPO_ROOT, wait_for_imok
+
+# Every async test on Trio and on asyncio (see tests/client/conftest.py).
+pytestmark = pytest.mark.anyio
 
 ENV = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
 DEAD = "127.0.0.1:1"  # nothing listens on port 1 of loopback
@@ -64,7 +67,7 @@ async def test_recursive_delete_of_many_children_raises_one_error(hosts, monkeyp
 
         async def children(path: str, **kw: object) -> object:
             if path != root:
-                await trio.sleep(0.01)
+                await anyio.sleep(0.01)
                 raise ConnectionLossError(path)
             return await real_children(path, **kw)
 
@@ -121,6 +124,7 @@ def test_ctrl_c_stops_ccore_serve_quietly(tmp_path):
 
 def test_ctrl_c_while_waiting_for_a_lock_prints_at_most_one_line(hosts):
     code = (
+        "import anyio\n"
         "import trio\n"
         "from ccore import connect\n"
         "from ccore.recipes import Lock\n"
@@ -128,7 +132,7 @@ def test_ctrl_c_while_waiting_for_a_lock_prints_at_most_one_line(hosts):
         f"    async with connect({hosts!r}) as zk:\n"
         "        async with Lock(zk, '/ctrl-c-lock'):\n"
         "            print('holding', flush=True)\n"
-        "            await trio.sleep_forever()\n"
+        "            await anyio.sleep_forever()\n"
         "trio.run(main)\n"
     )
     holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=ENV, cwd=REPO_ROOT)

@@ -4,23 +4,26 @@ from __future__ import annotations
 
 import re
 
+import anyio
 import pytest
-import trio
 
 from ccore.client import EventType, connect
 from ccore.client.watches import ClientState
+
+# Every async test on Trio and on asyncio (see tests/client/conftest.py).
+pytestmark = pytest.mark.anyio
 
 WAIT_S = 5
 
 
 async def next_event(source):
-    with trio.fail_after(WAIT_S):
+    with anyio.fail_after(WAIT_S):
         ev = await (source.receive() if hasattr(source, "receive") else source)
     return (ev.type, ev.path)
 
 
 async def assert_quiet(stream, within_s: float = 0.3):
-    with trio.move_on_after(within_s):
+    with anyio.move_on_after(within_s):
         ev = await stream.receive()
         raise AssertionError(f"unexpected event {ev}")
 
@@ -97,9 +100,9 @@ def total_watches(handle) -> int:
 
 async def test_persistent_watch(zk, zk_server):
     await zk.create("/p", b"0")
-    before = await trio.to_thread.run_sync(total_watches, zk_server)
+    before = await anyio.to_thread.run_sync(total_watches, zk_server)
     async with zk.watch("/p") as events:
-        assert await trio.to_thread.run_sync(total_watches, zk_server) > before
+        assert await anyio.to_thread.run_sync(total_watches, zk_server) > before
         await zk.set("/p", b"1")
         await zk.create("/p/child")
         await zk.set("/p/child", b"not seen: not recursive")
@@ -119,11 +122,11 @@ async def test_persistent_watch(zk, zk_server):
         ]
         await assert_quiet(events)
     # Leaving the block removed the watch from the server.
-    assert await trio.to_thread.run_sync(total_watches, zk_server) == before
+    assert await anyio.to_thread.run_sync(total_watches, zk_server) == before
 
 
 async def test_recursive_watch(zk, zk_server):
-    before = await trio.to_thread.run_sync(total_watches, zk_server)
+    before = await anyio.to_thread.run_sync(total_watches, zk_server)
     async with zk.watch("/tree", recursive=True) as events:
         await zk.create("/tree")
         await zk.create("/tree/a")
@@ -139,7 +142,7 @@ async def test_recursive_watch(zk, zk_server):
             (EventType.NODE_DELETED, "/tree/a/b"),
         ]
         await assert_quiet(events)  # no NODE_CHILDREN_CHANGED for recursive watches
-    assert await trio.to_thread.run_sync(total_watches, zk_server) == before
+    assert await anyio.to_thread.run_sync(total_watches, zk_server) == before
 
 
 async def test_streams_share_a_server_watch(zk):

@@ -1,9 +1,11 @@
-"""Fixtures for the recipe tests: every test runs against our server and Apache ZooKeeper.
+"""Fixtures for the recipe tests: every test runs against our server and Apache ZooKeeper, on
+Trio and on asyncio.
 
-The servers and the TCP proxy are the client tests' fixtures (tests/client/conftest.py),
+The servers, the TCP proxy and the two-loop wiring are the client tests' (tests/client/conftest.py),
 imported here rather than copied:
 
-    server_kind, zk_server, hosts, fresh_server, open_proxy    see tests/client/conftest.py
+    anyio_backend, server_kind, zk_server, hosts, fresh_server, task_group, serve_tcp,
+    open_proxy   see tests/client/conftest.py
     root         function  a fresh node that the test's clients are chrooted to
     connect_zk   function  connect_zk(session_timeout=4, via=None) -> client.connect(...) chrooted
                            to `root`, to `via` (a proxy's connect string) if given
@@ -24,16 +26,20 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import anyio
 import pytest
-import trio
 
 from ccore.client import Client, ClientState, connect
-from tests.client.conftest import (  # noqa: F401 - fixtures reused, not copied
+from tests.client.conftest import (  # noqa: F401 - fixtures and the two-loop hook reused, not copied
     _shared_servers,
+    anyio_backend,
     fresh_server,
     hosts,
     open_proxy,
+    pytest_collection_modifyitems,
+    serve_tcp,
     server_kind,
+    task_group,
     zk_server,
 )
 from tests.polling import wait_for
@@ -49,7 +55,7 @@ async def root(hosts: str) -> AsyncIterator[str]:  # noqa: F811 - the imported f
         try:
             yield path
         finally:
-            with trio.move_on_after(10):
+            with anyio.move_on_after(10):
                 await admin.delete(path, recursive=True)
 
 
@@ -76,7 +82,7 @@ def doomed(hosts: str, connect_zk: Callable[..., Any], open_proxy: Any, zk_serve
 
             async def expire() -> None:
                 proxy.cut()
-                with trio.fail_after(10):
+                with anyio.fail_after(10):
                     await wait_for(lambda: client.state is ClientState.SUSPENDED, timeout_s=10)
                     # The same timeout: a resumed session takes the timeout its new connection asks.
                     twin = connect(hosts, session=(client.session_id, client.session_passwd), session_timeout=session_timeout)
@@ -114,11 +120,11 @@ class Spy:
         async def call(*args: Any, **kwargs: Any) -> Any:
             self.calls[name] = self.calls.get(name, 0) + 1
             if self.hang is not None and self.hang(name, args):
-                await trio.sleep_forever()
+                await anyio.sleep_forever()
             if name == "delete" and self.fail_deletes:
                 from ccore.znodes.errors import ConnectionLossError
 
-                await trio.sleep(0.05)  # as a failed attempt takes a moment
+                await anyio.sleep(0.05)  # as a failed attempt takes a moment
                 raise ConnectionLossError(args[0] if args else None, "no server (injected)")
             result = await target(*args, **kwargs)
             if name == "create" and self.duplicate_creates:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import itertools
 
+import anyio
 import pytest
-import trio
 
 from ccore.recipes import Lock, LostError
 from tests.polling import wait_for
+
+# Every async test on Trio and on asyncio (see tests/client/conftest.py).
+pytestmark = pytest.mark.anyio
 
 LOCK = "/locks/db"
 
@@ -43,20 +46,20 @@ async def test_exclusive_and_fair_in_arrival_order(connect_zk):
     async with connect_zk() as a, connect_zk() as b, connect_zk() as c:
         holder = Lock(a, LOCK, b"0")
         await holder.acquire()
-        async with trio.open_nursery() as nursery:
+        async with anyio.create_task_group() as tasks:
 
             async def contend(i: int, zk) -> None:
                 async with Lock(zk, LOCK, str(i).encode()) as token:
-                    start = trio.current_time()
+                    start = anyio.current_time()
                     order.append(i)
-                    await trio.sleep(0.05)
-                    spans.append((start, trio.current_time(), token))
+                    await anyio.sleep(0.05)
+                    spans.append((start, anyio.current_time(), token))
 
             async def queued(n: int) -> bool:
                 return len(await Lock(a, LOCK).contenders()) >= n
 
             for i, zk in enumerate((b, c, a), start=1):
-                nursery.start_soon(contend, i, zk)
+                tasks.start_soon(contend, i, zk)
                 await wait_for(queued, i + 1)  # queue them in this order
             assert await holder.contenders() == [b"0", b"1", b"2", b"3"]
             await holder.release()
@@ -72,31 +75,31 @@ async def test_release_wakes_only_the_next_contender(zk, connect_zk, spy):
         holder = Lock(zk, LOCK)
         await holder.acquire()
         spies = [spy(other) for _ in range(4)]
-        async with trio.open_nursery() as nursery:
+        async with anyio.create_task_group() as tasks:
 
             async def queued(n: int) -> bool:
                 return len(await holder.contenders()) >= n
 
             for n, s in enumerate(spies, start=2):
-                nursery.start_soon(Lock(s, LOCK).acquire)
+                tasks.start_soon(Lock(s, LOCK).acquire)
                 await wait_for(queued, n)
-            await trio.sleep(0.2)
+            await anyio.sleep(0.2)
             for s in spies:
                 s.reset()
             await holder.release()
             await wait_for(lambda: spies[0].total and spies[0].calls.get("children", 0) >= 1)
-            await trio.sleep(0.3)
+            await anyio.sleep(0.3)
             assert [s.total for s in spies[1:]] == [0, 0, 0]
-            nursery.cancel_scope.cancel()
+            tasks.cancel_scope.cancel()
     assert await nodes(zk) == []  # cancelled waiters removed their nodes
 
 
 async def test_timeout_leaves_no_node(zk, connect_zk):
     async with connect_zk() as other, Lock(zk, LOCK):
         before = await nodes(zk)
-        with pytest.raises(trio.TooSlowError):
+        with pytest.raises(TimeoutError):
             await Lock(other, LOCK).acquire(timeout=0.3)
-        with pytest.raises(trio.TooSlowError):
+        with pytest.raises(TimeoutError):
             async with Lock(other, LOCK, timeout=0.2):
                 pytest.fail("acquired a held lock")
         assert await nodes(zk) == before
@@ -109,7 +112,7 @@ async def test_cancelled_at_any_point_leaves_no_node(zk, connect_zk):
         async with Lock(zk, LOCK) as _:
             holder_nodes = await nodes(zk)
             for i in range(40):
-                with trio.move_on_after(i * 0.0005):
+                with anyio.move_on_after(i * 0.0005):
                     await Lock(other, LOCK).acquire()
             assert await nodes(zk) == holder_nodes
         assert await nodes(zk) == []
@@ -138,35 +141,35 @@ async def test_duplicate_node_from_a_retried_create_is_deleted(zk, connect_zk, s
         assert len(await nodes(zk)) == 1
     assert await nodes(zk) == []
     async with connect_zk() as other:
-        with trio.fail_after(5):
+        with anyio.fail_after(5):
             async with Lock(other, LOCK):
                 pass
 
 
 async def test_body_cancelled_when_node_deleted(zk, connect_zk):
     async with connect_zk() as admin:
-        with trio.fail_after(zk.session_timeout + 3):
+        with anyio.fail_after(zk.session_timeout + 3):
             with pytest.raises(LostError, match="deleted"):
                 async with Lock(zk, LOCK) as _:
                     (name,) = await nodes(zk)
                     await admin.delete(f"{LOCK}/{name}")
-                    await trio.sleep_forever()
+                    await anyio.sleep_forever()
 
 
 async def test_cancel_on_suspend(zk_server, connect_zk, open_proxy):
     proxy = await open_proxy(zk_server.port)
-    async with connect_zk(via=proxy.connect_string) as zk, trio.open_nursery() as nursery:
+    async with connect_zk(via=proxy.connect_string) as zk, anyio.create_task_group() as tasks:
 
         async def restore_soon() -> None:
-            await trio.sleep(0.5)
+            await anyio.sleep(0.5)
             proxy.restore()
 
-        with trio.fail_after(5):
+        with anyio.fail_after(5):
             with pytest.raises(LostError, match="suspended"):
                 async with Lock(zk, LOCK, cancel_on_suspend=True):
                     proxy.cut()
-                    nursery.start_soon(restore_soon)
-                    await trio.sleep_forever()
+                    tasks.start_soon(restore_soon)
+                    await anyio.sleep_forever()
 
         async def released() -> bool:
             return not await nodes(zk)
@@ -181,32 +184,32 @@ async def test_partitioned_holder_stops_before_the_next_holder_starts(zk_server,
     to the next contender; and the next token is higher."""
     proxy = await open_proxy(zk_server.port)
     events: dict[str, float] = {}
-    silenced = trio.Event()
+    silenced = anyio.Event()
     async with connect_zk(session_timeout=2.0, via=proxy.connect_string) as cut_off, connect_zk() as rival:
         timeout = cut_off.session_timeout
-        with trio.fail_after(4 * timeout + 10):
-            async with trio.open_nursery() as nursery:
+        with anyio.fail_after(4 * timeout + 10):
+            async with anyio.create_task_group() as tasks:
 
                 async def old_holder() -> None:
                     with pytest.raises(LostError, match="no answer"):
                         async with Lock(cut_off, LOCK) as token:
                             events["old_token"] = token
                             proxy.hold()  # silence: no error, no close, nothing
-                            events["silenced"] = trio.current_time()
+                            events["silenced"] = anyio.current_time()
                             silenced.set()
                             try:
-                                await trio.sleep_forever()
+                                await anyio.sleep_forever()
                             finally:
-                                events["old_stopped"] = trio.current_time()
+                                events["old_stopped"] = anyio.current_time()
 
                 async def new_holder() -> None:
                     await silenced.wait()
                     async with Lock(rival, LOCK) as token:
-                        events["new_started"] = trio.current_time()
+                        events["new_started"] = anyio.current_time()
                         events["new_token"] = token
 
-                nursery.start_soon(old_holder)
-                nursery.start_soon(new_holder)
+                tasks.start_soon(old_holder)
+                tasks.start_soon(new_holder)
         proxy.restore()
     assert events["old_stopped"] < events["new_started"]
     assert events["old_stopped"] - events["silenced"] <= timeout  # before the earliest expiry
@@ -227,9 +230,9 @@ async def test_server_restart(fresh_server, root):
     hosts = server.connect_string + root
     async with connect(hosts, session_timeout=10) as a, connect(hosts, session_timeout=10) as b:
         got: dict[str, int] = {}
-        a_holds = trio.Event()
-        with trio.fail_after(60):
-            async with trio.open_nursery() as nursery:
+        a_holds = anyio.Event()
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tasks:
 
                 async def both_queued() -> bool:
                     return len(await Lock(a, LOCK).contenders()) >= 2
@@ -239,7 +242,7 @@ async def test_server_restart(fresh_server, root):
                         got["a"] = token
                         a_holds.set()
                         await wait_for(both_queued, timeout_s=60)
-                        await trio.to_thread.run_sync(server.restart)
+                        await anyio.to_thread.run_sync(server.restart)
                         await a.sync()  # the holder is heard from again: still ours
                         assert len(await Lock(a, LOCK).contenders()) == 2
 
@@ -248,7 +251,7 @@ async def test_server_restart(fresh_server, root):
                     async with Lock(b, LOCK) as token:
                         got["b"] = token
 
-                nursery.start_soon(holder)
-                nursery.start_soon(waiter)
+                tasks.start_soon(holder)
+                tasks.start_soon(waiter)
         assert got["b"] > got["a"]
         assert await a.children(LOCK) == []

@@ -18,8 +18,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import anyio
 import pytest
-import trio
 
 from ccore.client import Client, connect
 from ccore.recipes import (
@@ -35,6 +35,9 @@ from ccore.recipes import (
     ServiceRegistry,
 )
 from tests.polling import wait_for
+
+# Every async test on Trio and on asyncio (see tests/client/conftest.py).
+pytestmark = pytest.mark.anyio
 
 SESSION_TIMEOUT_S = 4.0
 # The old cleanup gave up after session timeout + 1 s; the outage lasts longer than that.
@@ -52,12 +55,12 @@ async def names(zk: Client, path: str) -> list[str]:
 
 async def until(done: Callable[[], Awaitable[bool]], timeout_s: float = REACQUIRE_S) -> None:
     """Poll `done()` until it is true: TooSlowError after `timeout_s` (or that many polls)."""
-    with trio.fail_after(timeout_s):
+    with anyio.fail_after(timeout_s):
         for _ in range(int(timeout_s / POLL_S) + 1):
             if await done():
                 return
-            await trio.sleep(POLL_S)
-    raise trio.TooSlowError
+            await anyio.sleep(POLL_S)
+    raise TimeoutError
 
 
 class Outage:
@@ -72,12 +75,12 @@ class Outage:
 
     async def begin(self) -> None:
         self.proxy.cut()
-        await trio.to_thread.run_sync(self.server.kill)
-        self.began_at = trio.current_time()
+        await anyio.to_thread.run_sync(self.server.kill)
+        self.began_at = anyio.current_time()
 
     async def end(self) -> None:
-        await trio.sleep_until(self.began_at + OUTAGE_S)
-        await trio.to_thread.run_sync(self.server.restart)  # the kill is done: this starts it
+        await anyio.sleep_until(self.began_at + OUTAGE_S)
+        await anyio.to_thread.run_sync(self.server.restart)  # the kill is done: this starts it
         self.proxy.restore()
 
 
@@ -98,7 +101,7 @@ async def outage(fresh_server, open_proxy, root) -> AsyncIterator[tuple[Any, Out
 
 async def survived(zk: Client, session_id: int) -> None:
     """The test is only a test of the bug if the session lived through the outage."""
-    with trio.fail_after(REACQUIRE_S):
+    with anyio.fail_after(REACQUIRE_S):
         await zk.sync()
     assert zk.session_id == session_id, "the session expired: the outage did not keep it alive"
 
@@ -113,14 +116,14 @@ async def stuck(attempts: dict[str, Any]) -> list[str]:
     failed: list[str] = []
 
     async def run(name: str, fn: Any) -> None:
-        with trio.move_on_after(REACQUIRE_S):
+        with anyio.move_on_after(REACQUIRE_S):
             if await fn():
                 return
         failed.append(name)
 
-    async with trio.open_nursery() as nursery:
+    async with anyio.create_task_group() as tasks:
         for name, fn in attempts.items():
-            nursery.start_soon(run, name, fn)
+            tasks.start_soon(run, name, fn)
     return sorted(failed)
 
 
@@ -141,22 +144,22 @@ async def test_release_during_outage_leaves_no_orphan(outage):
             await held.acquire(timeout=5)
         await election.campaign(timeout=5)
         sessions = (a.session_id, b.session_id)
-        began = trio.Event()
+        began = anyio.Event()
 
-        async def take_and_give_back(*, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        async def take_and_give_back(*, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
             with pytest.raises(GiveBack):
                 async with queue.take(timeout=5):
                     task_status.started()
                     await began.wait()
                     raise GiveBack
 
-        with trio.fail_after(OUTAGE_S + 20):
-            async with trio.open_nursery() as nursery:
-                await nursery.start(take_and_give_back)
+        with anyio.fail_after(OUTAGE_S + 20):
+            async with anyio.create_task_group() as tasks:
+                await tasks.start(take_and_give_back)
                 await out.begin()
                 began.set()
                 for release in (lock.release, rw.write_lock.release, sem.release, lease.release, election.resign):
-                    nursery.start_soon(release)
+                    tasks.start_soon(release)
                 await out.end()  # whether or not the releases have given up by then
         await survived(a, sessions[0])
         await survived(b, sessions[1])
@@ -192,19 +195,19 @@ async def test_cancelled_wait_during_outage_leaves_no_orphan(outage):
         waiters = [Lock(a, "/lock").acquire, Semaphore(a, "/sem", max_leases=1).acquire, Election(a, "/election", b"a").campaign]
         paths = ["/lock", "/sem", "/election"]
         sessions = (a.session_id, b.session_id)
-        scopes = [trio.CancelScope() for _ in waiters]
+        scopes = [anyio.CancelScope() for _ in waiters]
         cancelled: list[str] = []
 
-        async def wait(acquire: Any, scope: trio.CancelScope, path: str) -> None:
+        async def wait(acquire: Any, scope: anyio.CancelScope, path: str) -> None:
             with scope:
                 await acquire()
                 pytest.fail(f"{path}: acquired what b holds")
             cancelled.append(path)
 
-        with trio.fail_after(OUTAGE_S + 10):
-            async with trio.open_nursery() as nursery:
+        with anyio.fail_after(OUTAGE_S + 10):
+            async with anyio.create_task_group() as tasks:
                 for acquire, scope, path in zip(waiters, scopes, paths, strict=True):
-                    nursery.start_soon(wait, acquire, scope, path)
+                    tasks.start_soon(wait, acquire, scope, path)
 
                 async def all_queued() -> bool:
                     return all([len(await names(b, p)) == 2 for p in paths])
@@ -218,7 +221,7 @@ async def test_cancelled_wait_during_outage_leaves_no_orphan(outage):
         await survived(a, sessions[0])
         await survived(b, sessions[1])
 
-        with trio.fail_after(REACQUIRE_S):
+        with anyio.fail_after(REACQUIRE_S):
             await holders[0].release()
             await holders[1].release()
             await holders[2].resign()
@@ -243,7 +246,7 @@ async def test_failed_delete_is_retried_until_it_succeeds(zk, connect_zk, spy):
     got: dict[str, int] = {}
     queued = Lock(zk, "/lock", b"queued")  # the same client, queued behind the holder for real
     again = Lock(s, "/lock", b"again")
-    async with trio.open_nursery() as nursery:
+    async with anyio.create_task_group() as tasks:
 
         async def acquire(name: str, lock: Lock) -> None:
             got[name] = await lock.acquire(timeout=30)
@@ -251,21 +254,21 @@ async def test_failed_delete_is_retried_until_it_succeeds(zk, connect_zk, spy):
         async def two_nodes() -> bool:
             return len(await names(zk, "/lock")) >= 2
 
-        nursery.start_soon(acquire, "queued", queued)
+        tasks.start_soon(acquire, "queued", queued)
         await wait_for(two_nodes)
         s.fail_deletes = True
-        started = trio.current_time()
+        started = anyio.current_time()
         await lock.release()  # waits a session timeout for the delete, then leaves it running
-        assert trio.current_time() - started >= zk.session_timeout - 0.1
-        await trio.sleep(1.5)  # past the old give-up point (session timeout + 1 s)
+        assert anyio.current_time() - started >= zk.session_timeout - 0.1
+        await anyio.sleep(1.5)  # past the old give-up point (session timeout + 1 s)
         assert held in await names(zk, "/lock")
 
         # The same client's next contender waits for that delete rather than queue behind it.
-        nursery.start_soon(acquire, "again", again)
-        await trio.sleep(0.5)
+        tasks.start_soon(acquire, "again", again)
+        await anyio.sleep(0.5)
         assert len(await names(zk, "/lock")) == 2  # the node on its way out and `queued`'s
         s.fail_deletes = False
-        with trio.fail_after(10):  # the delete goes through: `queued` (not deleted) is next
+        with anyio.fail_after(10):  # the delete goes through: `queued` (not deleted) is next
             await wait_for(lambda: "queued" in got, timeout_s=10)
             await wait_for(two_nodes, timeout_s=10)
         assert held not in await names(zk, "/lock")
@@ -285,12 +288,12 @@ async def lingering(checks: dict[str, Callable[[], Awaitable[bool]]]) -> list[st
     async def run(name: str, done: Callable[[], Awaitable[bool]]) -> None:
         try:
             await until(done)
-        except trio.TooSlowError:
+        except TimeoutError:
             failed.append(name)
 
-    async with trio.open_nursery() as nursery:
+    async with anyio.create_task_group() as tasks:
         for name, done in checks.items():
-            nursery.start_soon(run, name, done)
+            tasks.start_soon(run, name, done)
     return sorted(failed)
 
 
@@ -305,20 +308,20 @@ async def test_leaving_during_outage_leaves_no_participant_or_member(outage):
         party = Party(a, "/party", b"a")
         registry = ServiceRegistry(a, "/services")
         sessions = (a.session_id, b.session_id)
-        leave = trio.Event()
+        leave = anyio.Event()
 
-        async def wait_at_barrier(*, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-            with trio.CancelScope() as scope:
+        async def wait_at_barrier(*, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+            with anyio.CancelScope() as scope:
                 task_status.started(scope)
                 await barrier.enter()  # alone of 2: waits until cancelled
                 pytest.fail("entered a barrier of 2 alone")
 
-        async def member(*, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        async def member(*, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
             async with party:
                 task_status.started()
                 await leave.wait()
 
-        async def registered(*, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        async def registered(*, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
             async with registry.registered(ServiceInstance("api", address="10.0.0.1", port=80)):
                 task_status.started()
                 await leave.wait()
@@ -326,11 +329,11 @@ async def test_leaving_during_outage_leaves_no_participant_or_member(outage):
         async def barrier_joined() -> bool:
             return await names(b, "/barrier") == ["a"]
 
-        with trio.fail_after(OUTAGE_S + 20):
-            async with trio.open_nursery() as nursery:
-                waiting = await nursery.start(wait_at_barrier)
-                await nursery.start(member)
-                await nursery.start(registered)
+        with anyio.fail_after(OUTAGE_S + 20):
+            async with anyio.create_task_group() as tasks:
+                waiting = await tasks.start(wait_at_barrier)
+                await tasks.start(member)
+                await tasks.start(registered)
                 await until(barrier_joined, 5)
                 assert await Party(b, "/party").members() == [b"a"]
                 await out.begin()
@@ -353,12 +356,12 @@ async def test_leaving_during_outage_leaves_no_participant_or_member(outage):
             "DoubleBarrier": barrier_empty, "Party": party_empty, "ServiceRegistry": registry_empty,
         }) == []  # fmt: skip
         # The next round needs both: a's last node does not stand in for b (nor for a).
-        with pytest.raises(trio.TooSlowError):
+        with pytest.raises(TimeoutError):
             await DoubleBarrier(b, "/barrier", 2, identifier="b").enter(timeout=1)
-        with trio.fail_after(REACQUIRE_S):
-            async with trio.open_nursery() as nursery:
+        with anyio.fail_after(REACQUIRE_S):
+            async with anyio.create_task_group() as tasks:
                 for zk, name in ((a, "a"), (b, "b")):
-                    nursery.start_soon(DoubleBarrier(zk, "/barrier", 2, identifier=name).enter)
+                    tasks.start_soon(DoubleBarrier(zk, "/barrier", 2, identifier=name).enter)
         assert await names(b, "/barrier") == ["a", "b", "ready"]
 
 
@@ -373,11 +376,11 @@ async def test_barrier_delete_is_retried_and_waited_for(zk, spy):
 
     async def give_up() -> None:
         s.fail_deletes = True
-        started = trio.current_time()
-        with pytest.raises(trio.TooSlowError):
+        started = anyio.current_time()
+        with pytest.raises(TimeoutError):
             await barrier.enter(timeout=0.5)  # waits a session timeout for the delete
-        assert trio.current_time() - started >= zk.session_timeout - 0.1
-        await trio.sleep(1.5)  # past the old give-up point (session timeout + 1 s)
+        assert anyio.current_time() - started >= zk.session_timeout - 0.1
+        await anyio.sleep(1.5)  # past the old give-up point (session timeout + 1 s)
         assert await names(zk, "/barrier") == ["a"]
 
     async def barrier_empty() -> bool:
@@ -396,13 +399,13 @@ async def test_barrier_delete_is_retried_and_waited_for(zk, spy):
         await barrier.enter(timeout=20)
         entered.append(name)
 
-    with trio.fail_after(20):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(enter, "a", barrier)
-            await trio.sleep(0.5)
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(enter, "a", barrier)
+            await anyio.sleep(0.5)
             assert (await zk.exists("/barrier/a")).czxid == old.czxid  # not taken for ours
             s.fail_deletes = False
-            nursery.start_soon(enter, "b", DoubleBarrier(zk, "/barrier", 2, identifier="b"))
+            tasks.start_soon(enter, "b", DoubleBarrier(zk, "/barrier", 2, identifier="b"))
     assert sorted(entered) == ["a", "b"]
     assert (await zk.exists("/barrier/a")).czxid != old.czxid
 
@@ -419,28 +422,28 @@ async def test_party_delete_is_retried_and_waited_for(zk, spy):
         (node,) = await names(zk, "/party")
         first = await zk.exists(f"/party/{node}")
         s.fail_deletes = True
-        started = trio.current_time()
-    assert trio.current_time() - started >= zk.session_timeout - 0.1
-    await trio.sleep(1.5)  # past the old give-up point (session timeout + 1 s)
+        started = anyio.current_time()
+    assert anyio.current_time() - started >= zk.session_timeout - 0.1
+    await anyio.sleep(1.5)  # past the old give-up point (session timeout + 1 s)
     assert await names(zk, "/party") == [node]
 
-    entered, leave = trio.Event(), trio.Event()
+    entered, leave = anyio.Event(), anyio.Event()
 
     async def member() -> None:
         async with party:
             entered.set()
             await leave.wait()
 
-    with trio.fail_after(20):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(member)
-            await trio.sleep(0.5)
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(member)
+            await anyio.sleep(0.5)
             assert not entered.is_set()  # waiting for our delete in progress
             s.fail_deletes = False
             await entered.wait()
             again = await zk.exists(f"/party/{node}")
             assert again is not None and again.czxid != first.czxid
-            await trio.sleep(0.5)  # nothing of ours deletes it now
+            await anyio.sleep(0.5)  # nothing of ours deletes it now
             assert (await zk.exists(f"/party/{node}")).czxid == again.czxid
             assert await Party(zk, "/party").members() == [b"a"]
             leave.set()
@@ -456,7 +459,7 @@ async def test_duplicate_node_delete_is_retried_until_it_succeeds(zk, spy):
     s = spy(zk)
     s.duplicate_creates = 1
     s.fail_deletes = True
-    with pytest.raises(trio.TooSlowError):
+    with pytest.raises(TimeoutError):
         await Lock(s, "/lock").acquire(timeout=1)
     assert len(await names(zk, "/lock")) == 2
     s.fail_deletes = False

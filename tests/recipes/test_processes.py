@@ -1,6 +1,9 @@
 """Contention from several processes, checked from outside: every holder reports its fencing
 token and the time span it held (one machine-wide clock); no two spans of an exclusive hold
-overlap, tokens grow with every grant, and a semaphore never has more than N at once."""
+overlap, tokens grow with every grant, and a semaphore never has more than N at once.
+
+The workers run the event loop of the test (`trio.run` or `asyncio.run`, tests/recipes/worker.py),
+and one test mixes both loops on one lock."""
 
 from __future__ import annotations
 
@@ -12,18 +15,21 @@ import subprocess
 import sys
 import time
 
+import anyio
 import pytest
-import trio
 
 from tests.compat.servers import REPO_ROOT
+
+# Every async test on Trio and on asyncio (see tests/client/conftest.py).
+pytestmark = pytest.mark.anyio
 
 PROCESSES = 4
 
 
-def spawn(recipe: str, hosts: str, root: str, rounds: int, *options: str) -> subprocess.Popen:
+def spawn(recipe: str, hosts: str, root: str, rounds: int, *options: str, backend: str) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.recipes.worker", recipe, hosts, root, str(rounds), *options],
+        [sys.executable, "-m", "tests.recipes.worker", recipe, hosts, root, str(rounds), *options, "--backend", backend],
         cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
 
@@ -64,9 +70,9 @@ def assert_exclusive(held: list[tuple[float, float, int, int]]) -> None:
 
 
 @pytest.mark.slow
-async def test_lock_across_processes(hosts, root):
-    procs = [spawn("lock", hosts, root, 25) for _ in range(PROCESSES)]
-    records = await trio.to_thread.run_sync(collect, procs, 90)
+async def test_lock_across_processes(hosts, root, anyio_backend):
+    procs = [spawn("lock", hosts, root, 25, backend=anyio_backend) for _ in range(PROCESSES)]
+    records = await anyio.to_thread.run_sync(collect, procs, 90)
     held = spans(records)
     assert len(held) == PROCESSES * 25
     assert_exclusive(held)
@@ -74,9 +80,25 @@ async def test_lock_across_processes(hosts, root):
 
 
 @pytest.mark.slow
-async def test_semaphore_across_processes(hosts, root):
-    procs = [spawn("semaphore", hosts, root, 10, "--hold", "0.02") for _ in range(PROCESSES)]
-    records = await trio.to_thread.run_sync(collect, procs, 90)
+@pytest.mark.parametrize("anyio_backend", ["trio"])  # the workers mix the loops; this test only waits
+async def test_lock_across_trio_and_asyncio_processes(hosts, root, anyio_backend):
+    """Three programs on `asyncio.run` and three on `trio.run` contend for one lock: one
+    holder at a time, every token above the last, whichever loop the holder runs."""
+    backends = ["asyncio"] * 3 + ["trio"] * 3
+    procs = [spawn("lock", hosts, root, 10, backend=backend) for backend in backends]
+    records = await anyio.to_thread.run_sync(collect, procs, 120)
+    held = spans(records)
+    assert len(held) == len(backends) * 10
+    assert_exclusive(held)
+    loop_of = {r["pid"]: r["backend"] for r in records if r["event"] == "ready"}
+    assert sorted(loop_of.values()) == sorted(backends)
+    assert {loop_of[pid] for *_, pid in held} == {"asyncio", "trio"}
+
+
+@pytest.mark.slow
+async def test_semaphore_across_processes(hosts, root, anyio_backend):
+    procs = [spawn("semaphore", hosts, root, 10, "--hold", "0.02", backend=anyio_backend) for _ in range(PROCESSES)]
+    records = await anyio.to_thread.run_sync(collect, procs, 90)
     points = sorted((r["t"], 1 if r["event"] == "start" else -1) for r in records if r["event"] in ("start", "end"))
     running = most = 0
     for _, step in sorted(points, key=lambda p: (p[0], p[1])):
@@ -86,21 +108,21 @@ async def test_semaphore_across_processes(hosts, root):
 
 
 @pytest.mark.slow
-async def test_killed_holder(hosts, root):
+async def test_killed_holder(hosts, root, anyio_backend):
     """kill -9 a holder: the others go on once its session has expired, never before, and
     the next token is higher."""
     ttl = 2.0
-    victim = spawn("lock", hosts, root, 1, "--hold", "60", "--ttl", str(ttl))
-    line = await trio.to_thread.run_sync(victim.stdout.readline)
+    victim = spawn("lock", hosts, root, 1, "--hold", "60", "--ttl", str(ttl), backend=anyio_backend)
+    line = await anyio.to_thread.run_sync(victim.stdout.readline)
     assert json.loads(line)["event"] == "ready"
-    line = await trio.to_thread.run_sync(victim.stdout.readline)
+    line = await anyio.to_thread.run_sync(victim.stdout.readline)
     first = json.loads(line)
     assert first["event"] == "start"
-    others = [spawn("lock", hosts, root, 5, "--ttl", str(ttl)) for _ in range(PROCESSES - 1)]
-    await trio.sleep(0.5)
+    others = [spawn("lock", hosts, root, 5, "--ttl", str(ttl), backend=anyio_backend) for _ in range(PROCESSES - 1)]
+    await anyio.sleep(0.5)
     victim.send_signal(signal.SIGKILL)
     killed = time.monotonic()
-    records = await trio.to_thread.run_sync(collect, [victim, *others], 60)
+    records = await anyio.to_thread.run_sync(collect, [victim, *others], 60)
     records.append(first)
     held = spans(records, {victim.pid: killed})
     assert_exclusive(held)
@@ -110,9 +132,9 @@ async def test_killed_holder(hosts, root):
 
 
 @pytest.mark.slow
-async def test_lease_across_processes(hosts, root):
-    procs = [spawn("lease", hosts, root, 5, "--hold", "0.01") for _ in range(3)]
-    records = await trio.to_thread.run_sync(collect, procs, 60)
+async def test_lease_across_processes(hosts, root, anyio_backend):
+    procs = [spawn("lease", hosts, root, 5, "--hold", "0.01", backend=anyio_backend) for _ in range(3)]
+    records = await anyio.to_thread.run_sync(collect, procs, 60)
     held = spans(records)
     assert len(held) == 15
     assert_exclusive(held)

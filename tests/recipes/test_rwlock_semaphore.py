@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import anyio
 import pytest
-import trio
 
 from ccore.recipes import ReadWriteLock, Semaphore
 from tests.polling import wait_for
+
+# Every async test on Trio and on asyncio (see tests/client/conftest.py).
+pytestmark = pytest.mark.anyio
 
 PATH = "/rw"
 
@@ -17,24 +20,24 @@ async def test_readers_share_writers_exclude(connect_zk):
 
         async def reader(zk, name: str) -> None:
             async with ReadWriteLock(zk, PATH).read_lock:
-                log.append(("start", name, trio.current_time()))
-                await trio.sleep(0.2)
-                log.append(("end", name, trio.current_time()))
+                log.append(("start", name, anyio.current_time()))
+                await anyio.sleep(0.2)
+                log.append(("end", name, anyio.current_time()))
 
         async def writer(zk, name: str) -> None:
             async with ReadWriteLock(zk, PATH).write_lock:
-                log.append(("start", name, trio.current_time()))
-                await trio.sleep(0.1)
-                log.append(("end", name, trio.current_time()))
+                log.append(("start", name, anyio.current_time()))
+                await anyio.sleep(0.1)
+                log.append(("end", name, anyio.current_time()))
 
-        with trio.fail_after(10):
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(reader, a, "r1")
-                nursery.start_soon(reader, b, "r2")
-                await trio.sleep(0.05)
-                nursery.start_soon(writer, a, "w1")  # waits for both readers
-                await trio.sleep(0.05)
-                nursery.start_soon(reader, b, "r3")  # queued behind the writer
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(reader, a, "r1")
+                tasks.start_soon(reader, b, "r2")
+                await anyio.sleep(0.05)
+                tasks.start_soon(writer, a, "w1")  # waits for both readers
+                await anyio.sleep(0.05)
+                tasks.start_soon(reader, b, "r3")  # queued behind the writer
     active: set[str] = set()
     most_readers = 0
     for kind, name, _ in sorted(log, key=lambda e: (e[2], e[0] == "start")):
@@ -73,13 +76,13 @@ async def test_semaphore_admits_n(connect_zk):
             async with Semaphore(zk, "/sem", str(i).encode(), max_leases=3):
                 running += 1
                 most = max(most, running)
-                await trio.sleep(0.05)
+                await anyio.sleep(0.05)
                 running -= 1
 
-        with trio.fail_after(20):
-            async with trio.open_nursery() as nursery:
+        with anyio.fail_after(20):
+            async with anyio.create_task_group() as tasks:
                 for i in range(10):
-                    nursery.start_soon(worker, a if i % 2 else b, i)
+                    tasks.start_soon(worker, a if i % 2 else b, i)
         assert most == 3
         assert await a.children("/sem") == []
 
@@ -93,26 +96,26 @@ async def test_semaphore_release_wakes_one(zk, connect_zk, spy):
             await h.acquire()
         spies = [spy(other) for _ in range(4)]
         waiters = [Semaphore(s, "/sem", max_leases=2) for s in spies]
-        async with trio.open_nursery() as nursery:
+        async with anyio.create_task_group() as tasks:
 
             async def queued(n: int) -> bool:
                 return len(await zk.children("/sem")) >= n
 
             for i, w in enumerate(waiters):
-                nursery.start_soon(w.acquire)
+                tasks.start_soon(w.acquire)
                 await wait_for(queued, 3 + i)
-            await trio.sleep(0.2)
+            await anyio.sleep(0.2)
             for s in spies:
                 s.reset()
             await holders[0].release()
             await wait_for(lambda: waiters[0].is_acquired)
-            await trio.sleep(0.3)
+            await anyio.sleep(0.3)
             assert spies[2].total == 0 and spies[3].total == 0  # the rest of the queue slept
             assert not waiters[1].is_acquired  # still one slot, held by holders[1]
             await holders[1].release()
             await wait_for(lambda: waiters[1].is_acquired)
             assert await waiters[0].holders() == [b"", b""]
-            nursery.cancel_scope.cancel()
+            tasks.cancel_scope.cancel()
         for w in waiters:
             await w.release()
         assert await zk.children("/sem") == []
@@ -120,7 +123,7 @@ async def test_semaphore_release_wakes_one(zk, connect_zk, spy):
 
 async def test_semaphore_timeout_leaves_no_node(zk):
     async with Semaphore(zk, "/sem", max_leases=1):
-        with pytest.raises(trio.TooSlowError):
+        with pytest.raises(TimeoutError):
             await Semaphore(zk, "/sem", max_leases=1).acquire(timeout=0.2)
         assert len(await zk.children("/sem")) == 1
 

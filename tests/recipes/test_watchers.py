@@ -3,8 +3,8 @@ including after a disconnection and after the session expired."""
 
 from __future__ import annotations
 
+import anyio
 import pytest
-import trio
 
 from ccore.recipes import (
     ChildrenWatch,
@@ -15,6 +15,9 @@ from ccore.recipes import (
     TreeEventType,
 )
 from tests.polling import wait_for
+
+# Every async test on Trio and on asyncio (see tests/client/conftest.py).
+pytestmark = pytest.mark.anyio
 
 
 async def test_data_watch(zk, connect_zk):
@@ -37,7 +40,7 @@ async def test_data_watch_iteration_coalesces(zk):
         assert (await it.__anext__())[0] == b"0"
         for i in range(1, 20):
             await zk.set("/n", str(i).encode())
-        with trio.fail_after(5):
+        with anyio.fail_after(5):
             while (value := await it.__anext__())[0] != b"19":
                 pass
         assert value[1].version == 19
@@ -67,7 +70,7 @@ async def test_tree_cache_follows_the_subtree(zk, connect_zk):
         await writer.set("/app/x/y", b"deeper")
         await writer.delete("/app/x", recursive=True)
         seen = []
-        with trio.fail_after(5):
+        with anyio.fail_after(5):
             while len(seen) < 4:
                 event = await events.receive()
                 seen.append((event.type, event.path))

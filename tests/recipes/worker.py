@@ -1,6 +1,10 @@
 """A contender in its own process, for the multi-process recipe tests.
 
     python -m tests.recipes.worker lock|semaphore|lease HOSTS ROOT ROUNDS [--hold S] [--ttl S]
+                                   [--backend trio|asyncio]
+
+The same `main` runs under `trio.run(main, args)` or `asyncio.run(main(args))`, as a user's
+program on either loop would.
 
 Prints one JSON line per hold as it starts ({"event": "start", "token", "t"}) and as it ends
 ({"event": "end", ...}), flushed at once, so a test that kills this process still knows what
@@ -10,11 +14,14 @@ it held. Times are time.monotonic(), one clock for every process of the machine 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
 import time
 
+import anyio
+import sniffio
 import trio
 
 from ccore.client import connect
@@ -27,7 +34,7 @@ def emit(event: str, **fields: object) -> None:
 
 async def main(args: argparse.Namespace) -> None:
     async with connect(args.hosts, chroot=args.root, session_timeout=args.ttl) as zk:
-        emit("ready", session=zk.session_id)
+        emit("ready", session=zk.session_id, backend=sniffio.current_async_library())
         for _ in range(args.rounds):
             if args.recipe == "lock":
                 hold = Lock(zk, "/lock", str(os.getpid()).encode())
@@ -38,7 +45,7 @@ async def main(args: argparse.Namespace) -> None:
             async with hold as token:
                 token = getattr(token, "token", token)
                 emit("start", token=token)
-                await trio.sleep(args.hold)
+                await anyio.sleep(args.hold)
                 emit("end", token=token)
 
 
@@ -50,5 +57,10 @@ if __name__ == "__main__":
     parser.add_argument("rounds", type=int)
     parser.add_argument("--hold", type=float, default=0.002)
     parser.add_argument("--ttl", type=float, default=4.0)
-    trio.run(main, parser.parse_args())
+    parser.add_argument("--backend", choices=["trio", "asyncio"], default="trio")
+    args = parser.parse_args()
+    if args.backend == "asyncio":
+        asyncio.run(main(args))
+    else:
+        trio.run(main, args)
     sys.exit(0)

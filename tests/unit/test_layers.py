@@ -121,3 +121,26 @@ def test_no_import_cycles_among_server_modules():
         if node not in state:
             visit(node)
     assert not cycles, "\n".join(cycles)
+
+
+# The client and the recipes run on Trio and on asyncio: they are written against anyio, and
+# only client/_loop.py (the hot path's Event, chosen for the running loop) names a loop.
+LOOP_MODULES = ("trio", "asyncio")
+LOOP_ALLOWED = {"client._loop"}
+
+
+def test_client_and_recipes_name_no_event_loop():
+    bad = []
+    for package in ("client", "recipes"):
+        for name, path in _modules(package).items():
+            if name in LOOP_ALLOWED:
+                continue
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and not node.level:
+                    names = [node.module or ""]
+                else:
+                    continue
+                bad += [f"{name} imports {n}" for n in names if n.split(".")[0] in LOOP_MODULES]
+    assert not bad, "\n".join(bad)
