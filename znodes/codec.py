@@ -67,7 +67,9 @@ class TxnDecodeError(ValueError):
 
 # What decoding malformed bytes can raise, all turned into TxnDecodeError (a CBOR error is
 # not a ValueError in cbor2 6; a wrong arity is a ValueError, a wrong type a TypeError).
-_MALFORMED = (cbor2.CBORError, ValueError, TypeError, KeyError, IndexError)
+# MemoryError too: older cbor2 (5.4.6, our oldest allowed) believes a string's declared length and allocates
+# it (9 bytes of garbage can ask for 25 GB); newer releases check it against the input first.
+_MALFORMED = (cbor2.CBORError, ValueError, TypeError, KeyError, IndexError, MemoryError)
 
 
 # -- ACLs and identities ---------------------------------------------------------------------
