@@ -24,6 +24,8 @@ import trio
 
 from ccore.znodes.acl import Id
 from ccore.znodes.codec import decode_snapshot, decode_txn, encode_txn
+from ccore.znodes.groups import unwrap_single
+from ccore.znodes.tree import DataTree
 from ccore.znodes.txn import Op, Txn
 
 from .commit import OnDone, StateMachine
@@ -266,6 +268,7 @@ class Replicator:
                     self._send_snapshot(to, message)
                 else:
                     self.net.send(to, message)
+            installed: DataTree | None = None
             if ready.must_sync:
                 started = trio.current_time()
                 if ready.snapshot is None and ready.truncate_after is None:
@@ -278,13 +281,14 @@ class Replicator:
                     self._persist(ready)
                 else:
                     # A snapshot install or truncation can take long: off the loop.
-                    await trio.to_thread.run_sync(self._persist, ready)
+                    installed = await self._persist_off_loop(ready)
                 self.persists += 1
                 self.persisted_entries += len(ready.entries)
                 self.persist_s += trio.current_time() - started
             self.applied_entries += len(ready.committed)
             if ready.snapshot is not None:
-                self.state.replace_tree(decode_snapshot(ready.snapshot.data), ready.snapshot.zxid)
+                tree = installed if installed is not None else decode_snapshot(ready.snapshot.data)
+                self.state.replace_tree(tree, ready.snapshot.zxid)
             for zxid, payload in ready.committed:
                 # The leader applies the transactions it built itself: no need to decode them.
                 txn = self._proposed.pop(zxid, None) or decode_txn(payload)
@@ -293,6 +297,25 @@ class Replicator:
                 self._send(self.writes.applied())
             self._on_status(ready.status)
             peer.advance(ready)
+
+    async def _persist_off_loop(self, ready: Ready) -> DataTree | None:
+        """`_persist` in a worker thread; for a SNAP, the snapshot is decoded on the loop
+        meanwhile and its tree returned. Writing it to disk is I/O, which frees the GIL, and
+        decoding it is CPU: together they take about as long as the longer of the two (a
+        syncing follower serves no client, so holding its loop costs nothing)."""
+        if ready.snapshot is None:
+            await trio.to_thread.run_sync(self._persist, ready)
+            return None
+
+        async def install(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+            task_status.started()  # the thread is started before this task next yields
+            await trio.to_thread.run_sync(self._persist, ready)
+
+        with unwrap_single():  # a failed install is the StorageError it was on the loop
+            async with trio.open_nursery() as nursery:
+                await nursery.start(install)
+                tree = decode_snapshot(ready.snapshot.data)
+        return tree
 
     def _persist(self, ready: Ready) -> None:
         """Step 1 of a Ready, in its order (on the loop, or in a worker thread when it
