@@ -1,7 +1,7 @@
 """Faults that take data from one server's disk: a wiped data dir, a torn snapshot file.
 
 A wiped server forgets every transaction it acknowledged, so it comes back through a SNAP
-sync; with a small `snapChunkBytes` (the chaos ensembles use 512 bytes) even a small tree's
+sync; with a small `snapChunkBytes` (the chaos ensembles use 128 bytes) even a small tree's
 SNAP is a long stream of chunks, and the nemeses below kill the leader, or the syncing server
 itself, somewhere in the middle of it. A torn snapshot is a newest snapshot file cut short or
 with a flipped byte: the server must notice (its CRC) and recover from an older snapshot and

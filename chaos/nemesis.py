@@ -336,11 +336,11 @@ class Wipe:
     """Kill one server and wipe its data dir (a replaced disk); it comes back by a SNAP sync.
 
     ``resync``: restarted at stop, which returns once it serves again (synced).
-    ``kill-leader``: a follower is wiped and restarted at once, and the leader is killed a
-    moment later, in the middle of that SNAP's stream most likely; at stop the old leader is
+    ``kill-leader``: a follower is wiped and restarted, and the leader is killed up to half a
+    second after the follower answers, in the middle of that SNAP's stream most likely; at stop the old leader is
     restarted and both must serve again.
-    ``restart``: a follower is wiped and restarted at once, and killed again a moment later,
-    in the middle of its SNAP or of installing it; restarted at stop.
+    ``restart``: a follower is wiped and restarted, and killed again up to half a second after
+    it answers, in the middle of its SNAP or of installing it; restarted at stop.
 
     A wiped server forgets what it acknowledged. That is sound only while every other server
     keeps its data, so each of these ends with the wiped server synced before the next fault
@@ -369,9 +369,11 @@ class Wipe:
         detail: dict[str, Any] = {"server": sid, **wipe_data_dir(ens.data_dir(sid))}
         if self.then == "resync":
             return detail
-        ens.start(sid, wait=False)
+        # Started until it answers on its client port (chaos's harness: `ruok`), which is
+        # just before it syncs; the kill then falls in the SNAP's stream or install most often.
+        ens.start(sid)
         self._down = []
-        delay = round(rng.uniform(0.0, 1.0), 3)
+        delay = round(rng.uniform(0.0, 0.5), 3)
         time.sleep(delay)
         victim = leader if self.then == "kill-leader" and leader is not None else sid
         ens.kill(victim)

@@ -47,7 +47,7 @@ PROGRESS_EVERY_S = 10.0
 # server needs a SNAP, and a SNAP of a chaos-sized tree spans many chunks: the streamed SNAP,
 # the forked snapshot child and snapshot recovery all run under the faults.
 SNAP_COUNT = 300
-SNAP_CHUNK_BYTES = 512
+SNAP_CHUNK_BYTES = 128
 
 
 @attrs.define

@@ -268,7 +268,7 @@ def test_wipe_leaves_identity_and_config_and_ends_with_every_victim_serving(ens:
         assert wiped not in ens.up
     else:
         assert wiped != leader  # a follower is the one wiped
-        assert ("start", wiped) in ens.events  # restarted at once, to be caught mid-SNAP
+        assert ("start", wiped) in ens.events  # restarted, to be caught mid-SNAP
         victim = leader if then == "kill-leader" else wiped
         assert detail["restarted_then_killed"] == victim and victim not in ens.up
     stop = nem.stop(ens)
