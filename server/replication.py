@@ -46,6 +46,8 @@ from .zabstorage import ZabStorage
 
 log = logging.getLogger(__name__)
 
+SLOW_PERSIST_S = 0.02
+
 
 ENSEMBLE_FILE = "ensemble_id"
 
@@ -144,6 +146,7 @@ class Replicator:
         # Counters for mntr: how the pipeline batches.
         self.readies = self.persists = self.persisted_entries = self.applied_entries = 0
         self.persist_s = 0.0
+        self._disk_slow = False  # the last persist took over SLOW_PERSIST_S: the next goes to a thread
         # For /metrics: ZooKeeper's election_time (here: from losing a leader, or starting,
         # until serving again under one: election, discovery and sync) and looking_count.
         self.election_time = TimeSummary()
@@ -271,7 +274,7 @@ class Replicator:
             installed: DataTree | None = None
             if ready.must_sync:
                 started = trio.current_time()
-                if ready.snapshot is None and ready.truncate_after is None:
+                if ready.snapshot is None and ready.truncate_after is None and not self._disk_slow:
                     # Appends and epoch files: fsync here, blocking the loop for a fraction
                     # of a millisecond. A worker thread costs more than that in hand-offs
                     # (and waits for the GIL), and nothing here can proceed before it anyway.
@@ -280,11 +283,17 @@ class Replicator:
                         await trio.lowlevel.checkpoint()
                     self._persist(ready)
                 else:
-                    # A snapshot install or truncation can take long: off the loop.
+                    # A snapshot install or truncation can take long, and so does every fsync
+                    # while the disk is slow: off the loop.
                     installed = await self._persist_off_loop(ready)
+                took = trio.current_time() - started
+                # An fsync queues behind whatever the disk is writing back (a snapshot file
+                # of a big tree: 100-300 ms stalls seen at a million znodes). While fsyncs are
+                # that slow they run in a worker thread, and the loop serves reads meanwhile.
+                self._disk_slow = took > SLOW_PERSIST_S
                 self.persists += 1
                 self.persisted_entries += len(ready.entries)
-                self.persist_s += trio.current_time() - started
+                self.persist_s += took
             self.applied_entries += len(ready.committed)
             if ready.snapshot is not None:
                 tree = installed if installed is not None else decode_snapshot(ready.snapshot.data)
