@@ -409,13 +409,6 @@ def check_disk(path: Path) -> str | None:
     return None
 
 
-def zookeeper_heap_mb(znodes: int | None) -> int:
-    """zkServer.sh's 1000 MB, or room for a big tree: with 1000 MB, ZooKeeper holding a
-    million znodes did not come back from a restart after a snapCount of setData (its leader
-    snapshots at discovery). About 4 KB per znode, as an operator would size it."""
-    return max(1000, 4 * (znodes or 0) // 1000)
-
-
 def _scale(
     args: argparse.Namespace, systems: dict[str, System], base: Path, reaper: Reaper, tick_ms: int, progress: Progress
 ) -> int:
@@ -425,12 +418,8 @@ def _scale(
     def fresh(name: str) -> System:
         nonlocal made
         made += 1
-        system: System
-        if name == "ccore":
-            system = Ours(base / f"{name}-{made}", reaper, tick_ms=tick_ms, snap_count=args.snap_count)
-        else:
-            heap_mb = zookeeper_heap_mb(args.scale)
-            system = Apache(base / f"{name}-{made}", reaper, tick_ms=tick_ms, snap_count=args.snap_count, heap_mb=heap_mb)
+        kind = Ours if name == "ccore" else Apache
+        system: System = kind(base / f"{name}-{made}", reaper, tick_ms=tick_ms, snap_count=args.snap_count)
         system.start_all()
         wait_healthy(system)
         return system
@@ -553,7 +542,6 @@ def main(argv: list[str] | None = None) -> int:
             reaper,
             tick_ms=params.tick_ms,
             snap_count=args.snap_count,
-            heap_mb=zookeeper_heap_mb(args.scale),
         )
         for name, system in systems.items():
             system.start_all()

@@ -159,14 +159,12 @@ def _free_ports(count: int) -> list[int]:
 class Apache:
     """A 3-server Apache ZooKeeper ensemble from the Debian jars: one zoo.cfg and myid per
     server, forceSync=yes, loopback only, admin server off, every four-letter word allowed.
-    The JVM runs with zkServer.sh's heap (1000 MB) unless told otherwise, and full JIT: this
-    is a benchmark."""
+    The JVM runs with zkServer.sh's heap (1000 MB) and full JIT: this is a benchmark."""
 
     name = "zookeeper"
 
-    def __init__(self, base_dir: Path, reaper: Reaper, *, tick_ms: int, snap_count: int = 100_000, heap_mb: int = 1000) -> None:
+    def __init__(self, base_dir: Path, reaper: Reaper, *, tick_ms: int, snap_count: int = 100_000) -> None:
         classpath = zookeeper_classpath()
-        self.heap_mb = heap_mb
         if classpath is None:
             raise FileNotFoundError(ZK_NOT_INSTALLED + " (and java, e.g. openjdk-17-jre-headless)")
         self.classpath = os.pathsep.join(str(p) for p in classpath)
@@ -223,7 +221,7 @@ class Apache:
         }
         argv = [
             shutil.which("java") or "java",
-            f"-Xmx{self.heap_mb}m",
+            "-Xmx1000m",
             *(f"-D{k}={v}" for k, v in props.items()),
             "-cp",
             self.classpath,
