@@ -19,16 +19,17 @@ Progress goes to stderr; the table (with ratios ccore/ZooKeeper) to stdout.
 from __future__ import annotations
 
 import os
-import shutil
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import attrs
 import trio
 
 from ccore.client import connect
+from chaos.data_loss import wipe_data_dir
 
 from .systems import System, followers, leader
 
@@ -58,7 +59,7 @@ FIGURES: list[tuple[str, str]] = [  # (attribute, label)
     ("fill_worst_read_ms", "leader's worst read during the fill (snapshots included), ms"),
     ("snapshot_writes_per_s", "pipelined setData on the full tree across a periodic snapshot, ops/s"),
     ("snapshot_worst_read_ms", "leader's worst read during those setData (a periodic snapshot included), ms"),
-    ("rss_mb", "largest server RSS after the fill, MB"),
+    ("rss_mb", "largest server RSS after the fill and the setData, MB"),
     ("resync_s", "wiped follower resync until it serves the last znode, s"),
     ("resync_worst_read_ms", "leader's worst read during that resync, ms"),
     ("restart_s", "whole-ensemble kill -9 and restart until the last znode reads, s"),
@@ -97,29 +98,22 @@ def rss_mb(pid: int | None) -> float:
 
 
 def wipe(data_dir: Path) -> None:
-    for entry in data_dir.iterdir():
-        if entry.name in KEEP:
-            continue
-        if entry.is_dir():
-            shutil.rmtree(entry)
-        else:
-            entry.unlink()
+    wipe_data_dir(data_dir, KEEP)
 
 
-async def _fill(zk: object, znodes: int, progress: Callable[[str], None]) -> float:
+async def _pipelined(count: int, op: Callable[[int], Awaitable[object]], on_done: Callable[[int], None]) -> float:
+    """`op(0)` ... `op(count - 1)`, IN_FLIGHT at a time; `on_done(n)` after each; seconds taken."""
     next_index = 0
     done = 0
-    report_every = max(1, znodes // 10)
 
     async def worker() -> None:
         nonlocal next_index, done
-        while next_index < znodes:
+        while next_index < count:
             i = next_index
             next_index += 1
-            await zk.create(f"/scale/n{i:08d}", VALUE)  # type: ignore[attr-defined]
+            await op(i)
             done += 1
-            if done % report_every == 0:
-                progress(f"  {done:,} of {znodes:,} znodes")
+            on_done(done)
 
     start = time.perf_counter()
     async with trio.open_nursery() as nursery:
@@ -128,22 +122,19 @@ async def _fill(zk: object, znodes: int, progress: Callable[[str], None]) -> flo
     return time.perf_counter() - start
 
 
-async def _rewrite(zk: object, znodes: int, writes: int) -> float:
+async def _fill(zk: Any, znodes: int, progress: Callable[[str], None]) -> float:
+    report_every = max(1, znodes // 10)
+
+    def reported(done: int) -> None:
+        if done % report_every == 0:
+            progress(f"  {done:,} of {znodes:,} znodes")
+
+    return await _pipelined(znodes, lambda i: zk.create(f"/scale/n{i:08d}", VALUE), reported)
+
+
+async def _rewrite(zk: Any, znodes: int, writes: int) -> float:
     """`writes` setData calls over the first znodes, IN_FLIGHT at a time; returns seconds."""
-    next_index = 0
-
-    async def worker() -> None:
-        nonlocal next_index
-        while next_index < writes:
-            i = next_index
-            next_index += 1
-            await zk.set(f"/scale/n{i % znodes:08d}", VALUE)  # type: ignore[attr-defined]
-
-    start = time.perf_counter()
-    async with trio.open_nursery() as nursery:
-        for _ in range(IN_FLIGHT):
-            nursery.start_soon(worker)
-    return time.perf_counter() - start
+    return await _pipelined(writes, lambda i: zk.set(f"/scale/n{i % znodes:08d}", VALUE), lambda done: None)
 
 
 async def _until_readable(hosts: str, path: str, timeout_s: float) -> None:

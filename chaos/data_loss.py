@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import random
 import shutil
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +25,11 @@ KEEP = frozenset({"myid", "zoo.cfg", "server.log"})
 SNAPSHOT_HEADER_BYTES = 32
 
 
-def wipe_data_dir(data_dir: Path) -> dict[str, Any]:
-    """Remove everything but `KEEP` from a (stopped) server's data dir, as a replaced disk."""
+def wipe_data_dir(data_dir: Path, keep: Collection[str] = KEEP) -> dict[str, Any]:
+    """Remove everything but `keep` from a (stopped) server's data dir, as a replaced disk."""
     removed = []
     for entry in sorted(Path(data_dir).iterdir()):
-        if entry.name in KEEP:
+        if entry.name in keep:
             continue
         if entry.is_dir():
             shutil.rmtree(entry)
