@@ -80,6 +80,14 @@ def four_letter(port: int, command: str, *, host: str = HOST, timeout_s: float =
     return b"".join(chunks).decode("utf-8", "replace")
 
 
+def isro(port: int) -> str:
+    """`isro`'s answer ("ro", "rw", "null"), or "down" when nothing answers."""
+    try:
+        return four_letter(port, "isro", timeout_s=3.0)
+    except OSError:
+        return "down"
+
+
 def wait_for_imok(port: int, proc: subprocess.Popen, log_path: Path, timeout_s: float = START_TIMEOUT_S) -> None:
     """Poll `ruok` until `imok`; fail with the log tail on timeout or early exit."""
     deadline = time.monotonic() + timeout_s

@@ -32,7 +32,7 @@ from .rawzk import (
     path_watch_body,
     set_data_body,
 )
-from .servers import REPO_ROOT, free_ports, zookeeper_classpath
+from .servers import REPO_ROOT, free_ports, isro, zookeeper_classpath
 
 pytestmark = pytest.mark.slow
 
@@ -86,21 +86,6 @@ def _lonely_member(kind: str, base: Path, read_only_mode: bool) -> tuple[subproc
     return proc, client_port
 
 
-def _isro(port: int) -> str:
-    import socket
-
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1.0) as s:
-            s.sendall(b"isro")
-            s.settimeout(3.0)
-            out = b""
-            while chunk := s.recv(64):
-                out += chunk
-            return out.decode()
-    except OSError:
-        return "down"
-
-
 @pytest.fixture(params=["apache", "ccore"])
 def kind(request: pytest.FixtureRequest) -> str:
     if request.param == "apache" and zookeeper_classpath() is None:
@@ -113,7 +98,7 @@ def read_only_member(kind: str, tmp_path: Path) -> Iterator[int]:
     proc, port = _lonely_member(kind, tmp_path, True)
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
-        while _isro(port) != "ro":
+        while isro(port) != "ro":
             assert proc.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
             assert time.monotonic() < deadline, f"{kind}: not read-only within {START_TIMEOUT_S} s"
             time.sleep(0.1)
@@ -168,7 +153,7 @@ def _scenario(port: int) -> dict[str, Any]:
         out["closeSession"] = err
     finally:
         client.close()
-    out["isro"] = _isro(port)
+    out["isro"] = isro(port)
     return out
 
 
@@ -207,11 +192,11 @@ def test_read_only_mode_off_isro_says_null(kind: str, tmp_path: Path) -> None:
     proc, port = _lonely_member(kind, tmp_path, False)
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
-        while _isro(port) == "down":
+        while isro(port) == "down":
             assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "server.log").read_text()[-3000:]
             time.sleep(0.1)
         time.sleep(3.0)  # past the 2 s a read-only server would wait
-        assert _isro(port) == "null", kind
+        assert isro(port) == "null", kind
         assert _handshake(port, True).startswith("closed"), kind
     finally:
         proc.kill()

@@ -4,7 +4,6 @@ NotReadOnlyCallError; when the quorum is back the client ends up read-write, in 
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable
 
@@ -15,23 +14,11 @@ from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.states import KazooState, KeeperState
 
 from chaos.ensemble import LocalEnsemble
+from tests.compat.servers import isro
 
 pytestmark = pytest.mark.slow
 
 READ_ONLY = {sid: ["readonlymode.enabled=true"] for sid in (1, 2, 3)}
-
-
-def isro(port: int) -> str:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1.0) as s:
-            s.sendall(b"isro")
-            s.settimeout(2.0)
-            out = b""
-            while chunk := s.recv(64):
-                out += chunk
-            return out.decode()
-    except OSError:
-        return "down"
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
