@@ -48,6 +48,7 @@ from .txn import (
     Multi,
     NoOp,
     Op,
+    Reconfig,
     SetACL,
     SetData,
     Txn,
@@ -56,6 +57,11 @@ from .untracked import untrack
 
 SNAPSHOT_FORMAT = 1
 TXN_FORMAT = 2
+# Membership changes are marked by a format number of their own, so the Zab core (which calls
+# `is_reconfig_txn` on every entry it logs) tells them from their first two bytes, without
+# decoding anything.
+RECONFIG_TXN_FORMAT = 18
+_RECONFIG_PREFIX = bytes([0x88, RECONFIG_TXN_FORMAT])  # CBOR: an array of 8, then the small int 18
 
 _dumps = cbor2.dumps
 _loads = cbor2.loads
@@ -126,7 +132,9 @@ def _ids_in(fields: list[Any]) -> tuple[Id, ...]:
 
 # -- ops ------------------------------------------------------------------------------------
 
-_CREATE, _DELETE, _DELETE_CONTAINER, _SET_DATA, _SET_ACL, _CHECK, _MULTI, _CREATE_SESSION, _CLOSE_SESSION, _NOOP = range(10)
+_CREATE, _DELETE, _DELETE_CONTAINER, _SET_DATA, _SET_ACL, _CHECK, _MULTI, _CREATE_SESSION, _CLOSE_SESSION, _NOOP, _RECONFIG = (
+    range(11)
+)
 
 
 def _encode_op(op: Op) -> list[Any]:
@@ -148,6 +156,7 @@ _ENCODERS: dict[type, Callable[[Any], list[Any]]] = {
     CreateSession: lambda op: [_CREATE_SESSION, op.timeout_ms, op.password],
     CloseSession: lambda op: [_CLOSE_SESSION],
     NoOp: lambda op: [_NOOP],
+    Reconfig: lambda op: [_RECONFIG, op.data],
 }
 
 # Each decoder unpacks its array whole, so an array of the wrong length raises ValueError.
@@ -214,7 +223,15 @@ _DECODERS: dict[int, Callable[[list[Any]], Op]] = {
     _CREATE_SESSION: _create_session_in,
     _CLOSE_SESSION: lambda a: _no_fields(a, _CLOSE_SESSION_OP),
     _NOOP: lambda a: _no_fields(a, _NOOP_OP),
+    _RECONFIG: lambda a: _reconfig_in(a),
 }
+
+
+def _reconfig_in(a: list[Any]) -> Reconfig:
+    _, data = a
+    if type(data) is not bytes:
+        raise ValueError("a reconfig carries its configuration as bytes")
+    return Reconfig(data)
 
 
 def _decode_op(a: list[Any]) -> Op:
@@ -233,7 +250,7 @@ def _decode_op(a: list[Any]) -> Op:
 def encode_txn(txn: Txn) -> bytes:
     return _dumps(
         [
-            TXN_FORMAT,
+            RECONFIG_TXN_FORMAT if type(txn.op) is Reconfig else TXN_FORMAT,
             txn.zxid,
             txn.time_ms,
             txn.session,
@@ -245,14 +262,22 @@ def encode_txn(txn: Txn) -> bytes:
     )
 
 
+def is_reconfig_txn(payload: bytes) -> bool:
+    """Is this encoded transaction a `Reconfig`? (Cheap: two bytes.)"""
+    return payload[:2] == _RECONFIG_PREFIX
+
+
 def decode_txn(payload: bytes) -> Txn:
     """The transaction in `payload`; TxnDecodeError if it is not one of format `TXN_FORMAT`."""
     try:
         items = _loads(payload)
-        if type(items) is not list or len(items) != 8 or items[0] != TXN_FORMAT:
+        if type(items) is not list or len(items) != 8 or items[0] not in (TXN_FORMAT, RECONFIG_TXN_FORMAT):
             raise TxnDecodeError(_not_a_txn(items))
-        _, zxid, time_ms, session, origin, request_id, auth, op = items
-        return Txn(zxid, time_ms, session, _decode_op(op), _ids_in(auth), origin, request_id)
+        kind, zxid, time_ms, session, origin, request_id, auth, op = items
+        decoded = _decode_op(op)
+        if (kind == RECONFIG_TXN_FORMAT) != (type(decoded) is Reconfig):
+            raise TxnDecodeError(f"format {kind} does not fit a {type(decoded).__name__} transaction")
+        return Txn(zxid, time_ms, session, decoded, _ids_in(auth), origin, request_id)
     except TxnDecodeError:
         raise
     except _MALFORMED as e:
@@ -270,7 +295,7 @@ def _not_a_txn(items: Any) -> str:
 
 # -- other records (peer messages) ----------------------------------------------------------
 
-_OP_CLASSES = (Create, Delete, DeleteContainer, SetData, SetACL, Check, Multi, CreateSession, CloseSession, NoOp)
+_OP_CLASSES = (Create, Delete, DeleteContainer, SetData, SetACL, Check, Multi, CreateSession, CloseSession, NoOp, Reconfig)
 _TAGS: dict[type, str] = {cls: cls.__name__ for cls in _OP_CLASSES}
 
 converter = cattrs.Converter()

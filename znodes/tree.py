@@ -46,6 +46,7 @@ from .txn import (
     Multi,
     NoOp,
     Op,
+    Reconfig,
     Result,
     SetACL,
     SetData,
@@ -319,6 +320,8 @@ class DataTree:
             return self._delete_container(txn, op, triggers)
         if isinstance(op, NoOp):
             return _OK
+        if isinstance(op, Reconfig):
+            return self._reconfig(txn, op, triggers, undo)
         raise TypeError(f"unknown transaction op {op!r}")
 
     # -- the writes, each with ZooKeeper's checks in ZooKeeper's order -----------------------
@@ -419,9 +422,10 @@ class DataTree:
             raise BadArgumentsError(path)
         return self.node(path)
 
-    def _set_data(self, txn: Txn, op: SetData, triggers: list[Trigger], undo: Undo | None) -> Result:
+    def _set_data(self, txn: Txn, op: SetData, triggers: list[Trigger], undo: Undo | None, check_acl: bool = True) -> Result:
         node = self._valid_node(op.path)
-        acls.check(op.path, node.acl, _WRITE, txn.auth)
+        if check_acl:
+            acls.check(op.path, node.acl, _WRITE, txn.auth)
         version = next_version(node.version, op.version, op.path)
         self._save(node, undo)
         grown = _size(op.data) - _size(node.data)
@@ -434,6 +438,12 @@ class DataTree:
         node.mzxid = txn.zxid
         triggers.append((_NODE_DATA_CHANGED, op.path, node.acl))
         return Result(0, None, node.stat())
+
+    def _reconfig(self, txn: Txn, op: Reconfig, triggers: list[Trigger], undo: Undo | None) -> Result:
+        """The new membership becomes /zookeeper/config's data, as a setData of it would
+        (version, mzxid, a data watch fired). Who may reconfigure was checked before the
+        transaction was proposed, as ZooKeeper does, so no ACL is checked here."""
+        return self._set_data(txn, SetData(paths.CONFIG, op.data), triggers, undo, check_acl=False)
 
     def _set_acl(self, txn: Txn, op: SetACL, undo: Undo | None) -> Result:
         if paths.path_error(op.path) is not None:

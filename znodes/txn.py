@@ -82,7 +82,16 @@ class NoOp:
     """A transaction that changes nothing (a new leader's first proposal, a sync barrier)."""
 
 
-Op = Create | Delete | DeleteContainer | SetData | SetACL | Check | Multi | CreateSession | CloseSession | NoOp
+@attrs.frozen(slots=True)
+class Reconfig:
+    """A membership change: `data` is the new `/zookeeper/config` text, ending in
+    `version=<this transaction's zxid, hex>` (ZooKeeper's format). Applying it sets that
+    node; the Zab core reads the membership from the transaction itself (codec.py)."""
+
+    data: bytes
+
+
+Op = Create | Delete | DeleteContainer | SetData | SetACL | Check | Multi | CreateSession | CloseSession | NoOp | Reconfig
 MULTI_OPS = (Create, Delete, SetData, Check)
 
 

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
 from .messages import Message
+
+if TYPE_CHECKING:
+    from .config import Config
 
 Entry = tuple[int, bytes]
 """One transaction of the replicated history: (zxid, opaque payload)."""
@@ -58,6 +61,19 @@ class NotLeader(Exception):
     def __init__(self, message: str, leader_id: int | None) -> None:
         super().__init__(message)
         self.leader_id = leader_id
+
+
+class ReconfigRefused(Exception):
+    """`ZabPeer.check_reconfig` says no: the server answers the client with this error."""
+
+
+class ReconfigInProgress(ReconfigRefused):
+    """Another configuration change is proposed and not yet committed (ZooKeeper's -14)."""
+
+
+class NewConfigNoQuorum(ReconfigRefused):
+    """No quorum of the new configuration's voters is connected and synced with this leader
+    (ZooKeeper's -13): they could not acknowledge the change, so it could never commit."""
 
 
 class ZabSafetyError(AssertionError):
@@ -190,6 +206,8 @@ class Status:
     last_zxid: int  # last zxid in the log (perhaps not yet durable)
     last_committed_zxid: int
     round: int  # election round (ZooKeeper's logical clock)
+    config: Config  # the active configuration (committed)
+    pending_config: Config | None  # a proposed one in our log, not yet known committed
 
 
 @attrs.frozen

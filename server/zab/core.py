@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Iterable
 from typing import Protocol
 
 from .api import (
@@ -43,6 +44,7 @@ from .api import (
     _Handoff,
     zx,
 )
+from .config import Config, ConfigOf, no_config_changes
 from .election import Looking
 from .history import History
 from .leader import Leading, LearnerStats
@@ -59,6 +61,7 @@ class _RoleImpl(Protocol):
     def on_connected(self, peer_id: int) -> None: ...
     def on_disconnected(self, peer_id: int) -> None: ...
     def after_advance(self) -> None: ...
+    def on_membership_changed(self) -> None: ...
 
 
 class ZabPeer:
@@ -73,17 +76,22 @@ class ZabPeer:
         rng: random.Random,
         timing: Timing | None = None,
         now: float = 0.0,
+        *,
+        config_version: int = 0,
+        config_data: bytes = b"",
+        config_of: ConfigOf = no_config_changes,
     ) -> None:
-        if server_id not in voters | observers:
-            raise ValueError(f"server {server_id} is neither a voter nor an observer of {sorted(voters | observers)}")
-        if voters & observers or not voters:
-            raise ValueError(f"voters {sorted(voters)} and observers {sorted(observers)} must be disjoint, voters non-empty")
+        """`voters`, `observers`, `config_version` and `config_data` are the newest
+        configuration the driver knows committed (its dynamic config file, or zoo.cfg's
+        server lines as version 0). This server need not be in it: a server joining the
+        ensemble, or one removed from it, follows as a non-voting follower (ZooKeeper's)."""
         self.id = server_id
-        self.voters = frozenset(voters)
-        self.observers = frozenset(observers)
-        self.members = self.voters | self.observers
-        self.is_voter = server_id in self.voters
-        self.quorum = len(self.voters) // 2 + 1
+        # Membership (config.py): the active configuration, and a pending one from our log.
+        self.config = Config(config_version, frozenset(voters), frozenset(observers), config_data)
+        self.pending: Config | None = None
+        self.config_of = config_of
+        self._membership_changed = False
+        self._update_voters()
         self.storage = storage
         self.rng = rng  # only for jitter on re-sends; never for decisions
         self.timing = timing = timing if timing is not None else Timing()
@@ -107,6 +115,7 @@ class ZabPeer:
         self.committed = self.applied  # what is known committed; only grows
         if self.applied > self.log.last:
             raise ZabSafetyError(f"state machine at {zx(self.applied)} is beyond the log end {zx(self.log.last)}")
+        self._scan_log_for_configs()
 
         # What the next Ready must carry beyond the log tail.
         self._handed_last = self.log.last  # log end as the driver knows it
@@ -131,23 +140,35 @@ class ZabPeer:
         """Advance time (seconds, monotonic; never goes back)."""
         self.now = max(self.now, now)
         self._tick()
+        self._settle_membership()
 
     def step(self, from_id: int, message: Message) -> None:
-        """A message arrived from peer `from_id` on its link."""
-        if from_id == self.id or from_id not in self.members:
-            log.warning("peer %d: message from unknown peer %d dropped", self.id, from_id)
+        """A message arrived from peer `from_id` on its link.
+
+        Any peer may talk to us, member or not (the driver decides whom it links to): a
+        server joining the ensemble registers as a learner before it is a member."""
+        if from_id == self.id:
+            log.warning("peer %d: message from itself dropped", self.id)
             return
+        if isinstance(message, Notification):
+            # Whoever answers or votes tells its active configuration: a newer one is
+            # committed, and a peer that missed its commit (a restart, a partition) may
+            # otherwise wait for a quorum of servers that have left.
+            self.adopt_config(message.config, f"server {from_id}'s vote")
         self._step(from_id, message)
+        self._settle_membership()
 
     def peer_connected(self, peer_id: int) -> None:
-        if peer_id in self.members and peer_id != self.id and peer_id not in self.connected:
+        if peer_id != self.id and peer_id not in self.connected:
             self.connected.add(peer_id)
             self._role.on_connected(peer_id)
+            self._settle_membership()
 
     def peer_disconnected(self, peer_id: int) -> None:
         if peer_id in self.connected:
             self.connected.discard(peer_id)
             self._role.on_disconnected(peer_id)
+            self._settle_membership()
 
     def next_zxid(self) -> int:
         """Allocate the zxid for the next proposal (leader only); propose them in order."""
@@ -164,6 +185,16 @@ class ZabPeer:
             return
         raise NotLeader(f"peer {self.id} is {self.role.value}", self.leader_id)
 
+    def check_reconfig(self, voters: Iterable[int], observers: Iterable[int] = ()) -> None:
+        """May this leader propose a change to this membership now? Raises NotLeader, or a
+        `ReconfigRefused` (ReconfigInProgress, NewConfigNoQuorum) saying why not. Call it
+        before `next_zxid` for the change's entry; `config_of` of that entry must give the
+        same voters and observers."""
+        if isinstance(self._role, Leading):
+            self._role.check_reconfig(Config.of(voters, observers))
+            return
+        raise NotLeader(f"peer {self.id} is {self.role.value}", self.leader_id)
+
     # -- driver API: outputs ------------------------------------------------------------------
 
     def has_ready(self) -> bool:
@@ -177,7 +208,7 @@ class ZabPeer:
             or self.accepted_epoch != self.durable_accepted_epoch
             or self.current_epoch != self.durable_current_epoch
             or min(self.committed, self.log.durable) > self.applied
-            or self._reported != (self.role, self.leader_id, self.epoch, self.serving)
+            or self._reported != self._status_key()
         )
 
     def ready(self) -> Ready:
@@ -203,7 +234,7 @@ class ZabPeer:
         self._handed_last = self.log.last
         self._truncate = self._snapshot = None
         self._outbox = []
-        self._reported = (self.role, self.leader_id, self.epoch, self.serving)
+        self._reported = self._status_key()
         self._in_flight = ready
         return ready
 
@@ -219,6 +250,7 @@ class ZabPeer:
             self.durable_current_epoch = max(self.durable_current_epoch, ready.current_epoch)
         self.log.trim(self.applied)
         self._role.after_advance()
+        self._settle_membership()
 
     def _next_committed(self) -> tuple[Entry, ...]:
         upto = min(self.committed, self.log.durable)
@@ -245,7 +277,13 @@ class ZabPeer:
             last_zxid=self.log.last,
             last_committed_zxid=self.committed,
             round=self.round,
+            config=self.config,
+            pending_config=self.pending,
         )
+
+    def _status_key(self) -> tuple[object, ...]:
+        """What, when it changes, the driver must hear of even in an otherwise empty Ready."""
+        return (self.role, self.leader_id, self.epoch, self.serving, self.config, self.pending)
 
     @property
     def is_leader(self) -> bool:
@@ -276,11 +314,15 @@ class ZabPeer:
             self._outbox.append((to, message))
 
     def answer_vote(self, to: int) -> None:
-        """Tell a looking peer whom we follow or lead."""
-        state = {Role.FOLLOWING: PeerState.FOLLOWING, Role.LEADING: PeerState.LEADING}.get(self.role)
+        """Tell a looking peer whom we follow, observe or lead (and, in every notification,
+        our active configuration: a peer whose view is out of date learns the current one
+        from any settled server, observers included)."""
+        state = {Role.FOLLOWING: PeerState.FOLLOWING, Role.LEADING: PeerState.LEADING, Role.OBSERVING: PeerState.OBSERVING}.get(
+            self.role
+        )
         if state is None or self.leader_id is None:
-            return  # observers and looking peers have nothing to announce here
-        self.send(to, Notification(self.leader_id, self.log.last, self.epoch, self.round, state))
+            return  # looking peers have nothing to announce here
+        self.send(to, Notification(self.leader_id, self.log.last, self.epoch, self.round, state, self.config))
 
     def set_accepted_epoch(self, epoch: int) -> None:
         if epoch < self.accepted_epoch:
@@ -294,6 +336,9 @@ class ZabPeer:
 
     def append(self, zxid: int, payload: bytes) -> None:
         self.log.append(zxid, payload)
+        config = self.config_of(zxid, payload)
+        if config is not None:
+            self._config_logged(config)
 
     def truncate_after(self, zxid: int) -> None:
         if zxid < self.committed:
@@ -302,17 +347,25 @@ class ZabPeer:
         if zxid < self._handed_last:
             self._truncate = zxid if self._truncate is None else min(self._truncate, zxid)
             self._handed_last = zxid
+        if self.pending is not None and self.pending.version > zxid:
+            log.info("peer %d: pending configuration %s truncated away", self.id, self.pending.describe())
+            self._set_membership(self.config, None)
 
-    def install_snapshot(self, zxid: int, data: bytes) -> None:
+    def install_snapshot(self, zxid: int, data: bytes, config: Config | None) -> None:
+        """Replace the history by a snapshot at `zxid`; `config` is committed at or after it."""
         self.log.reset(zxid)
         self._snapshot = SnapshotInstall(zxid, data)
         self._truncate = None
         self._handed_last = zxid
         self.applied = zxid  # the driver replaces its state machine when it installs it
         self.committed = max(self.committed, zxid)
+        newer = config if config is not None and config.version > self.config.version else self.config
+        self._set_membership(newer, None)
 
     def learn_commit(self, zxid: int) -> None:
         self.committed = max(self.committed, zxid)
+        if self.pending is not None and self.pending.version <= self.committed:
+            self._activate(self.pending)
 
     def on_established(self, epoch: int) -> None:
         self.epoch = epoch
@@ -343,8 +396,92 @@ class ZabPeer:
 
     def become_learner(self, leader: int, leader_round: int) -> None:
         """Follow (or observe) `leader`, whose election round was `leader_round`."""
-        role = Role.FOLLOWING if self.is_voter else Role.OBSERVING
+        role = Role.OBSERVING if self.observes else Role.FOLLOWING
         self._become(role, Learning(self, leader, leader_round), leader)
+
+    # -- membership (config.py) -------------------------------------------------------------
+
+    def has_quorum(self, ids: Iterable[int]) -> bool:
+        """Do `ids` hold a quorum of the active configuration and of the pending one?"""
+        ids = set(ids)
+        return self.config.is_quorum(ids) and (self.pending is None or self.pending.is_quorum(ids))
+
+    def _update_voters(self) -> None:
+        pending = self.pending
+        # Everyone whose vote counts in some decision now: the voters of both configurations.
+        self.voters = self.config.voters | pending.voters if pending is not None else self.config.voters
+        self.is_voter = self.id in self.voters
+        self.observes = self.registers_as_observer(self.id)
+
+    def registers_as_observer(self, server_id: int) -> bool:
+        """How `server_id` learns from a leader, by this peer's view (a leader assigns each
+        learner its kind by this rule, and the learner's own view agrees once synced): as an
+        observer only if it is an observer and a voter in no configuration in force. A
+        voter, or a server outside the configuration (joining, or removed), follows and
+        acknowledges: ZooKeeper's non-voting follower."""
+        observers = self.config.observers | self.pending.observers if self.pending is not None else self.config.observers
+        return server_id in observers and server_id not in self.voters
+
+    def _set_membership(self, config: Config, pending: Config | None) -> None:
+        if (config, pending) == (self.config, self.pending):
+            return
+        self.config, self.pending = config, pending
+        self._update_voters()
+        self._membership_changed = True
+
+    def _activate(self, config: Config) -> None:
+        log.info("peer %d: configuration %s is committed and active", self.id, config.describe())
+        pending = self.pending if self.pending is not None and self.pending.version > config.version else None
+        self._set_membership(config, pending)
+
+    def _config_logged(self, config: Config) -> None:
+        """An entry of our log makes `config` (appended, or found in the log at start)."""
+        if config.version <= self.config.version:
+            return  # already active: we adopted it, or took it from a snapshot
+        if self.pending is not None and self.pending.version < config.version:
+            # A leader proposes a change only once the one before is committed (config.py).
+            self._activate(self.pending)
+        log.info("peer %d: configuration %s is pending", self.id, config.describe())
+        self._set_membership(self.config, config)
+        if config.version <= self.committed:
+            self._activate(config)
+
+    def adopt_config(self, config: Config | None, source: str, *, same_version: bool = False) -> None:
+        """Take a configuration another server holds active (so committed) if it is newer
+        than ours; with `same_version`, also one of our version but other members (our
+        leader's, over a joining server's hand-written zoo.cfg: both are version 0)."""
+        if config is None:
+            return  # the sender told none
+        newer = config.version > self.config.version
+        if not newer and not (same_version and config.version == self.config.version and not config.same_membership(self.config)):
+            return
+        log.info("peer %d: adopting configuration %s from %s", self.id, config.describe(), source)
+        pending = self.pending if self.pending is not None and self.pending.version > config.version else None
+        self._set_membership(config, pending)
+
+    def _scan_log_for_configs(self) -> None:
+        """At start: the configuration entries in our log after the state machine's zxid
+        (their commit is unknown until a leader says so), read in bounded batches."""
+        after = self.applied
+        while after < self.log.last:
+            batch = self.storage.entries_after(after, self.timing.read_batch_entries, self.timing.read_batch_bytes)
+            if not batch:
+                break
+            for zxid, payload in batch:
+                if zxid > self.log.last:
+                    return
+                config = self.config_of(zxid, payload)
+                if config is not None:
+                    self._config_logged(config)
+            after = batch[-1][0]
+        self._membership_changed = False  # nothing to react to yet: no role has started
+
+    def _settle_membership(self) -> None:
+        """After each input: let the role react to a membership change (a leader that is no
+        longer a voter steps down, a learner whose kind changed registers again)."""
+        if self._membership_changed:
+            self._membership_changed = False
+            self._role.on_membership_changed()
 
     def __repr__(self) -> str:
         return (

@@ -52,12 +52,17 @@ class Vote:
         return cls(n.peer_epoch, n.zxid, n.leader)
 
 
+# The vote of a peer that is no voter in its own view (a server joining or removed): below
+# every real vote, so it takes the first eligible one it hears (ZooKeeper's Long.MIN_VALUE).
+NO_VOTE = Vote(-1, -1, -1)
+
+
 class Looking:
     """One election: started when the peer enters LOOKING, dropped when it leaves."""
 
     def __init__(self, peer: ZabPeer) -> None:
         self.peer = peer
-        self.own = Vote(peer.durable_current_epoch, peer.log.last, peer.id)
+        self.own = Vote(peer.durable_current_epoch, peer.log.last, peer.id) if peer.is_voter else NO_VOTE
         self.vote = self.own
         self.recv: dict[int, Vote] = {}  # this round's votes from looking voters, ours too
         self.known: dict[int, tuple[int, PeerState]] = {}  # answers of non-looking voters
@@ -70,21 +75,23 @@ class Looking:
     def start(self) -> None:
         p = self.peer
         p.round += 1
-        if p.is_voter:
-            self.recv[p.id] = self.vote
+        self.recv[p.id] = self.vote
         log.info("peer %d: looking, round %d, own vote %s", p.id, p.round, self._show(self.vote))
         self._broadcast()
         self._check_quorum()
 
     def on_connected(self, peer_id: int) -> None:
-        if peer_id in self.peer.voters:
-            self.peer.send(peer_id, self._notification())
+        self.peer.send(peer_id, self._notification())
 
     def on_disconnected(self, peer_id: int) -> None:
         self.known.pop(peer_id, None)  # it may come back in another state
 
     def after_advance(self) -> None:
         pass
+
+    def on_membership_changed(self) -> None:
+        # Other voters, other quorums: the votes counted so far may not mean what they did.
+        self.peer.become_looking("the membership changed")
 
     # -- step / tick ------------------------------------------------------------------------
 
@@ -103,7 +110,7 @@ class Looking:
         p = self.peer
         if self.decide_at is not None and p.now >= self.decide_at:
             self.decide_at = None
-            if self._agreeing() >= p.quorum:
+            if self.vote != NO_VOTE and p.has_quorum(self._agreeing()):
                 self._decide()
                 return
         if p.now >= self.next_send_at:
@@ -114,8 +121,14 @@ class Looking:
     def _on_looking(self, sender: int, n: Notification) -> None:
         p = self.peer
         self.known.pop(sender, None)  # whatever it answered before, it is looking now
-        if not p.is_voter or sender not in p.voters:
-            return  # observers' votes never count; they learn from settled voters
+        if sender not in p.voters:
+            return
+        # Every peer votes, observers and servers outside our voters too: each vote counts
+        # where its sender is a voter, and a pending change may make a server a voter
+        # before it has logged that change. A peer that is no voter in its own view only
+        # takes others' votes (its own is NO_VOTE), so a vote always names a server that
+        # some voter's view holds a voter; we take such a vote even if ours does not (that
+        # voter may have logged a change we lack): safety rests on discovery, not on this.
         theirs = Vote.of(n)
         if n.round > p.round:
             p.round = n.round
@@ -135,14 +148,14 @@ class Looking:
         self.decide_at = None
         self._broadcast()
 
-    def _agreeing(self) -> int:
-        return sum(1 for voter, v in self.recv.items() if v == self.vote and voter in self.peer.voters)
+    def _agreeing(self) -> set[int]:
+        return {voter for voter, v in self.recv.items() if v == self.vote}
 
     def _check_quorum(self) -> None:
         p = self.peer
-        if self._agreeing() < p.quorum:
+        if self.vote == NO_VOTE or not p.has_quorum(self._agreeing()):
             self.decide_at = None
-        elif len(self.recv) >= len(p.voters):
+        elif p.voters <= self.recv.keys():
             self._decide()  # nobody left who could change our mind
         elif self.decide_at is None:
             self.decide_at = p.now + p.timing.finalize_wait_s
@@ -175,24 +188,30 @@ class Looking:
             return
         if self.known.get(leader) != (leader, PeerState.LEADING):
             return  # follow only a leader that says it leads
-        naming = sum(1 for voter, (named, _) in self.known.items() if named == leader and voter in p.voters)
-        if naming >= p.quorum:
+        # A quorum of the active configuration must name it without us: the evidence that
+        # it leads. A pending change may count us, since it may make us a voter its leader
+        # is waiting for (the others alone can never make that quorum then).
+        naming = {voter for voter, (named, _) in self.known.items() if named == leader}
+        if p.config.is_quorum(naming) and (p.pending is None or p.pending.is_quorum(naming | {p.id})):
             p.round = max(p.round, n.round)
-            log.info("peer %d: joining leader %d announced by %d voters", p.id, leader, naming)
+            log.info("peer %d: joining leader %d announced by voters %s", p.id, leader, sorted(naming))
             p.become_learner(leader, n.round if sender == leader else self.leader_round)
 
     # -- sending ----------------------------------------------------------------------------
 
     def _notification(self) -> Notification:
         v = self.vote
-        return Notification(v.leader, v.zxid, v.peer_epoch, self.peer.round, PeerState.LOOKING)
+        return Notification(v.leader, v.zxid, v.peer_epoch, self.peer.round, PeerState.LOOKING, self.peer.config)
 
     def _broadcast(self) -> None:
         p = self.peer
         n = self._notification()
-        for voter in sorted(p.voters):
-            if voter != p.id:
-                p.send(voter, n)
+        # To every voter we know of, and to whoever else we are linked to: a settled server
+        # answers with its leader and configuration, which is how a peer whose view is out
+        # of date (its voters gone, removed by changes it missed) finds the ensemble.
+        for peer_id in sorted(p.voters | p.connected):
+            if peer_id != p.id:
+                p.send(peer_id, n)
         # Jittered, so peers that started looking together do not keep re-sending in step.
         self.next_send_at = p.now + p.timing.resend_s * p.rng.uniform(0.75, 1.25)
 

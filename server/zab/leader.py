@@ -27,7 +27,18 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from .api import COUNTER_MASK, NotLeader, ZabSafetyError, counter_of, epoch_of, make_zxid, zx
+from .api import (
+    COUNTER_MASK,
+    NewConfigNoQuorum,
+    NotLeader,
+    ReconfigInProgress,
+    ZabSafetyError,
+    counter_of,
+    epoch_of,
+    make_zxid,
+    zx,
+)
+from .config import Config
 from .messages import (
     Ack,
     AckEpoch,
@@ -160,6 +171,19 @@ class Leading:
     def on_disconnected(self, peer_id: int) -> None:
         self.learners.pop(peer_id, None)  # its next connection starts from discovery
 
+    def on_membership_changed(self) -> None:
+        p = self.peer
+        if p.id not in p.voters:
+            # Removed, or made an observer: the new configuration elects its own leader
+            # (ZooKeeper hands over to a nominee instead; an election is simpler and the
+            # commit that activated the change has already gone out to every learner).
+            p.become_looking(f"no longer a voter in configuration {p.config.describe()}")
+            return
+        self._maybe_choose_epoch()
+        self._maybe_epoch_quorum()
+        self._maybe_establish()
+        self._recompute_commit()
+
     def after_advance(self) -> None:
         p = self.peer
         pending = self.phase is LeaderPhase.EPOCH_PENDING_DURABLE
@@ -190,10 +214,11 @@ class Leading:
 
     def _on_info(self, sender: int, message: FollowerInfo | ObserverInfo) -> None:
         p = self.peer
-        observer = sender in p.observers
-        if isinstance(message, ObserverInfo) != observer:
-            log.warning("peer %d: %d registered as %s, config disagrees", p.id, sender, type(message).__name__)
-            return
+        # We say what the learner is, by our view (LEADERINFO tells it): its own may lack a
+        # pending change that makes it a voter. A follower outside our configuration is a
+        # non-voting follower: it acknowledges, but counts in no quorum until a
+        # configuration makes it a voter.
+        observer = p.registers_as_observer(sender)
         if self.epoch is not None and message.accepted_epoch > self.epoch:
             # It promised a later epoch to another would-be leader, so it must refuse ours
             # (ZooKeeper leaves it out until the next election; we hold that election now,
@@ -223,7 +248,7 @@ class Leading:
 
     def _send_leader_info(self, learner: Learner) -> None:
         assert self.epoch is not None
-        self.peer.send(learner.id, LeaderInfo(self.epoch, learner.registration))
+        self.peer.send(learner.id, LeaderInfo(self.epoch, learner.registration, self.peer.config, learner.observer))
         learner.phase = Phase.EPOCH
 
     # -- discovery --------------------------------------------------------------------------
@@ -232,8 +257,8 @@ class Leading:
         p = self.peer
         if self.phase is not LeaderPhase.CHOOSING_EPOCH:
             return
-        heard = 1 + sum(1 for learner in self.learners.values() if not learner.observer)
-        if heard < p.quorum:
+        heard = {p.id} | {learner.id for learner in self.learners.values() if not learner.observer}
+        if not p.has_quorum(heard):
             return
         highest = max([p.accepted_epoch, p.epoch_floor] + [learner.accepted_epoch for learner in self.learners.values()])
         if highest >= MAX_EPOCH:
@@ -273,10 +298,12 @@ class Leading:
         p = self.peer
         if self.phase is not LeaderPhase.AWAITING_EPOCH_QUORUM:
             return
-        acks = 1 + sum(
-            1 for learner in self.learners.values() if not learner.observer and learner.phase is Phase.ACKED and learner.fresh
-        )
-        if acks < p.quorum:
+        acks = {p.id} | {
+            learner.id
+            for learner in self.learners.values()
+            if not learner.observer and learner.phase is Phase.ACKED and learner.fresh
+        }
+        if not p.has_quorum(acks):
             return
         assert self.epoch is not None
         self._move_to(LeaderPhase.SYNCING)
@@ -296,7 +323,7 @@ class Leading:
         assert self.epoch is not None
         upto = p.committed if learner.observer else p.log.last
         plan = plan_for(p.log, learner.last_zxid, upto, p.timing.max_sync_entries)
-        plan, messages = sync_stream(plan, p.log, p.storage.snapshot, upto, self.epoch)
+        plan, messages = sync_stream(plan, p.log, p.storage.snapshot, upto, self.epoch, p.config)
         log.info(
             "peer %d: sync %d (last %s) by %s %s up to %s",
             p.id,
@@ -344,13 +371,13 @@ class Leading:
             return
         if p.durable_current_epoch != self.epoch or p.log.durable < p.log.last:
             return  # our own NEWLEADER ack: history, then current epoch, on disk
-        acks = 1 + sum(1 for learner in self.learners.values() if not learner.observer and learner.newleader_acked)
-        if acks < p.quorum:
+        acks = {p.id} | {learner.id for learner in self.learners.values() if not learner.observer and learner.newleader_acked}
+        if not p.has_quorum(acks):
             return
         assert self.epoch is not None
         self._move_to(LeaderPhase.ESTABLISHED)
         self.last_allocated = max(p.log.last, make_zxid(self.epoch, 0))
-        log.info("peer %d: established epoch %d with %d voters", p.id, self.epoch, acks)
+        log.info("peer %d: established epoch %d with %s", p.id, self.epoch, sorted(acks))
         p.on_established(self.epoch)
         self._recompute_commit()
         for learner in self._sorted():
@@ -378,6 +405,8 @@ class Leading:
         expected = last + 1 if epoch_of(last) == self.epoch else make_zxid(self.epoch or 0, 1)
         if zxid != expected or zxid > self.last_allocated:
             raise ValueError(f"propose {zx(zxid)}: expected {zx(expected)} (allocated up to {zx(self.last_allocated)})")
+        if p.pending is not None and p.config_of(zxid, payload) is not None:
+            raise ZabSafetyError(f"propose {zx(zxid)}: a configuration change while {p.pending.describe()} is pending")
         p.append(zxid, payload)
         proposal = Proposal(zxid, payload)
         for learner in self._sorted():
@@ -388,20 +417,59 @@ class Leading:
         if not self.established:
             raise NotLeader(f"peer {self.peer.id} is not yet established as leader", None)
 
+    def check_reconfig(self, new: Config) -> None:
+        """Raise unless this leader may propose a change to `new` now (ZooKeeper's rules):
+        no other change pending, and a quorum of `new`'s voters synced with us and heard
+        lately, so the change (which needs their acknowledgements) can commit."""
+        self._check_established()
+        p = self.peer
+        if p.pending is not None:
+            raise ReconfigInProgress(f"configuration {p.pending.describe()} is not committed yet")
+        synced = {p.id} | {
+            learner.id
+            for learner in self.learners.values()
+            if not learner.observer and learner.phase is Phase.SYNCED and p.now - learner.last_heard <= p.timing.sync_timeout_s
+        }
+        if not new.is_quorum(synced):
+            raise NewConfigNoQuorum(
+                f"only {sorted(synced & new.voters)} of the new voters {sorted(new.voters)} are synced with leader {p.id}"
+            )
+
+    def _commit_point(self) -> int | None:
+        """The highest zxid a quorum of every configuration in force holds (None: no quorum).
+
+        Acks are cumulative, so per configuration it is the quorum-th highest ack among its
+        voters (ours being our durable log end); while a change is pending, the lower of
+        the two."""
+        p = self.peer
+        acks = {p.id: p.log.durable}
+        for learner in self.learners.values():
+            if not learner.observer and learner.newleader_acked:
+                acks[learner.id] = learner.acked
+        point: int | None = None
+        for config in (p.config, p.pending):
+            if config is None:
+                continue
+            held = sorted((acks[v] for v in config.voters if v in acks), reverse=True)
+            if len(held) < config.quorum:
+                return None
+            point = held[config.quorum - 1] if point is None else min(point, held[config.quorum - 1])
+        return point
+
     def _recompute_commit(self) -> None:
         p = self.peer
         if not self.established:
             return
-        acks = [p.log.durable]
-        acks += [learner.acked for learner in self.learners.values() if not learner.observer and learner.newleader_acked]
-        if len(acks) < p.quorum:
-            return
-        acks.sort(reverse=True)
-        commit = acks[p.quorum - 1]
+        commit = self._commit_point()
         previous = p.committed
-        if commit <= previous:
+        if commit is None or commit <= previous:
             return
+        had_pending = p.pending is not None
         p.learn_commit(commit)
+        if had_pending and p.pending is None and (later := self._commit_point()) is not None and later > commit:
+            # The commit activated a change: the new configuration alone may commit more.
+            commit = later
+            p.learn_commit(commit)
         commit_message = Commit(commit)  # one object for all: the driver encodes it once
         informs: list[Inform] | None = None
         for learner in self._sorted():
@@ -425,13 +493,13 @@ class Leading:
                 p.become_looking(f"epoch not established within {p.timing.init_timeout_s}s")
                 return
         else:
-            live = 1 + sum(
-                1
+            live = {p.id} | {
+                learner.id
                 for learner in self.learners.values()
                 if not learner.observer and learner.newleader_acked and p.now - learner.last_heard <= p.timing.sync_timeout_s
-            )
-            if live < p.quorum:
-                p.become_looking(f"only {live} voters heard within {p.timing.sync_timeout_s}s")
+            }
+            if not p.has_quorum(live):
+                p.become_looking(f"only {sorted(live & p.voters)} of the voters heard within {p.timing.sync_timeout_s}s")
                 return
         if p.now >= self.next_ping_at:
             for learner in self._sorted():

@@ -18,7 +18,7 @@ import enum
 import logging
 from typing import TYPE_CHECKING
 
-from .api import Entry, ZabSafetyError, epoch_of, make_zxid, zx
+from .api import Entry, Role, ZabSafetyError, epoch_of, make_zxid, zx
 from .messages import (
     Ack,
     AckEpoch,
@@ -66,7 +66,7 @@ class Learning:
         # A LOOKING vote from the leader in a later round means it gave up leading; one
         # from this round or before was sent before it knew it won, and means nothing.
         self.leader_round = leader_round
-        self.observer = not peer.is_voter
+        self.observer = peer.observes
         self.phase = Phase.DISCOVERY
         self.last_heard = peer.now
         self.next_info_at = peer.now
@@ -93,6 +93,19 @@ class Learning:
     def on_disconnected(self, peer_id: int) -> None:
         if peer_id == self.leader:
             self.peer.become_looking(f"lost the link to leader {self.leader}")
+
+    def on_membership_changed(self) -> None:
+        p = self.peer
+        if self.phase is Phase.BROADCAST and p.observes != self.observer:
+            # Observers and followers are different registrations (INFORMs or proposals).
+            # Only once synced: before, our view may lack what the leader based our kind on.
+            p.become_looking(f"now {'an observer' if p.observes else 'a follower'} in configuration {p.config.describe()}")
+
+    def _take_kind(self, observer: bool) -> None:
+        """The leader registered us as this kind (LEADERINFO): be it for this registration."""
+        if observer != self.observer:
+            self.observer = observer
+            self.peer.role = Role.OBSERVING if observer else Role.FOLLOWING
 
     def _send_info(self) -> None:
         p = self.peer
@@ -165,6 +178,8 @@ class Learning:
             raise ProtocolError(f"LEADERINFO for epoch {message.epoch} while syncing for {self.epoch}")
         if message.epoch < p.accepted_epoch:
             raise ProtocolError(f"epoch {message.epoch} is below our accepted epoch {p.accepted_epoch}")
+        p.adopt_config(message.config, f"leader {self.leader}", same_version=True)
+        self._take_kind(message.observer)
         self.epoch = message.epoch
         self.fresh = message.epoch > p.accepted_epoch
         if self.fresh:
@@ -216,7 +231,7 @@ class Learning:
         if isinstance(opening, Trunc) and opening.zxid < p.log.last:
             p.truncate_after(opening.zxid)
         elif isinstance(opening, Snap):
-            p.install_snapshot(opening.zxid, opening.data)
+            p.install_snapshot(opening.zxid, opening.data, opening.config)
         for zxid, payload in self.stream:
             p.append(zxid, payload)
         self.stream = []
@@ -234,6 +249,8 @@ class Learning:
         self._learn_commit(message.commit_zxid)
         self.phase = Phase.BROADCAST
         p.on_synced(self.leader, self.epoch)
+        if p.observes != self.observer:
+            p.become_looking(f"synced as {'an observer' if self.observer else 'a follower'}, which our configuration is not")
 
     def _on_commit(self, message: Commit) -> None:
         if self.phase < Phase.ACK_WRITE or self.observer:

@@ -21,6 +21,8 @@ from typing import Any
 import attrs
 import cbor2
 
+from .config import Config
+
 
 class PeerState(enum.StrEnum):
     """A peer's role as announced in election notifications (ZooKeeper's ServerState)."""
@@ -39,7 +41,8 @@ class Notification:
     """A vote: the sender proposes `leader`, whose history is (`peer_epoch`, `zxid`).
 
     `round` is the sender's election round (ZooKeeper's logical clock); `state` is the
-    sender's role. Non-LOOKING senders announce the leader they follow or are.
+    sender's role. Non-LOOKING senders announce the leader they follow or are. `config` is
+    the sender's active configuration: a receiver whose own is older adopts it.
     """
 
     leader: int
@@ -47,6 +50,7 @@ class Notification:
     peer_epoch: int
     round: int
     state: PeerState
+    config: Config | None = None
 
 
 # -- discovery --------------------------------------------------------------------------------
@@ -82,11 +86,16 @@ class LeaderInfo:
     """The leader's new epoch, above the accepted epoch of a quorum.
 
     `registration` echoes the FOLLOWERINFO it answers: a learner takes only the answer to
-    its current registration.
+    its current registration. `config` is the leader's active configuration, which the
+    learner adopts (a joining server learns the ensemble's real membership here).
+    `observer`: what the leader registers the learner as, by its view of the membership
+    (the learner's may lack a pending change that makes it a voter).
     """
 
     epoch: int
     registration: int
+    config: Config | None = None
+    observer: bool = False
 
 
 @attrs.frozen(slots=True)
@@ -126,12 +135,16 @@ class Trunc:
 
 @attrs.frozen(slots=True)
 class Snap:
-    """Replace your state by this snapshot of the committed state at `zxid`; entries follow."""
+    """Replace your state by this snapshot of the committed state at `zxid`; entries follow.
+
+    `config`: the leader's active configuration (committed, so safe to hold even if it is
+    newer than the snapshot: the entries that follow may repeat it)."""
 
     zxid: int
     # The bytes. On the leader, whatever its storage's `snapshot` returned (its driver may
     # stream it from elsewhere: server/snap_stream.py); a follower's core always gets bytes.
     data: bytes
+    config: Config | None = None
 
 
 @attrs.frozen(slots=True)
@@ -261,12 +274,27 @@ def encode_message(message: Message) -> bytes:
     if cls is Ping:
         return _PING_FRAME
     fields = [getattr(message, name) for name in _FIELDS[cls]]
-    if cls is Notification:
-        fields[-1] = message.state.value  # type: ignore[union-attr]
+    for i, value in enumerate(fields):
+        if isinstance(value, PeerState):
+            fields[i] = value.value
+        elif isinstance(value, Config):
+            fields[i] = value.encode()
     return cbor2.dumps([_TAG_OF[cls], *fields])
 
 
+_MAYBE_CONFIG = Config | None
+
+
 def _check(cls: type, name: str, want: Any, value: Any) -> Any:
+    if want == _MAYBE_CONFIG:
+        if value is None:
+            return None
+        if type(value) is not bytes:
+            raise MessageDecodeError(f"{cls.__name__}.{name}: expected an encoded configuration, got {repr(value)[:40]}")
+        try:
+            return Config.decode(value)
+        except ValueError as exc:
+            raise MessageDecodeError(f"{cls.__name__}.{name}: {exc}") from None
     if want is PeerState:
         if type(value) is not str:
             raise MessageDecodeError(f"{cls.__name__}.{name}: expected a state name, got {value!r}")

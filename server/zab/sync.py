@@ -26,6 +26,7 @@ from collections.abc import Callable
 import attrs
 
 from .api import Entry, ZabSafetyError, counter_of, epoch_of, zx
+from .config import Config
 from .history import History
 from .messages import Diff, Message, NewLeader, Proposal, Snap, Trunc
 
@@ -79,11 +80,13 @@ def sync_stream(
     snapshot: Callable[[], tuple[int, bytes]],
     upto: int,
     epoch: int,
+    config: Config,
 ) -> tuple[SyncPlan, list[Message]]:
     """The messages of one sync: the plan's opening message, the entries, NEWLEADER.
 
     Falls back to SNAP when the log no longer holds the entries a DIFF or TRUNC needs
-    (purged meanwhile). Returns the plan actually used.
+    (purged meanwhile). Returns the plan actually used. A SNAP carries `config`, the
+    leader's active configuration.
     """
     entries: list[Entry] | None = None
     opening: Message
@@ -99,7 +102,7 @@ def sync_stream(
         entries = history.entries(snap_zxid, upto)
         if entries is None:
             raise ZabSafetyError(f"no log after the snapshot at {zx(snap_zxid)} (base {zx(history.base)})")
-        opening = Snap(snap_zxid, data)
+        opening = Snap(snap_zxid, data, config)
     messages: list[Message] = [opening]
     messages.extend(Proposal(z, p) for z, p in entries)
     messages.append(NewLeader(epoch, upto))

@@ -21,8 +21,10 @@ import attrs
 from ccore.server.commit import Committed, Outcome
 from ccore.server.forwarding import ROUTER_FRAMES, PeerFrame, WriteRouter
 from ccore.server.forwarding import Role as WriteRole
+from ccore.server.membership import config_of
 from ccore.server.zab import Ready, Role, Timing, ZabPeer
-from ccore.server.zab.api import NotLeader, zx
+from ccore.server.zab.api import NotLeader, ReconfigRefused, zx
+from ccore.server.zab.config import Config
 from ccore.server.zab.messages import (
     Ack,
     AckEpoch,
@@ -38,7 +40,7 @@ from ccore.server.zab.messages import (
 from ccore.znodes.acl import Id
 from ccore.znodes.codec import decode_snapshot, decode_txn, encode_snapshot, encode_txn
 from ccore.znodes.tree import DataTree
-from ccore.znodes.txn import Op, Txn
+from ccore.znodes.txn import Op, Reconfig, Txn
 
 from .checker import Checker, InvariantError, digest
 from .disk import SimDisk
@@ -92,6 +94,8 @@ class SimConfig:
     client_cut_rate: float = 0.5  # per client and simulated second: cut off from every server
     snap_every: int = 40  # applied entries between a node's snapshots
     purge_probability: float = 0.7
+    spares: int = 0  # servers outside the first configuration (joiners, for reconfig)
+    reconfig_rate: float = 0.0  # membership changes asked of the leader per simulated second
 
     @classmethod
     def random(cls, rng: random.Random) -> SimConfig:
@@ -115,6 +119,12 @@ class SimConfig:
             # Learners far behind get a SNAP rather than a DIFF: at times after a few entries.
             timing=attrs.evolve(SIM_TIMING, max_sync_entries=rng.choice((None, 10_000, 30, 5))),
         )
+
+    def with_random_membership_changes(self, rng: random.Random) -> SimConfig:
+        """Spare servers and membership changes drawn from `rng`: a random source of their
+        own, so that a seed without them runs exactly as it did before reconfig existed
+        (seeds that other tests rely on keep their schedules)."""
+        return attrs.evolve(self, spares=rng.choice((0, 0, 1, 2)), reconfig_rate=rng.choice((0.0, 0.0, 1.0, 4.0)))
 
 
 class SimStorage:
@@ -153,6 +163,9 @@ class Node:
         self.sim = sim
         self.id = node_id
         self.disk = SimDisk()
+        # The newest configuration this server saw committed (the server's dynamic config
+        # file): durable, written when the core reports a new active configuration.
+        self.config_file = sim.initial_config
         self.alive = False
         self.incarnation = 0
         self.peer: ZabPeer | None = None
@@ -177,14 +190,18 @@ class Node:
         snap = self.disk.snapshot
         self.tree = decode_snapshot(snap[1]) if snap is not None else DataTree()
         self.position = sim.checker.position_after(self.tree.last_zxid)
+        config = self.config_file
         self.peer = ZabPeer(
             self.id,
-            sim.voters,
-            sim.observers,
+            config.voters,
+            config.observers,
             SimStorage(self),
             random.Random(sim.rng.getrandbits(64)),
             sim.cfg.timing,
             now=sim.now,
+            config_version=config.version,
+            config_data=config.data,
+            config_of=config_of,
         )
         self.proposed = {}
         self.clients = ServerClients(self)
@@ -304,6 +321,9 @@ class Node:
                 f"{self.id} {status.role.value} leader={status.leader_id} epoch={status.epoch} "
                 f"serving={status.serving} last={zx(status.last_zxid)} committed={zx(status.last_committed_zxid)}",
             )
+        if status.config != self.config_file:
+            self.config_file = status.config
+            self.sim.trace_event("config", f"{self.id} writes configuration {status.config.describe()}")
         old, self.last_status = self.last_status, status
         leading = status.role is Role.LEADING and status.serving
         self.router.set_role(WriteRole(leading, status.leader_id, status.serving, status.epoch), "the leader changed")
@@ -387,6 +407,8 @@ class Node:
             txn = decode_txn(payload)
             if txn.zxid != zxid:
                 raise InvariantError(f"entry {zx(zxid)} carries a transaction for {zx(txn.zxid)}")
+            if self.position == len(checker.truth):  # the first replica to apply it
+                self._check_commit_quorum(zxid, payload)
             result, triggers = self.tree.apply(txn)
             checker.applied(self.id, self.position, zxid, payload)
             checker.request_committed(txn, zxid)
@@ -408,6 +430,44 @@ class Node:
             self.sim.trace_event("apply", f"{self.id} applied up to {zx(self.tree.last_zxid)} ({len(ready.committed)} entries)")
             if self.sim.rng.random() < 0.25:
                 checker.tree_at(self.id, self.tree.last_zxid, digest(encode_snapshot(self.tree)))
+
+    def _check_commit_quorum(self, zxid: int, payload: bytes) -> None:
+        """An entry being applied for the first time anywhere is committed: it must be durable
+        on a quorum of the configuration in force before it (the last committed change), and
+        a change also on a quorum of the configuration it makes. The core decides commits
+        from acks with its own view of membership; this checks that view against the truth."""
+        sim = self.sim
+        holders = {n.id for n in sim.nodes.values() if n.disk.holds_durably(zxid)}
+        configs = [sim.checker_configs[-1]]
+        made = config_of(zxid, payload)
+        if made is not None:
+            configs.append(made)
+        for config in configs:
+            if not config.is_quorum(holders):
+                raise InvariantError(
+                    f"{zx(zxid)} committed while durable only on {sorted(holders)}: no quorum of {config.describe()}"
+                )
+        if made is not None:
+            sim.checker_configs.append(made)
+            sim.trace_event("config", f"configuration {made.describe()} committed")
+
+    def reconfigure(self, voters: frozenset[int], observers: frozenset[int]) -> str:
+        """A client asks this server, if it leads, to change the membership; returns what happened."""
+        peer = self.peer
+        if not self.alive or peer is None or not peer.is_leader:
+            return "not leader"
+        try:
+            peer.check_reconfig(voters, observers)
+        except (ReconfigRefused, NotLeader) as exc:
+            return type(exc).__name__
+        zxid = peer.next_zxid()
+        text = config_text(voters, observers, zxid)
+        payload = encode_txn(Txn(zxid, int(self.sim.now * 1000), 0, Reconfig(text)))
+        peer.propose(zxid, payload)
+        self.proposed[zxid] = payload
+        self.sim.trace_event("reconfig", f"{self.id} proposes {zx(zxid)}: voters {sorted(voters)} observers {sorted(observers)}")
+        self.pump()
+        return "proposed"
 
     def _maybe_snapshot(self) -> None:
         if self.since_snapshot < self.sim.cfg.snap_every:
@@ -483,13 +543,18 @@ class Sim:
         """`cfg` fixes the configuration; otherwise it is drawn from the seed, then `overrides`."""
         self.seed = seed
         self.rng = random.Random(seed)
-        self.cfg = cfg if cfg is not None else SimConfig.random(self.rng)
+        if cfg is None:
+            cfg = SimConfig.random(self.rng).with_random_membership_changes(random.Random(seed ^ 0x5EC0F16))
+        self.cfg = cfg
         if overrides:
             self.cfg = attrs.evolve(self.cfg, **overrides)
         n = self.cfg.voters + self.cfg.observers
         self.voters = frozenset(range(1, self.cfg.voters + 1))
         self.observers = frozenset(range(self.cfg.voters + 1, n + 1))
-        self.nodes = {i: Node(self, i) for i in range(1, n + 1)}
+        self.initial_config = Config(0, self.voters, self.observers, config_text(self.voters, self.observers, 0))
+        self.checker_configs = [self.initial_config]  # the committed configurations, in order
+        # Spares are servers outside the first configuration, started with it (joiners).
+        self.nodes = {i: Node(self, i) for i in range(1, n + self.cfg.spares + 1)}
         self.slow_node = self.rng.randint(1, n) if self.cfg.slow_node_latency_s else None
         self.net = Network(self)
         self.checker = Checker()
@@ -545,6 +610,15 @@ class Sim:
                 what = f"{sender}->{to} {_show(message)}"
             lines.append(f"{when:9.4f} {kind:8} {what}")
         return "\n".join(lines)
+
+
+def config_text(voters: frozenset[int], observers: frozenset[int], version: int) -> bytes:
+    """A `/zookeeper/config` text for simulated servers (addresses are not simulated)."""
+    lines = [
+        f"server.{i}=127.0.0.1:{2000 + i}:{3000 + i}:{'observer' if i in observers else 'participant'};127.0.0.1:{4000 + i}"
+        for i in sorted(voters | observers)
+    ]
+    return "\n".join([*lines, f"version={version:x}"]).encode()
 
 
 def _show(message: Message) -> str:

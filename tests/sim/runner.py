@@ -167,6 +167,65 @@ class Clients:
         self._schedule()
 
 
+class Reconfigs:
+    """Membership changes asked of whoever leads, at random times during the chaos phase:
+    add a server (a spare, or one removed earlier) as voter or observer, remove a voter or
+    an observer, swap a role, or a whole new membership at once (ZooKeeper's bulk mode).
+    The leader refuses a change while another is pending, or when too few of the new
+    voters are synced with it; both are counted, not failures."""
+
+    def __init__(self, sim: Sim, until: float) -> None:
+        self.sim = sim
+        self.until = until
+        if sim.cfg.reconfig_rate > 0:
+            self._schedule()
+
+    def _schedule(self) -> None:
+        sim = self.sim
+        when = sim.now + sim.rng.expovariate(sim.cfg.reconfig_rate)
+        if when < self.until:
+            sim.at(when, self._fire)
+
+    def _fire(self) -> None:
+        sim = self.sim
+        leaders = [n for n in sim.nodes.values() if n.alive and n.peer is not None and n.peer.is_leader]
+        if leaders:
+            node = sim.rng.choice(leaders)
+            assert node.peer is not None
+            voters, observers = self._change(set(node.peer.config.voters), set(node.peer.config.observers))
+            outcome = node.reconfigure(frozenset(voters), frozenset(observers))
+            sim.stats[f"reconfig {outcome}"] += 1
+        self._schedule()
+
+    def _change(self, voters: set[int], observers: set[int]) -> tuple[set[int], set[int]]:
+        rng = self.sim.rng
+        everyone = sorted(self.sim.nodes)
+        outside = [i for i in everyone if i not in voters | observers]
+        kind = rng.choice(("add voter", "add observer", "remove voter", "remove observer", "swap", "bulk"))
+        if kind == "add voter" and outside:
+            voters.add(rng.choice(outside))
+        elif kind == "add observer" and outside:
+            observers.add(rng.choice(outside))
+        elif kind == "remove voter" and len(voters) > 1:
+            voters.discard(rng.choice(sorted(voters)))
+        elif kind == "remove observer" and observers:
+            observers.discard(rng.choice(sorted(observers)))
+        elif kind == "swap":
+            sid = rng.choice(sorted(voters | observers))
+            if sid in voters and len(voters) > 1:
+                voters.discard(sid)
+                observers.add(sid)
+            elif sid in observers:
+                observers.discard(sid)
+                voters.add(sid)
+        else:  # bulk: any membership of these servers with 1 to 5 voters
+            shuffled = rng.sample(everyone, len(everyone))
+            count = rng.randint(1, min(5, len(everyone)))
+            voters = set(shuffled[:count])
+            observers = {i for i in shuffled[count:] if rng.random() < 0.3}
+        return voters, observers
+
+
 def run_seed(seed: int, cfg: SimConfig | None = None, verbose: bool = False, **overrides: Any) -> RunResult:
     started = time.perf_counter()
     sim = Sim(seed, cfg, **overrides)
@@ -200,6 +259,7 @@ def _run(sim: Sim) -> float:
     for node in sim.nodes.values():
         node.start()
     Faults(sim, until=cfg.chaos_s)
+    Reconfigs(sim, until=cfg.chaos_s)
     clients = Clients(sim)
     sessions = sim.clients = SessionClients(sim, cfg.session_clients, cfg.client_cut_rate, cfg.chaos_s)
     sim.run_until(cfg.chaos_s)

@@ -240,7 +240,7 @@ def syncing_leader() -> tuple[ZabPeer, MemoryStorage]:
     peer.step(2, FollowerInfo(0, 1))
     peer.step(3, FollowerInfo(0, 1))
     assert run(peer, storage) == [], "LEADERINFO waits for the accepted epoch on disk"
-    assert run(peer, storage) == [LeaderInfo(1, 1), LeaderInfo(1, 1)]
+    assert run(peer, storage) == [LeaderInfo(1, 1, peer.config), LeaderInfo(1, 1, peer.config)]
     peer.step(2, AckEpoch(1, 1, 0, 0, True))
     peer.step(3, AckEpoch(1, 1, 0, 0, True))
     sent = run(peer, storage)
@@ -272,7 +272,7 @@ def test_leader_ignores_older_registrations_and_restarts_on_a_newer_one() -> Non
     peer, storage = syncing_leader()
     peer.step(2, FollowerInfo(0, 2))  # 2 went back to discovery (same link): a new handshake
     peer.step(3, FollowerInfo(0, 0))  # older than what 3 registered with: stale
-    assert run(peer, storage) == [LeaderInfo(1, 2)]
+    assert run(peer, storage) == [LeaderInfo(1, 2, peer.config)]
     peer.step(2, AckEpoch(1, 1, 0, 0, True))  # an ack of the old handshake
     peer.step(2, Ack(make_zxid(1, 0)))  # and of the old sync
     peer.step(3, Ack(make_zxid(1, 0)))

@@ -195,10 +195,10 @@ def test_a_learner_leaves_a_leader_that_follows_someone_else_or_registers_with_i
 def test_a_learner_syncing_for_one_epoch_restarts_on_leaderinfo_of_another() -> None:
     peer = lone_peer(4, observers=frozenset({4}))
     peer.become_learner(2, leader_round=1)
-    peer.step(2, LeaderInfo(5, 1))
-    peer.step(2, LeaderInfo(5, 1))  # the answer to a re-sent OBSERVERINFO: fine
+    peer.step(2, LeaderInfo(5, 1, observer=True))
+    peer.step(2, LeaderInfo(5, 1, observer=True))  # the answer to a re-sent OBSERVERINFO: fine
     assert peer.role is Role.OBSERVING
-    peer.step(2, LeaderInfo(6, 1))  # the leader started over and we never saw it look
+    peer.step(2, LeaderInfo(6, 1, observer=True))  # the leader started over and we never saw it look
     assert peer.role is Role.LOOKING
 
 

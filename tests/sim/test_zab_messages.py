@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ccore.server.zab import messages as m
+from ccore.server.zab.config import Config
 from ccore.server.zab.messages import (
     MessageDecodeError,
     PeerState,
@@ -19,18 +20,26 @@ from ccore.server.zab.messages import (
 ZXIDS = st.integers(min_value=0, max_value=(1 << 64) - 1)
 EPOCHS = st.integers(min_value=0, max_value=(1 << 32) - 1)
 REGISTRATIONS = st.integers(min_value=0, max_value=(1 << 63) - 1)
+IDS = st.frozensets(st.integers(1, 255), max_size=7)
+CONFIGS = st.none() | st.builds(
+    lambda version, voters, observers, data: Config(version, voters | {1}, observers - voters - {1}, data),
+    ZXIDS,
+    IDS,
+    IDS,
+    st.binary(max_size=64),
+)
 
 STRATEGIES = {
     m.Notification: st.builds(
-        m.Notification, st.integers(1, 255), ZXIDS, EPOCHS, st.integers(0, 1 << 40), st.sampled_from(PeerState)
+        m.Notification, st.integers(1, 255), ZXIDS, EPOCHS, st.integers(0, 1 << 40), st.sampled_from(PeerState), CONFIGS
     ),
     m.FollowerInfo: st.builds(m.FollowerInfo, EPOCHS, REGISTRATIONS),
     m.ObserverInfo: st.builds(m.ObserverInfo, EPOCHS, REGISTRATIONS),
-    m.LeaderInfo: st.builds(m.LeaderInfo, EPOCHS, REGISTRATIONS),
+    m.LeaderInfo: st.builds(m.LeaderInfo, EPOCHS, REGISTRATIONS, CONFIGS, st.booleans()),
     m.AckEpoch: st.builds(m.AckEpoch, EPOCHS, REGISTRATIONS, EPOCHS, ZXIDS, st.booleans()),
     m.Diff: st.builds(m.Diff, ZXIDS),
     m.Trunc: st.builds(m.Trunc, ZXIDS),
-    m.Snap: st.builds(m.Snap, ZXIDS, st.binary()),
+    m.Snap: st.builds(m.Snap, ZXIDS, st.binary(), CONFIGS),
     m.NewLeader: st.builds(m.NewLeader, EPOCHS, ZXIDS),
     m.UpToDate: st.builds(m.UpToDate, ZXIDS),
     m.Proposal: st.builds(m.Proposal, ZXIDS, st.binary()),
@@ -54,7 +63,7 @@ def test_encoding_is_a_compact_array() -> None:
     frame = encode_message(m.Proposal(0x100000001, b"txn"))
     assert cbor2.loads(frame) == [m._CLASSES.index(m.Proposal), 0x100000001, b"txn"]
     note = cbor2.loads(encode_message(m.Notification(1, 2, 3, 4, PeerState.LEADING)))
-    assert note[-1] == "LEADING"
+    assert note[-2:] == ["LEADING", None]  # a state by name; no configuration told
 
 
 @pytest.mark.parametrize(
@@ -75,8 +84,11 @@ def test_encoding_is_a_compact_array() -> None:
         (cbor2.dumps([m._CLASSES.index(m.Ack), 1 << 70]), "out of range"),
         (cbor2.dumps([m._CLASSES.index(m.Proposal), 1, "text"]), "expected bytes"),
         (cbor2.dumps([m._CLASSES.index(m.AckEpoch), 1, 1, 1, 2, 1]), "expected bool"),
-        (cbor2.dumps([m._CLASSES.index(m.Notification), 1, 2, 3, 4, "BOSSING"]), "unknown state"),
-        (cbor2.dumps([m._CLASSES.index(m.Notification), 1, 2, 3, 4, 0]), "expected a state name"),
+        (cbor2.dumps([m._CLASSES.index(m.Notification), 1, 2, 3, 4, "BOSSING", None]), "unknown state"),
+        (cbor2.dumps([m._CLASSES.index(m.Notification), 1, 2, 3, 4, 0, None]), "expected a state name"),
+        (cbor2.dumps([m._CLASSES.index(m.LeaderInfo), 1, 2, b"\x80", False]), "not a configuration"),
+        (cbor2.dumps([m._CLASSES.index(m.LeaderInfo), 1, 2, cbor2.dumps([0, [], [], b""]), False]), "at least one voter"),
+        (cbor2.dumps([m._CLASSES.index(m.LeaderInfo), 1, 2, "config", False]), "expected an encoded configuration"),
     ],
 )
 def test_malformed_frames_raise_one_error(frame: bytes, why: str) -> None:

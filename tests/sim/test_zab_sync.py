@@ -7,11 +7,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ccore.server.zab import make_zxid as z
+from ccore.server.zab.config import Config
 from ccore.server.zab.history import History
 from ccore.server.zab.messages import Diff, NewLeader, Proposal, Snap, Trunc
 from ccore.server.zab.sync import SyncKind, SyncPlan, decide_sync, plan_for, sync_stream
 
 from .memory import MemoryStorage
+
+CONFIG = Config.of({1, 2, 3}, version=z(3, 2))  # the leader's active configuration, sent with a SNAP
 
 # The leader's history: epochs 1 (1..5), 3 (1..3), 4 (1..2); epoch 2 never got an entry in.
 LEADER = [z(1, i) for i in range(1, 6)] + [z(3, i) for i in range(1, 4)] + [z(4, 1), z(4, 2)]
@@ -91,7 +94,7 @@ def test_history_floor_and_entries_span_storage_and_memory() -> None:
 def test_stream_for_a_diverged_learner() -> None:
     history, storage = leader_history()
     plan = plan_for(history, z(3, 9), upto=LEADER[-1])
-    used, messages = sync_stream(plan, history, storage.snapshot, LEADER[-1], epoch=5)
+    used, messages = sync_stream(plan, history, storage.snapshot, LEADER[-1], epoch=5, config=CONFIG)
     assert used == SyncPlan(SyncKind.TRUNC, z(3, 3))
     assert messages[0] == Trunc(z(3, 3))
     assert [m.zxid for m in messages[1:-1] if isinstance(m, Proposal)] == [z(4, 1), z(4, 2)]
@@ -104,9 +107,10 @@ def test_stream_falls_back_to_snapshot_when_the_log_was_purged() -> None:
     plan = plan_for(history, z(1, 1), upto=LEADER[-1])
     assert plan == SyncPlan(SyncKind.DIFF, z(1, 1))
     storage.purge(z(1, 3))  # purged between deciding and reading
-    used, messages = sync_stream(plan, history, storage.snapshot, LEADER[-1], epoch=5)
+    used, messages = sync_stream(plan, history, storage.snapshot, LEADER[-1], epoch=5, config=CONFIG)
     assert used.kind is SyncKind.SNAP
     assert isinstance(messages[0], Snap) and messages[0].zxid == z(1, 3)
+    assert messages[0].config == CONFIG
     assert [m.zxid for m in messages[1:-1] if isinstance(m, Proposal)] == LEADER[3:]
     assert isinstance(messages[-1], NewLeader)
 
@@ -114,7 +118,7 @@ def test_stream_falls_back_to_snapshot_when_the_log_was_purged() -> None:
 def test_empty_diff_for_a_learner_in_sync() -> None:
     history, storage = leader_history()
     plan = plan_for(history, LEADER[-1], upto=LEADER[-1])
-    _, messages = sync_stream(plan, history, storage.snapshot, LEADER[-1], epoch=5)
+    _, messages = sync_stream(plan, history, storage.snapshot, LEADER[-1], epoch=5, config=CONFIG)
     assert messages == [Diff(LEADER[-1]), NewLeader(5, LEADER[-1])]
 
 
