@@ -6,6 +6,8 @@ from pathlib import Path
 
 import attrs
 
+from ccore.znodes.dynconfig import DynamicConfigError, ServerSpec, parse_server_value
+
 from .tls_config import TlsSettings, parse_bool
 
 PROMETHEUS_PROVIDER = "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider"
@@ -22,19 +24,9 @@ class ConfigError(ValueError):
     """A configuration that cannot work; the message says which key and what to do."""
 
 
-@attrs.define
-class PeerAddress:
-    """One `server.N=host:quorumPort:electionPort[:participant|:observer][;[clientHost:]clientPort]`
-    line, as ZooKeeper 3.5+ reads it. The host is where this server reaches server N (or, for
-    its own line, where it listens: `0.0.0.0` listens on every interface); servers may name the
-    same member by different addresses. A client part without a host means 0.0.0.0."""
-
-    server_id: int
-    host: str
-    quorum_port: int
-    election_port: int
-    observer: bool = False
-    client_address: tuple[str, int] | None = None
+# One `server.N=...` line; the parser is ZooKeeper's dynamic config's (znodes/dynconfig.py), so
+# that zoo.cfg, dynamic config files and reconfig requests read server lines one way.
+PeerAddress = ServerSpec
 
 
 @attrs.define
@@ -156,61 +148,12 @@ _BOOL_KEYS = {
 _ANY_ADDRESS = ("0.0.0.0", "::", "")
 
 
-def _host_and_rest(text: str) -> list[str]:
-    """`host:a:b` or `[v6 address]:a:b` split into [host, a, b] (ZooKeeper's getHostAndPort)."""
-    text = text.strip()
-    if text.startswith("["):
-        host, bracket, rest = text[1:].partition("]")
-        if not bracket or (rest and not rest.startswith(":")):
-            raise ValueError("an IPv6 address must be written [address]")
-        return [host, *rest[1:].split(":")] if rest else [host]
-    return text.split(":")
-
-
-def _port(text: str) -> int:
-    port = int(text.strip())
-    if not 0 <= port <= 65535:
-        raise ValueError(f"{port} is not a port number")
-    return port
-
-
 def parse_peer(server_id: int, value: str) -> PeerAddress:
-    expected = (
-        f"server.{server_id}={value}: expected host:quorumPort:electionPort[:participant|:observer][;[clientHost:]clientPort]"
-    )
-    main, *client = value.split(";")
-    if len(client) > 1:
-        raise ConfigError(expected)
-    if "|" in main:
-        raise ConfigError(f"server.{server_id}={value}: several addresses for one server (a|b) are not supported; give one")
+    """The value of a zoo.cfg `server.N=` line; ConfigError naming the line if it is wrong."""
     try:
-        parts = _host_and_rest(main)
-    except ValueError as e:
-        raise ConfigError(f"server.{server_id}={value}: {e}") from None
-    if not 3 <= len(parts) <= 4 or not parts[0]:
-        raise ConfigError(expected)
-    observer = False
-    if len(parts) == 4:
-        role = parts[3].strip().lower()
-        if role not in ("participant", "observer"):
-            raise ConfigError(f"server.{server_id}={value}: unknown role {parts[3]!r}; use participant or observer")
-        observer = role == "observer"
-    client_parts: list[str] = []
-    if client and client[0].strip():
-        try:
-            client_parts = _host_and_rest(client[0])
-        except ValueError as e:
-            raise ConfigError(f"server.{server_id}={value}: {e}") from None
-        if len(client_parts) > 2 or not client_parts[0]:
-            raise ConfigError(expected)
-    try:
-        quorum_port, election_port = _port(parts[1]), _port(parts[2])
-        # `;2181` alone listens on every interface, as in ZooKeeper.
-        client_host = client_parts[0] if len(client_parts) == 2 else "0.0.0.0"
-        client_address = (client_host, _port(client_parts[-1])) if client_parts else None
-    except ValueError as e:
-        raise ConfigError(f"server.{server_id}={value}: ports must be numbers ({e})") from None
-    return PeerAddress(server_id, parts[0].strip(), quorum_port, election_port, observer, client_address)
+        return parse_server_value(server_id, value)
+    except DynamicConfigError as e:
+        raise ConfigError(str(e)) from None
 
 
 def load(path: Path) -> ServerConfig:
