@@ -3,20 +3,15 @@ just enough of the protocol to record what it was sent and answer as ZooKeeper w
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Callable
 from typing import Any
 
-import anyio
-import anyio.abc
 import pytest
 
 from ccore.client import blocking, connect
 from ccore.client.hosts import HostPort, hosts_from_config
-from ccore.znodes import protocol
 from ccore.znodes import records as r
-from ccore.znodes.constants import XID_PING, OpCode
+from ccore.znodes.constants import OpCode
 from ccore.znodes.errors import (
     BadArgumentsError,
     BadVersionError,
@@ -26,69 +21,10 @@ from ccore.znodes.errors import (
     ReconfigDisabledError,
     ReconfigInProgressError,
 )
-from ccore.znodes.stat import Stat
+from tests.client.fakezk import CONFIG_STAT, FakeServer, serve_in_thread
 from tests.polling import wait_for
 
 pytestmark = pytest.mark.anyio
-
-CONFIG_STAT = Stat(5, 5, 0, 0, -1, 0, 0, 0, 40, 0, 5)
-
-
-class FakeServer:
-    """Accepts any session, answers getData of /zookeeper/config with `config`, a reconfig with
-    `reconfig_answer` (an error code, or the new config's text), pings; records every request.
-    `hang_up_after_config`: close the connection once the config was read."""
-
-    def __init__(self, config: bytes = b"", reconfig_answer: int | bytes = b"") -> None:
-        self.config = config
-        self.reconfig_answer = reconfig_answer
-        self.requests: list[tuple[int, Any]] = []
-        self.connections = 0
-        self.hang_up_after_config = False
-
-    async def __call__(self, stream: anyio.abc.ByteStream) -> None:
-        self.connections += 1
-        frames = protocol.FrameReader()
-        connected = False
-        while True:
-            try:
-                frames.feed(await stream.receive())
-            except (anyio.EndOfStream, anyio.BrokenResourceError):
-                return
-            while (payload := frames.next_frame()) is not None:
-                if not connected:
-                    request = protocol.decode_connect_request(payload)
-                    session = request.session_id or 0x1234
-                    await stream.send(protocol.encode_connect_response(r.ConnectResponse(0, 10_000, session, bytes(16), False)))
-                    connected = True
-                    continue
-                header, record = protocol.decode_request(payload)
-                if header.type == OpCode.ping:
-                    await stream.send(protocol.encode_reply(XID_PING, 0, 0))
-                    continue
-                self.requests.append((header.type, record))
-                reply = self._answer(header.xid, header.type, record)
-                await stream.send(reply)
-                if header.type == OpCode.closeSession or (
-                    self.hang_up_after_config and header.type == OpCode.getData and record.path == "/zookeeper/config"
-                ):
-                    await stream.aclose()
-                    return
-
-    def _answer(self, xid: int, op: int, record: Any) -> bytes:
-        if op == OpCode.getData and record.path == "/zookeeper/config":
-            return protocol.encode_reply(xid, 5, 0, r.GetDataResponse(self.config, CONFIG_STAT))
-        if op == OpCode.reconfig:
-            if isinstance(self.reconfig_answer, int):
-                return protocol.encode_reply(xid, 5, self.reconfig_answer)
-            return protocol.encode_reply(xid, 6, 0, r.GetDataResponse(self.reconfig_answer, CONFIG_STAT))
-        if op == OpCode.closeSession:
-            return protocol.encode_reply(xid, 5, 0)
-        return protocol.encode_reply(xid, 5, Code.NO_NODE)
-
-    def sent(self, op: int) -> list[Any]:
-        return [record for code, record in self.requests if code == op]
-
 
 NEW_CONFIG = b"server.1=10.0.0.1:2888:3888:participant;0.0.0.0:2181\nversion=100000002"
 
@@ -179,29 +115,10 @@ async def test_without_follow_config_nothing_is_read_and_the_hosts_stay(serve_tc
 
 def test_blocking_facade_has_them() -> None:
     fake = FakeServer(config=NEW_CONFIG, reconfig_answer=NEW_CONFIG)
-    ready: queue.Queue[int] = queue.Queue()
-    stop = threading.Event()
-
-    async def serve() -> None:
-        async with await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0) as listener:
-            ready.put(int(listener.extra(anyio.abc.SocketAttribute.local_port)))
-            async with anyio.create_task_group() as tasks:
-                tasks.start_soon(listener.serve, fake)
-                while not stop.is_set():  # noqa: ASYNC110 - set by another thread
-                    await anyio.sleep(0.02)
-                tasks.cancel_scope.cancel()
-
-    thread = threading.Thread(target=anyio.run, args=(serve,), daemon=True)
-    thread.start()
-    port = ready.get(timeout=10)
-    try:
-        with blocking.connect(f"127.0.0.1:{port}") as zk:
-            assert zk.get_config()[0] == NEW_CONFIG
-            assert zk.reconfig(leaving="2")[0] == NEW_CONFIG
-            assert zk.hosts == [f"127.0.0.1:{port}"]
-    finally:
-        stop.set()
-        thread.join(10)
+    with serve_in_thread(fake) as port, blocking.connect(f"127.0.0.1:{port}") as zk:
+        assert zk.get_config()[0] == NEW_CONFIG
+        assert zk.reconfig(leaving="2")[0] == NEW_CONFIG
+        assert zk.hosts == [f"127.0.0.1:{port}"]
     assert fake.sent(OpCode.reconfig) == [r.ReconfigRequest(None, "2", None, -1)]
 
 
