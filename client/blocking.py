@@ -183,6 +183,7 @@ class BlockingClient:
     last_zxid = property(lambda self: self.client.last_zxid)
     server = property(lambda self: self.client.server)
     chroot = property(lambda self: self.client.chroot)
+    hosts = property(lambda self: self.client.hosts)
 
     def states(self) -> BlockingStream[ClientState]:
         """`with zk.states() as states: for state in states: ...` (or `states.get(timeout)`)."""
@@ -227,6 +228,8 @@ class BlockingClient:
     whoami = _forward("whoami")
     add_auth = _forward("add_auth")
     multi_read = _forward("multi_read")
+    get_config = _forward("get_config")
+    reconfig = _forward("reconfig")
 
 
 class BlockingWatch:

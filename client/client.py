@@ -36,7 +36,7 @@ from ccore.znodes.errors import (
     ZKError,
 )
 from ccore.znodes.groups import first_error, unwrap_single
-from ccore.znodes.paths import ROOT, ZOOKEEPER, join, parent, path_error
+from ccore.znodes.paths import CONFIG, ROOT, ZOOKEEPER, join, parent, path_error
 from ccore.znodes.records import (
     ClientInfo,
     Create2Response,
@@ -52,6 +52,7 @@ from ccore.znodes.records import (
     GetDataRequest,
     GetEphemeralsRequest,
     MultiRequest,
+    ReconfigRequest,
     Record,
     SetACLRequest,
     SetACLResponse,
@@ -136,6 +137,12 @@ class Client:
     @property
     def server_read_only(self) -> bool:
         return self._session.core.server_read_only
+
+    @property
+    def hosts(self) -> list[str]:
+        """The servers this client reconnects to, `host:port` each: those of the connection
+        string, or those /zookeeper/config lists once read (`connect(..., follow_config=True)`)."""
+        return [str(h) for h in self._session.hosts]
 
     async def close(self) -> None:
         """Close the session (its ephemerals go) and stop; idempotent."""
@@ -415,6 +422,54 @@ class Client:
         resp = await self._session.call(OpCode.getAllChildrenNumber, GetAllChildrenNumberRequest(self._path(path)), path)
         return cast(GetAllChildrenNumberResponse, resp).total_number
 
+    # --- the ensemble's configuration -------------------------------------------------------
+
+    @overload
+    async def get_config(self, *, watch: Literal[False] = ...) -> tuple[bytes, Stat]: ...
+    @overload
+    async def get_config(self, *, watch: Literal[True]) -> tuple[bytes, Stat, Watch]: ...
+
+    async def get_config(self, *, watch: bool = False) -> tuple[bytes, Stat] | tuple[bytes, Stat, Watch]:
+        """The ensemble's dynamic configuration: the data of /zookeeper/config (`server.N=...`
+        lines and `version=<hex>`; ZooKeeper.getConfig), whatever the chroot. Like any read it
+        is the connected server's view: `await zk.sync()` first for the latest. `watch=True`
+        adds a Watch for the next change (a reconfig)."""
+        w = Watch(CONFIG, WatchKind.DATA, self._remover(CONFIG)) if watch else None
+        resp: Any = await self._session.call(
+            OpCode.getData, GetDataRequest(CONFIG, watch), CONFIG, (WatchKind.DATA, CONFIG, w) if w else None
+        )
+        data = resp.data or b""
+        return (data, resp.stat, w) if w is not None else (data, resp.stat)
+
+    async def reconfig(
+        self,
+        joining: str | Sequence[str] | None = None,
+        leaving: str | int | Sequence[str | int] | None = None,
+        new_members: str | Sequence[str] | None = None,
+        from_config: int = -1,
+    ) -> tuple[bytes, Stat]:
+        """Change the ensemble's membership (ZooKeeperAdmin.reconfig); returns the new config
+        (`get_config`'s data) and Stat. Incremental: `joining` servers (`server.N=host:2888:3888
+        [:observer];2181`, a comma-separated string or a list) are added or updated, `leaving`
+        ids removed. Bulk: `new_members` is the whole new membership. `from_config`: only if
+        the current config's version is this (else BadVersionError); -1: whatever it is.
+
+        Needs the super user or WRITE on /zookeeper/config (NoAuthError), and reconfigEnabled
+        on the servers (ReconfigDisabledError). Other refusals: BadArgumentsError (syntax, too
+        few participants), NewConfigNoQuorumError (the new voters are not connected and synced
+        with the leader yet), ReconfigInProgressError (another reconfig is under way).
+        """
+        if type(from_config) is not int:
+            raise TypeError(f"from_config must be an int (a config version, or -1), not {type(from_config).__name__}")
+        record = ReconfigRequest(
+            _servers_argument("joining", joining),
+            _servers_argument("leaving", leaving),
+            _servers_argument("new_members", new_members),
+            from_config,
+        )
+        resp: Any = await self._session.call(OpCode.reconfig, record, CONFIG)
+        return resp.data or b"", resp.stat
+
     async def whoami(self) -> list[ClientInfo]:
         """The identities this session has authenticated as (ZooKeeper 3.7+)."""
         resp: Any = await self._session.call(OpCode.whoAmI, None)
@@ -472,6 +527,22 @@ class Client:
         return await Retry()(fn, *args, **kwargs)
 
 
+def _servers_argument(name: str, value: object) -> str | None:
+    """A reconfig argument as the wire carries it: comma-separated, or null when not given.
+    Empty counts as not given, as kazoo sends it (ZooKeeper would take an empty new_members
+    as a bulk change to no members)."""
+    if value is None:
+        return None
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
+        items = [str(value)]
+    elif isinstance(value, (list, tuple)) and all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in value):
+        items = [str(v) for v in value]
+    else:
+        raise TypeError(f"{name} must be a string or a list of strings, not {type(value).__name__}")
+    joined = ",".join(item.strip() for item in items if item.strip())
+    return joined or None
+
+
 async def _log_failure(fn: Callable[..., Awaitable[object]], args: tuple[Any, ...]) -> None:
     """A background task's body: `fn(*args)`, its failure logged (see start_background)."""
     try:
@@ -497,6 +568,7 @@ async def connect(
     tls_cert: PathLike | None = None,
     tls_key: PathLike | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    follow_config: bool = False,
 ) -> AsyncIterator[Client]:
     """Connect to a ZooKeeper ensemble and yield a Client; close the session on exit.
 
@@ -511,6 +583,12 @@ async def connect(
     same file) our PEM certificate, for servers that require one (ssl.clientAuth=need). Each
     server's certificate must name its host as written in `hosts`. Or pass a ready
     `ssl_context`. Unreadable files raise InvalidArgumentError before anything is sent.
+
+    `follow_config`: after each (re)connection, read /zookeeper/config and, when it lists the
+    servers' client addresses, reconnect to those from then on instead of `hosts` (so a
+    client keeps up with reconfigs). Off by default: the config holds the addresses the
+    servers know themselves by, which a client behind NAT, a proxy, a port-forward or a
+    container network may not reach, and plain client ports only (never a TLS port).
     """
     parsed = hosts_mod.parse(hosts)
     root = hosts_mod.normalize_chroot(chroot) if chroot is not None else parsed.chroot
@@ -528,6 +606,7 @@ async def connect(
         randomize_hosts=randomize_hosts,
         session=session,
         ssl_context=context,
+        follow_config=follow_config,
     )
     # The caller sees NoServerError or its own body's error, not the task groups' groups.
     with unwrap_single():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import attrs
 
+from ccore.znodes.dynconfig import DynamicConfig, DynamicConfigError
 from ccore.znodes.paths import path_error
 
 from .errors import InvalidArgumentError
@@ -77,3 +78,17 @@ def parse(text: str) -> ConnectString:
     host_part = text[:slash] if slash >= 0 else text
     hosts = tuple(_parse_host(item, text) for item in host_part.split(","))
     return ConnectString(hosts, chroot)
+
+
+def hosts_from_config(data: bytes) -> tuple[int, list[HostPort]] | None:
+    """The version and client addresses of /zookeeper/config's text, for a host list; None
+    when it names none a client could use (no client ports, a member known only by a wildcard,
+    not a config at all: a standalone server's is empty)."""
+    try:
+        config = DynamicConfig.parse(data.decode("utf-8"))
+    except (UnicodeDecodeError, DynamicConfigError):
+        return None
+    addresses = config.client_addresses()
+    if not addresses:
+        return None
+    return config.version or 0, [HostPort(host, port) for host, port in addresses]

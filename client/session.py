@@ -3,10 +3,12 @@
 It is written against anyio, so it runs under Trio and asyncio alike (`trio.run(main)` or
 `asyncio.run(main())`); the protocol itself is the sans-I/O `protocol.ClientProtocol`.
 
-Per TCP connection there are exactly three tasks: a reader (bytes -> ClientProtocol ->
-wake waiters), a writer (drains the protocol's outbox, coalescing whatever requests queued
+Per TCP connection there are three tasks: a reader (bytes -> ClientProtocol -> wake
+waiters), a writer (drains the protocol's outbox, coalescing whatever requests queued
 meanwhile into one send) and a heartbeat (handshake deadline, pings every timeout/3, and the
-read timeout of 2/3 of the session timeout, as ZooKeeper's ClientCnxn). A request is not a
+read timeout of 2/3 of the session timeout, as ZooKeeper's ClientCnxn). With `follow_config`
+each connection asks for /zookeeper/config as soon as it is up, and the reader takes the
+ensemble's host list from the reply (no task waits for it). A request is not a
 task: the caller's own task queues it and sleeps on an Event (the loop's own: `_loop.py`).
 
 When a connection dies the session moves on to the next host of the connection string, with
@@ -20,7 +22,7 @@ from __future__ import annotations
 import logging
 import random
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import anyio
@@ -40,12 +42,13 @@ from ccore.znodes.errors import (
 )
 from ccore.znodes.groups import leaves
 from ccore.znodes.jute import ProtocolError
-from ccore.znodes.records import AddWatchRequest, Record, RemoveWatchesRequest
+from ccore.znodes.paths import CONFIG
+from ccore.znodes.records import AddWatchRequest, GetDataRequest, Record, RemoveWatchesRequest
 
 from . import protocol as p
 from ._loop import Flag, event_class
 from .errors import ClientClosedError, NoServerError
-from .hosts import HostPort
+from .hosts import HostPort, hosts_from_config
 from .watches import REMOVED_EVENT, ClientState, StateStream, Watch, WatchStream
 
 log = logging.getLogger(__name__)
@@ -62,12 +65,14 @@ REMOVE_WATCH_TIMEOUT_S = 2.0
 
 
 class _Call:
-    """One request's rendezvous between the caller's task and the reader task."""
+    """One request's rendezvous between the caller's task and the reader task. `on_reply`
+    (err, record) runs in the reader when the server answers, for a request nobody awaits."""
 
-    __slots__ = ("done", "err", "error", "path", "record", "zxid")
+    __slots__ = ("done", "err", "error", "on_reply", "path", "record", "zxid")
 
     def __init__(self, path: str | None, done: Flag) -> None:
         self.done = done
+        self.on_reply: Callable[[int, Record | None], None] | None = None
         self.path = path
         self.err = 0
         self.zxid = 0
@@ -91,8 +96,15 @@ class Session:
         session: tuple[int, bytes] | None = None,
         rng: random.Random | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        follow_config: bool = False,
     ) -> None:
         self._rng = rng or random.Random()
+        self._randomize_hosts = randomize_hosts
+        # A config lists plain client ports only: a TLS client cannot follow it.
+        self.follow_config = follow_config and ssl_context is None
+        if follow_config and ssl_context is not None:
+            log.info("follow_config is ignored with TLS: /zookeeper/config lists plain client ports only")
+        self._config_version: int | None = None  # of the config the host list was last taken from
         self._ssl_context = ssl_context  # TLS on every connection when set (client/tls.py)
         self.hosts = list(hosts)
         if randomize_hosts:
@@ -315,6 +327,38 @@ class Session:
                 self._last_send = now  # the writer will send it at once
             await anyio.sleep_until(min(self._last_recv + read_timeout_s, self._last_send + ping_interval_s))
 
+    def _ask_config(self) -> None:
+        """Ask for /zookeeper/config; its reply sets the host list for future reconnections
+        (ZooKeeper's client leaves this to the application: a watch and updateServerList).
+        Answered in the reader, so a connection that ends right after cannot lose it."""
+        call = _Call(CONFIG, self._new_event())
+        call.on_reply = self._config_reply
+        self.core.request(OpCode.getData, GetDataRequest(CONFIG, False), call)
+        self._wake_writer.set()
+
+    def _config_reply(self, err: int, record: Record | None) -> None:
+        if err:  # no such node (ZooKeeper 3.4), no access: keep the list
+            log.debug("cannot read %s for the host list: error %d", CONFIG, err)
+            return
+        self.take_config(getattr(record, "data", None) or b"")
+
+    def take_config(self, data: bytes) -> None:
+        """Reconnect to the client addresses of this /zookeeper/config text from now on, if it
+        names any and is not the version the host list already came from."""
+        found = hosts_from_config(data)
+        if found is None:
+            return
+        version, hosts = found
+        if version == self._config_version and self._config_version is not None:
+            return
+        self._config_version = version
+        if set(hosts) == set(self.hosts):
+            return
+        if self._randomize_hosts:
+            self._rng.shuffle(hosts)
+        log.info("hosts from the config (version %#x): %s", version, ",".join(map(str, hosts)))
+        self.hosts = hosts
+
     # --- events from the protocol ---------------------------------------------------------
 
     def _dispatch(self, event: p.Event) -> None:
@@ -343,6 +387,8 @@ class Session:
     ) -> None:
         call.err, call.zxid, call.record, call.error = err, zxid, record, error
         call.done.set()
+        if call.on_reply is not None and error is None:
+            call.on_reply(err, record)
 
     def _on_connected(self, event: p.Connected) -> None:
         log.info(
@@ -355,6 +401,8 @@ class Session:
         self._connected.set()
         if not event.new_session:
             self._notify_streams(KeeperState.SYNC_CONNECTED)
+        if self.follow_config and self.core.can_send:
+            self._ask_config()
         if not self._started:
             self._started = True
             self._task_status.started()

@@ -1,7 +1,8 @@
-"""`ccore ls|tree|get|stat|create|set|delete|watch|shell`: the client commands for people.
+"""`ccore ls|tree|get|stat|create|set|delete|watch|config|reconfig|shell`: the client commands
+for people.
 
 Each command connects (`--server`, default 127.0.0.1:2181; `--tls-ca/--tls-cert/--tls-key` for
-a TLS port), does one thing, and prints its result on stdout; a failure is one line on stderr
+a TLS port; `--auth scheme:credential` to authenticate), does one thing, and prints its result on stdout; a failure is one line on stderr
 (`ccore get: no node: /x`) and exit status 1, never a traceback. `ccore shell` runs the same commands at an interactive prompt on one
 session; `ccore watch PATH` prints events until Ctrl-C.
 """
@@ -15,7 +16,18 @@ from collections.abc import Callable, Sequence
 from typing import TextIO
 
 from ccore.znodes.constants import EventType
-from ccore.znodes.errors import NoNodeError, ZKError
+from ccore.znodes.dynconfig import DynamicConfigError, parse_server_id, parse_server_line, split_list
+from ccore.znodes.errors import (
+    BadArgumentsError,
+    BadVersionError,
+    NewConfigNoQuorumError,
+    NoAuthError,
+    NoNodeError,
+    ReconfigDisabledError,
+    ReconfigInProgressError,
+    UnimplementedError,
+    ZKError,
+)
 from ccore.znodes.paths import join, parent
 from ccore.znodes.stat import Stat
 
@@ -23,7 +35,7 @@ from . import blocking
 from .blocking import BlockingClient
 
 DEFAULT_SERVER = "127.0.0.1:2181"
-PROMPT_COMMANDS = ("ls", "tree", "get", "stat", "create", "set", "delete", "watch")
+PROMPT_COMMANDS = ("ls", "tree", "get", "stat", "create", "set", "delete", "watch", "config", "reconfig")
 
 
 class _UsageError(Exception):
@@ -65,6 +77,12 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--tls-key", default=argparse.SUPPRESS, metavar="PEM", help="the private key of --tls-cert (if not in the same file)"
     )
+    common.add_argument(
+        "--auth",
+        default=argparse.SUPPRESS,
+        metavar="SCHEME:CREDENTIAL",
+        help="authenticate, e.g. digest:super:PASSWORD (the super user) or digest:user:password",
+    )
     p = _Parser(prog="ccore", description="consistent-core client commands", parents=[common])
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -97,6 +115,34 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("path")
     c.add_argument("-r", "--recursive", action="store_true", help="the whole subtree")
     c.add_argument("-n", "--count", type=int, help="stop after this many events")
+    sub.add_parser("config", parents=[common], help="print the ensemble's configuration (/zookeeper/config)")
+    c = sub.add_parser(
+        "reconfig",
+        parents=[common],
+        help="change the ensemble's members (needs reconfigEnabled and the super user)",
+        description="Incremental (--add/--remove) or bulk (--members/--file); prints the new configuration.",
+    )
+    c.add_argument(
+        "--add",
+        action="append",
+        default=[],
+        metavar="SERVER",
+        help="server.N=host:2888:3888[:observer];2181 (repeat or comma-separate)",
+    )
+    c.add_argument("--remove", action="append", default=[], metavar="IDS", help="server ids to remove, e.g. 2,3")
+    c.add_argument(
+        "--members",
+        action="append",
+        default=[],
+        metavar="SERVERS",
+        help="the whole new membership (server.N=... lines, comma-separated)",
+    )
+    c.add_argument("--file", metavar="PATH", help="the whole new membership from a dynamic config file")
+    c.add_argument(
+        "--from-config",
+        metavar="VERSION",
+        help="only if the current config is this version (hexadecimal, as `ccore config` prints it)",
+    )
     sub.add_parser("shell", parents=[common], help="interactive prompt")
     # Listed for --help; ccore.main hands these to the server before this parser runs.
     sub.add_parser("serve", help="start a server (ccore serve --help)")
@@ -197,9 +243,81 @@ def cmd_watch(zk: BlockingClient, ns: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def cmd_config(zk: BlockingClient, ns: argparse.Namespace, out: TextIO) -> int:
+    zk.sync("/")  # the latest config, not this server's possibly older view
+    data, _ = zk.get_config()
+    if not data:
+        raise _Failure("the server has no dynamic configuration (a standalone server, or ZooKeeper before 3.5)")
+    print(_text(data), file=out)
+    return 0
+
+
+# What to do about each refusal of a reconfig, said once here rather than as a bare error code.
+_RECONFIG_HINTS: dict[type[ZKError], str] = {
+    ReconfigDisabledError: "reconfig is disabled on the servers; set reconfigEnabled=true in their zoo.cfg",
+    NoAuthError: "not allowed; authenticate as the super user (--auth digest:super:PASSWORD, matching the servers' "
+    "superDigest) or as a user with WRITE on /zookeeper/config",
+    BadVersionError: "the configuration is no longer that version; read it again (ccore config) and retry",
+    NewConfigNoQuorumError: "no quorum of the new configuration is connected and synced with the leader; "
+    "start the new servers first (they sync before they vote) and retry",
+    ReconfigInProgressError: "another reconfig is in progress; retry in a moment",
+    BadArgumentsError: "the server refused the change: a malformed server line, an address another member uses, "
+    "or too few participants left",
+    UnimplementedError: "this server cannot be reconfigured (a standalone server, or ZooKeeper before 3.5)",
+}
+
+
+def _reconfig_arguments(ns: argparse.Namespace) -> tuple[list[str] | None, list[str] | None, str | None, int]:
+    """The reconfig's arguments, checked here first so a typo is named before anything is sent."""
+    incremental = bool(ns.add or ns.remove)
+    if ns.file and ns.members:
+        raise _Failure("give the new membership with --members or --file, not both")
+    if (ns.file or ns.members) and incremental:
+        raise _Failure("--members/--file replace the whole membership; --add/--remove change it: use one kind")
+    if not (incremental or ns.file or ns.members):
+        raise _Failure("nothing to change: give --add, --remove, --members or --file")
+    joining, leaving = split_list(ns.add), split_list(ns.remove)
+    try:
+        for item in joining or []:
+            if parse_server_line(item, shorthand=True).client_port is None:
+                raise _Failure(f"--add {item}: give the client port after ';', as in server.4=host:2888:3888;2181")
+        for item in leaving or []:
+            parse_server_id(item, f"--remove {item}")
+    except DynamicConfigError as e:
+        raise _Failure(str(e)) from None
+    members: str | None = None
+    if ns.file:
+        try:
+            with open(ns.file, encoding="utf-8") as f:
+                members = ",".join(line.strip() for line in f if line.strip() and not line.startswith("#"))
+        except OSError as e:
+            raise _Failure(f"cannot read {ns.file}: {e.strerror}") from None
+    elif ns.members:
+        members = ",".join(ns.members)
+    version = -1
+    if ns.from_config is not None:
+        try:
+            version = int(ns.from_config.removeprefix("0x"), 16)
+        except ValueError:
+            raise _Failure(f"--from-config {ns.from_config}: a version is hexadecimal, as `ccore config` prints it") from None
+    return joining or None, leaving or None, members, version
+
+
+def cmd_reconfig(zk: BlockingClient, ns: argparse.Namespace, out: TextIO) -> int:
+    joining, leaving, members, version = _reconfig_arguments(ns)
+    try:
+        data, _ = zk.reconfig(joining=joining, leaving=leaving, new_members=members, from_config=version)
+    except tuple(_RECONFIG_HINTS) as e:
+        hint = next(text for cls, text in _RECONFIG_HINTS.items() if isinstance(e, cls))
+        raise _Failure(hint) from None
+    print(_text(data), file=out)
+    return 0
+
+
 COMMANDS: dict[str, Callable[[BlockingClient, argparse.Namespace, TextIO], int]] = {
     "ls": cmd_ls, "tree": cmd_tree, "get": cmd_get, "stat": cmd_stat, "create": cmd_create,
-    "set": cmd_set, "delete": cmd_delete, "watch": cmd_watch,
+    "set": cmd_set, "delete": cmd_delete, "watch": cmd_watch, "config": cmd_config,
+    "reconfig": cmd_reconfig,
 }  # fmt: skip
 
 
@@ -277,8 +395,15 @@ def main(
     server = getattr(ns, "server", DEFAULT_SERVER)
     timeout = getattr(ns, "timeout", 5.0)
     tls = {name: getattr(ns, name) for name in ("tls_ca", "tls_cert", "tls_key") if hasattr(ns, name)}
+    auth: list[tuple[str, str]] = []
+    if hasattr(ns, "auth"):
+        scheme, sep, credential = ns.auth.partition(":")
+        if not sep or not scheme:
+            print(f"ccore: --auth {ns.auth}: expected SCHEME:CREDENTIAL, e.g. digest:super:PASSWORD", file=err)
+            return 2
+        auth.append((scheme, credential))
     try:
-        zk = blocking.connect(server, connect_timeout=timeout, session_timeout=max(timeout, 10.0), **tls)
+        zk = blocking.connect(server, connect_timeout=timeout, session_timeout=max(timeout, 10.0), auth=auth, **tls)
     except ZKError as e:
         print(f"ccore: {e}", file=err)
         return 1

@@ -163,6 +163,10 @@ class ClientPort:
         return self.config.max_buffer
 
     @property
+    def super_digest(self) -> str | None:
+        return self.config.super_digest
+
+    @property
     def last_zxid(self) -> int:
         return self._tree().last_zxid
 

@@ -279,10 +279,7 @@ def voting_view(server: ServerView) -> dict[str, Any]:
     for sid, p in sorted(server.config.peers.items()):
         if p.observer:
             continue
-        line = f"{p.host}:{p.quorum_port}:{p.election_port}:participant"
-        if p.client_address is not None:
-            line += f";{p.client_address[0]}:{p.client_address[1]}"
-        view[sid] = line
+        view[sid] = p.value()  # as its server.N line renders (QuorumServer.toString)
     return {"current_config": view}
 
 

@@ -6,7 +6,12 @@ from pathlib import Path
 
 import attrs
 
+from ccore.znodes.dynconfig import DynamicConfig, DynamicConfigError, ServerSpec, parse_server_value
+
+from .dynamic_file import is_dynamic_key, version_from_filename, write_dynamic_config
 from .tls_config import TlsSettings, parse_bool
+
+__all__ = ["ConfigError", "PeerAddress", "ServerConfig", "load", "parse_peer", "write_dynamic_config"]
 
 PROMETHEUS_PROVIDER = "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider"
 # ZooKeeper's two providers without an endpoint are accepted and mean "no /metrics".
@@ -22,19 +27,9 @@ class ConfigError(ValueError):
     """A configuration that cannot work; the message says which key and what to do."""
 
 
-@attrs.define
-class PeerAddress:
-    """One `server.N=host:quorumPort:electionPort[:participant|:observer][;[clientHost:]clientPort]`
-    line, as ZooKeeper 3.5+ reads it. The host is where this server reaches server N (or, for
-    its own line, where it listens: `0.0.0.0` listens on every interface); servers may name the
-    same member by different addresses. A client part without a host means 0.0.0.0."""
-
-    server_id: int
-    host: str
-    quorum_port: int
-    election_port: int
-    observer: bool = False
-    client_address: tuple[str, int] | None = None
+# One `server.N=...` line; the parser is ZooKeeper's dynamic config's (znodes/dynconfig.py), so
+# that zoo.cfg, dynamic config files and reconfig requests read server lines one way.
+PeerAddress = ServerSpec
 
 
 @attrs.define
@@ -81,10 +76,27 @@ class ServerConfig:
     # (server/readonly.py). ZooKeeper reads it only as the Java system property; a zoo.cfg line
     # becomes zookeeper.readonlymode.enabled there, which nothing reads. We take the zoo.cfg key.
     read_only_mode: bool = False
+    # Dynamic reconfiguration (server/reconfig.py). reconfigEnabled is off by default, as in
+    # ZooKeeper 3.5.3+; standaloneEnabled only sets the floor of participants a reconfig may
+    # leave (2 when true, else 1): a one-line ensemble runs as one either way.
+    reconfig_enabled: bool = False  # reconfigEnabled
+    standalone_enabled: bool = True  # standaloneEnabled
+    # DigestAuthenticationProvider.superDigest (`super:<base64 sha1 of super:password>`): a
+    # client authenticating with that digest is the super user, whom no ACL refuses.
+    super_digest: str | None = None
+    skip_acl: bool = False  # skipACL=yes: anyone may reconfig (ZooKeeper skips every ACL check)
+    config_file: Path | None = None  # the zoo.cfg this was loaded from (a new dynamic file goes beside it)
+    dynamic_config_file: Path | None = None  # dynamicConfigFile: where the server lines were read
+    config_version: int = 0  # of the membership: the dynamic file's name gives it, else 0
 
     @property
     def replicated(self) -> bool:
         return bool(self.peers)
+
+    @property
+    def dynamic_config(self) -> DynamicConfig:
+        """The membership as ZooKeeper's dynamic config (what /zookeeper/config renders)."""
+        return DynamicConfig(self.peers.values(), self.config_version)
 
     @property
     def min_session_timeout(self) -> int:
@@ -150,67 +162,24 @@ _BOOL_KEYS = {
     "admin.enableServer": "admin_enabled",
     "admin.snapshot.enabled": "admin_snapshot_enabled",
     "readonlymode.enabled": "read_only_mode",
+    "reconfigEnabled": "reconfig_enabled",
+    "standaloneEnabled": "standalone_enabled",
 }
+# ZooKeeper sets a zoo.cfg key it does not know as the system property `zookeeper.<key>`, which
+# is how these two reach the classes that read them; both spellings work in a zoo.cfg there.
+_SUPER_DIGEST_KEYS = ("DigestAuthenticationProvider.superDigest", "zookeeper.DigestAuthenticationProvider.superDigest")
+_SKIP_ACL_KEYS = ("skipACL", "zookeeper.skipACL")
 
 
 _ANY_ADDRESS = ("0.0.0.0", "::", "")
 
 
-def _host_and_rest(text: str) -> list[str]:
-    """`host:a:b` or `[v6 address]:a:b` split into [host, a, b] (ZooKeeper's getHostAndPort)."""
-    text = text.strip()
-    if text.startswith("["):
-        host, bracket, rest = text[1:].partition("]")
-        if not bracket or (rest and not rest.startswith(":")):
-            raise ValueError("an IPv6 address must be written [address]")
-        return [host, *rest[1:].split(":")] if rest else [host]
-    return text.split(":")
-
-
-def _port(text: str) -> int:
-    port = int(text.strip())
-    if not 0 <= port <= 65535:
-        raise ValueError(f"{port} is not a port number")
-    return port
-
-
 def parse_peer(server_id: int, value: str) -> PeerAddress:
-    expected = (
-        f"server.{server_id}={value}: expected host:quorumPort:electionPort[:participant|:observer][;[clientHost:]clientPort]"
-    )
-    main, *client = value.split(";")
-    if len(client) > 1:
-        raise ConfigError(expected)
-    if "|" in main:
-        raise ConfigError(f"server.{server_id}={value}: several addresses for one server (a|b) are not supported; give one")
+    """The value of a zoo.cfg `server.N=` line; ConfigError naming the line if it is wrong."""
     try:
-        parts = _host_and_rest(main)
-    except ValueError as e:
-        raise ConfigError(f"server.{server_id}={value}: {e}") from None
-    if not 3 <= len(parts) <= 4 or not parts[0]:
-        raise ConfigError(expected)
-    observer = False
-    if len(parts) == 4:
-        role = parts[3].strip().lower()
-        if role not in ("participant", "observer"):
-            raise ConfigError(f"server.{server_id}={value}: unknown role {parts[3]!r}; use participant or observer")
-        observer = role == "observer"
-    client_parts: list[str] = []
-    if client and client[0].strip():
-        try:
-            client_parts = _host_and_rest(client[0])
-        except ValueError as e:
-            raise ConfigError(f"server.{server_id}={value}: {e}") from None
-        if len(client_parts) > 2 or not client_parts[0]:
-            raise ConfigError(expected)
-    try:
-        quorum_port, election_port = _port(parts[1]), _port(parts[2])
-        # `;2181` alone listens on every interface, as in ZooKeeper.
-        client_host = client_parts[0] if len(client_parts) == 2 else "0.0.0.0"
-        client_address = (client_host, _port(client_parts[-1])) if client_parts else None
-    except ValueError as e:
-        raise ConfigError(f"server.{server_id}={value}: ports must be numbers ({e})") from None
-    return PeerAddress(server_id, parts[0].strip(), quorum_port, election_port, observer, client_address)
+        return parse_server_value(server_id, value)
+    except DynamicConfigError as e:
+        raise ConfigError(str(e)) from None
 
 
 def load(path: Path) -> ServerConfig:
@@ -221,6 +190,7 @@ def load(path: Path) -> ServerConfig:
         raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
     config = ServerConfig()
     explicit: set[str] = set()  # keys the file sets
+    dynamic_lines: list[tuple[str, str, str]] = []  # (where, key, value) of server.N lines
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -252,14 +222,34 @@ def load(path: Path) -> ServerConfig:
         elif key.startswith("dial."):
             dial_host, _, dial_port = value.rpartition(":")
             config.dial_overrides[int(key.split(".", 1)[1])] = (dial_host, int(dial_port))
-        elif key.startswith("server."):
-            try:
-                sid = int(key.split(".", 1)[1])
-            except ValueError:
-                raise ConfigError(f"{path}:{lineno}: bad server id in {key!r}") from None
-            if sid in config.peers:
-                raise ConfigError(f"{path}:{lineno}: server.{sid} is listed twice")
-            config.peers[sid] = parse_peer(sid, value)
+        elif key in _SUPER_DIGEST_KEYS:
+            if ":" not in value:
+                raise ConfigError(f"{path}:{lineno}: {key} must be super:<base64 sha1 digest of super:password>, got {value!r}")
+            config.super_digest = value
+        elif key in _SKIP_ACL_KEYS:
+            if value not in ("yes", "no"):
+                raise ConfigError(f"{path}:{lineno}: {key} must be yes or no, got {value!r}")
+            config.skip_acl = value == "yes"
+        elif key == "dynamicConfigFile":
+            config.dynamic_config_file = Path(value)
+        elif is_dynamic_key(key):
+            dynamic_lines.append((f"{path}:{lineno}", key, value))
+    config.config_file = path
+    if config.dynamic_config_file is not None:
+        if dynamic_lines:
+            where, key, _ = dynamic_lines[0]
+            raise ConfigError(f"{where}: {key} must be in the dynamic config file {config.dynamic_config_file}, not here")
+        dynamic_lines, config.config_version = _read_dynamic_file(config.dynamic_config_file)
+    for where, key, value in dynamic_lines:
+        if not key.startswith("server."):
+            raise ConfigError(f"{where}: {key}: hierarchical quorums (group/weight) are not supported")
+        try:
+            sid = int(key.split(".", 1)[1])
+        except ValueError:
+            raise ConfigError(f"{where}: bad server id in {key!r}") from None
+        if sid in config.peers:
+            raise ConfigError(f"{where}: server.{sid} is listed twice")
+        config.peers[sid] = parse_peer(sid, value)
     own_client_address = False
     if config.peers:
         myid = config.data_dir / "myid"
@@ -268,7 +258,8 @@ def load(path: Path) -> ServerConfig:
         except (OSError, ValueError):
             raise ConfigError(f"{path} lists server.N lines but {myid} holds no server id; write the id there") from None
         if config.server_id not in config.peers:
-            raise ConfigError(f"{myid} says server {config.server_id}, which no server.N line in {path} names")
+            listing = config.dynamic_config_file or path
+            raise ConfigError(f"{myid} says server {config.server_id}, which no server.N line in {listing} names")
         entry = config.peers[config.server_id]
         if entry.client_address is not None:
             # The client address after `;` on our own line wins; clientPort and
@@ -289,6 +280,33 @@ def load(path: Path) -> ServerConfig:
     if "secureClientPort" in explicit and "clientPort" not in explicit and not own_client_address:
         config.client_port = None  # TLS alone, as ZooKeeper does when clientPort is not given
     return config
+
+
+def _read_dynamic_file(path: Path) -> tuple[list[tuple[str, str, str]], int]:
+    """The server lines of a dynamic config file and the version its name carries (0 if none),
+    as QuorumPeerConfig reads them: only dynamic keys, and no version inside."""
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"cannot read the dynamic config file {path} (dynamicConfigFile): {e.strerror}") from None
+    found: list[tuple[str, str, str]] = []
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith(("#", "!")):
+            continue
+        key, sep, value = line.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep:
+            raise ConfigError(f"{path}:{lineno}: expected key=value, got {line!r}")
+        if key == "version":
+            raise ConfigError(f"{path}:{lineno}: a dynamic config file holds no version (its name carries it); remove the line")
+        if not is_dynamic_key(key):
+            raise ConfigError(
+                f"{path}:{lineno}: {key} does not belong in a dynamic config file (only server.N lines); move it to zoo.cfg"
+            )
+        found.append((f"{path}:{lineno}", key, value))
+    version = version_from_filename(path)
+    return found, version if version is not None else 0
 
 
 def _tls_key(config: ServerConfig, key: str, value: str, where: str) -> None:

@@ -48,6 +48,11 @@ class ConnectionHost(ConnectionServices, Protocol):
     @property
     def max_frame(self) -> int: ...
 
+    @property
+    def super_digest(self) -> str | None:
+        """zoo.cfg's superDigest (None: there is no super user)."""
+        ...
+
     def wall_clock(self) -> float: ...
 
     def answer_four_letter(self, word: str) -> str: ...
@@ -74,7 +79,7 @@ class Connection:
         self.host = host
         self.stream = stream
         self.peer = peer
-        self.core = ServerConnection(host, self, peer[0], host.max_frame)
+        self.core = ServerConnection(host, self, peer[0], host.max_frame, super_digest=host.super_digest)
         self.connected_at = host.wall_clock()
         self._wake = trio.Event()
         self._cancel = trio.CancelScope()

@@ -35,7 +35,7 @@ import attrs
 from ccore.znodes import acl as acls
 from ccore.znodes import protocol
 from ccore.znodes import records as r
-from ccore.znodes.acl import ACL, Id, digest
+from ccore.znodes.acl import ACL, Id, digest_identities
 from ccore.znodes.constants import XID_AUTH, XID_PING, KeeperState, OpCode, Perms
 from ccore.znodes.errors import Code, NoAuthError, ZKError
 from ccore.znodes.jute import ProtocolError
@@ -161,10 +161,15 @@ class ConnectionStateError(RuntimeError):
 
 class ServerConnection:
     """One client connection's protocol state (see the module docstring). `watcher` is the
-    token watches are registered under (the driver, which delivers events to this core)."""
+    token watches are registered under (the driver, which delivers events to this core).
+    `super_digest`: zoo.cfg's superDigest; a `digest` auth matching it makes this connection's
+    requests pass every ACL check (ZooKeeper's super user)."""
 
-    def __init__(self, services: ConnectionServices, watcher: Any, host: str, max_frame: int) -> None:
+    def __init__(
+        self, services: ConnectionServices, watcher: Any, host: str, max_frame: int, *, super_digest: str | None = None
+    ) -> None:
         self.services = services
+        self._super_digest = super_digest
         self.watcher = watcher
         self.phase = Phase.START
         self.session_id = 0
@@ -380,14 +385,15 @@ class ServerConnection:
         return protocol.encode_reply(q.xid, zxid, Code.UNIMPLEMENTED)
 
     def _auth(self, packet: Any) -> None:
+        # The identities are this connection's, as ZooKeeper keeps them on the connection: a
+        # client that moves to another server authenticates again there (clients replay it).
         if packet.scheme == "digest":
             try:
-                identity = Id("digest", digest(packet.auth.decode("utf-8")))
+                identities = digest_identities(packet.auth.decode("utf-8"), self._super_digest)
             except UnicodeDecodeError:
-                identity = None
-            if identity is not None:
-                if identity not in self.auth:
-                    self.auth = self.auth + (identity,)
+                identities = None
+            if identities is not None:
+                self.auth = self.auth + tuple(i for i in identities if i not in self.auth)
                 self._send(protocol.encode_reply(XID_AUTH, 0, 0))
                 return
         log.info("session %#x: authentication with scheme %r failed; closing", self.session_id, packet.scheme)

@@ -34,6 +34,8 @@ AUTH_IDS = Id("auth", "")
 OPEN_ACL_UNSAFE: tuple[ACL, ...] = (ACL(int(Perms.ALL), ANYONE),)
 CREATOR_ALL_ACL: tuple[ACL, ...] = (ACL(int(Perms.ALL), AUTH_IDS),)
 READ_ACL_UNSAFE: tuple[ACL, ...] = (ACL(int(Perms.READ), ANYONE),)
+# The super user's identity: every ACL check passes for a session that holds it.
+SUPER = Id("super", "")
 
 
 def digest(user_password: str) -> str:
@@ -41,6 +43,15 @@ def digest(user_password: str) -> str:
     user = user_password.split(":", 1)[0]
     sha = hashlib.sha1(user_password.encode("utf-8")).digest()
     return user + ":" + base64.b64encode(sha).decode("ascii")
+
+
+def digest_identities(user_password: str, super_digest: str | None = None) -> tuple[Id, ...]:
+    """What a `digest` auth packet proves (DigestAuthenticationProvider): its digest id, with
+    SUPER first when that id equals the server's superDigest (`super:<base64 sha1>`)."""
+    identity = Id("digest", digest(user_password))
+    if super_digest is not None and identity.id == super_digest:
+        return (SUPER, identity)
+    return (identity,)
 
 
 def make_digest_acl(user: str, password: str, perms: int = Perms.ALL) -> ACL:

@@ -3,8 +3,9 @@
 Every record has `write(w: Writer)` and a classmethod `read(r: Reader)` that encode and
 decode exactly the jute fields, in jute order. Attribute names are snake_case versions of the
 jute names (Stat keeps its camelCase). Sequences are tuples so records hash (a converter
-accepts lists). Null ustrings and null vectors read as "" and () (see `Reader.read_string`);
-null buffers stay None, because a znode's data may really be null and clients can tell.
+accepts lists). Null ustrings and null vectors read as "" and () (see `Reader.read_string`),
+except in ReconfigRequest, where null means "not given"; null buffers stay None, because a
+znode's data may really be null and clients can tell.
 
 Multi (`MultiRequest`/`MultiResponse`) follows MultiOperationRecord.java and MultiResponse.java:
 a MultiHeader(type, done, err) before each op or result, then MultiHeader(-1, True, -1).
@@ -44,6 +45,7 @@ _KINDS = {
     "bool": ("write_bool", "read_bool"),
     "buffer": ("write_buffer", "read_buffer"),
     "ustring": ("write_ustring", "read_string"),
+    "ustring?": ("write_ustring", "read_ustring"),  # null kept apart from "" (ReconfigRequest)
     "stat": ("write_stat", "read_stat"),
     "acls": ("write_acl_vector", "read_acl_vector"),
     "ustrings": ("write_string_vector", "read_string_vector"),
@@ -322,13 +324,14 @@ class GetAllChildrenNumberRequest(Record):
     path: str
 
 
-@_jute("ustring", "ustring", "ustring", "long")
+@_jute("ustring?", "ustring?", "ustring?", "long")
 class ReconfigRequest(Record):
-    """Decoded so the server can refuse it properly (ZooKeeper answers ReconfigDisabled)."""
+    """A reconfig (opcode 16). A null field is "not given", which ZooKeeper tells from "": a
+    non-null `new_members` makes the reconfig bulk (kazoo sends "" as null too)."""
 
-    joining_servers: str
-    leaving_servers: str
-    new_members: str
+    joining_servers: str | None
+    leaving_servers: str | None
+    new_members: str | None
     cur_config_id: int
 
 

@@ -33,15 +33,19 @@ def datasync(fd: int) -> None:
         os.fsync(fd)
 
 
-def atomic_write(path: Path, chunks: list[bytes | bytearray | memoryview]) -> None:
+def atomic_write(path: Path, chunks: list[bytes | bytearray | memoryview], mode: int | None = None) -> None:
     """Replace `path` with `chunks` durably: temp file, write, fsync, rename, fsync the dir.
 
     A crash leaves either the old file or the new one, plus at worst a `*.tmp` file that the
-    owner of the directory removes on its next start.
+    owner of the directory removes on its next start. `mode`: the new file's permissions,
+    exactly (a rewritten config file holding a secret keeps its 0600); by default 0644 less
+    the umask.
     """
     tmp = path.with_name(path.name + TMP_SUFFIX)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644 if mode is None else mode)
     try:
+        if mode is not None:
+            os.fchmod(fd, mode)
         for chunk in chunks:
             write_all(fd, chunk)
         os.fsync(fd)

@@ -13,6 +13,10 @@ import uuid
 import pytest
 
 from ccore.client.shell import main
+from ccore.znodes.constants import OpCode
+from ccore.znodes.errors import Code
+from ccore.znodes.records import AuthPacket, ReconfigRequest
+from tests.client.fakezk import FakeServer, serve_in_thread
 from tests.compat.servers import REPO_ROOT
 
 
@@ -110,3 +114,70 @@ def test_process_and_ctrl_c(hosts):
     finally:
         proc.kill()
     assert proc.returncode == 0 and "Traceback" not in err
+
+
+# --- config and reconfig ------------------------------------------------------------------------
+
+NEW_CONFIG = (
+    "server.1=10.0.0.1:2888:3888:participant;0.0.0.0:2181\nserver.4=h4:2888:3888:observer;0.0.0.0:2181\nversion=100000005"
+)
+
+
+def test_reconfig_sends_the_change_with_the_auth_and_prints_the_new_config():
+    fake = FakeServer(config=NEW_CONFIG.encode(), reconfig_answer=NEW_CONFIG.encode())
+    with serve_in_thread(fake) as port:
+        server = f"127.0.0.1:{port}"
+        assert run("config", "--server", server) == (0, NEW_CONFIG + "\n", "")
+        status, out, err = run(
+            "reconfig", "--server", server, "--auth", "digest:super:test",
+            "--add", "server.4=h4:2888:3888:observer;2181", "--remove", "2,3", "--from-config", "100000004",
+        )  # fmt: skip
+        assert (status, out, err) == (0, NEW_CONFIG + "\n", "")
+        assert run("reconfig", "--server", server, "--members", "server.1=a:1:2;2181", "--members", "server.2=b:1:2;2181")[0] == 0
+    assert fake.sent(OpCode.reconfig) == [
+        ReconfigRequest("server.4=h4:2888:3888:observer;2181", "2,3", None, 0x100000004),
+        ReconfigRequest(None, None, "server.1=a:1:2;2181,server.2=b:1:2;2181", -1),
+    ]
+    assert fake.auth == [AuthPacket(0, "digest", b"super:test")]
+
+
+@pytest.mark.parametrize(
+    ("code", "says"),
+    [
+        (Code.RECONFIG_DISABLED, "set reconfigEnabled=true"),
+        (Code.NO_AUTH, "--auth digest:super:PASSWORD"),
+        (Code.NEW_CONFIG_NO_QUORUM, "start the new servers first"),
+        (Code.BAD_VERSION, "read it again (ccore config)"),
+    ],
+)
+def test_reconfig_refusals_say_what_to_do(code, says):
+    with serve_in_thread(FakeServer(reconfig_answer=code)) as port:
+        status, out, err = run("reconfig", "--server", f"127.0.0.1:{port}", "--remove", "3")
+    assert status == 1 and out == "" and err.count("\n") == 1 and err.startswith("ccore reconfig: ") and says in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        ([], "nothing to change"),
+        (["--add", "server.4=h4:2888"], "expected host:quorumPort"),
+        (["--add", "server.4=h4:2888:3888"], "give the client port"),
+        (["--remove", "two"], "bad server id"),
+        (["--add", "server.4=h:1:2;2181", "--members", "server.1=a:1:2;2181"], "use one kind"),
+        (["--remove", "2", "--from-config", "v7"], "hexadecimal"),
+    ],
+)
+def test_reconfig_arguments_are_checked_before_sending(argv, says):
+    fake = FakeServer()
+    with serve_in_thread(fake) as port:
+        status, _, err = run("reconfig", "--server", f"127.0.0.1:{port}", *argv)
+    assert status == 1 and err.count("\n") == 1 and says in err
+    assert fake.sent(OpCode.reconfig) == []
+
+
+def test_config_and_reconfig_of_a_standalone_server_are_one_line(hosts):
+    status, out, err = run("config", "--server", hosts)
+    assert (status, out) == (1, "") and "no dynamic configuration" in err and err.count("\n") == 1
+    status, out, err = run("reconfig", "--server", hosts, "--remove", "2")
+    assert (status, out) == (1, "") and err.startswith("ccore reconfig: ") and err.count("\n") == 1
+    assert run("ls", "/", "--server", hosts, "--auth", "nocolon")[0] == 2

@@ -30,7 +30,7 @@ from ccore.server.server_connection import (
     SessionRequested,
     WriteSubmitted,
 )
-from ccore.znodes.acl import CREATOR_ALL_ACL, OPEN_ACL_UNSAFE, Id
+from ccore.znodes.acl import CREATOR_ALL_ACL, OPEN_ACL_UNSAFE, SUPER, Id
 from ccore.znodes.constants import EventType, OpCode
 from ccore.znodes.errors import Code
 from ccore.znodes.records import (
@@ -99,9 +99,9 @@ class Server:
 class Pair:
     """A connected client core and server core."""
 
-    def __init__(self, server: Server, client: ClientProtocol | None = None) -> None:
+    def __init__(self, server: Server, client: ClientProtocol | None = None, super_digest: str | None = None) -> None:
         self.server = server
-        self.conn = ServerConnection(server, None, "127.0.0.1", 1 << 20)
+        self.conn = ServerConnection(server, None, "127.0.0.1", 1 << 20, super_digest=super_digest)
         self.conn.watcher = self.conn  # the driver registers itself; here the core does
         self.client = client or ClientProtocol(10_000)
         self.client.start_connection()
@@ -177,6 +177,40 @@ def test_a_watch_event_of_another_connection_is_filtered_by_the_nodes_acl():
     assert other.to_client() == []
     other.request(OpCode.getData, GetDataRequest("/secret"), "read")
     assert [(e.token, e.err) for e in other.to_client()] == [("read", Code.NO_AUTH)]
+
+
+SUPER_DIGEST = "super:D/InIHSb7yEEbrWz8b9l71RjZJU="  # super:test
+
+
+def test_the_super_user_is_a_property_of_its_connection():
+    server = Server()
+    owner = Pair(server, super_digest=SUPER_DIGEST)
+    owner.client.add_auth("digest", b"u:p", "auth")
+    owner.to_server()
+    owner.to_client()
+    owner.request(OpCode.create, _create("/secret", CREATOR_ALL_ACL), "create")
+    server.commit_next()
+    owner.to_client()
+    root, wrong, elsewhere = (Pair(server, super_digest=SUPER_DIGEST) for _ in range(3))
+    root.client.add_auth("digest", b"super:test", "auth")
+    wrong.client.add_auth("digest", b"super:nope", "auth")
+    for pair in (root, wrong):
+        pair.to_server()
+        assert pair.to_client() == [AuthReply("auth", 0)]
+    assert root.conn.auth == (Id("ip", "127.0.0.1"), SUPER, Id("digest", SUPER_DIGEST))
+    for pair in (root, wrong, elsewhere):
+        pair.request(OpCode.getData, GetDataRequest("/secret"), "read")
+        pair.request(OpCode.setData, SetDataRequest("/secret", b"x"), "set")
+        server.commit_next()
+    assert [(e.token, e.err) for e in root.to_client()] == [("read", 0), ("set", 0)]
+    for pair in (wrong, elsewhere):
+        assert [(e.token, e.err) for e in pair.to_client()] == [("read", Code.NO_AUTH), ("set", Code.NO_AUTH)]
+    # Without a superDigest in zoo.cfg, super:test is an ordinary digest identity.
+    plain = Pair(server)
+    plain.client.add_auth("digest", b"super:test", "auth")
+    plain.to_server()
+    plain.to_client()
+    assert SUPER not in plain.conn.auth
 
 
 def test_an_auth_with_an_unknown_scheme_fails_and_closes():

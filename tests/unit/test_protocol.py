@@ -39,6 +39,7 @@ from ccore.znodes.stat import Stat
 ints = st.integers(-(2**31), 2**31 - 1)
 longs = st.integers(-(2**63), 2**63 - 1)
 texts = st.text(st.characters(codec="utf-8"), max_size=16)
+maybe_texts = st.none() | texts  # ReconfigRequest's fields: null is "not given"
 datas = st.none() | st.binary(max_size=48)
 bools = st.booleans()
 stats = st.builds(Stat, longs, longs, longs, longs, ints, ints, ints, longs, ints, ints, longs)
@@ -74,7 +75,7 @@ FIELDS: dict[type, tuple[st.SearchStrategy, ...]] = {
     rec.CheckWatchesRequest: (texts, ints),
     rec.GetEphemeralsRequest: (texts,),
     rec.GetAllChildrenNumberRequest: (texts,),
-    rec.ReconfigRequest: (texts, texts, texts, longs),
+    rec.ReconfigRequest: (maybe_texts, maybe_texts, maybe_texts, longs),
     rec.CreateResponse: (texts,),
     rec.Create2Response: (texts, stats),
     rec.ExistsResponse: (stats,),
@@ -508,6 +509,14 @@ def test_kazoo_simple_requests(path: str, data: bytes, version: int, watch: bool
         assert header == rec.RequestHeader(xid, kz_req.type) and body == ours
     assert decode_request(kazoo_request(-2, kz.PingInstance)) == (rec.RequestHeader(-2, 11), None)
     assert decode_request(kazoo_request(xid, kz.CloseInstance))[1] is None
+
+
+def test_kazoo_reconfig_fields_not_given_arrive_as_null() -> None:
+    # ZooKeeper tells a null newMembers (incremental) from a given one (bulk); so do we.
+    raw = kazoo_request(5, kz.Reconfig("server.4=h:1:2;2181", None, None, -1))
+    assert decode_request(raw)[1] == rec.ReconfigRequest("server.4=h:1:2;2181", None, None, -1)
+    ours = encode_request(6, OpCode.reconfig, rec.ReconfigRequest(None, "", "server.1=h:1:2", 0x100000002))
+    assert decode_request(ours[4:])[1] == rec.ReconfigRequest(None, "", "server.1=h:1:2", 0x100000002)
 
 
 def test_kazoo_empty_strings_arrive_as_null() -> None:
