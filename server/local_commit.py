@@ -14,10 +14,11 @@ import attrs
 import trio
 
 from ccore.znodes.acl import Id
-from ccore.znodes.txn import NoOp, Op, Result, Txn
+from ccore.znodes.txn import NoOp, Op, Reconfigure, Refused, Result, Txn
 
 from .commit import Committed, OnDone, StateMachine, abandon_all
 from .database import Database
+from .reconfig import standalone_refusal
 from .stats import ServerStats
 
 MAX_BATCH = 1000
@@ -39,8 +40,17 @@ class LocalCommitter:
     mode = "standalone"
     owns_sessions = True
 
-    def __init__(self, db: Database, state: StateMachine, stats: ServerStats, wall_clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        db: Database,
+        state: StateMachine,
+        stats: ServerStats,
+        wall_clock: Callable[[], float],
+        *,
+        reconfig_enabled: bool = False,
+    ) -> None:
         self.db = db
+        self.reconfig_enabled = reconfig_enabled
         self.state = state
         self.stats = stats
         self.wall_clock = wall_clock
@@ -92,9 +102,12 @@ class LocalCommitter:
             for w in batch:
                 if isinstance(w.op, NoOp):
                     txns.append(None)
-                else:
-                    self._zxid += 1
-                    txns.append(Txn(self._zxid, now_ms, w.session, w.op, w.auth))
+                    continue
+                if isinstance(w.op, Reconfigure):
+                    # ZooKeeper's answer on a standalone server: disabled, or unimplemented.
+                    w.op = Refused(standalone_refusal(enabled=self.reconfig_enabled))
+                self._zxid += 1
+                txns.append(Txn(self._zxid, now_ms, w.session, w.op, w.auth))
             written = [t for t in txns if t is not None]
             if written:
                 # fsync on the loop: a worker thread's hand-offs cost more than the fsync

@@ -13,6 +13,8 @@ from ccore.znodes.codec import decode_txn, is_reconfig_txn
 from ccore.znodes.dynconfig import DynamicConfig
 from ccore.znodes.txn import Reconfig
 
+from .config import ServerConfig
+from .reconfig import static_config
 from .zab.config import Config
 
 
@@ -29,3 +31,19 @@ def config_of(zxid: int, payload: bytes) -> Config | None:
     op = decode_txn(payload).op
     assert isinstance(op, Reconfig)
     return config_from_text(op.data, zxid)
+
+
+def peer_addresses(config: Config, my_id: int, server: ServerConfig) -> dict[int, tuple[str, int]]:
+    """Where to reach each server of `config` on the peer port, and our own address (zoo.cfg's
+    line for us, even if `config` lacks us: a joining or removed server still listens)."""
+    addresses = {s.id: (s.host, s.quorum_port) for s in DynamicConfig.parse(config.data.decode("utf-8")).servers}
+    own = server.peers.get(my_id)
+    if own is not None:
+        addresses[my_id] = (own.host, own.quorum_port)
+    return addresses
+
+
+def static_membership(server: ServerConfig) -> Config:
+    """zoo.cfg's membership (its dynamic file's, with that file's version) as the core's Config."""
+    text = static_config(server.peers.values(), server.config_version).render().encode("utf-8")
+    return config_from_text(text, server.config_version)

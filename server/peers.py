@@ -4,11 +4,15 @@ per direction.
 Each server dials every other server and sends on that connection only; it receives on the
 connections others dialled to it. So every directed link is one TCP stream (FIFO, as Zab
 needs), and a fault proxy can sit on any one direction. A connection opens with a hello
-naming the sender and the ensemble's membership: its server ids and which of them are
-observers. Addresses are not part of it: servers legitimately see different addresses for
-the same member (`0.0.0.0` for themselves, hostnames, NAT, proxies), as ZooKeeper allows. A
-different membership is refused with one log line naming the difference. A broken outgoing
-link is redialled with backoff.
+naming the sender, the ensemble's membership as it sees it (server ids and which of them are
+observers) and its own peer address. Servers legitimately see different addresses for the
+same member (`0.0.0.0` for themselves, hostnames, NAT, proxies), as ZooKeeper allows, so
+addresses are not compared. With a static membership (`dynamic=False`) a different
+membership is refused with one log line naming the difference. With reconfiguration on,
+memberships differ while a change spreads or a server joins: any server is taken, and one
+we do not know (a joiner) is dialled back at the address its hello gives, for as long as
+it stays connected (`set_members` replaces the configured set). A broken outgoing link is
+redialled with backoff.
 
 The protocol above sees one link per peer, up when both directions are: `on_connected` when
 the second comes up, `on_disconnected` when either breaks or the peer's incoming connection
@@ -171,6 +175,17 @@ async def read_frames(
         buf += chunk
 
 
+def _address(value: Any, tcp: trio.SocketStream) -> tuple[str, int] | None:
+    """Where to dial back a peer whose hello gives its address `[host, port]`: a wildcard
+    host (it listens everywhere) means the address it came from."""
+    if not (isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) and type(value[1]) is int):
+        return None
+    host, port = value
+    if host in ("0.0.0.0", "::", ""):
+        host = str(tcp.socket.getpeername()[0])
+    return host, port
+
+
 def frame(payload: bytes) -> bytes:
     return _LEN.pack(len(payload)) + payload
 
@@ -192,6 +207,7 @@ class _Outgoing:
     stream: trio.abc.Stream | None = None
     fd: int | None = None  # the stream's socket, for writes straight from `send` (plain TCP only)
     sending: bool = False  # the pump task is inside send_all: `send` must queue behind it
+    dialler: trio.CancelScope = attrs.Factory(trio.CancelScope)  # cancelled when the peer is dropped
 
 
 class PeerNetwork:
@@ -213,8 +229,10 @@ class PeerNetwork:
         backoff_s: tuple[float, float] = (0.05, 1.0),
         rng: random.Random | None = None,
         tls: PeerTls | None = None,
+        dynamic: bool = False,
     ) -> None:
         self.my_id = my_id
+        self.dynamic = dynamic
         self._tls = tls
         # Addresses as this server sees them: its own to bind on (0.0.0.0 is fine), the
         # others' to dial. Other servers may see other addresses for the same members.
@@ -232,6 +250,8 @@ class PeerNetwork:
         self._backoff = backoff_s
         self._rng = rng or random.Random()
         self._out = {peer: _Outgoing(peer) for peer in self.members if peer != my_id}
+        self._configured = set(self.members)  # the rest of `members` are guests (joiners)
+        self._nursery: trio.Nursery | None = None
         # peer -> the cancel scope of its live incoming connection's reader (also its token)
         self._incoming: dict[int, trio.CancelScope] = {}
         self._up: set[int] = set()
@@ -291,13 +311,56 @@ class PeerNetwork:
 
     def _update(self, peer: int) -> None:
         """Report the link to `peer` going up or down, from the state of both directions."""
-        up = self._out[peer].connected and peer in self._incoming
+        out = self._out.get(peer)
+        up = out is not None and out.connected and peer in self._incoming
         if up and peer not in self._up:
             self._up.add(peer)
             self._on_connected(peer)
         elif not up and peer in self._up:
             self._up.discard(peer)
             self._on_disconnected(peer)
+
+    # -- membership ----------------------------------------------------------------------
+
+    def set_members(self, members: dict[int, tuple[str, int]], observers: Iterable[int] = ()) -> None:
+        """The servers to keep links with (and their addresses) changed: a reconfiguration.
+        New ones are dialled, dropped ones (unless connected to us as guests) let go."""
+        members = {**members, self.my_id: self.members[self.my_id]}  # we keep our own address
+        self.membership = Membership.of(members, observers)
+        self.digest = self.membership.text
+        for peer, address in members.items():
+            if peer != self.my_id and (peer not in self.members or self.members[peer] != address):
+                self._forget(peer)
+                self.members[peer] = address
+                self._start_dialling(peer)
+        self._configured = set(members)
+        for peer in list(self.members):
+            if peer not in self._configured and peer not in self._incoming:
+                self._forget(peer)
+
+    def _start_dialling(self, peer: int) -> None:
+        out = self._out[peer] = _Outgoing(peer)
+        if self._nursery is not None:
+            self._nursery.start_soon(self._dial_forever, out)
+
+    def _forget(self, peer: int) -> None:
+        """Stop dialling `peer` and report its link down (its incoming side may stay)."""
+        out = self._out.pop(peer, None)
+        if out is None:
+            return
+        out.dialler.cancel()
+        out.connected = False
+        self._drop_queue(out)
+        self.members.pop(peer, None)
+        if peer in self._up:
+            self._up.discard(peer)
+            self._on_disconnected(peer)
+
+    def _take_guest(self, peer: int, address: tuple[str, int]) -> None:
+        """A server outside our membership dialled us (a joiner): dial it back while it stays."""
+        log.info("server %d: server %d (at %s:%d) joins us from outside the configuration", self.my_id, peer, *address)
+        self.members[peer] = address
+        self._start_dialling(peer)
 
     # -- running -------------------------------------------------------------------------
 
@@ -306,12 +369,17 @@ class PeerNetwork:
         listeners = await trio.open_tcp_listeners(port, host=host)
         self.port = listeners[0].socket.getsockname()[1]
         async with trio.open_nursery() as nursery:
+            self._nursery = nursery
             nursery.start_soon(trio.serve_listeners, self._accept, listeners)
             for out in self._out.values():
                 nursery.start_soon(self._dial_forever, out)
             task_status.started(self.port)
 
     async def _dial_forever(self, out: _Outgoing) -> None:
+        with out.dialler:
+            await self._dial(out)
+
+    async def _dial(self, out: _Outgoing) -> None:
         delay = self._backoff[0]
         while True:
             host, port = self._dial_address(out.peer_id)
@@ -328,7 +396,7 @@ class PeerNetwork:
                 continue
             delay = self._backoff[0]
             try:
-                hello = cbor2.dumps([HELLO_MAGIC, self.my_id, self.digest])
+                hello = cbor2.dumps([HELLO_MAGIC, self.my_id, self.digest, list(self.members[self.my_id])])
                 await stream.send_all(frame(hello))
                 out.stream, out.connected = stream, True
                 # Writing straight to the socket would bypass TLS: only for plain TCP.
@@ -352,7 +420,8 @@ class PeerNetwork:
             finally:
                 out.connected, out.stream, out.fd, out.sending = False, None, None, False
                 self._drop_queue(out)
-                self._update(out.peer_id)
+                if self._out.get(out.peer_id) is out:  # not dropped by set_members meanwhile
+                    self._update(out.peer_id)
                 await aclose_bounded(stream)
             await trio.sleep(delay * (0.5 + self._rng.random()))
 
@@ -459,7 +528,7 @@ class PeerNetwork:
         def on_frame(payload: bytes) -> None:
             nonlocal peer
             if peer is None:
-                peer = self._check_hello(payload)
+                peer = self._check_hello(payload, tcp)
                 replaced = self._incoming.pop(peer, None)
                 if replaced is not None:
                     # A new connection replaces the old: report the break before its frames,
@@ -491,25 +560,31 @@ class PeerNetwork:
             if peer is not None and self._incoming.get(peer) is token:
                 del self._incoming[peer]
                 self._update(peer)
+                if peer not in self._configured:
+                    self._forget(peer)  # a guest that left
             await aclose_bounded(stream)
 
-    def _check_hello(self, payload: bytes) -> int:
+    def _check_hello(self, payload: bytes, tcp: trio.SocketStream) -> int:
         try:
-            magic, peer, digest = cbor2.loads(payload)
+            hello = cbor2.loads(payload)
+            magic, peer, digest = hello[:3]
+            address = _address(hello[3], tcp) if len(hello) > 3 else None
         except Exception:
             raise PeerFrameError("connection did not open with a peer hello") from None
         if magic != HELLO_MAGIC:
             raise PeerFrameError(f"unknown hello {repr(magic)[:80]}")
         if not isinstance(peer, int) or isinstance(peer, bool):
             raise PeerFrameError(f"peer hello names no server id ({repr(peer)[:80]})")
-        if digest != self.digest:
+        if digest != self.digest and not self.dynamic:
             raise MembershipMismatch(peer, digest, mismatch_message(peer, digest, self.membership))
         if peer == self.my_id:
             raise MembershipMismatch(
                 peer, digest, f"another server says it is server {peer}, our own id: two servers have {peer} in their myid file"
             )
         if peer not in self.members:
-            raise MembershipMismatch(
-                peer, digest, f"server id {peer} is not a member of this ensemble {self.membership.describe()}"
-            )
+            if not self.dynamic or address is None:
+                raise MembershipMismatch(
+                    peer, digest, f"server id {peer} is not a member of this ensemble {self.membership.describe()}"
+                )
+            self._take_guest(peer, address)
         return peer

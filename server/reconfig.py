@@ -22,6 +22,7 @@ from ccore.znodes.errors import (
     ReconfigDisabledError,
     ReconfigInProgressError,
     UnimplementedError,
+    ZKError,
 )
 from ccore.znodes.paths import CONFIG
 from ccore.znodes.records import GetDataResponse, ReconfigRequest
@@ -110,6 +111,15 @@ def plan_request(
         quorum_synced=quorum_synced,
         authorized=authorized,
     )
+
+
+def standalone_refusal(*, enabled: bool) -> int:
+    """The error code a standalone server answers a reconfig with (ZooKeeper's order)."""
+    try:
+        plan_reconfig(DynamicConfig(()), None, None, None, -1, enabled=enabled, replicated=False)
+    except ZKError as e:
+        return int(e.code)
+    raise AssertionError("a standalone server never plans a reconfig")
 
 
 def may_reconfig(auth: Iterable[Id], config_acl: Sequence[ACL], *, skip_acl: bool = False) -> bool:

@@ -22,25 +22,33 @@ from typing import Any
 
 import trio
 
+from ccore.znodes import paths
 from ccore.znodes.acl import Id
 from ccore.znodes.codec import decode_snapshot, decode_txn, encode_txn
+from ccore.znodes.dynconfig import DynamicConfig
+from ccore.znodes.errors import ZKError
 from ccore.znodes.groups import unwrap_single
 from ccore.znodes.tree import DataTree
-from ccore.znodes.txn import Op, Txn
+from ccore.znodes.txn import Op, Reconfig, Reconfigure, Refused, Txn
 
 from .commit import OnDone, StateMachine
 from .config import ConfigError, ServerConfig
 from .database import Database
+from .dynamic_file import write_dynamic_config
 from .forwarding import ROUTER_FRAMES, PeerFrame, SessionOwner, WriteRouter
 from .forwarding import Role as WriteRole
+from .membership import config_from_text, config_of, peer_addresses, static_membership
 from .peer_frames import decode_peer_frame, encode_peer_frame
 from .peers import Membership, PeerNetwork, address_digest
 from .readonly import Change, ReadOnlyMode
+from .reconfig import may_reconfig, plan_reconfig
 from .snap_stream import PipedSnapshot, SnapAssembler, SnapBegin, SnapChunk, snapshot_messages
 from .stats import TimeSummary
 from .storage._fsutil import atomic_write
 from .tls import PeerTls
 from .zab import NotLeader, Ready, Role, Status, Timing, ZabPeer
+from .zab.api import NewConfigNoQuorum
+from .zab.config import Config
 from .zab.messages import Snap
 from .zabstorage import ZabStorage
 
@@ -108,21 +116,25 @@ class Replicator:
         self.wall_clock = wall_clock
         self.config = config
         self.my_id = config.server_id
-        self.voters = frozenset(sid for sid, p in config.peers.items() if not p.observer)
-        self.observers = frozenset(sid for sid, p in config.peers.items() if p.observer)
-        members = {sid: (p.host, p.quorum_port) for sid, p in config.peers.items()}
+        # The membership: the newest configuration known committed (server/membership.py).
+        # The membership: the newest configuration known committed (server/membership.py):
+        # zoo.cfg's until `run` has read the tree, which may hold a newer one.
+        self.active = static_membership(config)
+        self.pending: Config | None = None
+        self.voters, self.observers = self.active.voters, self.active.observers
         overrides = config.dial_overrides
         self.net = PeerNetwork(
             self.my_id,
-            members,
+            peer_addresses(self.active, self.my_id, config),
             encode=encode_peer_frame,
             decode=decode_peer_frame,
             on_message=self._on_message,
             on_connected=self._on_connected,
             on_disconnected=self._on_disconnected,
-            dial_address=lambda peer: overrides.get(peer, members[peer]),
+            dial_address=lambda peer: overrides.get(peer, self.net.members[peer]),
             observers=self.observers,
             tls=peer_tls,
+            dynamic=config.reconfig_enabled,
         )
         # Before anything runs (and outside any nursery, so that a refusal is one line).
         self.check_ensemble_id()
@@ -213,15 +225,35 @@ class Replicator:
     def check_ensemble_id(self) -> None:
         check_ensemble_id(self.config.data_dir, self.net.membership, self.net.members)
 
+    def _load_membership(self) -> None:
+        """At start, with the tree loaded: a newer committed configuration in the tree than in
+        zoo.cfg (a crash came between applying a reconfig and writing its dynamic file) wins;
+        /zookeeper/config then shows the one in force (ZooKeeper's initConfigInZKDatabase)."""
+        tree = self.db.tree
+        applied = tree.nodes[paths.CONFIG].data
+        if applied:
+            try:
+                version = DynamicConfig.parse(applied.decode("utf-8")).version or 0
+                if version > self.active.version:
+                    log.info("server %d: the tree holds configuration version %#x, newer than zoo.cfg's", self.my_id, version)
+                    self._membership_changed(config_from_text(applied, version), None)
+            except (UnicodeDecodeError, ValueError) as e:
+                log.warning("server %d: /zookeeper/config in the snapshot is unreadable (%s); using zoo.cfg's", self.my_id, e)
+        tree.set_config_locally(self.active.data)
+
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        self._load_membership()
         self.peer = ZabPeer(
             self.my_id,
-            self.voters,
-            self.observers,
+            self.active.voters,
+            self.active.observers,
             ZabStorage(self.db),
             random.Random(),
             self.timing,
             now=trio.current_time(),
+            config_version=self.active.version,
+            config_data=self.active.data,
+            config_of=config_of,
         )
         try:
             async with trio.open_nursery() as nursery:
@@ -361,6 +393,8 @@ class Replicator:
 
     def _on_status(self, status: Status) -> None:
         old, self.status = self.status, status
+        if (status.config, status.pending_config) != (self.active, self.pending):
+            self._membership_changed(status.config, status.pending_config)
         self._watch_read_only()
         was_serving = old is not None and old.serving
         if was_serving != status.serving or old is None:
@@ -391,6 +425,35 @@ class Replicator:
         if status.serving and status.role == Role.LEADING:
             self.state.became_leader()
 
+    def _membership_changed(self, active: Config, pending: Config | None) -> None:
+        """Links to every server of both configurations; a new active one written to disk."""
+        if active != self.active:
+            log.info("server %d: configuration %s is active", self.my_id, active.describe())
+            self._write_config(active)
+        self.active, self.pending = active, pending
+        self.voters = active.voters | (pending.voters if pending is not None else frozenset())
+        self.observers = (active.observers | (pending.observers if pending is not None else frozenset())) - self.voters
+        addresses = peer_addresses(active, self.my_id, self.config)
+        if pending is not None:
+            addresses.update(peer_addresses(pending, self.my_id, self.config))
+        self.net.set_members(addresses, self.observers)
+
+    def _write_config(self, active: Config) -> None:
+        """The dynamic config file (and the data dir's membership record), as ZooKeeper writes
+        them when a configuration is activated. Not for a configuration without this server
+        (joining, or removed): the file it has names it, and a restart needs its own address;
+        it adopts the newer membership again from the ensemble when it rejoins."""
+        if self.my_id not in active.members or self.config.config_file is None:
+            return
+        dynamic = DynamicConfig.parse(active.data.decode("utf-8")).with_version(active.version)
+        try:
+            write_dynamic_config(self.config.config_file, dynamic, server_id=self.my_id)
+            atomic_write(
+                self.config.data_dir / ENSEMBLE_FILE, [Membership.of(active.members, active.observers).text.encode() + b"\n"]
+            )
+        except OSError as e:
+            log.error("server %d: cannot write the configuration %s to disk: %s", self.my_id, active.describe(), e)
+
     def _time_election(self, serving: bool) -> None:
         now = trio.current_time()
         if not serving:
@@ -417,11 +480,46 @@ class Replicator:
         try:
             for p in batch:
                 zxid = peer.next_zxid()
-                txn = Txn(zxid, now_ms, p.session, p.op, p.auth, p.origin, p.request_id)
+                op = self._plan_reconfig(p.op, p.auth, zxid) if type(p.op) is Reconfigure else p.op
+                txn = Txn(zxid, now_ms, p.session, op, p.auth, p.origin, p.request_id)
                 peer.propose(zxid, encode_txn(txn))
                 self._proposed[zxid] = txn
         except NotLeader:
             log.info("server %d lost leadership with %d writes unproposed", self.my_id, len(batch))
+
+    def _plan_reconfig(self, request: Reconfigure, auth: tuple[Id, ...], zxid: int) -> Reconfig | Refused:
+        """A client's reconfig, on the leader: the new membership stamped with `zxid`, or
+        ZooKeeper's error for it (committed as a failed write, as every refusal is)."""
+        peer = self.peer
+        assert peer is not None
+        current = DynamicConfig.parse(peer.config.data.decode("utf-8")).with_version(peer.config.version)
+        config_acl = self.db.tree.nodes[paths.CONFIG].acl
+
+        def quorum_synced(new: DynamicConfig) -> bool:
+            try:
+                peer.check_reconfig(new.voters, new.observers)
+            except NewConfigNoQuorum as e:
+                log.info("server %d: reconfig refused: %s", self.my_id, e)
+                return False
+            return True
+
+        try:
+            new = plan_reconfig(
+                current,
+                request.joining,
+                request.leaving,
+                request.new_members,
+                request.from_config,
+                enabled=self.config.reconfig_enabled,
+                standalone_enabled=self.config.standalone_enabled,
+                in_progress=peer.pending is not None,
+                quorum_synced=quorum_synced,
+                authorized=may_reconfig(auth, config_acl, skip_acl=self.config.skip_acl),
+            )
+        except ZKError as e:
+            return Refused(int(e.code))
+        log.info("server %d: proposing configuration %s at %#x", self.my_id, sorted(new.ids), zxid)
+        return Reconfig(new.with_version(zxid).render().encode("utf-8"))
 
     # -- peer events --------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from ccore.znodes.errors import BadArgumentsError, Code, NoWatcherError, ZKError
 from ccore.znodes.records import Record
 from ccore.znodes.stat import Stat
 from ccore.znodes.tree import DataTree
-from ccore.znodes.txn import Check, CloseSession, Create, Delete, Multi, NoOp, Op, Result, SetACL, SetData
+from ccore.znodes.txn import Check, CloseSession, Create, Delete, Multi, NoOp, Op, Reconfigure, Result, SetACL, SetData
 from ccore.znodes.watches import WatchManager
 
 WRITE_OPS = frozenset(
@@ -32,6 +32,7 @@ WRITE_OPS = frozenset(
         OpCode.check,
         OpCode.multi,
         OpCode.closeSession,
+        OpCode.reconfig,  # planned by the leader (server/reconfig.py), committed as a Reconfig
         # A sync goes down the write path as a NoOp: it is answered once every write submitted
         # before it is applied here. In an ensemble the NoOp is a transaction committed by a
         # quorum through the leader, which makes sync-then-read linearizable; a single server
@@ -65,6 +66,7 @@ _TO_OP: dict[int, Callable[[Any], Op]] = {
     OpCode.multi: lambda rec: Multi(tuple(to_op(sub_code, sub) for sub_code, sub in rec.ops)),
     OpCode.closeSession: lambda rec: CloseSession(),
     OpCode.sync: lambda rec: NoOp(),
+    OpCode.reconfig: lambda rec: Reconfigure(rec.joining_servers, rec.leaving_servers, rec.new_members, rec.cur_config_id),
 }
 
 
@@ -113,6 +115,8 @@ def write_response(op_code: int, record: Any, result: Result) -> tuple[int, Reco
         return 0, r.SetACLResponse(_stat(result))
     if op_code == OpCode.sync:
         return 0, r.SyncResponse(record.path)
+    if op_code == OpCode.reconfig:
+        return 0, r.GetDataResponse(result.data, _stat(result))
     return 0, None
 
 

@@ -62,7 +62,9 @@ class ZKServer:
                 on_read_only=self.sessions.read_only_changed,
             )
         else:
-            self.committer = LocalCommitter(self.db, self.applier, self.stats, wall_clock)
+            self.committer = LocalCommitter(
+                self.db, self.applier, self.stats, wall_clock, reconfig_enabled=config.reconfig_enabled
+            )
         self.sessions.bind(self.committer)
         self.reaper = Reaper(self._tree, self.committer, config.container_check_interval_ms / 1000.0, wall_clock)
         self.client_port = ClientPort(

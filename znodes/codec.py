@@ -49,6 +49,8 @@ from .txn import (
     NoOp,
     Op,
     Reconfig,
+    Reconfigure,
+    Refused,
     SetACL,
     SetData,
     Txn,
@@ -132,9 +134,21 @@ def _ids_in(fields: list[Any]) -> tuple[Id, ...]:
 
 # -- ops ------------------------------------------------------------------------------------
 
-_CREATE, _DELETE, _DELETE_CONTAINER, _SET_DATA, _SET_ACL, _CHECK, _MULTI, _CREATE_SESSION, _CLOSE_SESSION, _NOOP, _RECONFIG = (
-    range(11)
-)
+(
+    _CREATE,
+    _DELETE,
+    _DELETE_CONTAINER,
+    _SET_DATA,
+    _SET_ACL,
+    _CHECK,
+    _MULTI,
+    _CREATE_SESSION,
+    _CLOSE_SESSION,
+    _NOOP,
+    _RECONFIG,
+    _REFUSED,
+    _RECONFIGURE,
+) = range(13)
 
 
 def _encode_op(op: Op) -> list[Any]:
@@ -157,6 +171,9 @@ _ENCODERS: dict[type, Callable[[Any], list[Any]]] = {
     CloseSession: lambda op: [_CLOSE_SESSION],
     NoOp: lambda op: [_NOOP],
     Reconfig: lambda op: [_RECONFIG, op.data],
+    Refused: lambda op: [_REFUSED, op.err],
+    # Not a transaction: a follower forwards a client's reconfig to the leader as this.
+    Reconfigure: lambda op: [_RECONFIGURE, op.joining, op.leaving, op.new_members, op.from_config],
 }
 
 # Each decoder unpacks its array whole, so an array of the wrong length raises ValueError.
@@ -224,7 +241,23 @@ _DECODERS: dict[int, Callable[[list[Any]], Op]] = {
     _CLOSE_SESSION: lambda a: _no_fields(a, _CLOSE_SESSION_OP),
     _NOOP: lambda a: _no_fields(a, _NOOP_OP),
     _RECONFIG: lambda a: _reconfig_in(a),
+    _REFUSED: lambda a: _refused_in(a),
+    _RECONFIGURE: lambda a: _reconfigure_in(a),
 }
+
+
+def _reconfigure_in(a: list[Any]) -> Reconfigure:
+    _, joining, leaving, new_members, from_config = a
+    if not all(v is None or type(v) is str for v in (joining, leaving, new_members)) or type(from_config) is not int:
+        raise ValueError("a reconfig request carries three strings (or nulls) and a version")
+    return Reconfigure(joining, leaving, new_members, from_config)
+
+
+def _refused_in(a: list[Any]) -> Refused:
+    _, err = a
+    if type(err) is not int:
+        raise ValueError("a refusal carries an error code")
+    return Refused(err)
 
 
 def _reconfig_in(a: list[Any]) -> Reconfig:
@@ -295,7 +328,21 @@ def _not_a_txn(items: Any) -> str:
 
 # -- other records (peer messages) ----------------------------------------------------------
 
-_OP_CLASSES = (Create, Delete, DeleteContainer, SetData, SetACL, Check, Multi, CreateSession, CloseSession, NoOp, Reconfig)
+_OP_CLASSES = (
+    Create,
+    Delete,
+    DeleteContainer,
+    SetData,
+    SetACL,
+    Check,
+    Multi,
+    CreateSession,
+    CloseSession,
+    NoOp,
+    Reconfig,
+    Reconfigure,
+    Refused,
+)
 _TAGS: dict[type, str] = {cls: cls.__name__ for cls in _OP_CLASSES}
 
 converter = cattrs.Converter()

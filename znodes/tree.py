@@ -47,6 +47,7 @@ from .txn import (
     NoOp,
     Op,
     Reconfig,
+    Refused,
     Result,
     SetACL,
     SetData,
@@ -322,6 +323,8 @@ class DataTree:
             return _OK
         if isinstance(op, Reconfig):
             return self._reconfig(txn, op, triggers, undo)
+        if isinstance(op, Refused):
+            return Result(err=op.err)
         raise TypeError(f"unknown transaction op {op!r}")
 
     # -- the writes, each with ZooKeeper's checks in ZooKeeper's order -----------------------
@@ -422,10 +425,9 @@ class DataTree:
             raise BadArgumentsError(path)
         return self.node(path)
 
-    def _set_data(self, txn: Txn, op: SetData, triggers: list[Trigger], undo: Undo | None, check_acl: bool = True) -> Result:
+    def _set_data(self, txn: Txn, op: SetData, triggers: list[Trigger], undo: Undo | None) -> Result:
         node = self._valid_node(op.path)
-        if check_acl:
-            acls.check(op.path, node.acl, _WRITE, txn.auth)
+        acls.check(op.path, node.acl, _WRITE, txn.auth)
         version = next_version(node.version, op.version, op.path)
         self._save(node, undo)
         grown = _size(op.data) - _size(node.data)
@@ -440,10 +442,30 @@ class DataTree:
         return Result(0, None, node.stat())
 
     def _reconfig(self, txn: Txn, op: Reconfig, triggers: list[Trigger], undo: Undo | None) -> Result:
-        """The new membership becomes /zookeeper/config's data, as a setData of it would
-        (version, mzxid, a data watch fired). Who may reconfigure was checked before the
-        transaction was proposed, as ZooKeeper does, so no ACL is checked here."""
-        return self._set_data(txn, SetData(paths.CONFIG, op.data), triggers, undo, check_acl=False)
+        """The new membership becomes /zookeeper/config's data (mzxid, mtime, a data watch
+        fired). Its dataVersion stays -1: ZooKeeper sets the node with version -1 each time,
+        and clients tell configurations apart by the `version=` line. Who may reconfigure was
+        checked before the transaction was proposed, as ZooKeeper does."""
+        node = self.nodes[paths.CONFIG]
+        self._save(node, undo)
+        grown = _size(op.data) - _size(node.data)
+        self.data_size += grown
+        if undo is not None:
+            undo.append(lambda: self._grow(-grown))
+        node.data = op.data
+        node.version = -1
+        node.mtime = txn.time_ms
+        node.mzxid = txn.zxid
+        triggers.append((_NODE_DATA_CHANGED, paths.CONFIG, node.acl))
+        return Result(0, None, node.stat(), data=op.data)
+
+    def set_config_locally(self, data: bytes) -> None:
+        """/zookeeper/config as this server's configuration says, outside any transaction
+        (ZooKeeper's initConfigInZKDatabase at start: every member writes the same text)."""
+        node = self.nodes[paths.CONFIG]
+        self.data_size += _size(data) - _size(node.data)
+        node.data = data
+        node.version = -1
 
     def _set_acl(self, txn: Txn, op: SetACL, undo: Undo | None) -> Result:
         if paths.path_error(op.path) is not None:

@@ -91,7 +91,41 @@ class Reconfig:
     data: bytes
 
 
-Op = Create | Delete | DeleteContainer | SetData | SetACL | Check | Multi | CreateSession | CloseSession | NoOp | Reconfig
+@attrs.frozen(slots=True)
+class Reconfigure:
+    """A client's reconfig request (opcode 16) on its way to the leader, which alone can plan
+    it (it knows the newest configuration and who is synced): it proposes a `Reconfig`, or a
+    `Refused` with ZooKeeper's error. Never in the log."""
+
+    joining: str | None
+    leaving: str | None
+    new_members: str | None
+    from_config: int
+
+
+@attrs.frozen(slots=True)
+class Refused:
+    """A write the leader refused before it could become a change (a reconfig that may not
+    happen): committed like any failed write, so every replica answers its client the same."""
+
+    err: int
+
+
+Op = (
+    Create
+    | Delete
+    | DeleteContainer
+    | SetData
+    | SetACL
+    | Check
+    | Multi
+    | CreateSession
+    | CloseSession
+    | NoOp
+    | Reconfig
+    | Reconfigure
+    | Refused
+)
 MULTI_OPS = (Create, Delete, SetData, Check)
 
 
@@ -116,6 +150,7 @@ class Result:
     path: str | None = None
     stat: Stat | None = None
     results: tuple[Result, ...] = ()
+    data: bytes | None = None  # a reconfig's new configuration, for its reply
 
 
 # A watch trigger: what happened, where, and the ACL that decides who may hear of it.
