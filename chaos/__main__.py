@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from .nemesis import NEMESES, applicable
+from .nemesis import DEFAULT_NEMESES, NEMESES, applicable, is_background
 from .runner import WORKLOADS, RunConfig, run
 
 
@@ -35,14 +35,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help="seed of the schedule and the workloads (default: random)")
     p.add_argument("--out", type=Path, help="report directory (default: a new one under ./chaos-runs)")
     p.add_argument("--servers", default="3", help="servers in the ensemble; a list (3,5) is cycled over segments")
-    p.add_argument("--nemesis", default="all", help="comma-separated nemeses, or 'all' that apply (default)")
+    p.add_argument(
+        "--nemesis", default="all", help="comma-separated nemeses, or 'all' that apply (default; 'membership' only when named)"
+    )
     p.add_argument("--workload", default="all", help=f"comma-separated workloads of {', '.join(WORKLOADS)} (default all)")
     p.add_argument("--clients", default="kazoo,native", help="clients of the register workloads (default kazoo,native)")
     p.add_argument("--workers", type=int, default=4, help="register workers per register workload (default 4)")
     p.add_argument("--tick-ms", type=int, default=200, help="the servers' tickTime (default 200)")
     p.add_argument("--op-timeout", type=float, default=2.0, help="seconds before an op's outcome is unknown")
     p.add_argument("--fault-seconds", type=float, nargs=2, default=(2.0, 8.0), metavar=("MIN", "MAX"))
-    p.add_argument("--quiet-seconds", type=float, nargs=2, default=(2.0, 5.0), metavar=("MIN", "MAX"))
+    p.add_argument(
+        "--quiet-seconds", type=float, nargs=2, default=(2.0, 5.0), metavar=("MIN", "MAX"),
+        help="between faults, and before each membership change",
+    )  # fmt: skip
     p.add_argument("--expiry-bound-ms", type=int, default=1500, help="ephemeral expiry bound beyond the timeout")
     p.add_argument("--check-time-limit", type=float, default=120.0, help="seconds the linearizability search may take")
     p.add_argument("--list-nemeses", action="store_true", help="list the nemeses and exit")
@@ -50,8 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _names(text: str, known: list[str] | tuple[str, ...], what: str) -> list[str]:
-    names = list(known) if text == "all" else [n.strip() for n in text.split(",") if n.strip()]
+def _names(text: str, known: list[str] | tuple[str, ...], what: str, default: list[str] | None = None) -> list[str]:
+    names = list(default or known) if text == "all" else [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in known]
     if unknown:
         raise SystemExit(f"python -m chaos: unknown {what} {', '.join(unknown)} (known: {', '.join(known)})")
@@ -73,12 +78,13 @@ def main(argv: list[str] | None = None) -> int:
     if ns.list_nemeses:
         for name in NEMESES:
             nem = NEMESES[name]()
-            print(f"{name:20} {'needs link proxies, ' if nem.needs_proxies else ''}>= {nem.min_servers} servers")
+            extra = ", beside the schedule, only when named (adds spare servers)" if is_background(name) else ""
+            print(f"{name:20} {'needs link proxies, ' if nem.needs_proxies else ''}>= {nem.min_servers} servers{extra}")
         return 0
     try:
         workloads = _names(ns.workload, WORKLOADS, "workload")
         servers = [int(s) for s in ns.servers.split(",")]
-        wanted = _names(ns.nemesis, list(NEMESES), "nemesis")
+        wanted = _names(ns.nemesis, list(NEMESES), "nemesis", DEFAULT_NEMESES)
     except SystemExit as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -113,6 +119,7 @@ def _combined(out: Path, reports: list[dict], statuses: list[int]) -> str:
     """A summary.json over the segments, and its one-paragraph text."""
     totals: dict[str, dict[str, int]] = {}
     applied: dict[str, int] = {}
+    changes: dict[str, int] = {}
     for r in reports:
         for name, w in r["workloads"].items():
             t = totals.setdefault(name, {"ok": 0, "fail": 0, "info": 0})
@@ -120,6 +127,8 @@ def _combined(out: Path, reports: list[dict], statuses: list[int]) -> str:
                 t[k] += w["counts"][k]
         for k, v in r["nemeses_applied"].items():
             applied[k] = applied.get(k, 0) + v
+        for k, v in r.get("membership_changes", {}).items():
+            changes[k] = changes.get(k, 0) + v
     status = {0: "pass", 1: "violation", 2: "inconclusive"}[1 if 1 in statuses else max(statuses)]
     segments = [{"seed": r["seed"], "servers": r["servers"], "run_s": r["run_s"], "status": r["status"]} for r in reports]
     summary = {
@@ -127,12 +136,15 @@ def _combined(out: Path, reports: list[dict], statuses: list[int]) -> str:
         "segments": segments,
         "workloads": totals,
         "nemeses_applied": applied,
+        "membership_changes": changes,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     lines = [f"all segments: {status.upper()}"]
     lines += [f"  segment seed {s['seed']} ({s['servers']} servers, {s['run_s']}s): {s['status']}" for s in segments]
     lines += [f"  {name}: ok {t['ok']}, failed {t['fail']}, unknown {t['info']}" for name, t in totals.items()]
     lines.append("  nemeses applied: " + ", ".join(f"{k} x{v}" for k, v in sorted(applied.items())))
+    if changes:
+        lines.append("  membership changes made: " + ", ".join(f"{k} x{v}" for k, v in sorted(changes.items())))
     return "\n".join(lines)
 
 

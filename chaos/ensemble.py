@@ -8,6 +8,13 @@
 It implements the `Ensemble` protocol of chaos.nemesis: kill -9, start, SIGSTOP/SIGCONT,
 data dirs and pids, and (with `proxied=True`) a fault proxy on every directed peer link and
 every client port, wired in through each server's `dial.N=host:port` config lines.
+
+Spares for reconfiguration: with `initial_members`, only those servers make the first
+configuration (and `start_all` starts only them); every other server is a spare whose zoo.cfg
+lists the initial members plus itself, as ZooKeeper's docs say to start a joiner. Every
+server line carries its client address (`;127.0.0.1:<clientPort>`, as clientPort and
+clientPortAddress say too), so that `server_line(sid)` is what `reconfig` needs to add it,
+and `write_config(sid, members)` makes a server a joiner of another membership.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -56,17 +63,22 @@ class LocalEnsemble:
         seed: int = 0,
         log_level: str = "INFO",
         extra_config: Mapping[int, Sequence[str]] | None = None,
+        initial_members: Iterable[int] | None = None,
     ) -> None:
-        """`extra_config`: more zoo.cfg lines per server id (TLS keys, say)."""
+        """`extra_config`: more zoo.cfg lines per server id (TLS keys, say). `initial_members`:
+        the ids of the first configuration (default: every server); the others are spares."""
         self.base = Path(base_dir)
         self.ids = list(range(1, nodes + observers + 1))
         self.observer_ids = set(self.ids[nodes:])
+        self.initial_members = sorted(set(initial_members)) if initial_members is not None else list(self.ids)
+        if not self.initial_members or not set(self.initial_members) <= set(self.ids):
+            raise ValueError(f"initial members {self.initial_members} must be some of the servers {self.ids}")
         self.tick_ms = tick_ms
         self.log_level = log_level
         ports = free_ports(3 * len(self.ids))
         self.client_ports = dict(zip(self.ids, ports[: len(self.ids)], strict=True))
         self.peer_ports = dict(zip(self.ids, ports[len(self.ids) : 2 * len(self.ids)], strict=True))
-        election_ports = dict(zip(self.ids, ports[2 * len(self.ids) :], strict=True))
+        self.election_ports = dict(zip(self.ids, ports[2 * len(self.ids) :], strict=True))
         self._procs: dict[int, subprocess.Popen] = {}
         self._logs: dict[int, threading.Thread] = {}
         self._paused: set[int] = set()
@@ -77,10 +89,8 @@ class LocalEnsemble:
                 {i: ("127.0.0.1", self.peer_ports[i]) for i in self.ids},
                 {i: ("127.0.0.1", self.client_ports[i]) for i in self.ids},
             )
-        lines = [
-            f"server.{i}=127.0.0.1:{self.peer_ports[i]}:{election_ports[i]}" + (":observer" if i in self.observer_ids else "")
-            for i in self.ids
-        ]
+        # Every zoo.cfg line but the server lines, per server: `write_config` renders the rest.
+        self._static_lines: dict[int, list[str]] = {}
         for i in self.ids:
             d = self.data_dir(i)
             d.mkdir(parents=True, exist_ok=True)
@@ -88,24 +98,43 @@ class LocalEnsemble:
             dial = []
             if self.fleet is not None:
                 dial = [f"dial.{j}={h}:{p}" for j, (h, p) in self.fleet.dial_map(i, self.ids).items()]
-            (d / "zoo.cfg").write_text(
-                "\n".join(
-                    [
-                        f"tickTime={tick_ms}",
-                        f"initLimit={init_limit}",
-                        f"syncLimit={sync_limit}",
-                        f"snapCount={snap_count}",
-                        f"snapChunkBytes={snap_chunk_bytes}",
-                        f"dataDir={d}",
-                        f"clientPort={self.client_ports[i]}",
-                        "clientPortAddress=127.0.0.1",
-                        *lines,
-                        *dial,
-                        *(extra_config or {}).get(i, ()),
-                    ]
-                )
-                + "\n"
-            )
+            self._static_lines[i] = [
+                f"tickTime={tick_ms}",
+                f"initLimit={init_limit}",
+                f"syncLimit={sync_limit}",
+                f"snapCount={snap_count}",
+                f"snapChunkBytes={snap_chunk_bytes}",
+                f"dataDir={d}",
+                f"clientPort={self.client_ports[i]}",
+                "clientPortAddress=127.0.0.1",
+                *dial,
+                *(extra_config or {}).get(i, ()),
+            ]
+            self.write_config(i, self.initial_members)
+
+    @property
+    def spares(self) -> list[int]:
+        """The servers outside the first configuration."""
+        return [i for i in self.ids if i not in self.initial_members]
+
+    def server_line(self, sid: int, role: str | None = None) -> str:
+        """Server `sid`'s `server.N=` line with its client address, as `reconfig` takes it
+        (`joining=[ens.server_line(4)]`). `role`: participant or observer (default: its own)."""
+        role = role or ("observer" if sid in self.observer_ids else "participant")
+        return (
+            f"server.{sid}=127.0.0.1:{self.peer_ports[sid]}:{self.election_ports[sid]}:{role};127.0.0.1:{self.client_ports[sid]}"
+        )
+
+    def write_config(self, sid: int, members: Iterable[int]) -> None:
+        """Server `sid`'s zoo.cfg with the server lines of `members` plus its own: what a
+        server joining that membership is started with. Dynamic config files a previous life
+        left beside it (and the zoo.cfg.bak of the first) are removed: they would name an old
+        membership. Call it while the server is down."""
+        d = self.data_dir(sid)
+        for stale in [*d.glob("zoo.cfg.dynamic*"), d / "zoo.cfg.bak"]:
+            stale.unlink(missing_ok=True)
+        servers = [self.server_line(i) for i in sorted({*members, sid})]
+        (d / "zoo.cfg").write_text("\n".join([*self._static_lines[sid], *servers]) + "\n")
 
     # -- the Ensemble protocol ------------------------------------------------------------
 
@@ -207,9 +236,10 @@ class LocalEnsemble:
         return ",".join(f"{host}:{port}" for host, port in map(self.client_address, sids or self.ids))
 
     def start_all(self, timeout_s: float = READY_TIMEOUT_S) -> None:
-        for sid in self.ids:
+        """Start the servers of the first configuration (not the spares) until they serve."""
+        for sid in self.initial_members:
             self.start(sid, wait=False)
-        self.wait_serving(self.ids, timeout_s)
+        self.wait_serving(self.initial_members, timeout_s)
 
     def wait_serving(self, sids: list[int] | None = None, timeout_s: float = READY_TIMEOUT_S) -> None:
         """Until each server (default: every running one) is serving (leader/follower/observer)."""

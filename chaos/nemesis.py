@@ -413,6 +413,24 @@ class TornSnapshot:
         return {"started": sid}
 
 
+@attrs.define
+class Background:
+    """A nemesis that is no scheduled fault but a cycle of its own, run beside the schedule
+    for the whole run by chaos.runner (`membership`: chaos.membership.MembershipCycle). It is
+    named and checked for applicability like the others; the schedule leaves it out."""
+
+    name: str
+    min_servers: int = 3
+    needs_proxies: bool = False
+    background: bool = True
+
+    def start(self, ens: Ensemble, rng: random.Random) -> dict[str, Any]:
+        raise NemesisError(f"{self.name} runs beside the schedule (chaos.runner), not as one of its faults")
+
+    def stop(self, ens: Ensemble) -> dict[str, Any]:
+        return {}
+
+
 def _need_proxies(ens: Ensemble) -> LinkFaults:
     if ens.proxies is None:
         raise NemesisError("this ensemble has no link proxies")
@@ -439,7 +457,17 @@ NEMESES: dict[str, Callable[[], Nemesis]] = {
     "wipe-kill-leader": lambda: Wipe("kill-leader"),
     "wipe-restart": lambda: Wipe("restart"),
     "torn-snapshot": TornSnapshot,
+    "membership": lambda: Background("membership"),
 }
+
+
+def is_background(name: str) -> bool:
+    return bool(getattr(NEMESES[name](), "background", False))
+
+
+# What `--nemesis all` means: background nemeses change the ensemble itself (spare servers,
+# reconfigEnabled), so they run only when named.
+DEFAULT_NEMESES = [name for name in NEMESES if not is_background(name)]
 
 
 def applicable(names: Sequence[str], n_servers: int, has_proxies: bool) -> list[str]:
@@ -527,11 +555,12 @@ class Schedule:
     ) -> Schedule:
         """Faults one at a time: quiet, fault, quiet, fault... until `duration_s`; each fault
         is healed before the next begins, and the run ends healed."""
-        if not nemeses:
-            return cls(seed, duration_s, ())
         for name in nemeses:
             if name not in NEMESES:
                 raise ValueError(f"unknown nemesis {name!r}; known: {', '.join(NEMESES)}")
+        nemeses = [name for name in nemeses if not is_background(name)]
+        if not nemeses:
+            return cls(seed, duration_s, ())
         rng = random.Random(seed)
         steps: list[Step] = []
         t = rng.uniform(*quiet_s)

@@ -31,6 +31,7 @@ import attrs
 from . import checks, linearizability
 from .checks import EphemeralLife, Verdict
 from .history import History, Operation
+from .membership import changes_made
 from .nemesis import Schedule
 
 INFORMATIVE_TIME_LIMIT_S = 30.0
@@ -193,6 +194,7 @@ def check_and_report(cfg: Any, schedule: Schedule, result: Any, errors: list[str
     for a in result.nemesis_log:
         if a.action == "start" and not a.error:
             applied[a.nemesis] = applied.get(a.nemesis, 0) + 1
+    membership = changes_made(result.nemesis_log)  # chaos.membership's, by kind
     totals = {"ok": 0, "fail": 0, "info": 0}
     for w in per_workload.values():
         for k in totals:
@@ -205,6 +207,7 @@ def check_and_report(cfg: Any, schedule: Schedule, result: Any, errors: list[str
         "run_s": round(result.run_s, 1),
         "nemeses": list(cfg.nemeses),
         "nemeses_applied": applied,
+        "membership_changes": membership,
         "schedule": schedule.to_json(),
         "nemesis_log": [attrs.asdict(a) for a in result.nemesis_log],
         "fault_windows": [attrs.asdict(f) for f in result.faults],
@@ -232,6 +235,9 @@ def summary(report: dict[str, Any], out: Path) -> str:
     ]
     applied = ", ".join(f"{k} x{v}" for k, v in sorted(report["nemeses_applied"].items()))
     lines.append(f"  nemeses applied: {applied or 'none'}")
+    if "membership" in report["nemeses"]:
+        made = ", ".join(f"{k} x{v}" for k, v in sorted(report.get("membership_changes", {}).items()))
+        lines.append(f"  membership changes made: {made or 'none'}")
     for name, w in report["workloads"].items():
         wc = w["counts"]
         lines.append(f"  {name}: ok {wc['ok']}, failed {wc['fail']}, unknown {wc['info']}")

@@ -10,12 +10,20 @@ client proxies. `FaultTarget` adapts it to the nemeses: a restarted server is wa
 until it answers `ruok`, not until it serves (after "kill all", one server alone never
 serves), and `heal()` puts everything back: every server running and resumed, every peer and
 client link healed, all serving under one leader.
+
+With the `membership` nemesis (chaos.membership) the ensemble has `SPARES` more servers
+outside its first configuration, every zoo.cfg has reconfigEnabled and the super digest, and
+a `MembershipCycle` reconfigures it beside the schedule. The workloads' host lists name every
+server, spares included (a removed server keeps serving as a non-voting follower, a killed one
+is replaced by a spare). Parked servers (spares not started, replaced ones) are left alone by
+the schedule, by the revival of crashed servers and by the final heal.
 """
 
 from __future__ import annotations
 
 import gzip
 import logging
+import random
 import shutil
 import socket
 import tempfile
@@ -31,6 +39,8 @@ from .ensemble import LocalEnsemble
 from .ephemeral import EphemeralWorkload
 from .history import History
 from .lockload import LockWorkload
+from .membership import NAME as MEMBERSHIP
+from .membership import RECONFIG_CONFIG, SPARES, MembershipCycle
 from .nemesis import Applied, NemesisRunner, Schedule
 from .report import FaultWindow, check_and_report, summary
 from .watchload import WatchWorkload
@@ -77,6 +87,8 @@ class FaultTarget:
     def __init__(self, ens: LocalEnsemble) -> None:
         self.ens = ens
         self.crashes: list[dict[str, Any]] = []
+        # Servers out of play (spares not started, replaced ones): nothing here starts them.
+        self.parked: set[int] = set(ens.spares)
 
     def revive(self, at_s: float) -> list[int]:
         """Restart every server that is down although no fault is in force (call between
@@ -99,7 +111,8 @@ class FaultTarget:
 
     @property
     def servers(self) -> list[int]:
-        return self.ens.servers
+        """The servers in play: every one not parked."""
+        return [sid for sid in self.ens.servers if sid not in self.parked]
 
     @property
     def proxies(self) -> Any:
@@ -112,6 +125,9 @@ class FaultTarget:
         self.ens.kill(sid)
 
     def start(self, sid: int, wait: bool = True) -> None:
+        if sid in self.parked:  # parked while a fault had it down (replaced): it stays down
+            log.info("server %d is parked; not starting it", sid)
+            return
         self.ens.start(sid, wait=False)
         if not wait:
             return
@@ -123,8 +139,8 @@ class FaultTarget:
                 raise RuntimeError(f"server {sid} did not answer ruok within {RUOK_TIMEOUT_S:g}s")
             time.sleep(0.05)
 
-    def wait_serving(self, sids: list[int]) -> None:
-        self.ens.wait_serving(sids, HEAL_TIMEOUT_S)
+    def wait_serving(self, sids: list[int], timeout_s: float = HEAL_TIMEOUT_S) -> None:
+        self.ens.wait_serving(sids, timeout_s)
 
     def pause(self, sid: int) -> None:
         self.ens.pause(sid)
@@ -137,6 +153,38 @@ class FaultTarget:
 
     def pid(self, sid: int) -> int | None:
         return self.ens.pid(sid)
+
+    # -- for chaos.membership -------------------------------------------------------------
+
+    @property
+    def ids(self) -> list[int]:
+        return self.ens.servers
+
+    @property
+    def initial_members(self) -> list[int]:
+        return self.ens.initial_members
+
+    @property
+    def client_ports(self) -> dict[int, int]:
+        return self.ens.client_ports
+
+    def server_line(self, sid: int, role: str | None = None) -> str:
+        return self.ens.server_line(sid, role)
+
+    def write_config(self, sid: int, members: Sequence[int]) -> None:
+        self.ens.write_config(sid, members)
+
+    def is_paused(self, sid: int) -> bool:
+        return sid in self.ens._paused
+
+    def launch(self, sid: int) -> None:
+        self.ens.start(sid, wait=False)
+
+    def park(self, sid: int) -> None:
+        self.parked.add(sid)
+
+    def unpark(self, sid: int) -> None:
+        self.parked.discard(sid)
 
     def heal(self, timeout_s: float = HEAL_TIMEOUT_S) -> list[str]:
         """Everything back to normal; returns what had to be done beyond the schedule's own
@@ -179,15 +227,18 @@ def run(cfg: RunConfig, say: Callable[[str], None]) -> int:
         f"scheduled; report in {cfg.out}"
     )
     errors: list[str] = []
+    spares = SPARES if MEMBERSHIP in cfg.nemeses else 0
     with tempfile.TemporaryDirectory(prefix="ccore-chaos-") as scratch:
         ens = LocalEnsemble(
             Path(scratch),
-            nodes=cfg.servers,
+            nodes=cfg.servers + spares,
             tick_ms=cfg.tick_ms,
             snap_count=SNAP_COUNT,
             snap_chunk_bytes=SNAP_CHUNK_BYTES,
             proxied=True,
             seed=cfg.seed,
+            initial_members=range(1, cfg.servers + 1),
+            extra_config={sid: RECONFIG_CONFIG for sid in range(1, cfg.servers + spares + 1)} if spares else None,
         )
         try:
             try:
@@ -225,37 +276,52 @@ def _run_workloads(
     histories = {name: History(start_ns=t0, meta={"seed": cfg.seed, "workload": name}) for name in cfg.workloads}
     workloads = _make_workloads(cfg, ens, histories)
     faults: list[FaultWindow] = []
-    open_faults: dict[int, float] = {}
+    open_faults: dict[tuple[str, int], float] = {}
+    lock = threading.Lock()  # the schedule's and the membership cycle's events
 
     def on_event(a: Applied) -> None:
-        now_s = (time.monotonic_ns() - t0) / 1e9
-        if a.action == "start":
-            open_faults[a.step] = runner_t0_s + a.at_s  # when the fault began to be put in place
-        else:
-            faults.append(FaultWindow(a.nemesis, open_faults.pop(a.step, runner_t0_s + a.at_s), now_s))
-        say(_describe(a))
-        if a.action == "stop":  # no fault in force: a server down now went down on its own
-            for sid in target.revive(now_s):
-                say(f"  {now_s:6.1f}s  server {sid} had exited on its own (exit {target.crashes[-1]['exit']}); restarted")
+        with lock:
+            now_s = (time.monotonic_ns() - t0) / 1e9
+            key = (a.nemesis, a.step)
+            if a.action == "start":
+                open_faults[key] = runner_t0_s + a.at_s  # when the fault began to be put in place
+            else:
+                faults.append(FaultWindow(a.nemesis, open_faults.pop(key, runner_t0_s + a.at_s), now_s))
+            say(_describe(a))
+            # No scheduled fault in force: a server down now went down on its own. (The
+            # membership cycle leaves no server it took down in play: it parks it first.)
+            if a.action == "stop" and a.nemesis != MEMBERSHIP:
+                for sid in target.revive(now_s):
+                    say(f"  {now_s:6.1f}s  server {sid} had exited on its own (exit {target.crashes[-1]['exit']}); restarted")
 
     runner = NemesisRunner(target, schedule, on_event=on_event)
-    nemesis_thread = threading.Thread(target=runner.run, name="chaos-nemesis", daemon=True)
+    threads = [threading.Thread(target=runner.run, name="chaos-nemesis", daemon=True)]
+    cycle: MembershipCycle | None = None
     started = time.monotonic()
     for w in workloads.values():
         w.start()
     runner_t0_s = (time.monotonic_ns() - t0) / 1e9
-    nemesis_thread.start()
+    if MEMBERSHIP in cfg.nemeses:
+        cycle = MembershipCycle(
+            target, random.Random(f"{cfg.seed}/membership"), pause_s=cfg.quiet_s, t0=time.monotonic(), on_event=on_event
+        )
+        threads.append(threading.Thread(target=cycle.run, name="chaos-membership", daemon=True))
+    for thread in threads:
+        thread.start()
     try:
         _wait_with_progress(histories, started, duration_s, say)
     except KeyboardInterrupt:
         say("interrupted: stopping, healing, checking what was recorded")
     finally:
         runner.stop_event.set()
-        nemesis_thread.join(120.0)
-        if nemesis_thread.is_alive():
-            errors.append("the nemesis runner did not finish healing within 120 s")
-        for step, fault_start in open_faults.items():
-            faults.append(FaultWindow(f"step {step} (unhealed)", fault_start, (time.monotonic_ns() - t0) / 1e9))
+        if cycle is not None:
+            cycle.stop_event.set()
+        for thread in threads:
+            thread.join(120.0)
+            if thread.is_alive():
+                errors.append(f"{thread.name} did not finish within 120 s")
+        for (name, step), fault_start in open_faults.items():
+            faults.append(FaultWindow(f"{name} step {step} (unhealed)", fault_start, (time.monotonic_ns() - t0) / 1e9))
         try:
             notes = target.heal()
             if notes:
@@ -280,7 +346,8 @@ def _run_workloads(
             log.exception("after the run: %s", name)
             errors.append(f"{name}: reading the final state failed: {exc!r}")
         errors.extend(f"{name}: {e}" for e in w.errors)
-    return RunResult(histories, workloads, list(runner.log), faults, run_s, watch_changes, target.crashes)
+    nemesis_log = sorted([*runner.log, *(cycle.log if cycle is not None else [])], key=lambda a: a.at_s)
+    return RunResult(histories, workloads, nemesis_log, faults, run_s, watch_changes, target.crashes)
 
 
 def _make_workloads(cfg: RunConfig, ens: LocalEnsemble, histories: dict[str, History]) -> dict[str, Any]:

@@ -78,7 +78,7 @@ def test_ensemble_forms_with_any_address_for_itself_and_hostnames_for_others(tmp
             lines = cfg.read_text().splitlines()
             ports = {}
             for line in lines:
-                if m := re.fullmatch(r"server\.(\d+)=127\.0\.0\.1:(\d+):(\d+)", line):
+                if m := re.fullmatch(r"server\.(\d+)=127\.0\.0\.1:(\d+):(\d+)(?::participant)?;127\.0\.0\.1:\d+", line):
                     ports[int(m[1])] = (int(m[2]), int(m[3]))
             assert sorted(ports) == [1, 2, 3]
             servers = []
