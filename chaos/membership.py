@@ -79,6 +79,7 @@ class Spares(Protocol):
     def data_dir(self, sid: int) -> Path: ...
     def pid(self, sid: int) -> int | None: ...
     def is_paused(self, sid: int) -> bool: ...
+    def mode(self, sid: int) -> str | None: ...  # srvr's Mode, None when down or not serving
     def leader(self) -> int | None: ...
     def kill(self, sid: int) -> None: ...
     def launch(self, sid: int) -> None: ...  # start a parked server (its process only)
@@ -202,9 +203,8 @@ class MembershipCycle:
     def _replace(self) -> dict[str, Any]:
         current = self._config()
         leader = self.ens.leader()
-        candidates = sorted(
-            s for s in current.voters if s != leader and self.ens.pid(s) is not None and not self.ens.is_paused(s)
-        )
+        # A serving follower: not one a fault has down or paused, or that is starting again.
+        candidates = sorted(s for s in current.voters if s != leader and self.ens.mode(s) == "follower")
         spares = self._outsiders(current, 1)
         if not candidates or not spares:
             return {"outcome": f"skipped: voters {sorted(current.voters)} (leader {leader}), spares {spares}"}

@@ -133,6 +133,8 @@ class FaultTarget:
             return
         deadline = time.monotonic() + RUOK_TIMEOUT_S
         while not _ruok(self.ens.client_ports[sid]):
+            if sid in self.parked:  # the membership cycle took it out meanwhile (to replace it)
+                return
             if self.ens.pid(sid) is None:
                 raise RuntimeError(f"server {sid} exited while starting: {self.ens.log_tail(sid, 5)}")
             if time.monotonic() > deadline:
@@ -176,6 +178,9 @@ class FaultTarget:
 
     def is_paused(self, sid: int) -> bool:
         return sid in self.ens._paused
+
+    def mode(self, sid: int) -> str | None:
+        return self.ens.mode(sid)
 
     def launch(self, sid: int) -> None:
         self.ens.start(sid, wait=False)
