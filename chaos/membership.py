@@ -8,6 +8,13 @@
     replace        a voter is killed (SIGKILL) and replaced by a spare with another id in one
                    change (leaving the dead one, joining the spare); once that commits, the
                    dead server's data dir is wiped (a replaced machine) and it is a spare
+    grow-split     a grow asked for while a majority of the old voters (the leader's
+                   followers) is cut off from the leader and the joiners, which are a
+                   majority of the new configuration: two quorums of different
+                   configurations. Only a joint quorum keeps the change from committing
+                   (and the two sides from both taking writes) until the cut heals; then
+                   the grow is finished. Without joint quorums this splits the brain.
+    shrink         again, back to the first size
 
 with a random pause before each change. A change goes through a kazoo client authenticated
 as the super user, straight to the client ports (an operator's console, not a workload: no
@@ -46,12 +53,14 @@ from kazoo.retry import KazooRetry
 from ccore.znodes.dynconfig import DynamicConfig
 
 from .data_loss import wipe_data_dir
-from .nemesis import Applied
+from .nemesis import Applied, LinkFaults, partition_links
+from .proxy import link_label
 
 log = logging.getLogger(__name__)
 
 NAME = "membership"
-CHANGES = ("grow", "remove-leader", "add-back", "shrink", "replace")
+CHANGES = ("grow", "remove-leader", "add-back", "shrink", "replace", "grow-split", "shrink")
+KINDS = tuple(dict.fromkeys(CHANGES))
 SPARES = 2  # servers beyond the first configuration: a 3-server ensemble grows to 5
 # What reconfig needs in every zoo.cfg: kazoo's test harness gives ZooKeeper this digest of
 # super:test (DigestAuthenticationProvider.generateDigest("super:test")).
@@ -62,6 +71,7 @@ CONFIG_PATH = "/zookeeper/config"
 FATAL = (BadArgumentsError, NoAuthError, ReconfigDisabledError, UnimplementedError)
 MAX_CHANGES = 10_000
 RETRY_PAUSE_S = (0.2, 0.6)
+SPLIT_S = (2.0, 4.0)  # how long grow-split keeps the old majority cut off
 
 
 class Spares(Protocol):
@@ -73,6 +83,8 @@ class Spares(Protocol):
     def initial_members(self) -> Sequence[int]: ...
     @property
     def client_ports(self) -> dict[int, int]: ...
+    @property
+    def proxies(self) -> LinkFaults | None: ...
 
     def server_line(self, sid: int, role: str | None = None) -> str: ...
     def write_config(self, sid: int, members: Sequence[int]) -> None: ...
@@ -166,6 +178,46 @@ class MembershipCycle:
             self._bring_up(sid, current)
         self._grown = joiners
         return self._change(current, joining=joiners, leaving=[])
+
+    def _grow_split(self) -> dict[str, Any]:
+        current = self._config()
+        leader = self.ens.leader()
+        joiners = self._outsiders(current, SPARES)
+        old, new = current.voters, current.voters | set(joiners)
+        followers = sorted(old - {leader}) if leader is not None else []
+        cut_off = set(self.rng.sample(followers, len(old) // 2 + 1)) if len(followers) > len(old) // 2 else set()
+        proxies = self.ens.proxies
+        if not joiners or not cut_off or proxies is None or len(new - cut_off) <= len(new) // 2:
+            why = f"no split of old {sorted(old)} and new {sorted(new)} into two quorums (leader {leader}, proxies {proxies is not None})"
+            return {**self._grow(), "split": why}
+        for sid in joiners:
+            self._bring_up(sid, current)
+        self._grown = joiners
+        links = partition_links(sorted(self.ens.ids), [cut_off, set(self.ens.ids) - cut_off])
+        split_s = round(self.rng.uniform(*SPLIT_S), 3)
+        # Asked of the leader itself: a cut-off follower could not even forward it.
+        assert leader is not None
+        try:
+            to_leader = self._connect([leader])
+        except (KazooException, KazooTimeoutError) as exc:
+            return {**self._change(current, joining=joiners, leaving=[]), "split": f"leader {leader} unreachable: {exc!r}"}
+        healed_at = self._clock() + split_s
+        try:
+            for link in links:
+                proxies.cut(link)
+            try:
+                self._reconfig(joiners, [], current.version or 0, to_leader)
+                during = "committed"  # two quorums decided (unless the cut came too late)
+            except (KazooException, KazooTimeoutError) as exc:
+                during = type(exc).__name__
+            self.stop_event.wait(max(0.0, healed_at - self._clock()))
+        finally:
+            for link in links:
+                proxies.heal(link)
+            self._close_client(to_leader)
+        split = {"cut_off": sorted(cut_off), "leader_at_cut": leader, "split_s": split_s, "asked_during_split": during}
+        log.info("grow-split: healed %s", [link_label(x) for x in links])
+        return {**self._change(self._config(), joining=joiners, leaving=[]), **split, "voters_before": sorted(old)}
 
     def _remove_leader(self) -> dict[str, Any]:
         current = self._config()
@@ -281,8 +333,8 @@ class MembershipCycle:
                 self.stop_event.wait(self.rng.uniform(*RETRY_PAUSE_S))
             current = self._config_until(deadline, errors)
 
-    def _reconfig(self, joining: list[int], leaving: list[int], version: int) -> None:
-        zk = self._client()
+    def _reconfig(self, joining: list[int], leaving: list[int], version: int, zk: KazooClient | None = None) -> None:
+        zk = zk or self._client()
         lines = ",".join(self.ens.server_line(s) for s in joining) or None
         gone = ",".join(str(s) for s in leaving) or None
         log.info("reconfig from %x: joining %s, leaving %s", version, joining, leaving)
@@ -318,30 +370,36 @@ class MembershipCycle:
 
     def _client(self) -> KazooClient:
         if self._zk is None:
-            hosts = ",".join(f"127.0.0.1:{self.ens.client_ports[s]}" for s in self.ens.ids)
-            zk = KazooClient(
-                hosts=hosts,
-                timeout=10.0,
-                auth_data=[SUPER_AUTH],
-                connection_retry=KazooRetry(max_tries=-1, delay=0.05, backoff=1.5, max_delay=0.5),
-            )
-            try:
-                zk.start(timeout=self.op_timeout_s * 2)
-            except BaseException:
-                zk.stop()
-                zk.close()
-                raise
-            self._zk = zk
+            self._zk = self._connect(self.ens.ids)
         return self._zk
+
+    def _connect(self, sids: Sequence[int]) -> KazooClient:
+        """A super-user session on the client ports of `sids` (no client-link proxies)."""
+        zk = KazooClient(
+            hosts=",".join(f"127.0.0.1:{self.ens.client_ports[s]}" for s in sids),
+            timeout=10.0,
+            auth_data=[SUPER_AUTH],
+            connection_retry=KazooRetry(max_tries=-1, delay=0.05, backoff=1.5, max_delay=0.5),
+        )
+        try:
+            zk.start(timeout=self.op_timeout_s * 2)
+        except BaseException:
+            self._close_client(zk)
+            raise
+        return zk
 
     def _close(self) -> None:
         zk, self._zk = self._zk, None
         if zk is not None:
-            try:
-                zk.stop()
-                zk.close()
-            except Exception as exc:  # saying goodbye to a dead server may fail
-                log.debug("closing the membership client: %r", exc)
+            self._close_client(zk)
+
+    @staticmethod
+    def _close_client(zk: KazooClient) -> None:
+        try:
+            zk.stop()
+            zk.close()
+        except Exception as exc:  # saying goodbye to a dead server may fail
+            log.debug("closing a membership client: %r", exc)
 
 
 def changes_made(log_: Sequence[Applied]) -> dict[str, int]:
