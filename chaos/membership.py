@@ -9,7 +9,8 @@
                    change (leaving the dead one, joining the spare); once that commits, the
                    dead server's data dir is wiped (a replaced machine) and it is a spare
     grow-split     a grow asked for while a majority of the old voters (the leader's
-                   followers) is cut off from the leader and the joiners, which are a
+                   followers) is cut off (blackholed: the leader notices only when its
+                   sync limit runs out) from the leader and the joiners, which are a
                    majority of the new configuration: two quorums of different
                    configurations. Only a joint quorum keeps the change from committing
                    (and the two sides from both taking writes) until the cut heals; then
@@ -181,8 +182,10 @@ class MembershipCycle:
 
     def _grow_split(self) -> dict[str, Any]:
         current = self._config()
-        leader = self.ens.leader()
         joiners = self._outsiders(current, SPARES)
+        for sid in joiners:  # first: the leader at the cut must be the one asked
+            self._bring_up(sid, current)
+        leader = self.ens.leader()
         old, new = current.voters, current.voters | set(joiners)
         followers = sorted(old - {leader}) if leader is not None else []
         cut_off = set(self.rng.sample(followers, len(old) // 2 + 1)) if len(followers) > len(old) // 2 else set()
@@ -190,8 +193,6 @@ class MembershipCycle:
         if not joiners or not cut_off or proxies is None or len(new - cut_off) <= len(new) // 2:
             why = f"no split of old {sorted(old)} and new {sorted(new)} into two quorums (leader {leader}, proxies {proxies is not None})"
             return {**self._grow(), "split": why}
-        for sid in joiners:
-            self._bring_up(sid, current)
         self._grown = joiners
         links = partition_links(sorted(self.ens.ids), [cut_off, set(self.ens.ids) - cut_off])
         split_s = round(self.rng.uniform(*SPLIT_S), 3)
@@ -203,8 +204,8 @@ class MembershipCycle:
             return {**self._change(current, joining=joiners, leaving=[]), "split": f"leader {leader} unreachable: {exc!r}"}
         healed_at = self._clock() + split_s
         try:
-            for link in links:
-                proxies.cut(link)
+            for link in links:  # bytes dropped, connections kept: nobody is told at once
+                proxies.blackhole(link)
             try:
                 self._reconfig(joiners, [], current.version or 0, to_leader)
                 during = "committed"  # two quorums decided (unless the cut came too late)
