@@ -56,4 +56,3 @@ def our_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEnsem
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(harness, "get_global_cluster", lambda: cluster)
             yield ens
-
