@@ -175,13 +175,15 @@ async def read_frames(
         buf += chunk
 
 
-def _address(value: Any, tcp: trio.SocketStream) -> tuple[str, int] | None:
+def _address(value: Any, tcp: trio.SocketStream | None) -> tuple[str, int] | None:
     """Where to dial back a peer whose hello gives its address `[host, port]`: a wildcard
     host (it listens everywhere) means the address it came from."""
     if not (isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) and type(value[1]) is int):
         return None
     host, port = value
     if host in ("0.0.0.0", "::", ""):
+        if tcp is None:
+            return None
         host = str(tcp.socket.getpeername()[0])
     return host, port
 
@@ -564,7 +566,9 @@ class PeerNetwork:
                     self._forget(peer)  # a guest that left
             await aclose_bounded(stream)
 
-    def _check_hello(self, payload: bytes, tcp: trio.SocketStream) -> int:
+    def _check_hello(self, payload: bytes, tcp: trio.SocketStream | None = None) -> int:
+        """The server id a connection's first frame names, or PeerFrameError. `tcp`: the
+        connection, for the address of a joiner whose hello gives a wildcard host."""
         try:
             hello = cbor2.loads(payload)
             magic, peer, digest = hello[:3]

@@ -442,6 +442,14 @@ class Leading:
         voters (ours being our durable log end); while a change is pending, the lower of
         the two."""
         p = self.peer
+        if p.pending is None:  # the common case, on every ACK: one configuration
+            voters = p.config.voters
+            held = [p.log.durable] if p.id in voters else []
+            held += [x.acked for x in self.learners.values() if x.newleader_acked and not x.observer and x.id in voters]
+            if len(held) < p.config.quorum:
+                return None
+            held.sort(reverse=True)
+            return held[p.config.quorum - 1]
         acks = {p.id: p.log.durable}
         for learner in self.learners.values():
             if not learner.observer and learner.newleader_acked:

@@ -8,6 +8,7 @@ leading, and a server that stops.
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -17,6 +18,7 @@ from ccore.server.config import PeerAddress, ServerConfig
 from ccore.server.database import Database
 from ccore.server.forwarding import ForwardWrite, RefuseWrite
 from ccore.server.local_commit import LocalCommitter
+from ccore.server.membership import static_membership
 from ccore.server.peer_frames import decode_peer_frame, encode_peer_frame
 from ccore.server.replication import Replicator
 from ccore.server.stats import ServerStats
@@ -62,8 +64,14 @@ class Outcomes:
         return {n for n, o in self.last.items() if isinstance(o, Abandoned)}
 
 
+# The membership every status reports: zoo.cfg's, as the replicators below start with.
+_CONFIG = static_membership(
+    ServerConfig(data_dir=Path("unused"), server_id=2, peers={i: PeerAddress(i, "127.0.0.1", 1, 2) for i in (1, 2, 3)})
+)
+
+
 def _status(role: Role, leader: int | None, serving: bool, epoch: int = 1) -> Status:
-    return Status(role, leader, epoch, serving, 0, 0, 1)
+    return Status(role, leader, epoch, serving, 0, 0, 1, _CONFIG, None)
 
 
 def _replicator(tmp_path: Any) -> tuple[Replicator, RecordingState, list[tuple[int, Any]]]:

@@ -11,8 +11,11 @@ import bisect
 import random
 from collections import deque
 
+import cbor2
+
 from ccore.server.zab import Ready, Timing, ZabPeer
 from ccore.server.zab.api import Entry
+from ccore.server.zab.config import Config
 from ccore.server.zab.messages import Message
 
 
@@ -95,16 +98,17 @@ class Bus:
         observers: frozenset[int] = frozenset(),
         timing: Timing | None = None,
         connect: bool = True,
+        spares: frozenset[int] = frozenset(),
     ) -> None:
+        """`spares`: servers outside the first configuration (joiners), whose storages are
+        in `storages` too; entries made by `config_entry` change the membership."""
         self.storages = storages
         ids = frozenset(storages)
-        self.voters = ids - observers
+        self.voters = ids - observers - spares
         self.observers = observers
         self.timing = timing or Timing(tick_s=1.0, finalize_wait_s=0.1)
         self.now = 0.0
-        self.peers = {
-            i: ZabPeer(i, self.voters, observers, s, random.Random(i), self.timing, now=0.0) for i, s in sorted(storages.items())
-        }
+        self.peers = {i: self.make_peer(i) for i in sorted(storages)}
         self.links: set[tuple[int, int]] = set()
         self.queue: deque[tuple[int, int, Message]] = deque()
         self.sent: list[tuple[int, int, Message]] = []
@@ -113,6 +117,12 @@ class Bus:
                 for b in sorted(ids):
                     if a < b:
                         self.connect(a, b)
+
+    def make_peer(self, i: int) -> ZabPeer:
+        """A (re)started peer on its storage, with the first configuration."""
+        return ZabPeer(
+            i, self.voters, self.observers, self.storages[i], random.Random(i), self.timing, now=self.now, config_of=config_of
+        )
 
     def connect(self, a: int, b: int) -> None:
         self.links.add((min(a, b), max(a, b)))
@@ -170,3 +180,18 @@ class Bus:
         zxid = leader.next_zxid()
         leader.propose(zxid, payload)
         return zxid
+
+
+CONFIG_PREFIX = b"config:"
+
+
+def config_entry(voters: set[int], observers: set[int] = set()) -> bytes:  # noqa: B006 - never mutated
+    """The payload of a membership change, as `config_of` reads it."""
+    return CONFIG_PREFIX + cbor2.dumps([sorted(voters), sorted(observers)])
+
+
+def config_of(zxid: int, payload: bytes) -> Config | None:
+    if not payload.startswith(CONFIG_PREFIX):
+        return None
+    voters, observers = cbor2.loads(payload[len(CONFIG_PREFIX) :])
+    return Config(zxid, frozenset(voters), frozenset(observers), payload)

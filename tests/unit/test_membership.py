@@ -153,3 +153,37 @@ def test_an_unreadable_membership_is_refused_in_a_short_line() -> None:
         ours._check_hello(cbor2.dumps([HELLO_MAGIC, 2, ["x" * 10_000]]))
     assert one_line(e.value).startswith("server 2 sent no membership we can read (['xxx")
     assert len(str(e.value)) < 200
+
+
+# -- with reconfiguration on: memberships may differ, joiners are dialled back ---------------
+
+
+def dynamic_network(my_id: int, members: dict[int, tuple[str, int]]) -> PeerNetwork:
+    return PeerNetwork(my_id, members, encode=cbor2.dumps, decode=cbor2.loads, on_message=lambda *a: None, dynamic=True)
+
+
+def test_with_reconfig_a_joiner_is_taken_and_dialled_back_at_the_address_its_hello_gives() -> None:
+    ours = dynamic_network(1, {1: ("h1", 1), 2: ("h2", 1), 3: ("h3", 1)})
+    joiner = cbor2.dumps([HELLO_MAGIC, 4, "members=1,2,3,4;observers=", ["h4", 2888]])
+    assert ours._check_hello(joiner) == 4
+    assert ours.members[4] == ("h4", 2888) and 4 in ours._out
+    # A different membership from a member is fine too: a change may not have reached it yet.
+    assert ours._check_hello(cbor2.dumps([HELLO_MAGIC, 2, "members=1,2;observers=", ["h2", 1]])) == 2
+
+
+def test_with_reconfig_a_stranger_without_an_address_and_our_own_id_are_still_refused() -> None:
+    ours = dynamic_network(1, {1: ("h1", 1), 2: ("h2", 1)})
+    with pytest.raises(MembershipMismatch, match="not a member"):
+        ours._check_hello(cbor2.dumps([HELLO_MAGIC, 9, "members=1,2,9;observers="]))
+    with pytest.raises(MembershipMismatch, match="not a member"):  # a wildcard we cannot resolve here
+        ours._check_hello(cbor2.dumps([HELLO_MAGIC, 9, "x", ["0.0.0.0", 5]]))
+    with pytest.raises(MembershipMismatch, match="our own id"):
+        ours._check_hello(cbor2.dumps([HELLO_MAGIC, 1, "x", ["h1", 1]]))
+
+
+def test_set_members_dials_new_servers_and_lets_go_of_dropped_ones() -> None:
+    net = dynamic_network(1, {1: ("h1", 1), 2: ("h2", 1), 3: ("h3", 1)})
+    net.set_members({1: ("elsewhere", 9), 2: ("h2", 1), 4: ("h4", 1)}, observers=[4])
+    assert net.members == {1: ("h1", 1), 2: ("h2", 1), 4: ("h4", 1)}  # our own address stays
+    assert set(net._out) == {2, 4}
+    assert net.digest == "members=1,2,4;observers=4"
