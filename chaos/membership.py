@@ -233,6 +233,8 @@ class MembershipCycle:
     def _add_back(self) -> dict[str, Any]:
         current = self._config()
         back = self._removed_leader
+        if back is not None and back not in current.ids:
+            self._wait_running(back)  # a scheduled fault may have it down for a few seconds
         if back is None or back in current.ids or self.ens.pid(back) is None:
             found = self._outsiders(current, 1, started_only=True)
             if not found:
@@ -358,6 +360,14 @@ class MembershipCycle:
                 if self._clock() > deadline or self.stop_event.is_set():
                     raise GaveUp(f"cannot read {CONFIG_PATH}: {exc!r}") from None
                 self.stop_event.wait(self.rng.uniform(*RETRY_PAUSE_S))
+
+    def _wait_running(self, sid: int) -> None:
+        """Until `sid` serves, or change_timeout_s has passed."""
+        deadline = self._clock() + self.change_timeout_s
+        while self._clock() < deadline and not self.stop_event.is_set():
+            if self.ens.mode(sid) is not None:
+                return
+            self.stop_event.wait(0.2)
 
     def _wait_leader(self, exclude: int) -> int | None:
         """The first leader other than `exclude` within change_timeout_s, or None."""
