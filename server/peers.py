@@ -382,8 +382,11 @@ class PeerNetwork:
             await self._dial(out)
 
     async def _dial(self, out: _Outgoing) -> None:
+        # A guest can leave (and be forgotten) before this task first runs: the scope it
+        # cancelled is only entered now, so look before dialling an address that is gone.
+        await trio.lowlevel.checkpoint()
         delay = self._backoff[0]
-        while True:
+        while self._out.get(out.peer_id) is out:
             host, port = self._dial_address(out.peer_id)
             stream: trio.abc.Stream | None
             try:

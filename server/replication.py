@@ -131,7 +131,7 @@ class Replicator:
             on_message=self._on_message,
             on_connected=self._on_connected,
             on_disconnected=self._on_disconnected,
-            dial_address=lambda peer: overrides.get(peer, self.net.members[peer]),
+            dial_address=lambda peer: overrides[peer] if peer in overrides else self.net.members[peer],
             observers=self.observers,
             tls=peer_tls,
             dynamic=config.reconfig_enabled,
