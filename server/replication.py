@@ -26,28 +26,32 @@ from ccore.znodes import paths
 from ccore.znodes.acl import Id
 from ccore.znodes.codec import decode_snapshot, decode_txn, encode_txn
 from ccore.znodes.dynconfig import DynamicConfig
-from ccore.znodes.errors import ZKError
 from ccore.znodes.groups import unwrap_single
 from ccore.znodes.tree import DataTree
-from ccore.znodes.txn import Op, Reconfig, Reconfigure, Refused, Txn
+from ccore.znodes.txn import Op, Reconfigure, Txn
 
 from .commit import OnDone, StateMachine
 from .config import ConfigError, ServerConfig
 from .database import Database
-from .dynamic_file import write_dynamic_config
 from .forwarding import ROUTER_FRAMES, PeerFrame, SessionOwner, WriteRouter
 from .forwarding import Role as WriteRole
-from .membership import config_from_text, config_of, peer_addresses, static_membership
+from .membership import (
+    ENSEMBLE_FILE,
+    config_from_text,
+    config_of,
+    peer_addresses,
+    plan_on_leader,
+    static_membership,
+    write_active,
+)
 from .peer_frames import decode_peer_frame, encode_peer_frame
 from .peers import Membership, PeerNetwork, address_digest
 from .readonly import Change, ReadOnlyMode
-from .reconfig import may_reconfig, plan_reconfig
 from .snap_stream import PipedSnapshot, SnapAssembler, SnapBegin, SnapChunk, snapshot_messages
 from .stats import TimeSummary
 from .storage._fsutil import atomic_write
 from .tls import PeerTls
 from .zab import NotLeader, Ready, Role, Status, Timing, ZabPeer
-from .zab.api import NewConfigNoQuorum
 from .zab.config import Config
 from .zab.messages import Snap
 from .zabstorage import ZabStorage
@@ -55,9 +59,6 @@ from .zabstorage import ZabStorage
 log = logging.getLogger(__name__)
 
 SLOW_PERSIST_S = 0.02
-
-
-ENSEMBLE_FILE = "ensemble_id"
 
 
 def check_ensemble_id(data_dir: Path, membership: Membership, addresses: dict[int, tuple[str, int]]) -> None:
@@ -116,7 +117,6 @@ class Replicator:
         self.wall_clock = wall_clock
         self.config = config
         self.my_id = config.server_id
-        # The membership: the newest configuration known committed (server/membership.py).
         # The membership: the newest configuration known committed (server/membership.py):
         # zoo.cfg's until `run` has read the tree, which may hold a newer one.
         self.active = static_membership(config)
@@ -429,7 +429,7 @@ class Replicator:
         """Links to every server of both configurations; a new active one written to disk."""
         if active != self.active:
             log.info("server %d: configuration %s is active", self.my_id, active.describe())
-            self._write_config(active)
+            write_active(active, self.config)
         self.active, self.pending = active, pending
         self.voters = active.voters | (pending.voters if pending is not None else frozenset())
         self.observers = (active.observers | (pending.observers if pending is not None else frozenset())) - self.voters
@@ -437,22 +437,6 @@ class Replicator:
         if pending is not None:
             addresses.update(peer_addresses(pending, self.my_id, self.config))
         self.net.set_members(addresses, self.observers)
-
-    def _write_config(self, active: Config) -> None:
-        """The dynamic config file (and the data dir's membership record), as ZooKeeper writes
-        them when a configuration is activated. Not for a configuration without this server
-        (joining, or removed): the file it has names it, and a restart needs its own address;
-        it adopts the newer membership again from the ensemble when it rejoins."""
-        if self.my_id not in active.members or self.config.config_file is None:
-            return
-        dynamic = DynamicConfig.parse(active.data.decode("utf-8")).with_version(active.version)
-        try:
-            write_dynamic_config(self.config.config_file, dynamic, server_id=self.my_id)
-            atomic_write(
-                self.config.data_dir / ENSEMBLE_FILE, [Membership.of(active.members, active.observers).text.encode() + b"\n"]
-            )
-        except OSError as e:
-            log.error("server %d: cannot write the configuration %s to disk: %s", self.my_id, active.describe(), e)
 
     def _time_election(self, serving: bool) -> None:
         now = trio.current_time()
@@ -480,46 +464,14 @@ class Replicator:
         try:
             for p in batch:
                 zxid = peer.next_zxid()
-                op = self._plan_reconfig(p.op, p.auth, zxid) if type(p.op) is Reconfigure else p.op
+                op = p.op
+                if type(op) is Reconfigure:
+                    op = plan_on_leader(peer, op, p.auth, zxid, self.config, self.db.tree.nodes[paths.CONFIG].acl)
                 txn = Txn(zxid, now_ms, p.session, op, p.auth, p.origin, p.request_id)
                 peer.propose(zxid, encode_txn(txn))
                 self._proposed[zxid] = txn
         except NotLeader:
             log.info("server %d lost leadership with %d writes unproposed", self.my_id, len(batch))
-
-    def _plan_reconfig(self, request: Reconfigure, auth: tuple[Id, ...], zxid: int) -> Reconfig | Refused:
-        """A client's reconfig, on the leader: the new membership stamped with `zxid`, or
-        ZooKeeper's error for it (committed as a failed write, as every refusal is)."""
-        peer = self.peer
-        assert peer is not None
-        current = DynamicConfig.parse(peer.config.data.decode("utf-8")).with_version(peer.config.version)
-        config_acl = self.db.tree.nodes[paths.CONFIG].acl
-
-        def quorum_synced(new: DynamicConfig) -> bool:
-            try:
-                peer.check_reconfig(new.voters, new.observers)
-            except NewConfigNoQuorum as e:
-                log.info("server %d: reconfig refused: %s", self.my_id, e)
-                return False
-            return True
-
-        try:
-            new = plan_reconfig(
-                current,
-                request.joining,
-                request.leaving,
-                request.new_members,
-                request.from_config,
-                enabled=self.config.reconfig_enabled,
-                standalone_enabled=self.config.standalone_enabled,
-                in_progress=peer.pending is not None,
-                quorum_synced=quorum_synced,
-                authorized=may_reconfig(auth, config_acl, skip_acl=self.config.skip_acl),
-            )
-        except ZKError as e:
-            return Refused(int(e.code))
-        log.info("server %d: proposing configuration %s at %#x", self.my_id, sorted(new.ids), zxid)
-        return Reconfig(new.with_version(zxid).render().encode("utf-8"))
 
     # -- peer events --------------------------------------------------------------------
 
