@@ -21,7 +21,8 @@ from typing import Any
 
 # What a wiped server keeps: its identity, its config and its own log file.
 KEEP = frozenset({"myid", "zoo.cfg", "server.log"})
-# The snapshot file header of server/storage/snapshots.py: magic, version, zxid, length, CRC.
+# The snapshot file header of server/storage/snapshots.py (either version): magic, version,
+# zxid, payload length or 0, CRC; frames (each with its own CRC) or the payload follow.
 SNAPSHOT_HEADER_BYTES = 32
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import shutil
 import socket
 import struct
 import sys
@@ -29,11 +30,18 @@ from typing import BinaryIO
 
 import h11
 
-from ccore.znodes.codec import decode_snapshot
-
+from .snapshot_codec import tree_of
 from .storage import CorruptSnapshotError, DataDir, StorageError
-from .storage._fsutil import fsync_dir
-from .storage.snapshots import HEADER_SIZE, parse_snapshot, snapshot_size, snapshot_zxid
+from .storage._fsutil import TMP_SUFFIX, fsync_dir
+from .storage.snapshots import (
+    HEADER_SIZE,
+    WHOLE_VERSION,
+    StoredSnapshot,
+    read_snapshot_file,
+    snapshot_name,
+    snapshot_size,
+    snapshot_zxid,
+)
 
 PATH = "/commands/snapshot?streaming=true"
 PROGRESS_MIN_BYTES = 8 * 1024 * 1024  # smaller backups finish before progress would help
@@ -179,14 +187,15 @@ def restore_parser() -> argparse.ArgumentParser:
     return p
 
 
-def read_backup(path: Path) -> tuple[int, bytes]:
-    """(zxid, snapshot payload) of a backup file, validated (CRC and a full decode)."""
-    data = path.read_bytes()
-    if len(data) < HEADER_SIZE:
-        raise CorruptSnapshotError(f"backup {path}: {len(data)} bytes, shorter than a snapshot header")
-    zxid = snapshot_zxid(data)
-    payload = parse_snapshot(data, zxid, f"backup {path}", "it is damaged: use another backup")
-    return zxid, payload
+def read_backup(path: Path) -> tuple[int, StoredSnapshot]:
+    """(zxid, snapshot) of a backup file, its CRCs checked. A backup is a version-1 (whole)
+    snapshot; a snapshot file copied from a data dir (version 2, batched) will do as well."""
+    with open(path, "rb") as f:
+        header = f.read(HEADER_SIZE)
+    if len(header) < HEADER_SIZE:
+        raise CorruptSnapshotError(f"backup {path}: {len(header)} bytes, shorter than a snapshot header")
+    zxid = snapshot_zxid(header)
+    return zxid, read_snapshot_file(path, zxid, "it is damaged: use another backup")
 
 
 def restore_into(path: Path, data_dir: Path, myid: int | None = None) -> tuple[int, int]:
@@ -199,11 +208,16 @@ def restore_into(path: Path, data_dir: Path, myid: int | None = None) -> tuple[i
                 f"{data_dir} is not empty ({', '.join(extra[:5])}{', ...' if len(extra) > 5 else ''}); "
                 "restore only into a new data dir (it may hold myid and zoo.cfg)"
             )
-    zxid, payload = read_backup(path)
-    znodes = len(decode_snapshot(payload).nodes)  # proves the tree decodes before anything is written
+    zxid, stored = read_backup(path)
+    znodes = len(tree_of(stored).nodes)  # proves the tree decodes before anything is written
     epoch = zxid >> 32
     with DataDir(data_dir) as d:
-        d.install_snapshot(zxid, payload, [])
+        if stored.version == WHOLE_VERSION:
+            d.install_snapshot(zxid, stored.payload, [])
+        else:
+            copy = d.snapshots.directory / f"{snapshot_name(zxid)}.restore{TMP_SUFFIX}"
+            shutil.copyfile(path, copy)
+            d.install_snapshot(zxid, copy, [])
         d.accepted_epoch.write(epoch)
         d.current_epoch.write(epoch)
     if myid is not None:

@@ -76,7 +76,7 @@ class SnapshotStreamer:
             if reason is not None:
                 self.busy = False
                 return _text(503, f"the sync before the snapshot did not complete ({reason}); try again")
-            child = snapshot_child.start_to_pipe(self.server.tree)
+            child = snapshot_child.start_to_pipe(self.server.tree, whole=True)
         except BaseException:
             self.busy = False
             raise

@@ -20,12 +20,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from ccore.znodes.codec import decode_snapshot, decode_txn, encode_snapshot, encode_txn
+from ccore.znodes.codec import decode_txn, encode_snapshot, encode_txn
 from ccore.znodes.tree import DataTree
 from ccore.znodes.txn import Txn
 
 from . import snapshot_child
 from .snapshot_child import SnapshotChild
+from .snapshot_codec import load_tree
 from .stats import TimeSummary
 from .storage import DataDir
 
@@ -58,8 +59,9 @@ class Database:
         """
         started = time.monotonic()
         self.dir = DataDir(self.path)
-        plan = self.dir.recover_plan()
-        tree = decode_snapshot(plan.snapshot) if plan.snapshot is not None else DataTree()
+        # The newest snapshot that checks out, decoded as it is read (snapshot_codec.load_tree).
+        plan = self.dir.recover(load_tree)
+        tree = plan.snapshot if plan.snapshot is not None else DataTree()
         self.snapshot_zxid = plan.snapshot_zxid
         replayed = 0
         for zxid, payload in plan.records if replay else ():

@@ -15,20 +15,24 @@ from ccore.znodes.codec import decode_value, encode_value
 from ccore.znodes.txn import Op
 
 from .forwarding import CheckSession, ForwardWrite, RefuseWrite, SessionChecked, Touches
-from .snap_stream import SnapBegin, SnapChunk
+from .snap_stream import SnapBegin, SnapChunk, SnapStart
 from .zab import decode_message, encode_message
 
 # Peer frames: one byte of kind, then the body: a Zab message, or a frame of the write router
 # (a forwarded write, a refusal of one, session touches, a session check and its answer) as
 # CBOR, or a piece of a streamed snapshot (its beginning as CBOR, a chunk as the raw bytes).
+# A batched snapshot starts with _SNAP_START (an older build, which does not know it, drops
+# the link); _SNAP_BEGIN starts an older build's whole one.
 _ZAB, _FORWARD, _TOUCH, _REFUSED, _CHECK, _CHECKED = b"Z", b"W", b"T", b"R", b"S", b"E"
-_SNAP_BEGIN, _SNAP_CHUNK = b"B", b"C"
+_SNAP_START, _SNAP_BEGIN, _SNAP_CHUNK = b"A", b"B", b"C"
 T = TypeVar("T")
 
 
 def encode_peer_frame(message: Any) -> bytes:
     if isinstance(message, SnapChunk):
         return _SNAP_CHUNK + message.data
+    if isinstance(message, SnapStart):
+        return _SNAP_START + cbor2.dumps([message.zxid])
     if isinstance(message, SnapBegin):
         return _SNAP_BEGIN + cbor2.dumps([message.zxid, message.size])
     if isinstance(message, ForwardWrite):
@@ -67,6 +71,9 @@ def decode_peer_frame(payload: bytes) -> Any:
         return decode_message(body)
     if kind == _SNAP_CHUNK:
         return SnapChunk(body)
+    if kind == _SNAP_START:
+        (zxid,) = cbor2.loads(body)
+        return SnapStart(_int(zxid))
     if kind == _SNAP_BEGIN:
         zxid, size = cbor2.loads(body)
         return SnapBegin(_int(zxid), _int(size))

@@ -47,7 +47,7 @@ from .membership import (
 from .peer_frames import decode_peer_frame, encode_peer_frame
 from .peers import Membership, PeerNetwork, address_digest
 from .readonly import Change, ReadOnlyMode
-from .snap_stream import PipedSnapshot, SnapAssembler, SnapBegin, SnapChunk, snapshot_messages
+from .snap_stream import PipedSnapshot, ReceivedSnapshot, SnapAssembler, SnapBegin, SnapChunk, SnapStart, Spool, snapshot_messages
 from .stats import TimeSummary
 from .storage._fsutil import atomic_write
 from .tls import PeerTls
@@ -154,6 +154,7 @@ class Replicator:
         self.writes = WriteRouter(self.my_id, int(wall_clock() * 1_000_000), self)
         self._proposed: dict[int, Txn] = {}  # on the leader: what it proposed, until applied
         self._snapshots_coming: dict[int, SnapAssembler] = {}  # peer -> a SNAP streamed from it
+        self._spool: Spool | None = None  # where SNAPs are received (the snapshot directory)
         self._wake = trio.Event()
         # Counters for mntr: how the pipeline batches.
         self.readies = self.persists = self.persisted_entries = self.applied_entries = 0
@@ -340,13 +341,20 @@ class Replicator:
             peer.advance(ready)
 
     async def _persist_off_loop(self, ready: Ready) -> DataTree | None:
-        """`_persist` in a worker thread; for a SNAP, the snapshot is decoded on the loop
-        meanwhile and its tree returned. Writing it to disk is I/O, which frees the GIL, and
-        decoding it is CPU: together they take about as long as the longer of the two (a
-        syncing follower serves no client, so holding its loop costs nothing)."""
+        """`_persist` in a worker thread; for a SNAP, the tree it installs. A snapshot
+        received batched was decoded as it came (snap_stream.py): its tree is ready and its
+        file written, so the install is an fsync and a rename. One from an older leader is
+        decoded on the loop meanwhile: writing it to disk is I/O, which frees the GIL, and
+        decoding it is CPU (a syncing follower serves no client, so holding its loop costs
+        nothing)."""
         if ready.snapshot is None:
             await trio.to_thread.run_sync(self._persist, ready)
             return None
+        data: Any = ready.snapshot.data
+        if isinstance(data, ReceivedSnapshot):
+            data.claim()  # before any await: the spool must not remove it now
+            await trio.to_thread.run_sync(self._persist, ready)
+            return data.tree
 
         async def install(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
             task_status.started()  # the thread is started before this task next yields
@@ -368,7 +376,9 @@ class Replicator:
             if ready.truncate_after is not None:
                 d.log.truncate_after(ready.truncate_after)
             if ready.snapshot is not None:
-                d.install_snapshot(ready.snapshot.zxid, ready.snapshot.data, ready.entries)
+                data: Any = ready.snapshot.data
+                source = data.path if isinstance(data, ReceivedSnapshot) else data
+                d.install_snapshot(ready.snapshot.zxid, source, ready.entries)
             elif ready.entries:
                 d.log.append(ready.entries)
                 db.sync_log()
@@ -483,8 +493,11 @@ class Replicator:
 
     def _on_message(self, sender: int, message: Any) -> None:
         assert self.peer is not None
-        if isinstance(message, (SnapBegin, SnapChunk)):
-            snap = self._snapshots_coming.setdefault(sender, SnapAssembler()).add(message)
+        if isinstance(message, (SnapStart, SnapChunk, SnapBegin)):
+            coming = self._snapshots_coming.get(sender)
+            if coming is None:
+                coming = self._snapshots_coming[sender] = SnapAssembler(self._receive_spool())
+            snap = coming.add(message)
             if snap is not None:
                 self.peer.step(sender, snap)
                 self._kick()
@@ -494,6 +507,12 @@ class Replicator:
         else:
             self.peer.step(sender, message)
         self._kick()
+
+    def _receive_spool(self) -> Spool:
+        if self._spool is None:
+            assert self.db.dir is not None
+            self._spool = Spool(self.db.dir.snapshots.directory)
+        return self._spool
 
     def _on_connected(self, peer: int) -> None:
         assert self.peer is not None
@@ -510,6 +529,7 @@ class Replicator:
                 peer,
                 coming.in_progress,
             )
+            coming.reset()
         self.peer.peer_disconnected(peer)
         self._kick()
 

@@ -10,7 +10,10 @@ chunks between requests needs transactions that can be replayed over a fuzzy sna
 ours (sequential names, version checks) are not.
 
 The same child serves a SNAP sync: it writes the snapshot, in the file format, into a pipe
-that the leader streams to the follower as it is produced (`start_to_pipe`).
+that the leader streams to the follower as it is produced (`start_to_pipe`). The format is
+batched (snapshot_codec.py), so the first batches are on their way, and being decoded by the
+follower, while the child still encodes the rest; a backup asks for the whole (version 1)
+format, whose header says its size up front.
 
 The child touches nothing but the tree and its own output: it closes every other inherited
 descriptor first (a client socket the server closes must not stay open in the child), takes
@@ -21,6 +24,7 @@ copied, up to the tree's size, for as long as it runs.
 
 from __future__ import annotations
 
+import fcntl
 import gc
 import os
 import signal
@@ -34,8 +38,11 @@ import trio
 from ccore.znodes.codec import encode_snapshot
 from ccore.znodes.tree import DataTree
 
-from .storage._fsutil import atomic_write, write_all
+from .snapshot_codec import write_tree
+from .storage._fsutil import TMP_SUFFIX, fsync_dir, write_all
 from .storage.snapshots import encode_snapshot_header
+
+PIPE_BYTES = 1024 * 1024
 
 
 class SnapshotChildError(Exception):
@@ -82,15 +89,17 @@ def start(tree: DataTree, path: Path) -> SnapshotChild:
     zxid = tree.last_zxid
     pid = _fork()
     if pid == 0:
-        _child(tree, zxid, path, None)
+        _child(tree, zxid, path, None, False)
     return SnapshotChild(pid, zxid, path)
 
 
-def start_to_pipe(tree: DataTree) -> SnapshotChild:
-    """Fork a child that writes the snapshot of `tree` (as it is now), header and payload as
-    in a snapshot file, into a pipe; read it from `child.fd`, then `wait`."""
+def start_to_pipe(tree: DataTree, whole: bool = False) -> SnapshotChild:
+    """Fork a child that writes the snapshot of `tree` (as it is now), as in a snapshot file,
+    into a pipe; read it from `child.fd`, then `wait`. Batched (version 2), or with `whole`
+    version 1 (header with size and CRC, then the payload)."""
     zxid = tree.last_zxid
     read_fd, write_fd = os.pipe()
+    _grow_pipe(read_fd)
     try:
         pid = _fork()
     except BaseException:
@@ -99,7 +108,7 @@ def start_to_pipe(tree: DataTree) -> SnapshotChild:
         raise
     if pid == 0:
         os.close(read_fd)
-        _child(tree, zxid, None, write_fd)
+        _child(tree, zxid, None, write_fd, whole)
     os.close(write_fd)
     return SnapshotChild(pid, zxid, None, read_fd)
 
@@ -113,7 +122,34 @@ def _fork() -> int:
         return os.fork()
 
 
-def _child(tree: DataTree, zxid: int, path: Path | None, fd: int | None) -> NoReturn:
+def _grow_pipe(fd: int) -> None:
+    """A pipe of PIPE_BYTES where Linux allows it: the child gets further ahead of the leader's
+    loop, which then reads bigger pieces (64 KiB by default)."""
+    set_size = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if set_size is not None:
+        try:
+            fcntl.fcntl(fd, set_size, PIPE_BYTES)
+        except OSError:
+            pass  # above /proc/sys/fs/pipe-max-size: the default will do
+
+
+def _write_file(tree: DataTree, path: Path) -> None:
+    """`path` replaced by the batched snapshot of `tree`, durably (as atomic_write does)."""
+    tmp = path.with_name(path.name + TMP_SUFFIX)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        write_tree(tree, lambda data: write_all(fd, data))
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def _child(tree: DataTree, zxid: int, path: Path | None, fd: int | None, whole: bool) -> NoReturn:
     status = 1
     try:
         if fd is None:
@@ -128,13 +164,17 @@ def _child(tree: DataTree, zxid: int, path: Path | None, fd: int | None) -> NoRe
         except ValueError:
             pass  # forked from a thread other than the main one: nothing was installed there
         gc.disable()  # the collector would only copy more pages; the child lives seconds
-        payload = encode_snapshot(tree)
         if path is not None:
-            atomic_write(path, [encode_snapshot_header(zxid, payload), payload])
-        else:
+            _write_file(tree, path)
+        elif whole:
             assert fd is not None
+            payload = encode_snapshot(tree)
             write_all(fd, encode_snapshot_header(zxid, payload))
             write_all(fd, payload)
+            os.close(fd)
+        else:
+            assert fd is not None
+            write_tree(tree, lambda data: write_all(fd, data))
             os.close(fd)
         status = 0
     except BaseException as e:  # noqa: BLE001 - one line on stderr, then the exit status says it

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ccore.znodes.codec import encode_snapshot
-
 from . import snapshot_child
 from .snap_stream import PipedSnapshot
+from .snapshot_codec import encode_tree
 from .storage import PurgedHistoryError
 
 if TYPE_CHECKING:
@@ -55,8 +54,8 @@ class ZabStorage:
     def snapshot(self) -> tuple[int, bytes | PipedSnapshot]:
         """The tree now, for a SNAP: a forked child encodes it into a pipe that the driver
         streams (server/snap_stream.py), so the loop pays for the fork only; without fork,
-        the bytes, encoded here."""
+        the snapshot file's bytes, encoded here."""
         tree = self.db.tree
         if snapshot_child.can_fork():
             return tree.last_zxid, PipedSnapshot(snapshot_child.start_to_pipe(tree))
-        return tree.last_zxid, encode_snapshot(tree)
+        return tree.last_zxid, encode_tree(tree)

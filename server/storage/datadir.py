@@ -18,17 +18,17 @@ import logging
 import os
 import shutil
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Generic, Self, TypeVar
 
 import attrs
 
 from ._fsutil import atomic_write, fsync_dir
 from .epochs import EpochFile
 from .errors import DataDirAccessError, DataDirLockedError, MissingHistoryError
-from .snapshots import SnapshotStore, snapshot_name
+from .snapshots import ADVICE, SnapshotStore, StoredSnapshot, read_snapshot_file, snapshot_name
 from .txnlog import DEFAULT_SEGMENT_BYTES, TxnLog
 
 log = logging.getLogger(__name__)
@@ -38,17 +38,19 @@ _INSTALL_MARKER = "INSTALL"
 _INSTALL_PREFIX = "log.install."
 _NEW_SNAPSHOT_FLAG = "NEW_SNAPSHOT"
 _PROBE_NAME = ".write-probe"
+T = TypeVar("T")
 
 
 @attrs.frozen
-class RecoveryPlan:
+class RecoveryPlan(Generic[T]):
     """How to rebuild state: load `snapshot` (if any), then apply `records` in order.
 
     `snapshot_zxid` is 0 when there is no snapshot; then `records` is the whole log.
+    `snapshot` is what the plan's loader made of the file (`recover_plan`: a StoredSnapshot).
     """
 
     snapshot_zxid: int
-    snapshot: bytes | None
+    snapshot: T | None
     records: Iterator[tuple[int, bytes]]
 
 
@@ -138,13 +140,18 @@ class DataDir:
             fd, self._lock_fd = self._lock_fd, None
             os.close(fd)  # closing the last descriptor releases the flock
 
-    def recover_plan(self) -> RecoveryPlan:
+    def recover_plan(self) -> RecoveryPlan[StoredSnapshot]:
         """The newest valid snapshot and the log records after it.
 
         Raises MissingHistoryError if the log was purged past that snapshot (for instance
         because the newer snapshot it was purged for turned out corrupt).
         """
-        latest = self.snapshots.latest()
+        return self.recover(lambda path, zxid: read_snapshot_file(path, zxid, ADVICE))
+
+    def recover(self, load: Callable[[Path, int], T]) -> RecoveryPlan[T]:
+        """`recover_plan`, the newest snapshot that `load(path, zxid)` loads (reading, checking
+        and perhaps decoding it in one pass; CorruptSnapshotError moves on to an older one)."""
+        latest = self.snapshots.latest_loaded(load)
         snap_zxid, payload = latest if latest is not None else (0, None)
         if self.log.base_zxid > snap_zxid:
             where = f"the newest valid snapshot is at zxid {snap_zxid:#x}" if latest else "there is no valid snapshot"
@@ -156,8 +163,11 @@ class DataDir:
 
     # -- Zab SNAP: replace snapshot and log together, crash-atomically ----------------------
 
-    def install_snapshot(self, zxid: int, payload: bytes, entries: Sequence[tuple[int, bytes]]) -> None:
+    def install_snapshot(self, zxid: int, payload: bytes | Path, entries: Sequence[tuple[int, bytes]]) -> None:
         """Make the data dir hold snapshot `zxid` and a log holding exactly `entries` after it.
+
+        `payload`: an opaque payload to write (version 1), or a complete snapshot file already
+        written in the snapshot directory under a temp name (a SNAP received: it is renamed).
 
         A crash leaves either the old snapshot and log or the new ones, never a mix: the new log
         is built aside in `log.install.<zxid>/`, the snapshot written, and only then the
@@ -167,7 +177,7 @@ class DataDir:
         with self._files_lock:
             self._install_snapshot(zxid, payload, entries)
 
-    def _install_snapshot(self, zxid: int, payload: bytes, entries: Sequence[tuple[int, bytes]]) -> None:
+    def _install_snapshot(self, zxid: int, payload: bytes | Path, entries: Sequence[tuple[int, bytes]]) -> None:
         staging = self.path / f"{_INSTALL_PREFIX}{zxid:016x}"
         if staging.exists():
             shutil.rmtree(staging)
@@ -181,7 +191,10 @@ class DataDir:
         new_log.sync()
         new_log.close()
         fsync_dir(staging)
-        self.snapshots.write(zxid, payload)
+        if isinstance(payload, Path):
+            self.snapshots.adopt(zxid, payload)
+        else:
+            self.snapshots.write(zxid, payload)
         atomic_write(self.path / _INSTALL_MARKER, [f"{zxid:016x}\n".encode()])
         self.log.close()
         self._finish_install()

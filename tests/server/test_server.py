@@ -237,10 +237,10 @@ async def test_a_failed_snapshot_is_logged_and_the_server_goes_on(tmp_path, monk
     """The forked child fails (a full disk, say): nothing is lost, the log keeps everything."""
     from ccore.server import snapshot_child
 
-    def fail(tree: object) -> bytes:
+    def fail(tree: object, write: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(snapshot_child, "encode_snapshot", fail)
+    monkeypatch.setattr(snapshot_child, "write_tree", fail)
     async with trio.open_nursery() as nursery:
         server = await start_server(nursery, tmp_path, snap_count=10)
         c = await RawClient.connect(server.port)
