@@ -47,7 +47,7 @@ from .tls import PeerTls, aclose_bounded, describe_failure, handshake
 
 log = logging.getLogger(__name__)
 
-MAX_FRAME = 256 * 1024 * 1024  # a SNAP of a large tree travels in one frame
+MAX_FRAME = 256 * 1024 * 1024  # any one frame; a SNAP travels as many (server/snap_stream.py)
 _LEN = struct.Struct(">I")
 # Below glibc's mmap threshold (128 KiB): a larger recv buffer is mmapped and unmapped on
 # every call (~8 us per receive); a big frame (a SNAP) simply takes many receives.

@@ -141,8 +141,10 @@ class Snap:
     newer than the snapshot: the entries that follow may repeat it)."""
 
     zxid: int
-    # The bytes. On the leader, whatever its storage's `snapshot` returned (its driver may
-    # stream it from elsewhere: server/snap_stream.py); a follower's core always gets bytes.
+    # Opaque to the core. On the leader, whatever its storage's `snapshot` returned; the
+    # driver streams it (server/snap_stream.py) and hands the follower's core what it built
+    # from the stream. Our driver does not carry `config` on that stream: the learner has
+    # the leader's active configuration already, from LEADERINFO.
     data: bytes
     config: Config | None = None
 
