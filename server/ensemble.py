@@ -8,6 +8,7 @@ Ctrl-C (or SIGTERM). Existing directories are reused, so a second run finds the 
 from __future__ import annotations
 
 import argparse
+import random
 import signal
 import socket
 import subprocess
@@ -19,17 +20,41 @@ READY_TIMEOUT_S = 30.0
 
 
 def free_ports(count: int) -> list[int]:
-    """`count` distinct loopback ports that were free a moment ago."""
-    socks = []
+    """`count` distinct loopback ports that were free a moment ago (held open together while
+    chosen). They come from below the kernel's ephemeral range, which it draws from for every
+    port-0 bind and outgoing connection: a port chosen here and released is not handed to a
+    fault proxy or a client socket before our server binds it (that collision made a chaos
+    run's server exit with "Address already in use")."""
+    low, high = _fixed_port_range()
+    rng = random.Random()
+    socks: list[socket.socket] = []
     try:
-        for _ in range(count):
+        for _ in range(50 * count + 1000):
+            if len(socks) == count:
+                break
             s = socket.socket()
-            s.bind(("127.0.0.1", 0))
+            try:
+                s.bind(("127.0.0.1", rng.randrange(low, high) if high > low else 0))
+            except OSError:
+                s.close()
+                continue
             socks.append(s)
+        else:
+            raise RuntimeError(f"found only {len(socks)} of {count} free ports in {low}-{high}")
         return [s.getsockname()[1] for s in socks]
     finally:
         for s in socks:
             s.close()
+
+
+def _fixed_port_range() -> tuple[int, int]:
+    """Up to 12,000 ports just below the ephemeral range (Linux: 32768-60999), or (0, 0)
+    (let the kernel choose) when that range is unknown or starts too low."""
+    try:
+        first = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0, 0
+    return (max(1024, first - 12_000), first) if first > 2048 else (0, 0)
 
 
 def write_configs(base: Path, nodes: int, observers: int, first_client_port: int | None, tick_ms: int) -> list[Path]:

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import attrs
 
+from ccore.server.ensemble import free_ports as ensemble_free_ports
+
 log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
@@ -50,16 +52,8 @@ def free_port() -> int:
 
 
 def free_ports(n: int) -> list[int]:
-    """`n` distinct TCP ports on 127.0.0.1 that were free a moment ago (held open together
-    while chosen, so no two are the same)."""
-    socks = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(n)]
-    try:
-        for sock in socks:
-            sock.bind((HOST, 0))
-        return [sock.getsockname()[1] for sock in socks]
-    finally:
-        for sock in socks:
-            sock.close()
+    """`n` distinct free TCP ports on 127.0.0.1 (see ccore.server.ensemble.free_ports)."""
+    return ensemble_free_ports(n)
 
 
 def four_letter(port: int, command: str, *, host: str = HOST, timeout_s: float = FOUR_LETTER_TIMEOUT_S) -> str:

@@ -7,6 +7,7 @@ import itertools
 import anyio
 import pytest
 
+from ccore import NoNodeError
 from ccore.recipes import Lock, LostError
 from tests.polling import wait_for
 
@@ -254,4 +255,9 @@ async def test_server_restart(fresh_server, root):
                 tasks.start_soon(holder)
                 tasks.start_soon(waiter)
         assert got["b"] > got["a"]
-        assert await a.children(LOCK) == []
+        # Nothing is left: no contender, or not even the lock's container node, which a
+        # server may reap once it is empty (Apache ZooKeeper's container manager did so in CI).
+        try:
+            assert await a.children(LOCK) == []
+        except NoNodeError:
+            pass
