@@ -1,8 +1,8 @@
 """Planning a reconfig, pure: ZooKeeper's checks in ZooKeeper's order, who may reconfigure, the
 /zookeeper/config text of a static membership, and the reply record.
 
-The Zab core calls `plan_request` (or `plan_reconfig`) on the leader with the newest config it
-knows; what comes back is the new membership without a version, which the reconfig's zxid
+The leader calls `plan_reconfig` (server/membership.py `plan_on_leader`) with the newest config
+it knows (`plan_request` does the same from a decoded request record); what comes back is the new membership without a version, which the reconfig's zxid
 stamps (`config.with_version(zxid)`) before its text (`config.render()`) is committed as the
 data of /zookeeper/config. Nothing here does I/O or reads a clock.
 """

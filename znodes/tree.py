@@ -428,18 +428,23 @@ class DataTree:
     def _set_data(self, txn: Txn, op: SetData, triggers: list[Trigger], undo: Undo | None) -> Result:
         node = self._valid_node(op.path)
         acls.check(op.path, node.acl, _WRITE, txn.auth)
-        version = next_version(node.version, op.version, op.path)
+        self._write_data(txn, op.path, node, op.data, next_version(node.version, op.version, op.path), triggers, undo)
+        return Result(0, None, node.stat())
+
+    def _write_data(
+        self, txn: Txn, path: str, node: Node, data: bytes | None, version: int, triggers: list[Trigger], undo: Undo | None
+    ) -> None:
+        """A node's new data and version, as setData and reconfig write them."""
         self._save(node, undo)
-        grown = _size(op.data) - _size(node.data)
+        grown = _size(data) - _size(node.data)
         self.data_size += grown
         if undo is not None:
             undo.append(lambda: self._grow(-grown))
-        node.data = op.data
+        node.data = data
         node.version = version
         node.mtime = txn.time_ms
         node.mzxid = txn.zxid
-        triggers.append((_NODE_DATA_CHANGED, op.path, node.acl))
-        return Result(0, None, node.stat())
+        triggers.append((_NODE_DATA_CHANGED, path, node.acl))
 
     def _reconfig(self, txn: Txn, op: Reconfig, triggers: list[Trigger], undo: Undo | None) -> Result:
         """The new membership becomes /zookeeper/config's data (mzxid, mtime, a data watch
@@ -447,16 +452,7 @@ class DataTree:
         and clients tell configurations apart by the `version=` line. Who may reconfigure was
         checked before the transaction was proposed, as ZooKeeper does."""
         node = self.nodes[paths.CONFIG]
-        self._save(node, undo)
-        grown = _size(op.data) - _size(node.data)
-        self.data_size += grown
-        if undo is not None:
-            undo.append(lambda: self._grow(-grown))
-        node.data = op.data
-        node.version = -1
-        node.mtime = txn.time_ms
-        node.mzxid = txn.zxid
-        triggers.append((_NODE_DATA_CHANGED, paths.CONFIG, node.acl))
+        self._write_data(txn, paths.CONFIG, node, op.data, -1, triggers, undo)
         return Result(0, None, node.stat(), data=op.data)
 
     def set_config_locally(self, data: bytes) -> None:
