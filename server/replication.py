@@ -340,6 +340,10 @@ class Replicator:
                 self._send(self.writes.applied())
             self._on_status(ready.status)
             peer.advance(ready)
+            # One Ready per step of the loop: a backlog of committed entries (94,000 after a
+            # restart at a million znodes) comes max_apply_batch at a time, and clients are
+            # served between them instead of waiting for all of it (775 ms seen).
+            await trio.lowlevel.checkpoint()
 
     def _persists_on_loop(self, ready: Ready) -> bool:
         """Whether `_pump` persists `ready` right on the loop: appends and epochs only, and
