@@ -50,6 +50,9 @@ class Database:
         self.fsync_time = TimeSummary()
         self.snapshot_time = TimeSummary()
         self.init_time_ms = 0.0
+        # A snapshot file is being written (by a child or a thread): its writeback competes
+        # with the log's fsyncs, which then go off the loop (replication.py).
+        self.snapshot_writing = False
 
     def open(self, replay: bool = True) -> DataTree:
         """Lock the data dir and rebuild the tree: newest valid snapshot, then the log after it.
@@ -130,12 +133,17 @@ class Database:
         thread: the fork takes milliseconds, the encoding happens in the child)."""
         assert self.dir is not None
         self._snapshot_started()
-        return snapshot_child.start(self.tree, self.dir.snapshots.path(self.tree.last_zxid))
+        child = snapshot_child.start(self.tree, self.dir.snapshots.path(self.tree.last_zxid))
+        self.snapshot_writing = True
+        return child
 
     def finish_snapshot(self, child: SnapshotChild) -> None:
         """Wait for the child, then purge past the retention count. Blocking: run it in a
         thread. Raises SnapshotChildError if the child wrote nothing."""
-        size = child.wait()
+        try:
+            size = child.wait()
+        finally:
+            self.snapshot_writing = False
         self._purge_after(child.zxid, size)
 
     def write_snapshot(self, zxid: int, payload: bytes) -> None:
@@ -149,7 +157,11 @@ class Database:
         """
         d = self.dir
         assert d is not None
-        d.write_snapshot(zxid, payload)
+        self.snapshot_writing = True
+        try:
+            d.write_snapshot(zxid, payload)
+        finally:
+            self.snapshot_writing = False
         self._purge_after(zxid, len(payload))
 
     def _purge_after(self, zxid: int, size: int) -> None:

@@ -40,7 +40,7 @@ from cattrs.strategies import configure_tagged_union
 
 from . import paths
 from .acl import ACL, CREATOR_ALL_ACL, OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, Id
-from .tree import DataTree, Node, SessionInfo
+from .tree import NO_CHILDREN, DataTree, Node, SessionInfo, new_children
 from .txn import (
     Check,
     CloseSession,
@@ -450,15 +450,13 @@ def _decode_snapshot(payload: bytes) -> DataTree:
         node.czxid, node.mzxid, node.ctime, node.mtime = czxid, mzxid, ctime, mtime
         node.version, node.cversion, node.aversion = version, cversion, aversion
         node.ephemeral_owner, node.pzxid = owner, pzxid
-        children: set[str] = set()
-        node.children = children
+        node.children = NO_CHILDREN
         untrack(node)  # as Node.__init__ does
-        untrack(children)
         nodes[path] = node
         data_size += len(path) + (len(data) if data is not None else 0)
         if path != root:
             parent_path, _, name = path.rpartition("/")
-            nodes[parent_path or root].children.add(name)
+            nodes[parent_path or root].add_child(name)
         if owner:
             index_set = tree._index_for(node)
             if index_set is not None:
@@ -568,7 +566,7 @@ class SnapshotBuilder:
         root = paths.ROOT
         data_size = 0
         # The loop of _decode_snapshot (see there), but for the parent: siblings come one after
-        # another, so the last parent is looked up once.
+        # another, so the last parent is looked up (and given its set of children) once.
         last_parent: str | None = None
         siblings: set[str] = set()
         for path, data, index, czxid, mzxid, ctime, mtime, version, cversion, aversion, owner, pzxid in rows:
@@ -578,15 +576,17 @@ class SnapshotBuilder:
             node.czxid, node.mzxid, node.ctime, node.mtime = czxid, mzxid, ctime, mtime
             node.version, node.cversion, node.aversion = version, cversion, aversion
             node.ephemeral_owner, node.pzxid = owner, pzxid
-            children: set[str] = set()
-            node.children = children
+            node.children = NO_CHILDREN
             untrack(node)
-            untrack(children)
             data_size += len(path) + (len(data) if data is not None else 0)
             if path != root:
                 parent_path, _, name = path.rpartition("/")
                 if parent_path != last_parent:
-                    siblings = nodes[parent_path or root].children
+                    parent = nodes[parent_path or root]
+                    if isinstance(parent.children, set):
+                        siblings = parent.children
+                    else:
+                        siblings = parent.children = new_children(name)
                     last_parent = parent_path
                 if path in nodes:
                     raise ValueError(f"{path} comes twice")

@@ -79,6 +79,19 @@ _SESSION_WRITES = frozenset({Create, Delete, SetData, Check, SetACL, DeleteConta
 Undo = list[Callable[[], None]]
 
 
+NO_CHILDREN: frozenset[str] = frozenset()
+"""The children of every leaf: one shared empty set. A set object costs 216 bytes even
+empty, and most znodes of a big tree are leaves (a million of them: 216 MB); a node gets a
+set of its own with its first child and gives it back with its last."""
+
+
+def new_children(first: str) -> set[str]:
+    """A node's own set of children, made for its first child."""
+    children = {first}
+    untrack(children)  # never part of a cycle (see untracked.py)
+    return children
+
+
 class Node:
     """One znode: its data, ACL, the persisted Stat fields and its children's names."""
 
@@ -112,10 +125,9 @@ class Node:
         self.ctime = self.mtime = time_ms
         self.version = self.cversion = self.aversion = 0
         self.ephemeral_owner = ephemeral_owner
-        self.children: set[str] = set()
+        self.children: set[str] | frozenset[str] = NO_CHILDREN
         # Never part of a cycle: the cyclic collector need not walk it (see untracked.py).
         untrack(self)
-        untrack(self.children)
 
     def stat(self) -> Stat:
         """The Stat a client sees, translated as ZooKeeper's DataNode.copyStat does."""
@@ -140,6 +152,20 @@ class Node:
             children,
             self.pzxid,
         )
+
+    def add_child(self, name: str) -> None:
+        children = self.children
+        if isinstance(children, set):
+            children.add(name)
+        else:
+            self.children = new_children(name)
+
+    def remove_child(self, name: str) -> None:
+        children = self.children
+        if isinstance(children, set):
+            children.discard(name)
+            if not children:
+                self.children = NO_CHILDREN  # a set keeps the room it grew to: give it back
 
     def fields(self) -> tuple[Any, ...]:
         return tuple(getattr(self, f) for f in self.FIELDS)
@@ -200,8 +226,9 @@ class DataTree:
         quota = Node(b"", acls.OPEN_ACL_UNSAFE)
         config = Node(b"", acls.READ_ACL_UNSAFE)
         config.aversion = -1  # as ZooKeeper creates it
-        root.children.add("zookeeper")
-        zk.children.update(("quota", "config"))
+        root.add_child("zookeeper")
+        zk.add_child("quota")
+        zk.add_child("config")
         self.nodes: dict[str, Node] = {
             paths.ROOT: root,
             paths.ZOOKEEPER: zk,
@@ -519,7 +546,7 @@ class DataTree:
             undo.append(lambda: node.restore(fields))
 
     def _link(self, path: str, parent: Node, node: Node, undo: Undo | None) -> None:
-        parent.children.add(path[path.rfind("/") + 1 :])
+        parent.add_child(path[path.rfind("/") + 1 :])
         self.nodes[path] = node
         self.data_size += len(path) + _size(node.data)
         if node.ephemeral_owner:
@@ -537,7 +564,7 @@ class DataTree:
             undo.append(lambda: self._link(path, parent, node, None))
 
     def _forget(self, path: str, parent: Node, node: Node) -> None:
-        parent.children.discard(paths.split(path)[1])
+        parent.remove_child(paths.split(path)[1])
         del self.nodes[path]
         self.data_size -= len(path) + _size(node.data)
         index = self._index_for(node)

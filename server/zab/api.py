@@ -93,7 +93,9 @@ class Timing:
       of `finalize_wait_s` and `tick_s / 4`; votes are also sent on every new link).
     - `ping_s`: how often the leader pings learners (ZooKeeper: tickTime / 2).
     - `committed_window`: committed entries kept in memory for DIFF (ZooKeeper's committedLog).
-    - `max_apply_batch`: at most this many entries in one `Ready.committed`.
+    - `max_apply_batch`: at most this many entries in one `Ready.committed`. The driver reads
+      and applies them in one step of its loop: 10,000 held it 1.6 s after a restart with a
+      long log tail; 500 take about 40 ms.
     - `read_batch_entries`, `read_batch_bytes`: the bounds the core passes to each
       `ReadOnlyStorage.entries_after` call (it reads a long stretch of log in several calls).
     - `max_sync_entries`: a learner further behind than this gets a SNAP, not a DIFF (None:
@@ -107,7 +109,7 @@ class Timing:
     election_resend_s: float | None = None
     ping_s: float | None = None  # default: tick_s / 2
     committed_window: int = 500
-    max_apply_batch: int = 10_000
+    max_apply_batch: int = 500
     read_batch_entries: int = DEFAULT_READ_BATCH_ENTRIES
     read_batch_bytes: int = DEFAULT_READ_BATCH_BYTES
     max_sync_entries: int | None = 10_000

@@ -78,3 +78,45 @@ def test_the_child_keeps_no_inherited_descriptor_open(tmp_path: Path, monkeypatc
         theirs.close()
         with pytest.raises(SnapshotChildError):
             child.wait()
+
+
+def test_children_yield_the_cpu_to_the_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A periodic snapshot runs at the lowest priority, a streamed one (SNAP, backup) lower
+    than the server: on a busy machine the server's loop gets the CPU first."""
+    server = os.getpriority(os.PRIO_PROCESS, 0)
+
+    def report_niceness(tree: DataTree, write: object) -> None:
+        write(str(os.getpriority(os.PRIO_PROCESS, 0)).encode())  # type: ignore[operator]
+
+    monkeypatch.setattr(snapshot_child, "write_tree", report_niceness)
+    child = snapshot_child.start(_tree(3), tmp_path / "snap")
+    child.wait()
+    assert int((tmp_path / "snap").read_text()) == min(19, server + snapshot_child.PERIODIC_NICENESS)
+    piped = snapshot_child.start_to_pipe(_tree(3))
+    assert piped.fd is not None
+    with os.fdopen(piped.fd, "rb") as pipe:
+        got = pipe.read()
+    piped.wait()
+    assert int(got) == min(19, server + snapshot_child.STREAMED_NICENESS)
+
+
+def test_a_snapshot_file_is_flushed_as_it_is_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not all dirty at once before one fsync: the server's log fsyncs would queue behind it."""
+    flushes = tmp_path / "flushes"
+
+    def record_flush(fd: int) -> None:
+        with flushes.open("a") as f:
+            f.write(f"{os.lseek(fd, 0, os.SEEK_CUR)}\n")
+
+    monkeypatch.setattr(snapshot_child, "FLUSH_BYTES", 64 * 1024)
+    monkeypatch.setattr(snapshot_child, "_datasync", record_flush)
+    store = SnapshotStore(tmp_path / "snaps")
+    tree = _tree(20_000)  # about 1 MB of snapshot
+    size = snapshot_child.start(tree, store.path(tree.last_zxid)).wait()
+    offsets = [int(line) for line in flushes.read_text().split()]
+    # A flush as soon as a frame (a batch: at most 512 KiB of paths and data) crosses the
+    # threshold: never more than that unflushed, however big the file.
+    assert len(offsets) >= 4
+    gaps = [b - a for a, b in zip([0, *offsets], [*offsets, size], strict=True)]
+    assert max(gaps) < 64 * 1024 + 600 * 1024, gaps
+    assert encode_snapshot(tree_of(store.read(tree.last_zxid))) == encode_snapshot(tree)
