@@ -193,9 +193,7 @@ class _BacklogPeer:
 
     def ready(self) -> Any:
         self.left -= 1
-        return SimpleNamespace(
-            messages=(), must_sync=False, snapshot=None, committed=(), status=_status(Role.FOLLOWING, 1, True)
-        )
+        return SimpleNamespace(messages=(), must_sync=False, snapshot=None, committed=(), status=_status(Role.FOLLOWING, 1, True))
 
     def advance(self, ready: Any) -> None:
         self.advanced += 1
