@@ -15,10 +15,9 @@ batched (snapshot_codec.py), so the first batches are on their way, and being de
 follower, while the child still encodes the rest; a backup asks for the whole (version 1)
 format, whose header says its size up front.
 
-The child runs niced (PERIODIC_NICENESS, STREAMED_NICENESS): on a machine as busy as a
-benchmark makes it, three servers' children encoding a million znodes at once took the CPU
-from the servers' loops, and reads waited behind them. It flushes a snapshot file in pieces
-as it writes it (`_write_file`), for the server's log fsyncs' sake.
+The child runs niced (PERIODIC_NICENESS, STREAMED_NICENESS): at a million znodes it encodes
+for seconds, on the CPUs the servers' loops need, and niced it takes only what they leave. It
+flushes a snapshot file in pieces as it writes it (`_write_file`), for the log fsyncs' sake.
 
 The child touches nothing but the tree and its own output: it closes every other inherited
 descriptor first (a client socket the server closes must not stay open in the child), takes
