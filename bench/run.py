@@ -34,7 +34,7 @@ from tests.compat.servers import ZK_NOT_INSTALLED, apache_installed, zookeeper_j
 from . import report, scenarios, workloads
 from .reaper import Reaper
 from .scale import report as scale_report
-from .scale import run_scale
+from .scale import run_scale, zookeeper_heap_mb
 from .systems import Apache, Ours, System, followers, wait_healthy
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -418,8 +418,12 @@ def _scale(
     def fresh(name: str) -> System:
         nonlocal made
         made += 1
-        kind = Ours if name == "ccore" else Apache
-        system: System = kind(base / f"{name}-{made}", reaper, tick_ms=tick_ms, snap_count=args.snap_count)
+        system: System
+        if name == "ccore":
+            system = Ours(base / f"{name}-{made}", reaper, tick_ms=tick_ms, snap_count=args.snap_count)
+        else:
+            heap_mb = zookeeper_heap_mb(args.scale)
+            system = Apache(base / f"{name}-{made}", reaper, tick_ms=tick_ms, snap_count=args.snap_count, heap_mb=heap_mb)
         system.start_all()
         wait_healthy(system)
         return system
@@ -428,6 +432,7 @@ def _scale(
     sys.stderr.flush()
     print()
     print(scale_report(results, args.scale))
+    print(f"\nZooKeeper's JVM heap: -Xmx{zookeeper_heap_mb(args.scale)}m (bench/scale.py, zookeeper_heap_mb)")
     return 0
 
 
@@ -542,6 +547,7 @@ def main(argv: list[str] | None = None) -> int:
             reaper,
             tick_ms=params.tick_ms,
             snap_count=args.snap_count,
+            heap_mb=zookeeper_heap_mb(args.scale) if args.scale is not None else 1000,
         )
         for name, system in systems.items():
             system.start_all()

@@ -159,11 +159,13 @@ def _free_ports(count: int) -> list[int]:
 class Apache:
     """A 3-server Apache ZooKeeper ensemble from the Debian jars: one zoo.cfg and myid per
     server, forceSync=yes, loopback only, admin server off, every four-letter word allowed.
-    The JVM runs with zkServer.sh's heap (1000 MB) and full JIT: this is a benchmark."""
+    The JVM runs with zkServer.sh's heap (1000 MB, unless `heap_mb` says more: `--scale` gives
+    it room for the tree, see scale.py) and full JIT: this is a benchmark."""
 
     name = "zookeeper"
 
-    def __init__(self, base_dir: Path, reaper: Reaper, *, tick_ms: int, snap_count: int = 100_000) -> None:
+    def __init__(self, base_dir: Path, reaper: Reaper, *, tick_ms: int, snap_count: int = 100_000, heap_mb: int = 1000) -> None:
+        self.heap_mb = heap_mb
         classpath = zookeeper_classpath()
         if classpath is None:
             raise FileNotFoundError(ZK_NOT_INSTALLED + " (and java, e.g. openjdk-17-jre-headless)")
@@ -221,7 +223,7 @@ class Apache:
         }
         argv = [
             shutil.which("java") or "java",
-            "-Xmx1000m",
+            f"-Xmx{self.heap_mb}m",
             *(f"-D{k}={v}" for k, v in props.items()),
             "-cp",
             self.classpath,
