@@ -49,8 +49,9 @@ FAILED = math.nan  # a figure whose phase failed (the run goes on; the table say
 def zookeeper_heap_mb(znodes: int) -> int:
     """ZooKeeper's heap for a tree of `znodes`: zkServer.sh's 1000 MB, or 2 GB per million
     znodes if more. With 1000 MB at a million znodes (865-1,122 MB RSS after the fill) its
-    whole-ensemble restart did not finish within minutes, in three of four attempts; an
-    operator sizes the heap to the tree, and so does the benchmark."""
+    whole-ensemble restart had not served the last znode after several minutes in three
+    attempts of five; with 2 GB it came back in 9-10 s in three of three. An operator sizes
+    the heap to the tree, and so does the benchmark."""
     return max(1000, math.ceil(znodes / 1_000_000 * 2000))
 
 
