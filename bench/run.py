@@ -547,7 +547,7 @@ def main(argv: list[str] | None = None) -> int:
             reaper,
             tick_ms=params.tick_ms,
             snap_count=args.snap_count,
-            heap_mb=zookeeper_heap_mb(args.scale) if args.scale is not None else 1000,
+            heap_mb=zookeeper_heap_mb(args.scale or 0),  # zkServer.sh's 1000 MB unless --scale
         )
         for name, system in systems.items():
             system.start_all()
